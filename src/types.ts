@@ -1,0 +1,203 @@
+import type { WsFileSystem } from './fs/types.js';
+
+/** One memory. See brief §2. */
+export interface MemoryRecord {
+  /** 1..255 bytes of UTF-8. */
+  id: string;
+  /** Exactly `dimension` finite values. */
+  embedding: Float32Array;
+  /** `undefined`/`null` = absent; `''` = empty. The two stay distinct. */
+  content?: string | null;
+  /** In [0, 1]. @default 1 */
+  confidence?: number;
+  /** Finite. @default 0 */
+  activation?: number;
+  /** Finite, >= 0. @default 0 */
+  decayRate?: number;
+  /** Milliseconds since the epoch. @default Date.now() */
+  createdAt?: number;
+  /** Milliseconds since the epoch. @default createdAt */
+  lastAccess?: number;
+  /** Integer >= 0. @default 0 */
+  accessCount?: number;
+}
+
+/** A memory as stored: every field filled in. `content` is `null` when absent. */
+export interface StoredMemory {
+  id: string;
+  embedding: Float32Array;
+  content: string | null;
+  confidence: number;
+  activation: number;
+  decayRate: number;
+  createdAt: number;
+  lastAccess: number;
+  accessCount: number;
+}
+
+export type Durability = 'sync' | 'relaxed';
+
+export interface CompactionOptions {
+  /**
+   * Ceiling on the extra memory compaction may use (read and write buffers plus the staged
+   * remap table), whatever the size of the store.
+   * @default 67108864 (64 MiB)
+   */
+  memoryBudgetBytes?: number;
+  /**
+   * A sealed segment is a victim when its dead fraction exceeds this (unless `force`).
+   * @default 0.3
+   */
+  minSegmentDeadRatio?: number;
+  /**
+   * Extra free disk, beyond the live bytes to be copied, that must be available before starting.
+   * @default 16777216 (16 MiB)
+   */
+  diskHeadroomBytes?: number;
+}
+
+export interface MaintenanceOptions {
+  /** Compact when `fragmentationRatio` is strictly greater than this. @default 0.5 */
+  fragmentationThreshold?: number;
+  /** ...and `totalBytes` is strictly greater than this. @default 104857600 (100 MiB) */
+  minTotalBytes?: number;
+  /** Above this ratio at open, log a warning. @default 0.7 */
+  startupWarnRatio?: number;
+  /** Above this ratio at open, compact according to `startupCompaction`. @default 0.9 */
+  startupCompactRatio?: number;
+  /** What to do at open above `startupCompactRatio`. @default 'background' */
+  startupCompaction?: 'off' | 'background' | 'blocking';
+}
+
+/** Minimal structured logger (pino-compatible). */
+export interface WarmStoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug?(obj: object, msg?: string): void;
+}
+
+/** Options of `WarmStore.open`. */
+export interface WarmStoreOptions {
+  /** Embedding dimension; fixed when the store is created, checked on every open. @default 768 */
+  dimension?: number;
+  /**
+   * `'sync'`: a mutation resolves only after its WAL entry is fsynced (group commit: concurrent
+   * mutations share one fsync). `'relaxed'`: resolves once written; fsync every
+   * `relaxedSyncIntervalMs`.
+   * @default 'sync'
+   */
+  durability?: Durability;
+  /** fsync interval under `'relaxed'` durability. @default 100 */
+  relaxedSyncIntervalMs?: number;
+  /** Target size of a content segment before it is sealed. @default 67108864 (64 MiB) */
+  segmentBytes?: number;
+  /** Largest content accepted, in UTF-8 bytes; never above 2^32-1. @default 16777216 (16 MiB) */
+  maxContentBytes?: number;
+  /** WAL size that triggers a checkpoint of the records file. @default 67108864 (64 MiB) */
+  walCheckpointBytes?: number;
+  /** Interval of the maintenance loop in ms, or `false` to disable it. @default 60000 */
+  maintenanceIntervalMs?: number | false;
+  /** Compaction limits. */
+  compaction?: CompactionOptions;
+  /** Trigger thresholds of the maintenance loop and the startup check. */
+  maintenance?: MaintenanceOptions;
+  /** Structured logger; warmstore logs nothing when absent. @default undefined */
+  logger?: WarmStoreLogger;
+  /** File layer; tests inject faults here. @default the Node fs layer */
+  fileSystem?: WsFileSystem;
+  /** Called at named points inside compaction (crash tests kill the process there). @default undefined */
+  onKillPoint?: (name: string) => void;
+}
+
+export interface GetOptions {
+  /** Bump `lastAccess` and `accessCount` (a small metadata write). @default false */
+  touch?: boolean;
+}
+
+export interface RecallOptions {
+  /** How many results at most. @default 10 */
+  k?: number;
+  /** Drop results scoring below this cosine similarity. @default -Infinity */
+  minScore?: number;
+  /** Bump `lastAccess`/`accessCount` of the returned memories. @default false */
+  touch?: boolean;
+}
+
+export interface RecallResult {
+  memory: StoredMemory;
+  score: number;
+}
+
+export interface ContentStorageStats {
+  /** Bytes of content entries in all segments (live and dead). */
+  totalBytes: number;
+  liveBytes: number;
+  deadBytes: number;
+  /** deadBytes / totalBytes, 0 when empty. */
+  fragmentationRatio: number;
+  segments: number;
+}
+
+export interface CompactProgress {
+  phase: CompactionPhase;
+  segmentsDone: number;
+  segmentsTotal: number;
+  bytesCopied: number;
+  bytesToCopy: number;
+  recordsMoved: number;
+}
+
+export type CompactionPhase = 'plan' | 'copy' | 'commit' | 'apply' | 'checkpoint' | 'retire' | 'done';
+
+export interface CompactOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: CompactProgress) => void;
+  /** Compact every sealed segment holding dead bytes, whatever its ratio. @default false */
+  force?: boolean;
+}
+
+export interface CompactionStats {
+  durationMs: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  bytesReclaimed: number;
+  recordsMoved: number;
+  segmentsCompacted: number;
+  /** Longest synchronous step of this compaction, measured. */
+  maxPauseMs: number;
+  /** True when this run continued a compaction interrupted by a crash. */
+  resumed: boolean;
+}
+
+export interface MaintenanceReport {
+  at: number;
+  stats: ContentStorageStats;
+  thresholds: { fragmentationThreshold: number; minTotalBytes: number };
+  decision: 'compacted' | 'skipped' | 'failed' | 'busy';
+  reason: string;
+  compaction?: CompactionStats;
+  error?: { code: string; message: string };
+  /** What open found about an interrupted compaction, until a compaction runs. */
+  interruptedCompaction?: InterruptedCompaction;
+  checkpointed: boolean;
+}
+
+export interface InterruptedCompaction {
+  runId: number;
+  committedChunks: number;
+  /** Bytes of uncommitted output cut off at open. */
+  discardedBytes: number;
+  victimsRemaining: number[];
+}
+
+/** Lifecycle events, for metrics and logs outside the core. */
+export interface WarmStoreEvents {
+  op: (op: 'put' | 'get' | 'delete' | 'recall', durationMs: number) => void;
+  compactionStart: (info: { runId: number; victims: number; resumed: boolean }) => void;
+  compactionProgress: (p: CompactProgress) => void;
+  compactionEnd: (
+    result: { outcome: 'success'; stats: CompactionStats } | { outcome: 'failure' | 'aborted'; error: Error },
+  ) => void;
+  compactionPause: (ms: number) => void;
+}
