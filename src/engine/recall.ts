@@ -1,0 +1,78 @@
+import { CHUNK_SLOTS, type RecordTable } from '../records/table.js';
+import { ContentKind } from '../wal/entries.js';
+
+export interface Hit {
+  slot: number;
+  id: string;
+  score: number;
+}
+
+/**
+ * Exact cosine top-k over the dense chunks. Ties are broken by id so results are deterministic
+ * whatever the slot layout. Yields to the event loop after each chunk (8192 records) so a recall
+ * over a large store never stalls other requests for long.
+ */
+export async function exactTopK(
+  table: RecordTable,
+  slotLimit: number,
+  query: Float32Array,
+  k: number,
+  minScore: number,
+  yieldNow: () => Promise<void>,
+): Promise<Hit[]> {
+  const dim = table.dim;
+  let qn = 0;
+  for (let d = 0; d < dim; d++) qn += query[d]! * query[d]!;
+  qn = Math.sqrt(qn);
+  const hits: Hit[] = [];
+  let worst = -Infinity;
+  for (let ci = 0; ci < table.chunks.length; ci++) {
+    const c = table.chunks[ci]!;
+    const base = ci * CHUNK_SLOTS;
+    const n = Math.min(CHUNK_SLOTS, slotLimit - base);
+    if (n <= 0) break;
+    const emb = c.emb;
+    const kind = c.kind;
+    const norm = c.norm;
+    for (let i = 0; i < n; i++) {
+      if (kind[i] === ContentKind.Free) continue;
+      const nv = norm[i]!;
+      let score = 0;
+      if (nv > 0) {
+        let o = i * dim;
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        let d = 0;
+        for (; d + 3 < dim; d += 4, o += 4) {
+          s0 += emb[o]! * query[d]!;
+          s1 += emb[o + 1]! * query[d + 1]!;
+          s2 += emb[o + 2]! * query[d + 2]!;
+          s3 += emb[o + 3]! * query[d + 3]!;
+        }
+        for (; d < dim; d++, o++) s0 += emb[o]! * query[d]!;
+        score = (s0 + s1 + s2 + s3) / (nv * qn);
+      }
+      if (score < minScore) continue;
+      if (hits.length >= k && score < worst) continue;
+      const id = c.ids[i]!;
+      insert(hits, { slot: base + i, id, score }, k);
+      if (hits.length >= k) worst = hits[hits.length - 1]!.score;
+    }
+    if (ci + 1 < table.chunks.length) await yieldNow();
+  }
+  return hits;
+}
+
+function better(a: Hit, b: Hit): boolean {
+  return a.score > b.score || (a.score === b.score && a.id < b.id);
+}
+
+function insert(hits: Hit[], h: Hit, k: number): void {
+  let i = hits.length;
+  while (i > 0 && better(h, hits[i - 1]!)) i--;
+  if (i >= k) return;
+  hits.splice(i, 0, h);
+  if (hits.length > k) hits.pop();
+}

@@ -1,0 +1,107 @@
+import { invalid } from '../errors.js';
+import type { MemoryRecord } from '../types.js';
+import { ContentKind } from '../wal/entries.js';
+
+export const MAX_ID_BYTES = 255;
+export const MAX_CONTENT_LIMIT = 0xffffffff;
+
+/** A record checked and converted to what the engine stores. */
+export interface NormalizedRecord {
+  id: string;
+  idBytes: Buffer;
+  embedding: Float32Array;
+  kind: ContentKind;
+  content: Buffer | null;
+  confidence: number;
+  activation: number;
+  decayRate: number;
+  createdAt: number;
+  lastAccess: number;
+  accessCount: number;
+}
+
+export function validateId(id: unknown, field = 'id'): Buffer {
+  if (typeof id !== 'string') throw invalid(field, 'must be a string');
+  if (id.length === 0) throw invalid(field, 'must not be empty');
+  if (!id.isWellFormed()) throw invalid(field, 'must be well-formed UTF-16 (no lone surrogates)');
+  const bytes = Buffer.from(id, 'utf8');
+  if (bytes.length > MAX_ID_BYTES) throw invalid(field, `is ${bytes.length} bytes of UTF-8; at most ${MAX_ID_BYTES}`);
+  return bytes;
+}
+
+export function validateEmbedding(e: unknown, dimension: number, field = 'embedding'): Float32Array {
+  let out: Float32Array;
+  if (e instanceof Float32Array) {
+    out = new Float32Array(e);
+  } else if (Array.isArray(e)) {
+    out = new Float32Array(e.length);
+    for (let i = 0; i < e.length; i++) {
+      const v: unknown = e[i];
+      if (typeof v !== 'number') throw invalid(`${field}[${i}]`, 'must be a number');
+      out[i] = v;
+    }
+  } else {
+    throw invalid(field, 'must be a Float32Array or an array of numbers');
+  }
+  if (out.length !== dimension) throw invalid(field, `has ${out.length} values; the store's dimension is ${dimension}`);
+  for (let i = 0; i < out.length; i++) {
+    if (!Number.isFinite(out[i])) throw invalid(`${field}[${i}]`, 'must be finite (no NaN or Infinity)');
+  }
+  return out;
+}
+
+function num(v: unknown, field: string, dflt: number, check: (x: number) => string | undefined): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(field, 'must be a finite number');
+  const why = check(v);
+  if (why) throw invalid(field, why);
+  return v;
+}
+
+export function normalizeRecord(r: unknown, dimension: number, maxContentBytes: number, now: number): NormalizedRecord {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw invalid('record', 'must be an object');
+  const rec = r as MemoryRecord;
+  const idBytes = validateId(rec.id);
+  const embedding = validateEmbedding(rec.embedding, dimension);
+  let kind: ContentKind;
+  let content: Buffer | null = null;
+  if (rec.content === undefined || rec.content === null) {
+    kind = ContentKind.Absent;
+  } else if (typeof rec.content !== 'string') {
+    throw invalid('content', 'must be a string, null or undefined');
+  } else if (rec.content.length === 0) {
+    kind = ContentKind.Empty;
+  } else {
+    if (!rec.content.isWellFormed()) throw invalid('content', 'must be well-formed UTF-16 (no lone surrogates)');
+    // Cheap bound first: UTF-8 is at most 3 bytes per UTF-16 unit, and at least 1.
+    if (rec.content.length > maxContentBytes) {
+      throw invalid('content', `is over maxContentBytes (${maxContentBytes})`);
+    }
+    content = Buffer.from(rec.content, 'utf8');
+    if (content.length > maxContentBytes) {
+      throw invalid('content', `is ${content.length} bytes of UTF-8; maxContentBytes is ${maxContentBytes}`);
+    }
+    kind = ContentKind.Present;
+  }
+  const confidence = num(rec.confidence, 'confidence', 1, (x) => (x < 0 || x > 1 ? 'must be in [0, 1]' : undefined));
+  const activation = num(rec.activation, 'activation', 0, () => undefined);
+  const decayRate = num(rec.decayRate, 'decayRate', 0, (x) => (x < 0 ? 'must be >= 0' : undefined));
+  const createdAt = num(rec.createdAt, 'createdAt', now, () => undefined);
+  const lastAccess = num(rec.lastAccess, 'lastAccess', createdAt, () => undefined);
+  const accessCount = num(rec.accessCount, 'accessCount', 0, (x) =>
+    Number.isSafeInteger(x) && x >= 0 ? undefined : 'must be an integer >= 0',
+  );
+  return {
+    id: rec.id,
+    idBytes,
+    embedding,
+    kind,
+    content,
+    confidence,
+    activation,
+    decayRate,
+    createdAt,
+    lastAccess,
+    accessCount,
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * warmstore: the library entry point. Every public export is named here; the HTTP server lives
+ * in `warmstore/server` and the core never imports it.
+ */
+export { WarmStore } from './engine/store.js';
+export type { VerifyReport, VerifyProblem } from './engine/store.js';
+export { WarmStoreError, ERROR_CODES } from './errors.js';
+export type { WarmStoreErrorCode, WarmStoreErrorDetails } from './errors.js';
+export type {
+  MemoryRecord,
+  StoredMemory,
+  Durability,
+  WarmStoreOptions,
+  CompactionOptions,
+  MaintenanceOptions,
+  WarmStoreLogger,
+  GetOptions,
+  RecallOptions,
+  RecallResult,
+  ContentStorageStats,
+  CompactOptions,
+  CompactProgress,
+  CompactionPhase,
+  CompactionStats,
+  MaintenanceReport,
+  InterruptedCompaction,
+  WarmStoreEvents,
+} from './types.js';
+export type { WsFile, WsFileSystem, OpenMode } from './fs/types.js';
+export { NodeFileSystem, nodeFileSystem } from './fs/node-fs.js';
+export { FORMAT_VERSION, registerMigration } from './format/header.js';
+export type { Migration, FileKind } from './format/header.js';

@@ -1,0 +1,99 @@
+import { crc32c } from '../format/crc.js';
+import { ContentKind } from '../wal/entries.js';
+import type { SlotValue } from './table.js';
+
+/**
+ * records.dat: a 4 KiB area holding the file header, then fixed-size slots. A slot:
+ *   0 header crc32c u32 (of bytes 4..352)  4 kind u8  5 id length u8  6 reserved u16
+ *   8 segment u32  12 content length u32  16 content offset f64  24 content LSN f64
+ *   32 confidence  40 activation  48 decayRate  56 createdAt  64 lastAccess  72 accessCount (f64)
+ *   80 embedding crc32c u32  84 reserved  96 id (up to 255 bytes)  352 embedding (dim x f32)
+ * Two checksums so metadata-only changes (touch, compaction remap) need not rehash the embedding.
+ * An all-zero header is a free slot (never written, or deleted).
+ */
+export const RECORDS_FILE = 'records.dat';
+export const RECORDS_DATA_START = 4096;
+export const SLOT_HEADER_BYTES = 352;
+
+export function slotBytesFor(dim: number): number {
+  return SLOT_HEADER_BYTES + dim * 4;
+}
+
+export function slotOffset(slot: number, slotBytes: number): number {
+  return RECORDS_DATA_START + slot * slotBytes;
+}
+
+export function encodeSlot(b: Buffer, pos: number, v: SlotValue, idBytes: Buffer): void {
+  b.fill(0, pos, pos + SLOT_HEADER_BYTES);
+  b[pos + 4] = v.kind;
+  b[pos + 5] = idBytes.length;
+  b.writeUInt32LE(v.seg, pos + 8);
+  b.writeUInt32LE(v.clen, pos + 12);
+  b.writeDoubleLE(v.off, pos + 16);
+  b.writeDoubleLE(v.clsn, pos + 24);
+  b.writeDoubleLE(v.confidence, pos + 32);
+  b.writeDoubleLE(v.activation, pos + 40);
+  b.writeDoubleLE(v.decayRate, pos + 48);
+  b.writeDoubleLE(v.createdAt, pos + 56);
+  b.writeDoubleLE(v.lastAccess, pos + 64);
+  b.writeDoubleLE(v.accessCount, pos + 72);
+  const emb = Buffer.from(v.embedding.buffer, v.embedding.byteOffset, v.embedding.byteLength);
+  emb.copy(b, pos + SLOT_HEADER_BYTES);
+  b.writeUInt32LE(crc32c(emb), pos + 80);
+  idBytes.copy(b, pos + 96);
+  b.writeUInt32LE(crc32c(b.subarray(pos + 4, pos + SLOT_HEADER_BYTES)), pos);
+}
+
+export function encodeFreeSlot(b: Buffer, pos: number, slotBytes: number): void {
+  b.fill(0, pos, pos + slotBytes);
+}
+
+export type DecodedSlot =
+  | { state: 'free' }
+  | { state: 'used'; value: SlotValue }
+  | { state: 'corrupt'; id: string | undefined; reason: string };
+
+function isZero(b: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+export function decodeSlot(b: Buffer, pos: number, dim: number): DecodedSlot {
+  const end = pos + SLOT_HEADER_BYTES;
+  if (isZero(b, pos, end)) return { state: 'free' };
+  const idLen = b[pos + 5] ?? 0;
+  const guessId =
+    idLen > 0 && idLen <= 255 ? b.toString('utf8', pos + 96, pos + 96 + idLen) : undefined;
+  if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) {
+    return { state: 'corrupt', id: guessId, reason: 'record header checksum mismatch' };
+  }
+  const kind = b[pos + 4] as ContentKind;
+  if (kind < ContentKind.Absent || kind > ContentKind.Present || idLen === 0) {
+    return { state: 'corrupt', id: guessId, reason: 'record header fields out of range' };
+  }
+  const embBytes = b.subarray(end, end + dim * 4);
+  if (crc32c(embBytes) !== b.readUInt32LE(pos + 80)) {
+    return { state: 'corrupt', id: guessId, reason: 'embedding checksum mismatch' };
+  }
+  const embedding = new Float32Array(dim);
+  Buffer.from(embedding.buffer).set(embBytes);
+  return {
+    state: 'used',
+    value: {
+      id: guessId ?? '',
+      idLen,
+      kind,
+      seg: b.readUInt32LE(pos + 8),
+      clen: b.readUInt32LE(pos + 12),
+      off: b.readDoubleLE(pos + 16),
+      clsn: b.readDoubleLE(pos + 24),
+      confidence: b.readDoubleLE(pos + 32),
+      activation: b.readDoubleLE(pos + 40),
+      decayRate: b.readDoubleLE(pos + 48),
+      createdAt: b.readDoubleLE(pos + 56),
+      lastAccess: b.readDoubleLE(pos + 64),
+      accessCount: b.readDoubleLE(pos + 72),
+      embedding,
+    },
+  };
+}

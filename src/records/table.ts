@@ -1,0 +1,143 @@
+import { ContentKind } from '../wal/entries.js';
+
+export const CHUNK_SHIFT = 13;
+export const CHUNK_SLOTS = 1 << CHUNK_SHIFT;
+export const CHUNK_MASK = CHUNK_SLOTS - 1;
+
+/**
+ * One chunk of the in-memory record table: dense typed arrays, so recall scans contiguous memory
+ * and the table grows a chunk at a time (no 2x copy when it grows).
+ */
+export class Chunk {
+  readonly emb: Float32Array;
+  readonly norm = new Float32Array(CHUNK_SLOTS);
+  readonly kind = new Uint8Array(CHUNK_SLOTS);
+  readonly idLen = new Uint8Array(CHUNK_SLOTS);
+  readonly seg = new Uint32Array(CHUNK_SLOTS);
+  readonly clen = new Uint32Array(CHUNK_SLOTS);
+  readonly off = new Float64Array(CHUNK_SLOTS);
+  /** LSN of the put that wrote the content: the generation compare-and-swap checks. */
+  readonly clsn = new Float64Array(CHUNK_SLOTS);
+  readonly confidence = new Float64Array(CHUNK_SLOTS);
+  readonly activation = new Float64Array(CHUNK_SLOTS);
+  readonly decayRate = new Float64Array(CHUNK_SLOTS);
+  readonly createdAt = new Float64Array(CHUNK_SLOTS);
+  readonly lastAccess = new Float64Array(CHUNK_SLOTS);
+  readonly accessCount = new Float64Array(CHUNK_SLOTS);
+  readonly ids: (string | undefined)[] = new Array<string | undefined>(CHUNK_SLOTS).fill(undefined);
+
+  constructor(dim: number) {
+    this.emb = new Float32Array(CHUNK_SLOTS * dim);
+  }
+}
+
+export interface SlotValue {
+  id: string;
+  idLen: number;
+  kind: ContentKind;
+  seg: number;
+  off: number;
+  clen: number;
+  clsn: number;
+  confidence: number;
+  activation: number;
+  decayRate: number;
+  createdAt: number;
+  lastAccess: number;
+  accessCount: number;
+  embedding: Float32Array;
+}
+
+export class RecordTable {
+  readonly dim: number;
+  readonly chunks: Chunk[] = [];
+
+  constructor(dim: number) {
+    this.dim = dim;
+  }
+
+  get capacity(): number {
+    return this.chunks.length * CHUNK_SLOTS;
+  }
+
+  ensure(slot: number): void {
+    while (slot >= this.capacity) this.chunks.push(new Chunk(this.dim));
+  }
+
+  chunk(slot: number): Chunk {
+    const c = this.chunks[slot >>> CHUNK_SHIFT];
+    if (!c) throw new RangeError(`slot ${slot} beyond table capacity ${this.capacity}`);
+    return c;
+  }
+
+  isUsed(slot: number): boolean {
+    const c = this.chunks[slot >>> CHUNK_SHIFT];
+    return c !== undefined && c.kind[slot & CHUNK_MASK] !== ContentKind.Free;
+  }
+
+  set(slot: number, v: SlotValue): void {
+    this.ensure(slot);
+    const c = this.chunk(slot);
+    const i = slot & CHUNK_MASK;
+    c.ids[i] = v.id;
+    c.idLen[i] = v.idLen;
+    c.kind[i] = v.kind;
+    c.seg[i] = v.seg;
+    c.off[i] = v.off;
+    c.clen[i] = v.clen;
+    c.clsn[i] = v.clsn;
+    c.confidence[i] = v.confidence;
+    c.activation[i] = v.activation;
+    c.decayRate[i] = v.decayRate;
+    c.createdAt[i] = v.createdAt;
+    c.lastAccess[i] = v.lastAccess;
+    c.accessCount[i] = v.accessCount;
+    const base = i * this.dim;
+    c.emb.set(v.embedding, base);
+    let s = 0;
+    for (let d = 0; d < this.dim; d++) {
+      const x = v.embedding[d]!;
+      s += x * x;
+    }
+    c.norm[i] = Math.sqrt(s);
+  }
+
+  clear(slot: number): void {
+    const c = this.chunk(slot);
+    const i = slot & CHUNK_MASK;
+    c.ids[i] = undefined;
+    c.kind[i] = ContentKind.Free;
+    c.seg[i] = 0;
+    c.clen[i] = 0;
+    c.off[i] = 0;
+    c.clsn[i] = 0;
+    c.norm[i] = 0;
+  }
+
+  id(slot: number): string | undefined {
+    return this.chunks[slot >>> CHUNK_SHIFT]?.ids[slot & CHUNK_MASK];
+  }
+
+  /** A copy of the slot's values, embedding included. */
+  get(slot: number): SlotValue {
+    const c = this.chunk(slot);
+    const i = slot & CHUNK_MASK;
+    const base = i * this.dim;
+    return {
+      id: c.ids[i] ?? '',
+      idLen: c.idLen[i]!,
+      kind: c.kind[i] as ContentKind,
+      seg: c.seg[i]!,
+      off: c.off[i]!,
+      clen: c.clen[i]!,
+      clsn: c.clsn[i]!,
+      confidence: c.confidence[i]!,
+      activation: c.activation[i]!,
+      decayRate: c.decayRate[i]!,
+      createdAt: c.createdAt[i]!,
+      lastAccess: c.lastAccess[i]!,
+      accessCount: c.accessCount[i]!,
+      embedding: c.emb.slice(base, base + this.dim),
+    };
+  }
+}

@@ -1,0 +1,315 @@
+import { crc32c } from '../format/crc.js';
+
+/**
+ * WAL entry: 0 crc32c u32 (of bytes 4..end)  4 body length u32  8 LSN f64  16 body (type u8 + payload)
+ * LSNs strictly increase; replay stops at the first entry that is torn, fails its checksum, or
+ * does not increase the LSN (stale bytes from a failed batch that was cut back).
+ */
+export const WAL_ENTRY_HEADER = 16;
+
+export enum WalType {
+  Put = 1,
+  Delete = 2,
+  Touch = 3,
+  CompactBegin = 4,
+  CompactChunk = 5,
+  CompactEnd = 6,
+}
+
+export enum ContentKind {
+  Free = 0,
+  Absent = 1,
+  Empty = 2,
+  Present = 3,
+}
+
+export interface PutEntry {
+  type: WalType.Put;
+  lsn: number;
+  slot: number;
+  id: string;
+  idBytes: Buffer;
+  kind: ContentKind;
+  seg: number;
+  off: number;
+  clen: number;
+  confidence: number;
+  activation: number;
+  decayRate: number;
+  createdAt: number;
+  lastAccess: number;
+  accessCount: number;
+  embedding: Float32Array;
+}
+export interface DeleteEntry {
+  type: WalType.Delete;
+  lsn: number;
+  slot: number;
+  id: string;
+}
+export interface TouchEntry {
+  type: WalType.Touch;
+  lsn: number;
+  slot: number;
+  lastAccess: number;
+  accessCount: number;
+}
+export interface CompactBeginEntry {
+  type: WalType.CompactBegin;
+  lsn: number;
+  runId: number;
+  victims: number[];
+}
+/** One staged pointer switch: applied only if the record still holds exactly the copied bytes. */
+export interface Remap {
+  slot: number;
+  oldSeg: number;
+  oldOff: number;
+  /** The record's content generation (LSN of the put that wrote it) when it was copied. */
+  expectedLsn: number;
+  newOff: number;
+}
+export interface CompactChunkEntry {
+  type: WalType.CompactChunk;
+  lsn: number;
+  runId: number;
+  outSeg: number;
+  outEnd: number;
+  victimsDone: number[];
+  remaps: Remap[];
+}
+export interface CompactEndEntry {
+  type: WalType.CompactEnd;
+  lsn: number;
+  runId: number;
+  outcome: number;
+}
+export type WalEntry = PutEntry | DeleteEntry | TouchEntry | CompactBeginEntry | CompactChunkEntry | CompactEndEntry;
+export type WalEntryInput = WalEntry extends infer E ? (E extends WalEntry ? Omit<E, 'lsn'> : never) : never;
+
+/** Exact encoded size, so a batch is encoded into one buffer without growing it. */
+export function walEntrySize(e: WalEntryInput): number {
+  let body = 1;
+  switch (e.type) {
+    case WalType.Put:
+      body += 4 + 1 + 1 + 4 + 4 + 8 * 7 + e.idBytes.length + e.embedding.length * 4;
+      break;
+    case WalType.Delete:
+      body += 4 + 1 + Buffer.byteLength(e.id);
+      break;
+    case WalType.Touch:
+      body += 4 + 16;
+      break;
+    case WalType.CompactBegin:
+      body += 8 + 4 * e.victims.length;
+      break;
+    case WalType.CompactChunk:
+      body += 4 + 4 + 8 + 4 + 4 * e.victimsDone.length + 4 + 32 * e.remaps.length;
+      break;
+    case WalType.CompactEnd:
+      body += 5;
+      break;
+  }
+  return WAL_ENTRY_HEADER + body;
+}
+
+export function encodeWalEntry(b: Buffer, pos: number, lsn: number, e: WalEntryInput): number {
+  const start = pos;
+  pos += 8;
+  b.writeDoubleLE(lsn, pos);
+  pos += 8;
+  b[pos++] = e.type;
+  switch (e.type) {
+    case WalType.Put: {
+      b.writeUInt32LE(e.slot, pos);
+      b[pos + 4] = e.kind;
+      b[pos + 5] = e.idBytes.length;
+      b.writeUInt32LE(e.seg, pos + 6);
+      b.writeUInt32LE(e.clen, pos + 10);
+      pos += 14;
+      for (const v of [e.off, e.confidence, e.activation, e.decayRate, e.createdAt, e.lastAccess, e.accessCount]) {
+        b.writeDoubleLE(v, pos);
+        pos += 8;
+      }
+      pos += e.idBytes.copy(b, pos);
+      const emb = Buffer.from(e.embedding.buffer, e.embedding.byteOffset, e.embedding.byteLength);
+      pos += emb.copy(b, pos);
+      break;
+    }
+    case WalType.Delete: {
+      b.writeUInt32LE(e.slot, pos);
+      const n = b.write(e.id, pos + 5, 'utf8');
+      b[pos + 4] = n;
+      pos += 5 + n;
+      break;
+    }
+    case WalType.Touch:
+      b.writeUInt32LE(e.slot, pos);
+      b.writeDoubleLE(e.lastAccess, pos + 4);
+      b.writeDoubleLE(e.accessCount, pos + 12);
+      pos += 20;
+      break;
+    case WalType.CompactBegin:
+      b.writeUInt32LE(e.runId, pos);
+      b.writeUInt32LE(e.victims.length, pos + 4);
+      pos += 8;
+      for (const v of e.victims) {
+        b.writeUInt32LE(v, pos);
+        pos += 4;
+      }
+      break;
+    case WalType.CompactChunk:
+      b.writeUInt32LE(e.runId, pos);
+      b.writeUInt32LE(e.outSeg, pos + 4);
+      b.writeDoubleLE(e.outEnd, pos + 8);
+      b.writeUInt32LE(e.victimsDone.length, pos + 16);
+      pos += 20;
+      for (const v of e.victimsDone) {
+        b.writeUInt32LE(v, pos);
+        pos += 4;
+      }
+      b.writeUInt32LE(e.remaps.length, pos);
+      pos += 4;
+      for (const r of e.remaps) {
+        b.writeUInt32LE(r.slot, pos);
+        b.writeUInt32LE(r.oldSeg, pos + 4);
+        b.writeDoubleLE(r.oldOff, pos + 8);
+        b.writeDoubleLE(r.expectedLsn, pos + 16);
+        b.writeDoubleLE(r.newOff, pos + 24);
+        pos += 32;
+      }
+      break;
+    case WalType.CompactEnd:
+      b.writeUInt32LE(e.runId, pos);
+      b[pos + 4] = e.outcome;
+      pos += 5;
+      break;
+  }
+  // body length excludes the LSN; crc covers length, LSN and body.
+  b.writeUInt32LE(pos - start - WAL_ENTRY_HEADER, start + 4);
+  b.writeUInt32LE(crc32c(b.subarray(start + 4, pos)), start);
+  return pos - start;
+}
+
+export interface DecodeResult {
+  entries: WalEntry[];
+  /** Offset just past the last valid entry. */
+  validEnd: number;
+  /** Why decoding stopped before the end of the buffer, if it did. */
+  stopReason?: string;
+}
+
+/** Decodes entries from `start`; stops (without throwing) at a torn or stale tail. */
+export function decodeWal(b: Buffer, start: number, dimension: number, afterLsn: number): DecodeResult {
+  const entries: WalEntry[] = [];
+  let pos = start;
+  let lastLsn = afterLsn;
+  while (pos < b.length) {
+    if (b.length - pos < WAL_ENTRY_HEADER + 1) return { entries, validEnd: pos, stopReason: 'torn entry header' };
+    const bodyLen = b.readUInt32LE(pos + 4);
+    const end = pos + WAL_ENTRY_HEADER + bodyLen;
+    if (bodyLen < 1 || end > b.length) return { entries, validEnd: pos, stopReason: 'torn entry' };
+    if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) {
+      return { entries, validEnd: pos, stopReason: 'checksum mismatch' };
+    }
+    const lsn = b.readDoubleLE(pos + 8);
+    if (!(lsn > lastLsn)) return { entries, validEnd: pos, stopReason: 'stale entry (LSN does not increase)' };
+    const e = decodeBody(b, pos + WAL_ENTRY_HEADER, end, lsn, dimension);
+    if (!e) return { entries, validEnd: pos, stopReason: 'malformed entry' };
+    entries.push(e);
+    lastLsn = lsn;
+    pos = end;
+  }
+  return { entries, validEnd: pos };
+}
+
+function decodeBody(b: Buffer, pos: number, end: number, lsn: number, dim: number): WalEntry | undefined {
+  const type = b[pos++];
+  switch (type) {
+    case WalType.Put: {
+      const slot = b.readUInt32LE(pos);
+      const kind = b[pos + 4] as ContentKind;
+      const idLen = b[pos + 5] ?? 0;
+      const seg = b.readUInt32LE(pos + 6);
+      const clen = b.readUInt32LE(pos + 10);
+      pos += 14;
+      const f: number[] = [];
+      for (let i = 0; i < 7; i++, pos += 8) f.push(b.readDoubleLE(pos));
+      if (pos + idLen + dim * 4 !== end) return undefined;
+      const idBytes = Buffer.from(b.subarray(pos, pos + idLen));
+      pos += idLen;
+      const embedding = new Float32Array(dim);
+      Buffer.from(embedding.buffer).set(b.subarray(pos, pos + dim * 4));
+      return {
+        type: WalType.Put,
+        lsn,
+        slot,
+        id: idBytes.toString('utf8'),
+        idBytes,
+        kind,
+        seg,
+        off: f[0]!,
+        clen,
+        confidence: f[1]!,
+        activation: f[2]!,
+        decayRate: f[3]!,
+        createdAt: f[4]!,
+        lastAccess: f[5]!,
+        accessCount: f[6]!,
+        embedding,
+      };
+    }
+    case WalType.Delete: {
+      const slot = b.readUInt32LE(pos);
+      const n = b[pos + 4] ?? 0;
+      if (pos + 5 + n !== end) return undefined;
+      return { type: WalType.Delete, lsn, slot, id: b.toString('utf8', pos + 5, pos + 5 + n) };
+    }
+    case WalType.Touch:
+      if (pos + 20 !== end) return undefined;
+      return {
+        type: WalType.Touch,
+        lsn,
+        slot: b.readUInt32LE(pos),
+        lastAccess: b.readDoubleLE(pos + 4),
+        accessCount: b.readDoubleLE(pos + 12),
+      };
+    case WalType.CompactBegin: {
+      const runId = b.readUInt32LE(pos);
+      const n = b.readUInt32LE(pos + 4);
+      pos += 8;
+      if (pos + n * 4 !== end) return undefined;
+      const victims: number[] = [];
+      for (let i = 0; i < n; i++, pos += 4) victims.push(b.readUInt32LE(pos));
+      return { type: WalType.CompactBegin, lsn, runId, victims };
+    }
+    case WalType.CompactChunk: {
+      const runId = b.readUInt32LE(pos);
+      const outSeg = b.readUInt32LE(pos + 4);
+      const outEnd = b.readDoubleLE(pos + 8);
+      const nd = b.readUInt32LE(pos + 16);
+      pos += 20;
+      const victimsDone: number[] = [];
+      for (let i = 0; i < nd; i++, pos += 4) victimsDone.push(b.readUInt32LE(pos));
+      const n = b.readUInt32LE(pos);
+      pos += 4;
+      if (pos + n * 32 !== end) return undefined;
+      const remaps: Remap[] = [];
+      for (let i = 0; i < n; i++, pos += 32) {
+        remaps.push({
+          slot: b.readUInt32LE(pos),
+          oldSeg: b.readUInt32LE(pos + 4),
+          oldOff: b.readDoubleLE(pos + 8),
+          expectedLsn: b.readDoubleLE(pos + 16),
+          newOff: b.readDoubleLE(pos + 24),
+        });
+      }
+      return { type: WalType.CompactChunk, lsn, runId, outSeg, outEnd, victimsDone, remaps };
+    }
+    case WalType.CompactEnd:
+      if (pos + 5 !== end) return undefined;
+      return { type: WalType.CompactEnd, lsn, runId: b.readUInt32LE(pos), outcome: b[pos + 4] ?? 0 };
+    default:
+      return undefined;
+  }
+}
