@@ -55,7 +55,7 @@ import {
 } from '../wal/entries.js';
 import { acquireLock } from './lock.js';
 import { exactTopK } from './recall.js';
-import { MAX_CONTENT_LIMIT, normalizeRecord, validateEmbedding, validateId, type NormalizedRecord } from './validate.js';
+import { MAX_CONTENT_LIMIT, checkId, normalizeRecord, validateEmbedding, type NormalizedRecord } from './validate.js';
 
 const tracer = trace.getTracer('warmstore');
 const WAL_PREFIX = 'wal-';
@@ -1165,7 +1165,7 @@ export class WarmStore {
   /** Deletes a memory; resolves true if it existed. */
   async delete(id: string): Promise<boolean> {
     this.#checkOpen();
-    validateId(id);
+    checkId(id);
     const t0 = performance.now();
     const r = await this.#traced('warmstore.delete', { 'warmstore.id': id }, () =>
       this.#enqueue<boolean>((resolve, reject) => ({ t: 'delete', id, resolve, reject })),
@@ -1178,13 +1178,13 @@ export class WarmStore {
 
   has(id: string): boolean {
     this.#checkOpen();
-    validateId(id);
+    checkId(id);
     return this.#index.has(id);
   }
 
   async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
     this.#checkOpen();
-    validateId(id);
+    checkId(id);
     if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
     const t0 = performance.now();
     const r = await this.#traced('warmstore.get', { 'warmstore.id': id }, async () => {
@@ -1209,7 +1209,7 @@ export class WarmStore {
   /** Synchronous read: a page-cached pread, no hop through the thread pool. */
   getSync(id: string): StoredMemory | undefined {
     this.#checkOpen();
-    validateId(id);
+    checkId(id);
     const slot = this.#index.get(id);
     if (slot === undefined) return undefined;
     return this.#readSlotSync(slot);

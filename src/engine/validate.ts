@@ -20,13 +20,21 @@ export interface NormalizedRecord {
   accessCount: number;
 }
 
-export function validateId(id: unknown, field = 'id'): Buffer {
+/** Checks an id used for lookup only; no allocation on the read path. */
+export function checkId(id: unknown, field = 'id'): void {
   if (typeof id !== 'string') throw invalid(field, 'must be a string');
   if (id.length === 0) throw invalid(field, 'must not be empty');
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so short ids need no byte count.
+  if (id.length * 3 > MAX_ID_BYTES) {
+    const n = Buffer.byteLength(id, 'utf8');
+    if (n > MAX_ID_BYTES) throw invalid(field, `is ${n} bytes of UTF-8; at most ${MAX_ID_BYTES}`);
+  }
   if (!id.isWellFormed()) throw invalid(field, 'must be well-formed UTF-16 (no lone surrogates)');
-  const bytes = Buffer.from(id, 'utf8');
-  if (bytes.length > MAX_ID_BYTES) throw invalid(field, `is ${bytes.length} bytes of UTF-8; at most ${MAX_ID_BYTES}`);
-  return bytes;
+}
+
+export function validateId(id: unknown, field = 'id'): Buffer {
+  checkId(id, field);
+  return Buffer.from(id as string, 'utf8');
 }
 
 export function validateEmbedding(e: unknown, dimension: number, field = 'embedding'): Float32Array {
