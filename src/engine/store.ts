@@ -1187,23 +1187,31 @@ export class WarmStore {
     checkId(id);
     if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
     const t0 = performance.now();
-    const r = await this.#traced('warmstore.get', { 'warmstore.id': id }, async () => {
+    const span = tracer.startSpan('warmstore.get', { attributes: { 'warmstore.id': id } });
+    try {
       if (options.touch === true) {
-        const found = await this.#enqueue<boolean>((resolve, reject) => ({
-          t: 'touch',
-          id,
-          at: Date.now(),
-          resolve,
-          reject,
-        }));
-        if (!found && !this.#index.has(id)) return undefined;
+        await this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', id, at: Date.now(), resolve, reject }));
       }
       const slot = this.#index.get(id);
       if (slot === undefined) return undefined;
-      return this.#readSlot(slot, false);
-    });
-    this.#emit('op', 'get', performance.now() - t0);
-    return r;
+      // The common case stays synchronous: one pread, no extra promise hops.
+      const m = this.#isSmall(slot) ? this.#readSlotSync(slot) : await this.#readSlot(slot, true);
+      span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
+      return m;
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+      this.#emit('op', 'get', performance.now() - t0);
+    }
+  }
+
+  #isSmall(slot: number): boolean {
+    const c = this.#table.chunk(slot);
+    const i = slot & CHUNK_MASK;
+    return entryBytes(c.idLen[i]!, c.clen[i]!) <= SYNC_READ_LIMIT;
   }
 
   /** Synchronous read: a page-cached pread, no hop through the thread pool. */
@@ -1335,17 +1343,18 @@ export class WarmStore {
   }
 
   async #traced<T>(name: string, attrs: Record<string, string | number>, fn: () => Promise<T>): Promise<T> {
-    return tracer.startActiveSpan(name, { attributes: attrs }, async (span: Span) => {
-      try {
-        return await fn();
-      } catch (err) {
-        span.recordException(err as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-        throw err;
-      } finally {
-        span.end();
-      }
-    });
+    // startSpan, not startActiveSpan: no context propagation is needed inside the engine and it
+    // costs a quarter as much on the hot path.
+    const span: Span = tracer.startSpan(name, { attributes: attrs });
+    try {
+      return await fn();
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
   }
 
   // ---------------------------------------------------------------- checkpoint

@@ -52,8 +52,14 @@ export function validateEmbedding(e: unknown, dimension: number, field = 'embedd
     throw invalid(field, 'must be a Float32Array or an array of numbers');
   }
   if (out.length !== dimension) throw invalid(field, `has ${out.length} values; the store's dimension is ${dimension}`);
-  for (let i = 0; i < out.length; i++) {
-    if (!Number.isFinite(out[i])) throw invalid(`${field}[${i}]`, 'must be finite (no NaN or Infinity)');
+  // x * 0 is 0 for every finite x and NaN for NaN and the infinities: one cheap pass, and the
+  // slow search for the offending index only when something is wrong.
+  let probe = 0;
+  for (let i = 0; i < out.length; i++) probe += out[i]! * 0;
+  if (probe !== 0) {
+    for (let i = 0; i < out.length; i++) {
+      if (!Number.isFinite(out[i])) throw invalid(`${field}[${i}]`, 'must be finite (no NaN or Infinity)');
+    }
   }
   return out;
 }

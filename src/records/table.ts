@@ -137,7 +137,13 @@ export class RecordTable {
       createdAt: c.createdAt[i]!,
       lastAccess: c.lastAccess[i]!,
       accessCount: c.accessCount[i]!,
-      embedding: c.emb.slice(base, base + this.dim),
+      embedding: copyOut(c.emb, base, this.dim),
     };
   }
+}
+
+function copyOut(src: Float32Array, base: number, dim: number): Float32Array {
+  const out = new Float32Array(dim);
+  out.set(src.subarray(base, base + dim));
+  return out;
 }

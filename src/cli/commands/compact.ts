@@ -1,0 +1,78 @@
+import type { CompactProgress } from '../../types.js';
+import {
+  CliError,
+  EXIT_INTERRUPTED,
+  formatBytes,
+  formatCount,
+  onInterrupt,
+  openCliStore,
+  printJson,
+  progressBar,
+  withStore,
+} from '../common.js';
+
+export interface CompactCliOptions {
+  data: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+export async function compact(opts: CompactCliOptions): Promise<void> {
+  const store = await openCliStore(opts.data, { mustExist: true });
+  const bar = progressBar(
+    !opts.json,
+    '{phase} [{bar}] {percentage}% | {copied}/{toCopy} | {records} records | ETA {eta_formatted}',
+  );
+  const controller = new AbortController();
+  // Ctrl-C aborts the compaction cleanly (the store discards or keeps its checkpoint); a second
+  // Ctrl-C exits at once, which is also safe.
+  const removeHandlers = onInterrupt(() =>
+    controller.abort(new CliError('ABORTED', 'compaction interrupted', EXIT_INTERRUPTED)),
+  );
+  try {
+    const stats = await withStore(store, async () => {
+      let started = false;
+      const onProgress = (p: CompactProgress): void => {
+        const payload = {
+          phase: p.phase.padEnd(10),
+          copied: formatBytes(p.bytesCopied),
+          toCopy: formatBytes(p.bytesToCopy),
+          records: formatCount(p.recordsMoved),
+        };
+        const total = Math.max(1, p.bytesToCopy);
+        if (!started) {
+          started = true;
+          bar.start(total, payload);
+        }
+        bar.setTotal(total);
+        bar.update(p.phase === 'done' ? total : Math.min(p.bytesCopied, total), payload);
+      };
+      try {
+        return await store.compact({ signal: controller.signal, onProgress, force: opts.force === true });
+      } finally {
+        bar.stop();
+      }
+    });
+    if (opts.json) {
+      printJson(stats);
+      return;
+    }
+    if (stats.segmentsCompacted === 0) {
+      process.stdout.write(
+        `nothing to compact (no sealed segment above the dead-byte threshold${opts.force ? '' : '; try --force'})\n`,
+      );
+      return;
+    }
+    process.stdout.write(
+      `compacted ${formatCount(stats.segmentsCompacted)} segment(s): moved ${formatCount(stats.recordsMoved)} records, ` +
+        `reclaimed ${formatBytes(stats.bytesReclaimed)} (${formatBytes(stats.bytesBefore)} -> ${formatBytes(stats.bytesAfter)}) ` +
+        `in ${stats.durationMs.toFixed(0)} ms; longest pause ${stats.maxPauseMs.toFixed(2)} ms` +
+        `${stats.resumed ? '; resumed an interrupted run' : ''}\n`,
+    );
+  } catch (err) {
+    if (controller.signal.aborted) throw controller.signal.reason;
+    throw err;
+  } finally {
+    removeHandlers();
+  }
+}

@@ -1,0 +1,90 @@
+import { createWriteStream } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
+import { resolve } from 'node:path';
+import { memoryToJson } from '../../server/codec.js';
+import { formatBytes, formatCount, openCliStore, printJson, progressBar, withStore } from '../common.js';
+
+export interface ExportOptions {
+  data: string;
+  json?: boolean;
+}
+
+/**
+ * Streams every memory as one JSON line (embedding as a number array, which round-trips float32
+ * exactly). Writes respect backpressure, so memory stays flat whatever the store's size. A file
+ * is written under a temporary name, fsynced and renamed at the end: an interrupted export never
+ * leaves a truncated file that looks complete.
+ */
+export async function exportJsonl(file: string | undefined, opts: ExportOptions): Promise<void> {
+  const target = file === undefined || file === '-' ? undefined : resolve(file);
+  const store = await openCliStore(opts.data, { mustExist: true });
+  const tmp = target === undefined ? undefined : `${target}.tmp-${process.pid}`;
+  const out: Writable = tmp === undefined ? process.stdout : createWriteStream(tmp);
+  let outError: NodeJS.ErrnoException | undefined;
+  const onError = (err: NodeJS.ErrnoException): void => {
+    outError ??= err;
+  };
+  // Stays attached: a late EPIPE on stdout must not become an unhandled 'error' event.
+  out.on('error', onError);
+
+  let count = 0;
+  let bytes = 0;
+  const bar = progressBar(
+    target !== undefined && !opts.json,
+    'exporting [{bar}] {percentage}% | {value}/{total} records',
+  );
+  try {
+    await withStore(store, async () => {
+      bar.start(Math.max(store.size, 1));
+      for await (const m of store.entries()) {
+        if (outError) break;
+        const line = `${JSON.stringify(memoryToJson(m))}\n`;
+        bytes += Buffer.byteLength(line);
+        count++;
+        if (count % 256 === 0) bar.update(count);
+        if (!out.write(line) && !outError) await drainOrError(out);
+      }
+      bar.update(count);
+    });
+    bar.stop();
+    // `warmstore export | head` closing the pipe is the reader being done, not an error.
+    if (target === undefined) {
+      if (outError !== undefined && outError.code !== 'EPIPE') throw outError;
+      return;
+    }
+    if (outError !== undefined) throw outError;
+    out.end();
+    await finished(out);
+    const fh = await open(tmp as string, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp as string, target);
+  } catch (err) {
+    bar.stop();
+    if (tmp !== undefined) {
+      out.destroy();
+      await unlink(tmp).catch(() => undefined);
+    }
+    throw err;
+  }
+  if (opts.json) printJson({ exported: count, file: target, bytes });
+  else process.stderr.write(`exported ${formatCount(count)} records (${formatBytes(bytes)}) to ${target}\n`);
+}
+
+/** Resolves on 'drain' or 'error' (the error itself is recorded by the stream's error listener). */
+function drainOrError(out: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('error', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('error', done);
+  });
+}

@@ -1,0 +1,196 @@
+import { createReadStream, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import type { WarmStore } from '../../index.js';
+import { WarmStoreError, invalid } from '../../errors.js';
+import type { MemoryRecord } from '../../types.js';
+import { recordFromJson, type MemoryInputJson } from '../../server/codec.js';
+import {
+  CliError,
+  EXIT_INTERRUPTED,
+  formatBytes,
+  formatCount,
+  isNewStoreDir,
+  onInterrupt,
+  openCliStore,
+  printJson,
+  progressBar,
+} from '../common.js';
+
+export interface ImportOptions {
+  data: string;
+  json?: boolean;
+  dimension?: number;
+  batch: number;
+}
+
+const NUMBER_FIELDS = [
+  'confidence',
+  'activation',
+  'decayRate',
+  'createdAt',
+  'lastAccess',
+  'accessCount',
+] as const;
+const KNOWN_FIELDS = new Set<string>(['id', 'embedding', 'content', ...NUMBER_FIELDS]);
+
+/**
+ * Checks the JSON shape of one line; value checks (dimension, ranges, id length) are the store's.
+ * Unknown fields are refused, as over HTTP: a misspelt `decay_rate` must not import as the default.
+ */
+export function parseRecordLine(line: string): MemoryRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (err) {
+    throw invalid('line', `not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid('line', 'must be a JSON object');
+  const o = value as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!KNOWN_FIELDS.has(k)) throw invalid(k, 'is not a known field');
+  if (typeof o['id'] !== 'string') throw invalid('id', 'must be a string');
+  if (!Array.isArray(o['embedding']) && typeof o['embedding'] !== 'string') {
+    throw invalid('embedding', 'must be an array of numbers or a base64 string');
+  }
+  if (o['content'] !== undefined && o['content'] !== null && typeof o['content'] !== 'string') {
+    throw invalid('content', 'must be a string or null');
+  }
+  for (const f of NUMBER_FIELDS) {
+    if (o[f] !== undefined && typeof o[f] !== 'number') throw invalid(f, 'must be a number');
+  }
+  return recordFromJson(o as unknown as MemoryInputJson);
+}
+
+/**
+ * Streams JSON Lines into the store in batches of `--batch` (one group commit each). Memory stays
+ * bounded by one batch whatever the file size. A bad line stops the import with its line number;
+ * the batches before it are already durable, and re-running the import is idempotent (puts replace).
+ */
+export async function importJsonl(file: string, opts: ImportOptions): Promise<void> {
+  const started = performance.now();
+  const input: Readable = file === '-' ? process.stdin : createReadStream(file);
+  let totalBytes = 0;
+  if (file !== '-') {
+    try {
+      const st = statSync(file);
+      if (st.isFile()) totalBytes = st.size;
+    } catch (err) {
+      throw new CliError('IO_ERROR', `cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  let bytesRead = 0;
+  input.on('data', (chunk: Buffer | string) => {
+    bytesRead += chunk.length;
+  });
+  const inputError = new Promise<never>((_resolve, reject) => {
+    input.once('error', (err) => reject(new CliError('IO_ERROR', `cannot read ${file}: ${err.message}`)));
+  });
+  inputError.catch(() => undefined);
+
+  const bar = progressBar(!opts.json, 'importing [{bar}] {percentage}% | {records} records | {read}');
+  const interrupted = { value: false };
+  const removeHandlers = onInterrupt(() => {
+    interrupted.value = true;
+  });
+
+  const newStore = isNewStoreDir(opts.data);
+  let store: WarmStore | undefined;
+  let batch: MemoryRecord[] = [];
+  let batchFirstLine = 0;
+  let lineNo = 0;
+  let imported = 0;
+
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    if (store === undefined) {
+      // A new store takes its dimension from --dimension or else from the first record, so that
+      // `warmstore import dump.jsonl` works on an empty directory without knowing the model.
+      const dimension = opts.dimension ?? (newStore ? batch[0]?.embedding.length : undefined);
+      store = await openCliStore(opts.data, { mustExist: false, dimension });
+    }
+    try {
+      await store.putMany(batch);
+    } catch (err) {
+      if (WarmStoreError.is(err, 'INVALID_INPUT')) {
+        const id = err.details.id;
+        const where =
+          id !== undefined
+            ? `line ${batchFirstLine + batch.findIndex((r) => r.id === id)}`
+            : `lines ${batchFirstLine}-${lineNo}`;
+        throw new WarmStoreError(
+          'INVALID_INPUT',
+          `${where}: ${err.message} (nothing from this batch was written)`,
+          err.details,
+        );
+      }
+      throw err;
+    }
+    imported += batch.length;
+    batch = [];
+    bar.update(totalBytes > 0 ? Math.min(bytesRead, totalBytes) : imported, {
+      records: formatCount(imported),
+      read: formatBytes(bytesRead),
+    });
+  };
+
+  bar.start(totalBytes > 0 ? totalBytes : 1, { records: '0', read: '0 B' });
+  let failed = false;
+  try {
+    const lines = createInterface({ input, crlfDelay: Infinity });
+    const consume = async (): Promise<void> => {
+      for await (const line of lines) {
+        lineNo++;
+        if (interrupted.value) break;
+        if (line.trim() === '') continue;
+        let record: MemoryRecord;
+        try {
+          record = parseRecordLine(line);
+        } catch (err) {
+          if (err instanceof WarmStoreError) {
+            throw new WarmStoreError('INVALID_INPUT', `line ${lineNo}: ${err.message}`, err.details);
+          }
+          throw err;
+        }
+        if (batch.length === 0) batchFirstLine = lineNo;
+        batch.push(record);
+        if (batch.length >= opts.batch) await flush();
+      }
+      if (!interrupted.value) await flush();
+    };
+    await Promise.race([consume(), inputError]);
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    bar.stop();
+    removeHandlers();
+    input.destroy();
+    const opened = store as WarmStore | undefined;
+    // The first error is the one worth reporting; a close failure after it would hide it.
+    if (failed) await opened?.close().catch(() => undefined);
+    else await opened?.close();
+  }
+  if (interrupted.value) {
+    throw new CliError(
+      'ABORTED',
+      `import interrupted after ${imported} records (all of them durable)`,
+      EXIT_INTERRUPTED,
+    );
+  }
+
+  const durationMs = performance.now() - started;
+  const summary = {
+    imported,
+    lines: lineNo,
+    durationMs: Math.round(durationMs),
+    recordsPerSecond: Math.round(imported / Math.max(durationMs / 1000, 1e-9)),
+  };
+  if (opts.json) printJson(summary);
+  else {
+    process.stdout.write(
+      `imported ${formatCount(imported)} records from ${formatCount(lineNo)} lines in ${summary.durationMs} ms ` +
+        `(${formatCount(summary.recordsPerSecond)} records/s)\n`,
+    );
+  }
+}

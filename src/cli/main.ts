@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../server/index.js';
+import {
+  CliError,
+  DEFAULT_DATA_DIR,
+  EXIT_ERROR,
+  formatError,
+  packageVersion,
+  parseIntOption,
+} from './common.js';
+
+const dataOption = (): Option =>
+  new Option('-d, --data <dir>', 'store directory').env('WARMSTORE_DATA').default(DEFAULT_DATA_DIR);
+const jsonOption = (): Option => new Option('--json', 'print one JSON object on stdout (for scripts)');
+const dimensionOption = (): Option =>
+  new Option('--dimension <n>', 'embedding dimension, used when a new store is created').argParser(
+    parseIntOption(1, 65536),
+  );
+
+function buildProgram(): Command {
+  const program = new Command()
+    .name('warmstore')
+    .description('Embedded storage engine for AI memories, with online compaction.')
+    .version(packageVersion())
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('run the HTTP server (graceful shutdown on SIGTERM/SIGINT; a second signal exits at once)')
+    .addOption(dataOption())
+    .addOption(
+      new Option('-p, --port <n>', 'TCP port (0 picks a free one)')
+        .env('WARMSTORE_PORT')
+        .default(DEFAULT_PORT)
+        .argParser(parseIntOption(0, 65535)),
+    )
+    .addOption(
+      new Option('-H, --host <host>', 'interface to listen on').env('WARMSTORE_HOST').default(DEFAULT_HOST),
+    )
+    .addOption(dimensionOption())
+    .addOption(
+      new Option('--log-level <level>', 'pino log level')
+        .env('WARMSTORE_LOG_LEVEL')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+        .default('info'),
+    )
+    .action(
+      async (opts: { data: string; port: number; host: string; dimension?: number; logLevel: string }) => {
+        const { serve } = await import('./commands/serve.js');
+        await serve(opts);
+      },
+    );
+
+  program
+    .command('stats')
+    .description('print content storage statistics')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(async (opts: { data: string; json?: boolean }) => {
+      const { stats } = await import('./commands/stats.js');
+      await stats(opts);
+    });
+
+  program
+    .command('compact')
+    .description('compact content segments now (Ctrl-C aborts safely)')
+    .addOption(dataOption())
+    .option('--force', 'compact every sealed segment holding dead bytes, whatever its ratio')
+    .addOption(jsonOption())
+    .action(async (opts: { data: string; force?: boolean; json?: boolean }) => {
+      const { compact } = await import('./commands/compact.js');
+      await compact(opts);
+    });
+
+  program
+    .command('verify')
+    .description('check every record and content checksum and the garbage counts; exit 1 on problems')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(async (opts: { data: string; json?: boolean }) => {
+      const { verify } = await import('./commands/verify.js');
+      await verify(opts);
+    });
+
+  program
+    .command('import')
+    .description('import memories from a JSON Lines file ("-" for stdin); puts replace existing ids')
+    .argument('<file>', 'JSON Lines file, one memory per line')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .addOption(dimensionOption())
+    .addOption(
+      new Option('--batch <n>', 'records per durable batch')
+        .default(1000)
+        .argParser(parseIntOption(1, 1_000_000)),
+    )
+    .action(
+      async (file: string, opts: { data: string; json?: boolean; dimension?: number; batch: number }) => {
+        const { importJsonl } = await import('./commands/import.js');
+        await importJsonl(file, opts);
+      },
+    );
+
+  program
+    .command('export')
+    .description('export every memory as JSON Lines to a file, or to stdout')
+    .argument('[file]', 'output file; stdout when omitted or "-"')
+    .addOption(dataOption())
+    .addOption(new Option('--json', 'print a JSON summary on stdout (with a file only)'))
+    .action(async (file: string | undefined, opts: { data: string; json?: boolean }) => {
+      if (opts.json && (file === undefined || file === '-')) {
+        throw new CliError('INVALID_INPUT', '--json needs an output file: stdout carries the export');
+      }
+      const { exportJsonl } = await import('./commands/export.js');
+      await exportJsonl(file, opts);
+    });
+
+  program
+    .command('bench')
+    .description('quick in-process put/get benchmark on a fresh temporary store (ops/s, p50, p99)')
+    .addOption(
+      new Option('-d, --data <dir>', 'directory to create the temporary store in').env('WARMSTORE_DATA'),
+    )
+    .addOption(new Option('--count <n>', 'records').default(10_000).argParser(parseIntOption(1)))
+    .addOption(
+      new Option('--dimension <n>', 'embedding dimension').default(768).argParser(parseIntOption(1, 65536)),
+    )
+    .addOption(
+      new Option('--content-bytes <n>', 'content size per record').default(1024).argParser(parseIntOption(0)),
+    )
+    .addOption(
+      new Option('--concurrency <n>', 'operations in flight at once')
+        .default(1)
+        .argParser(parseIntOption(1, 4096)),
+    )
+    .addOption(jsonOption())
+    .action(
+      async (opts: {
+        data?: string;
+        count: number;
+        dimension: number;
+        contentBytes: number;
+        concurrency: number;
+        json?: boolean;
+      }) => {
+        const { bench } = await import('./commands/bench.js');
+        await bench(opts);
+      },
+    );
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has printed its message (or the help/version) already.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_ERROR;
+      return;
+    }
+    process.stderr.write(`${formatError(err)}\n`);
+    process.exitCode = err instanceof CliError ? err.exitCode : EXIT_ERROR;
+  }
+}
+
+await main(process.argv);

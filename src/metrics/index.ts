@@ -1,0 +1,276 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CompactionStats, ContentStorageStats, WarmStoreEvents } from '../types.js';
+
+/**
+ * What the metrics need from a store: its O(1) stats for gauges read at scrape time, and its
+ * events for counters and histograms. Structural, so that the core never imports prom-client and
+ * tests can feed a plain emitter.
+ */
+export interface MetricsSource {
+  readonly size: number;
+  readonly closed: boolean;
+  readonly isCompacting: boolean;
+  contentStorageStats(): ContentStorageStats;
+  on<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
+  off<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
+}
+
+export interface MetricsOptions {
+  /**
+   * Registry to register into. A private one by default so that two stores (or an application's
+   * own metrics) in one process never collide on the global registry.
+   * @default a new Registry
+   */
+  registry?: Registry;
+  /**
+   * Also collect Node's default process metrics (`process_*`, `nodejs_*`) into the registry.
+   * Turn off when the application already collects them into the same registry.
+   * @default true
+   */
+  defaultMetrics?: boolean;
+  /** Labels added to every series, e.g. `{ store: 'main' }` when one process serves several. @default {} */
+  defaultLabels?: Record<string, string>;
+}
+
+export type CompactionResult = 'success' | 'failure' | 'aborted';
+export type OperationName = 'put' | 'get' | 'delete' | 'recall';
+
+const OPS: readonly OperationName[] = ['put', 'get', 'delete', 'recall'];
+const RESULTS: readonly CompactionResult[] = ['success', 'failure', 'aborted'];
+
+// Operations are microseconds to tens of milliseconds (an fsync); pauses are the compaction steps
+// the brief bounds at 10 ms (goal) and 100 ms (hard bar); whole compactions are seconds to minutes.
+const OP_BUCKETS = [
+  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+];
+const PAUSE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
+
+/**
+ * Prometheus metrics of one store, prefixed `warmstore_`. Create one per store; call `detach()`
+ * before closing the store so the listeners do not keep it reachable.
+ */
+export class WarmStoreMetrics {
+  readonly registry: Registry;
+  readonly #store: MetricsSource;
+  readonly #detachers: Array<() => void> = [];
+  readonly #compactionStartedAt = new Map<number, number>();
+  #lastStats: ContentStorageStats | undefined;
+  #lastSize = 0;
+
+  readonly operationsTotal: Counter<'op'>;
+  readonly operationDuration: Histogram<'op'>;
+  readonly compactionsTotal: Counter<'result'>;
+  readonly compactionDuration: Histogram<'result'>;
+  readonly bytesReclaimedTotal: Counter;
+  readonly compactionPause: Histogram;
+
+  constructor(store: MetricsSource, options: MetricsOptions = {}) {
+    this.#store = store;
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    if (options.defaultLabels !== undefined) registry.setDefaultLabels(options.defaultLabels);
+    const registers = [registry];
+
+    // Gauges are read from the store at scrape time rather than pushed on every write: the stats
+    // are O(1) and a scrape every few seconds costs nothing, while a push per put would.
+    const stats = (): ContentStorageStats | undefined => this.#readStats();
+    new Gauge({
+      name: 'warmstore_content_bytes_total',
+      help: 'Bytes of content entries in all segments, live and dead.',
+      registers,
+      collect() {
+        const s = stats();
+        if (s) this.set(s.totalBytes);
+      },
+    });
+    new Gauge({
+      name: 'warmstore_content_live_bytes',
+      help: 'Bytes of content entries still referenced by a memory.',
+      registers,
+      collect() {
+        const s = stats();
+        if (s) this.set(s.liveBytes);
+      },
+    });
+    new Gauge({
+      name: 'warmstore_content_dead_bytes',
+      help: 'Bytes of content entries no longer referenced, reclaimable by compaction.',
+      registers,
+      collect() {
+        const s = stats();
+        if (s) this.set(s.deadBytes);
+      },
+    });
+    new Gauge({
+      name: 'warmstore_fragmentation_ratio',
+      help: 'Dead bytes over total bytes of content (0 when empty).',
+      registers,
+      collect() {
+        const s = stats();
+        if (s) this.set(s.fragmentationRatio);
+      },
+    });
+    new Gauge({
+      name: 'warmstore_content_segments',
+      help: 'Number of content segment files.',
+      registers,
+      collect() {
+        const s = stats();
+        if (s) this.set(s.segments);
+      },
+    });
+    const size = (): number => this.#readSize();
+    const compacting = (): boolean => !this.#store.closed && this.#store.isCompacting;
+    new Gauge({
+      name: 'warmstore_memories',
+      help: 'Number of memories in the store.',
+      registers,
+      collect() {
+        this.set(size());
+      },
+    });
+    new Gauge({
+      name: 'warmstore_compaction_in_progress',
+      help: '1 while a compaction runs, else 0.',
+      registers,
+      collect() {
+        this.set(compacting() ? 1 : 0);
+      },
+    });
+
+    this.operationsTotal = new Counter({
+      name: 'warmstore_operations_total',
+      help: 'Store operations completed, by operation.',
+      labelNames: ['op'],
+      registers,
+    });
+    this.operationDuration = new Histogram({
+      name: 'warmstore_operation_duration_seconds',
+      help: 'Duration of store operations, by operation.',
+      labelNames: ['op'],
+      buckets: OP_BUCKETS,
+      registers,
+    });
+    this.compactionsTotal = new Counter({
+      name: 'warmstore_compactions_total',
+      help: 'Compactions finished, by result.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.compactionDuration = new Histogram({
+      name: 'warmstore_compaction_duration_seconds',
+      help: 'Wall-clock duration of compactions, by result.',
+      labelNames: ['result'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.bytesReclaimedTotal = new Counter({
+      name: 'warmstore_bytes_reclaimed_total',
+      help: 'Content bytes reclaimed by compaction.',
+      registers,
+    });
+    this.compactionPause = new Histogram({
+      name: 'warmstore_compaction_pause_seconds',
+      help: 'Synchronous steps of compaction (time the event loop was held).',
+      buckets: PAUSE_BUCKETS,
+      registers,
+    });
+
+    // Series exist at zero from the first scrape, so that rate() and alerts on "failure > 0" work
+    // before the first event rather than seeing a missing series.
+    for (const op of OPS) {
+      this.operationsTotal.inc({ op }, 0);
+      this.operationDuration.zero({ op });
+    }
+    for (const result of RESULTS) {
+      this.compactionsTotal.inc({ result }, 0);
+      this.compactionDuration.zero({ result });
+    }
+
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+    this.#listen('op', (op, durationMs) => {
+      this.operationsTotal.inc({ op });
+      this.operationDuration.observe({ op }, durationMs / 1000);
+    });
+    this.#listen('compactionStart', (info) => {
+      this.#compactionStartedAt.set(info.runId, performance.now());
+    });
+    this.#listen('compactionEnd', (result) => {
+      this.#onCompactionEnd(result);
+    });
+    this.#listen('compactionPause', (ms) => {
+      this.compactionPause.observe(ms / 1000);
+    });
+  }
+
+  /** Content type of `metrics()`, for the HTTP response. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition of every metric in the registry. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Removes the store listeners. Idempotent. */
+  detach(): void {
+    for (const d of this.#detachers.splice(0)) d();
+  }
+
+  #listen<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): void {
+    this.#store.on(event, listener);
+    this.#detachers.push(() => this.#store.off(event, listener));
+  }
+
+  #onCompactionEnd(result: Parameters<WarmStoreEvents['compactionEnd']>[0]): void {
+    const outcome: CompactionResult = result.outcome;
+    this.compactionsTotal.inc({ result: outcome });
+    if (result.outcome === 'success') {
+      const s: CompactionStats = result.stats;
+      this.bytesReclaimedTotal.inc(Math.max(0, s.bytesReclaimed));
+      this.compactionDuration.observe({ result: outcome }, s.durationMs / 1000);
+      this.#compactionStartedAt.clear();
+      return;
+    }
+    // A failed or aborted run carries no stats; its duration is measured from its start event.
+    // The end event does not name the run, and only one compaction runs at a time, so the one
+    // start on record is this run's.
+    const started = [...this.#compactionStartedAt.values()].pop();
+    this.#compactionStartedAt.clear();
+    if (started !== undefined) {
+      this.compactionDuration.observe({ result: outcome }, (performance.now() - started) / 1000);
+    }
+  }
+
+  // A closed store refuses calls; the gauges then keep their last values instead of failing the
+  // whole scrape.
+  #readStats(): ContentStorageStats | undefined {
+    if (!this.#store.closed) {
+      try {
+        this.#lastStats = this.#store.contentStorageStats();
+      } catch {
+        // keep the last good value
+      }
+    }
+    return this.#lastStats;
+  }
+
+  #readSize(): number {
+    if (!this.#store.closed) {
+      try {
+        this.#lastSize = this.#store.size;
+      } catch {
+        // keep the last good value
+      }
+    }
+    return this.#lastSize;
+  }
+}
+
+/** Creates the metrics of a store. See `WarmStoreMetrics`. */
+export function createMetrics(store: MetricsSource, options?: MetricsOptions): WarmStoreMetrics {
+  return new WarmStoreMetrics(store, options);
+}

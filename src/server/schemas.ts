@@ -1,0 +1,295 @@
+/**
+ * JSON schemas of the HTTP API. They validate requests (400 naming the field), serialize responses
+ * and feed the OpenAPI document. Shared shapes are registered once with an `$id` so the document
+ * names them instead of inlining copies.
+ */
+
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: {
+          type: 'string',
+          description: 'Stable error code, e.g. INVALID_INPUT, COMPACTION_IN_PROGRESS.',
+        },
+        message: { type: 'string', description: 'Human-readable; may change between versions.' },
+        field: { type: 'string', description: 'The request field that was refused (400 only).' },
+      },
+    },
+  },
+} as const;
+
+export const memorySchema = {
+  $id: 'Memory',
+  type: 'object',
+  required: [
+    'id',
+    'embedding',
+    'content',
+    'confidence',
+    'activation',
+    'decayRate',
+    'createdAt',
+    'lastAccess',
+    'accessCount',
+  ],
+  properties: {
+    id: { type: 'string' },
+    embedding: { type: 'array', items: { type: 'number' } },
+    content: { type: ['string', 'null'], description: 'null when absent; "" is empty content.' },
+    confidence: { type: 'number' },
+    activation: { type: 'number' },
+    decayRate: { type: 'number' },
+    createdAt: { type: 'number', description: 'Milliseconds since the epoch.' },
+    lastAccess: { type: 'number', description: 'Milliseconds since the epoch.' },
+    accessCount: { type: 'integer' },
+  },
+} as const;
+
+export const storageStatsSchema = {
+  $id: 'StorageStats',
+  type: 'object',
+  required: [
+    'totalBytes',
+    'liveBytes',
+    'deadBytes',
+    'fragmentationRatio',
+    'segments',
+    'size',
+    'isCompacting',
+  ],
+  properties: {
+    totalBytes: { type: 'number', description: 'Bytes of content entries in all segments, live and dead.' },
+    liveBytes: { type: 'number' },
+    deadBytes: { type: 'number' },
+    fragmentationRatio: { type: 'number', description: 'deadBytes / totalBytes, 0 when empty.' },
+    segments: { type: 'integer' },
+    size: { type: 'integer', description: 'Number of memories.' },
+    isCompacting: { type: 'boolean' },
+  },
+} as const;
+
+export const compactionStatsSchema = {
+  $id: 'CompactionStats',
+  type: 'object',
+  required: [
+    'durationMs',
+    'bytesBefore',
+    'bytesAfter',
+    'bytesReclaimed',
+    'recordsMoved',
+    'segmentsCompacted',
+    'maxPauseMs',
+    'resumed',
+  ],
+  properties: {
+    durationMs: { type: 'number' },
+    bytesBefore: { type: 'number' },
+    bytesAfter: { type: 'number' },
+    bytesReclaimed: { type: 'number' },
+    recordsMoved: { type: 'integer' },
+    segmentsCompacted: { type: 'integer' },
+    maxPauseMs: { type: 'number', description: 'Longest synchronous step of this compaction.' },
+    resumed: { type: 'boolean', description: 'True when this run continued an interrupted compaction.' },
+  },
+} as const;
+
+export const sharedSchemas = [errorSchema, memorySchema, storageStatsSchema, compactionStatsSchema];
+
+const ref = (id: string): { $ref: string } => ({ $ref: `${id}#` });
+
+const errorResponses = (...statuses: number[]): Record<number, { $ref: string }> =>
+  Object.fromEntries(statuses.map((s) => [s, ref('Error')]));
+
+/** The embedding of a request: exactly `dimension` numbers, or base64 of `dimension` LE float32. */
+function embeddingSchema(dimension: number): object {
+  return {
+    type: ['array', 'string'],
+    items: { type: 'number' },
+    minItems: dimension,
+    maxItems: dimension,
+    description:
+      `Exactly ${dimension} finite numbers, or a base64 string of ${dimension} little-endian float32 ` +
+      `values (${dimension * 4} bytes).`,
+  };
+}
+
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' } },
+} as const;
+
+/** Route schemas, built for the store's dimension so that a wrong length is refused by validation. */
+export function routeSchemas(dimension: number) {
+  const embedding = embeddingSchema(dimension);
+  return {
+    putMemory: {
+      tags: ['memories'],
+      summary: 'Create or replace a memory',
+      description:
+        'Durable when the response is sent (under the default sync durability). 201 when the id was new, ' +
+        '200 when an existing memory was replaced.',
+      body: {
+        type: 'object',
+        required: ['id', 'embedding'],
+        additionalProperties: false,
+        properties: {
+          id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' },
+          embedding,
+          content: { type: ['string', 'null'], description: 'null or omitted = absent; "" = empty.' },
+          confidence: { type: 'number', minimum: 0, maximum: 1 },
+          activation: { type: 'number' },
+          decayRate: { type: 'number', minimum: 0 },
+          createdAt: { type: 'number', description: 'Milliseconds since the epoch; default now.' },
+          lastAccess: { type: 'number', description: 'Milliseconds since the epoch; default createdAt.' },
+          accessCount: { type: 'integer', minimum: 0 },
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['id', 'created'],
+          properties: { id: { type: 'string' }, created: { type: 'boolean' } },
+        },
+        201: {
+          type: 'object',
+          required: ['id', 'created'],
+          properties: { id: { type: 'string' }, created: { type: 'boolean' } },
+        },
+        ...errorResponses(400, 413, 500, 503),
+      },
+    },
+    getMemory: {
+      tags: ['memories'],
+      summary: 'Read a memory by id',
+      params: idParams,
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          touch: {
+            type: 'string',
+            enum: ['true', 'false', '1', '0'],
+            description: 'Bump lastAccess and accessCount (a small metadata write).',
+          },
+        },
+      },
+      response: { 200: ref('Memory'), ...errorResponses(400, 404, 500, 503) },
+    },
+    deleteMemory: {
+      tags: ['memories'],
+      summary: 'Delete a memory by id',
+      params: idParams,
+      response: {
+        200: {
+          type: 'object',
+          required: ['deleted'],
+          properties: { deleted: { type: 'boolean' } },
+        },
+        ...errorResponses(400, 404, 500, 503),
+      },
+    },
+    recall: {
+      tags: ['memories'],
+      summary: 'Recall the memories most similar to an embedding (cosine similarity, best first)',
+      body: {
+        type: 'object',
+        required: ['embedding'],
+        additionalProperties: false,
+        properties: {
+          embedding,
+          k: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 10000,
+            description: 'At most this many results; default 10.',
+          },
+          minScore: { type: 'number', description: 'Drop results below this similarity.' },
+          touch: { type: 'boolean', description: 'Bump lastAccess/accessCount of the returned memories.' },
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['results'],
+          properties: {
+            results: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'score', 'memory'],
+                properties: { id: { type: 'string' }, score: { type: 'number' }, memory: ref('Memory') },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 413, 500, 503),
+      },
+    },
+    compact: {
+      tags: ['maintenance'],
+      summary: 'Compact content segments now',
+      description:
+        '409 when a compaction is already running, 507 when disk space or the memory budget is ' +
+        'insufficient, 500 when compaction failed (the store stays consistent).',
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          force: {
+            type: 'boolean',
+            description: 'Compact every sealed segment holding dead bytes, whatever its ratio.',
+          },
+        },
+      },
+      response: { 200: ref('CompactionStats'), ...errorResponses(400, 409, 500, 503, 507) },
+    },
+    runMaintenance: {
+      tags: ['maintenance'],
+      summary: 'Run one pass of the maintenance loop now',
+      description: 'Checks the fragmentation thresholds and compacts when they are exceeded.',
+      body: { type: 'object', additionalProperties: false, properties: {} },
+      response: {
+        200: {
+          type: 'object',
+          additionalProperties: true,
+          properties: {
+            at: { type: 'number' },
+            decision: { type: 'string', enum: ['compacted', 'skipped', 'failed', 'busy'] },
+            reason: { type: 'string' },
+            checkpointed: { type: 'boolean' },
+          },
+        },
+        ...errorResponses(400, 500, 503),
+      },
+    },
+    storageStats: {
+      tags: ['metrics'],
+      summary: 'Content storage statistics (JSON)',
+      response: { 200: ref('StorageStats'), ...errorResponses(500, 503) },
+    },
+    prometheus: {
+      tags: ['metrics'],
+      summary: 'Prometheus metrics (text exposition format)',
+    },
+    health: {
+      tags: ['health'],
+      summary: 'Liveness and readiness',
+      response: {
+        200: {
+          type: 'object',
+          required: ['status'],
+          properties: { status: { type: 'string', enum: ['ok'] } },
+        },
+        ...errorResponses(503),
+      },
+    },
+  };
+}
