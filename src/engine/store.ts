@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { runCompaction, type CompactorHost } from '../compaction/compactor.js';
@@ -352,7 +352,9 @@ export class WarmStore {
       .sort((a, b) => a - b);
     let lastLsn = manifest.checkpointLsn;
     let maxPutSeg = manifest.activeSegment;
+    let stopReplay = false;
     for (const no of walNos) {
+      if (stopReplay) break;
       const path = join(this.dir, walFileName(no));
       let buf: Buffer;
       try {
@@ -361,7 +363,7 @@ export class WarmStore {
         throw ioError('read', path, err);
       }
       if (buf.length < HEADER_BYTES) continue; // created but its header never became durable
-      decodeHeader(buf.subarray(0, HEADER_BYTES), 'WALG', path);
+      const relaxedWal = decodeHeader(buf.subarray(0, HEADER_BYTES), 'WALG', path).fields[1] === 1;
       const res = decodeWal(buf, HEADER_BYTES, this.#dim, lastLsn);
       if (res.stopReason && res.validEnd < buf.length) {
         this.#opts.logger?.warn(
@@ -370,6 +372,17 @@ export class WarmStore {
         );
       }
       for (const e of res.entries) {
+        if (relaxedWal && e.type === WalType.Put && e.kind === ContentKind.Present) {
+          const seg = this.#segments.get(e.seg);
+          if (!seg || e.off + entryBytes(e.idBytes.length, e.clen) > seg.end) {
+            this.#opts.logger?.warn(
+              { file: path, lsn: e.lsn, segment: e.seg },
+              'relaxed durability: WAL entries past here lost their content in the crash; cut',
+            );
+            stopReplay = true;
+            break;
+          }
+        }
         this.#replay(e);
         if (e.type === WalType.Put && e.kind === ContentKind.Present) maxPutSeg = Math.max(maxPutSeg, e.seg);
         lastLsn = e.lsn;
@@ -480,6 +493,8 @@ export class WarmStore {
       await w.sync();
       await w.close();
       await fs.syncDir(this.dir);
+      // The store directory itself may be new: its entry in the parent must be durable too.
+      await fs.syncDir(dirname(this.dir));
     } catch (err) {
       throw ioError('create store', this.dir, err);
     }
@@ -767,7 +782,10 @@ export class WarmStore {
     try {
       if (await this.#fs.exists(path)) await this.#fs.unlink(path);
       file = this.#fs.open(path, 'excl');
-      await writeFully(file, encodeHeader('WALG', [fileNo, 0, 0, 0]), 0);
+      // Field 1 records the durability the file was written under: replay treats a dangling
+      // content reference in a relaxed WAL as the end of what reached the disk.
+      const relaxed = this.#opts.durability === 'relaxed' ? 1 : 0;
+      await writeFully(file, encodeHeader('WALG', [fileNo, relaxed, 0, 0]), 0);
       await file.sync();
       await this.#fs.syncDir(this.dir);
     } catch (err) {
@@ -994,18 +1012,17 @@ export class WarmStore {
         lsns.push(lsn);
         wpos += encodeWalEntry(walBuf, wpos, lsn, p.entry);
       }
+      const sync = this.#opts.durability === 'sync';
       for (const part of parts) {
         await writeFully(part.seg.file, part.buf.subarray(0, part.len), part.start);
-        part.seg.dirty = true;
+        part.seg.dirty = !sync;
+        // Content is durable before the WAL entry that points at it is even written: the kernel
+        // may flush a written page at any moment, so write order alone would not do.
+        if (sync) await part.seg.file.sync();
       }
-      if (walBytes > 0) await writeFully(this.#wal.file, walBuf, this.#wal.end);
-      if (this.#opts.durability === 'sync') {
-        // Content before the WAL entry that points at it: a durable entry never dangles.
-        for (const part of parts) {
-          await part.seg.file.sync();
-          part.seg.dirty = false;
-        }
-        if (walBytes > 0) await this.#wal.file.sync();
+      if (walBytes > 0) {
+        await writeFully(this.#wal.file, walBuf, this.#wal.end);
+        if (sync) await this.#wal.file.sync();
       }
       for (const part of parts) part.seg.end = part.start + part.len;
       this.#wal.end += walBytes;
