@@ -153,7 +153,7 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
 
   const runId = host.nextRunId();
   host.emit('compactionStart', { runId, victims: victims.length, resumed: o.resumed });
-  host.logger?.info({ runId, victims: victims.map((v) => v.id), bytesToCopy, resumed: o.resumed }, 'compaction start');
+  host.logger?.debug?.({ runId, victims: victims.map((v) => v.id), bytesToCopy, resumed: o.resumed }, 'compaction start');
   const progress: CompactProgress = {
     phase,
     segmentsDone: 0,
@@ -459,7 +459,7 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     resumed: o.resumed,
   };
   report('done');
-  host.logger?.info({ runId, ...stats }, 'compaction done');
+  host.logger?.debug?.({ runId, ...stats }, 'compaction done');
   host.emit('compactionEnd', { outcome: 'success', stats });
   return stats;
 }

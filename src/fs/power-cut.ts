@@ -31,6 +31,12 @@ export interface CutOptions {
    * Without it the tree reverts to exactly the durable state.
    */
   tornSeed?: number;
+  /**
+   * Files (by the path they had when first written through this layer) whose unsynced writes all
+   * reach the disk anyway, as when the kernel's writeback flushed one file and not another. Lets a
+   * test pick an exact reordering (say, the WAL page persisted, the content page did not).
+   */
+  keepUnsynced?: (path: string) => boolean;
 }
 
 export interface CutReport {
@@ -287,6 +293,7 @@ export class PowerCutFileSystem implements WsFileSystem {
 
     // Data first, through the stash links, while every tracked inode is still reachable.
     for (const state of this.#inodes.values()) {
+      if (options.keepUnsynced?.(state.name) === true) continue;
       if (this.#revertData(state, rnd)) report.filesReverted.push(state.name);
     }
 

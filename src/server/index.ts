@@ -25,6 +25,15 @@ export {
 export { decodeEmbedding, encodeEmbeddingBase64, memoryToJson, recordFromJson } from './codec.js';
 export type { MemoryJson, MemoryInputJson } from './codec.js';
 export type { StoreApi } from './store-api.js';
+// The package exports no `warmstore/metrics` entry; applications that embed the store without the
+// server get its metrics and compaction logging from here.
+export {
+  createMetrics,
+  WarmStoreMetrics,
+  type MetricsOptions,
+  type MetricsSource,
+} from '../metrics/index.js';
+export { attachStoreLogging, type StoreLoggingOptions } from './logging.js';
 
 /** Default TCP port of `warmstore serve`. */
 export const DEFAULT_PORT = 7432;

@@ -69,7 +69,6 @@ export function parseRecordLine(line: string): MemoryRecord {
  */
 export async function importJsonl(file: string, opts: ImportOptions): Promise<void> {
   const started = performance.now();
-  const input: Readable = file === '-' ? process.stdin : createReadStream(file);
   let totalBytes = 0;
   if (file !== '-') {
     try {
@@ -79,10 +78,10 @@ export async function importJsonl(file: string, opts: ImportOptions): Promise<vo
       throw new CliError('IO_ERROR', `cannot read ${file}: ${(err as Error).message}`);
     }
   }
+  const input: Readable = file === '-' ? process.stdin : createReadStream(file);
+  // Progress counts the bytes of the lines consumed; a 'data' listener on the input would also
+  // work but would put the stream in flowing mode behind readline's back.
   let bytesRead = 0;
-  input.on('data', (chunk: Buffer | string) => {
-    bytesRead += chunk.length;
-  });
   const inputError = new Promise<never>((_resolve, reject) => {
     input.once('error', (err) => reject(new CliError('IO_ERROR', `cannot read ${file}: ${err.message}`)));
   });
@@ -141,6 +140,7 @@ export async function importJsonl(file: string, opts: ImportOptions): Promise<vo
     const consume = async (): Promise<void> => {
       for await (const line of lines) {
         lineNo++;
+        bytesRead += Buffer.byteLength(line) + 1;
         if (interrupted.value) break;
         if (line.trim() === '') continue;
         let record: MemoryRecord;

@@ -1,0 +1,126 @@
+import { EventEmitter } from 'node:events';
+import { WarmStoreError, invalid } from '../../../src/errors.js';
+import type {
+  CompactOptions,
+  CompactionStats,
+  ContentStorageStats,
+  GetOptions,
+  MaintenanceReport,
+  MemoryRecord,
+  RecallOptions,
+  RecallResult,
+  StoredMemory,
+} from '../../../src/types.js';
+import type { StoreApi } from '../../../src/server/store-api.js';
+
+export const ZERO_STATS: CompactionStats = {
+  durationMs: 1,
+  bytesBefore: 0,
+  bytesAfter: 0,
+  bytesReclaimed: 0,
+  recordsMoved: 0,
+  segmentsCompacted: 0,
+  maxPauseMs: 0,
+  resumed: false,
+};
+
+/**
+ * A Map-backed stand-in for WarmStore. Server unit tests use it to reach error paths a real store
+ * cannot be made to produce on demand (507, corruption, a compaction that waits for its signal).
+ */
+export class FakeStore extends EventEmitter implements StoreApi {
+  readonly dir = '/fake';
+  closed = false;
+  isCompacting = false;
+  readonly records = new Map<string, StoredMemory>();
+  /** Replaces the behaviour of compact(); default: resolves with ZERO_STATS. */
+  compactImpl: (options: CompactOptions) => Promise<CompactionStats> = async () => ZERO_STATS;
+  /** Thrown by get() when set. */
+  getError: Error | undefined;
+  lastCompactOptions: CompactOptions | undefined;
+
+  constructor(readonly dimension = 4) {
+    super();
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  #open(): void {
+    if (this.closed) throw new WarmStoreError('STORE_CLOSED', 'the store is closed');
+  }
+
+  async put(r: MemoryRecord): Promise<void> {
+    this.#open();
+    if (r.embedding.length !== this.dimension) throw invalid('embedding', 'wrong dimension');
+    if (r.content !== undefined && r.content !== null && r.content.length > 1000) {
+      throw invalid('content', 'too long');
+    }
+    const createdAt = r.createdAt ?? Date.now();
+    this.records.set(r.id, {
+      id: r.id,
+      embedding: Float32Array.from(r.embedding),
+      content: r.content ?? null,
+      confidence: r.confidence ?? 1,
+      activation: r.activation ?? 0,
+      decayRate: r.decayRate ?? 0,
+      createdAt,
+      lastAccess: r.lastAccess ?? createdAt,
+      accessCount: r.accessCount ?? 0,
+    });
+    this.emit('op', 'put', 0.05);
+  }
+
+  async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
+    this.#open();
+    if (this.getError) throw this.getError;
+    const m = this.records.get(id);
+    if (m && options.touch) {
+      m.accessCount++;
+      m.lastAccess = Date.now();
+    }
+    this.emit('op', 'get', 0.01);
+    return m;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    this.#open();
+    this.emit('op', 'delete', 0.02);
+    return this.records.delete(id);
+  }
+
+  has(id: string): boolean {
+    return this.records.has(id);
+  }
+
+  async recall(_embedding: Float32Array | number[], options: RecallOptions = {}): Promise<RecallResult[]> {
+    this.#open();
+    return [...this.records.values()].slice(0, options.k ?? 10).map((memory) => ({ memory, score: 0.5 }));
+  }
+
+  contentStorageStats(): ContentStorageStats {
+    return { totalBytes: 100, liveBytes: 60, deadBytes: 40, fragmentationRatio: 0.4, segments: 2 };
+  }
+
+  async compact(options: CompactOptions = {}): Promise<CompactionStats> {
+    this.#open();
+    this.lastCompactOptions = options;
+    return this.compactImpl(options);
+  }
+
+  async runMaintenance(): Promise<MaintenanceReport> {
+    return {
+      at: 1,
+      stats: this.contentStorageStats(),
+      thresholds: { fragmentationThreshold: 0.5, minTotalBytes: 100 },
+      decision: 'skipped',
+      reason: 'below threshold',
+      checkpointed: false,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
