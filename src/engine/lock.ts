@@ -42,9 +42,16 @@ export async function acquireLock(fs: WsFileSystem, dir: string, key: string): P
   try {
     if (await fs.exists(tmp)) await fs.unlink(tmp);
     const f = fs.open(tmp, 'excl');
-    f.writeSync(Buffer.from(content), 0, Buffer.byteLength(content), 0);
-    await f.close();
+    try {
+      const bytes = Buffer.from(content);
+      if (f.writeSync(bytes, 0, bytes.length, 0) !== bytes.length) {
+        throw Object.assign(new Error('short write'), { code: 'EIO' });
+      }
+    } finally {
+      await f.close();
+    }
   } catch (err) {
+    await fs.unlink(tmp).catch(() => undefined);
     throw ioError('create lock', tmp, err);
   }
   try {
@@ -62,8 +69,9 @@ export async function acquireLock(fs: WsFileSystem, dir: string, key: string): P
       let holder = '';
       try {
         holder = (await fs.readFile(lockPath)).toString('utf8');
-      } catch {
-        continue;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw ioError('read', lockPath, err);
       }
       const [pidText, start] = holder.trim().split(' ');
       const pid = Number(pidText);

@@ -171,6 +171,8 @@ interface PlannedOp {
 interface CorruptSlot {
   reason: string;
   file: string;
+  /** The slot's own bytes are bad (kept as found); otherwise only its content reference is. */
+  raw: boolean;
 }
 
 export interface VerifyProblem {
@@ -211,6 +213,7 @@ export class WarmStore {
   #active!: Segment;
   #wal!: { file: WsFile; fileNo: number; end: number };
   #lastLsn = 0;
+  #walBroken = false;
   #queue: Op[] = [];
   #flushing = false;
   #state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
@@ -365,6 +368,12 @@ export class WarmStore {
       if (buf.length < HEADER_BYTES) continue; // created but its header never became durable
       const relaxedWal = decodeHeader(buf.subarray(0, HEADER_BYTES), 'WALG', path).fields[1] === 1;
       const res = decodeWal(buf, HEADER_BYTES, this.#dim, lastLsn);
+      if (res.laterBatchAt !== undefined && !relaxedWal) {
+        throw corruption(
+          `WAL entry at offset ${res.validEnd} is damaged but the batch at ${res.laterBatchAt} after it is intact`,
+          { file: path, offset: res.validEnd },
+        );
+      }
       if (res.stopReason && res.validEnd < buf.length) {
         this.#opts.logger?.warn(
           { file: path, validEnd: res.validEnd, size: buf.length, reason: res.stopReason },
@@ -429,6 +438,10 @@ export class WarmStore {
       this.#compaction = null;
     }
 
+    this.#manifest.nextSegmentId = Math.max(
+      this.#manifest.nextSegmentId,
+      ...[...this.#segments.keys(), ...badSegments.keys()].map((n) => n + 1),
+    );
     // Active segment: the newest one new content went to.
     let active = this.#segments.get(maxPutSeg);
     if (!active || badSegments.has(maxPutSeg)) active = this.#createSegment();
@@ -443,10 +456,6 @@ export class WarmStore {
     }
 
     const lastWal = walNos.length > 0 ? walNos[walNos.length - 1]! : manifest.walFileNo - 1;
-    this.#manifest.nextSegmentId = Math.max(
-      this.#manifest.nextSegmentId,
-      ...[...this.#segments.keys(), ...badSegments.keys()].map((n) => n + 1),
-    );
     // The recovery checkpoint makes the replayed state durable in records.dat and starts a clean
     // WAL, so torn tails never have to be appended after.
     await this.#openNewWal(Math.max(lastWal, manifest.walFileNo) + 1);
@@ -478,25 +487,28 @@ export class WarmStore {
     for (const n of storeFiles) await fs.unlink(join(this.dir, n)).catch(() => undefined);
     const dim = this.#opts.dimension ?? 768;
     const recPath = join(this.dir, RECORDS_FILE);
+    const opened: WsFile[] = [];
     try {
       const f = fs.open(recPath, 'excl');
+      opened.push(f);
       const head = Buffer.alloc(RECORDS_DATA_START);
       encodeHeader('RECS', [dim, slotBytesFor(dim), 0, 0]).copy(head, 0);
       await writeFully(f, head, 0);
       await f.sync();
-      await f.close();
       const seg = Segment.create(fs, this.dir, 1);
+      opened.push(seg.file);
       await seg.file.sync();
-      await seg.file.close();
       const w = fs.open(join(this.dir, walFileName(1)), 'excl');
-      await writeFully(w, encodeHeader('WALG', [1, 0, 0, 0]), 0);
+      opened.push(w);
+      await writeFully(w, encodeHeader('WALG', [1, this.#opts.durability === 'relaxed' ? 1 : 0, 0, 0]), 0);
       await w.sync();
-      await w.close();
       await fs.syncDir(this.dir);
       // The store directory itself may be new: its entry in the parent must be durable too.
       await fs.syncDir(dirname(this.dir));
     } catch (err) {
       throw ioError('create store', this.dir, err);
+    } finally {
+      for (const f of opened) await f.close().catch(() => undefined);
     }
     const m: Manifest = {
       dimension: dim,
@@ -521,8 +533,13 @@ export class WarmStore {
       throw ioError('open', path, err);
     }
     const head = Buffer.alloc(HEADER_BYTES);
-    this.#records.readSync(head, 0, HEADER_BYTES, 0);
-    const h = decodeHeader(head, 'RECS', path);
+    let n: number;
+    try {
+      n = this.#records.readSync(head, 0, HEADER_BYTES, 0);
+    } catch (err) {
+      throw ioError('read', path, err);
+    }
+    const h = decodeHeader(head.subarray(0, n), 'RECS', path);
     if (h.fields[0] !== this.#dim || h.fields[1] !== this.#slotBytes) {
       throw corruption(`records header says dimension ${h.fields[0]}, manifest says ${this.#dim}`, { file: path });
     }
@@ -594,7 +611,7 @@ export class WarmStore {
     });
     this.#table.chunk(slot).norm[slot & CHUNK_MASK] = 0;
     if (guessId !== undefined && id === guessId) this.#index.set(id, slot);
-    this.#corrupt.set(slot, { reason, file });
+    this.#corrupt.set(slot, { reason, file, raw: true });
   }
 
   #loadSegments(names: string[]): Map<number, string> {
@@ -605,6 +622,9 @@ export class WarmStore {
       try {
         this.#segments.set(id, Segment.open(this.#fs, this.dir, id));
       } catch (err) {
+        // Only a segment whose header never became durable (or is damaged) is set aside; a read
+        // error or a newer format fails the open rather than being mistaken for an empty file.
+        if (!WarmStoreError.is(err, 'CORRUPTION_DETECTED')) throw ioError('open', join(this.dir, n), err);
         bad.set(id, (err as Error).message);
       }
     }
@@ -760,9 +780,13 @@ export class WarmStore {
       if (!seg) {
         const why = badSegments.get(segId);
         badSegments.delete(segId);
-        this.#corrupt.set(s, { reason: why ?? `content segment ${segId} is missing`, file });
+        this.#corrupt.set(s, { reason: why ?? `content segment ${segId} is missing`, file, raw: false });
       } else if (c.off[i]! < HEADER_BYTES || c.off[i]! + size > seg.end) {
-        this.#corrupt.set(s, { reason: `content reference ${c.off[i]}+${size} is beyond the end of the segment`, file });
+        this.#corrupt.set(s, {
+          reason: `content reference ${c.off[i]}+${size} is beyond the end of the segment`,
+          file,
+          raw: false,
+        });
       } else {
         seg.live += size;
       }
@@ -793,6 +817,14 @@ export class WarmStore {
       throw ioError('create WAL', path, err);
     }
     this.#wal = { file, fileNo, end: HEADER_BYTES };
+  }
+
+  /** Switches to a new WAL file; the old one stays until a checkpoint covers it. */
+  async #replaceWal(): Promise<void> {
+    const old = this.#wal;
+    await this.#openNewWal(old.fileNo + 1);
+    this.#walBroken = false;
+    await old.file.close().catch(() => undefined);
   }
 
   #startTimers(): void {
@@ -969,8 +1001,16 @@ export class WarmStore {
       }
     }
 
+    if (this.#walBroken) {
+      try {
+        await this.#replaceWal();
+      } catch (err) {
+        const e = ioError('create WAL', this.dir, err);
+        for (const op of batch) op.reject(e);
+        return;
+      }
+    }
     const walEnd = this.#wal.end;
-    const lsnBefore = this.#lastLsn;
     let lsn = this.#lastLsn;
     // Content is laid out over the active segment and, when it fills, fresh ones.
     const parts: { seg: Segment; start: number; buf: Buffer; len: number }[] = [];
@@ -1010,7 +1050,7 @@ export class WarmStore {
         }
         lsn++;
         lsns.push(lsn);
-        wpos += encodeWalEntry(walBuf, wpos, lsn, p.entry);
+        wpos += encodeWalEntry(walBuf, wpos, lsn, p.entry, wpos === 0);
       }
       const sync = this.#opts.durability === 'sync';
       for (const part of parts) {
@@ -1033,16 +1073,28 @@ export class WarmStore {
         this.#apply(planned[i]!, lsns[i]!);
       }
     } catch (err) {
-      // Roll back everything in memory; cut the files back so stale bytes never replay.
-      this.#lastLsn = lsnBefore;
+      // Roll back everything in memory and cut the files back. LSNs are not reused (gaps are
+      // fine), so an entry that survives a failed cut can never shadow a later acknowledged one.
+      this.#lastLsn = lsn;
       for (const s of allocated) if (s < nextSlotBefore) this.#free.push(s);
       this.#nextSlot = nextSlotBefore;
-      this.#wal.end = walEnd;
       for (const part of parts) {
-        part.seg.end = part.start;
-        await part.seg.file.truncate(part.start).catch(() => undefined);
+        try {
+          await part.seg.file.truncate(part.start);
+          part.seg.end = part.start;
+        } catch {
+          // Never write over bytes a surviving WAL entry might reference.
+          part.seg.end = part.start + part.len;
+        }
       }
-      await this.#wal.file.truncate(walEnd).catch(() => undefined);
+      try {
+        await this.#wal.file.truncate(walEnd);
+        this.#wal.end = walEnd;
+      } catch {
+        // A tail we could not cut may be torn: continue in a fresh WAL file so nothing
+        // acknowledged is ever written behind it.
+        this.#walBroken = true;
+      }
       const e = ioError('commit', this.#wal.file.path, err);
       for (const p of planned) p.op.reject(e);
       return;
@@ -1400,13 +1452,17 @@ export class WarmStore {
     let dirty = this.#dirty;
     if (rotateWal) {
       // Rotate between two batches, so every entry up to `lsn` is in the old file.
-      await this.#barrier(async () => {
-        lsn = this.#lastLsn;
-        await old.file.sync();
-        await this.#openNewWal(old.fileNo + 1);
-        dirty = this.#dirty;
-        this.#dirty = new Set();
-      });
+      try {
+        await this.#barrier(async () => {
+          lsn = this.#lastLsn;
+          await old.file.sync();
+          await this.#openNewWal(old.fileNo + 1);
+          dirty = this.#dirty;
+          this.#dirty = new Set();
+        });
+      } catch (err) {
+        throw ioError('checkpoint', old.file.path, err);
+      }
     } else {
       this.#dirty = new Set();
     }
@@ -1445,6 +1501,8 @@ export class WarmStore {
       await writeManifest(this.#fs, this.dir, this.#manifest);
     } catch (err) {
       for (const s of dirty) this.#dirty.add(s);
+      // The old WAL file stays on disk (the manifest still points at it); only the handle goes.
+      if (rotateWal) await old.file.close().catch(() => undefined);
       throw ioError('checkpoint', join(this.dir, RECORDS_FILE), err);
     }
     if (rotateWal) await old.file.close().catch(() => undefined);
@@ -1460,7 +1518,7 @@ export class WarmStore {
       encodeFreeSlot(buf, pos, this.#slotBytes);
       return;
     }
-    if (this.#corrupt.has(slot)) {
+    if (this.#corrupt.get(slot)?.raw === true) {
       // Leave a corrupt slot's bytes as found on disk: re-read it for evidence, never mask it.
       this.#records.readSync(buf, pos, this.#slotBytes, slotOffset(slot, this.#slotBytes));
       return;
@@ -1662,7 +1720,6 @@ export class WarmStore {
         const s = this.#snapshot(slot);
         if (s.seg) {
           const size = entryBytes(s.idLen, s.clen);
-          recount.set(s.seg.id, (recount.get(s.seg.id) ?? 0) + size);
           const b = await s.seg.read(s.off, size);
           verifyEntry(b, Buffer.from(id, 'utf8'), s.clen, s.seg.path, id, s.off);
           bytes += size;
@@ -1675,6 +1732,15 @@ export class WarmStore {
         options.onProgress?.(records, this.#index.size);
         await yieldImmediate();
       }
+    }
+    // Garbage counts are cross-checked in one synchronous pass, so compaction or writes running
+    // meanwhile cannot make the recount and the counters disagree.
+    for (let slot = 0; slot < this.#nextSlot; slot++) {
+      if (!this.#table.isUsed(slot) || this.#corrupt.has(slot)) continue;
+      const c = this.#table.chunk(slot);
+      const i = slot & CHUNK_MASK;
+      if (c.kind[i] !== ContentKind.Present) continue;
+      recount.set(c.seg[i]!, (recount.get(c.seg[i]!) ?? 0) + entryBytes(c.idLen[i]!, c.clen[i]!));
     }
     for (const s of this.#segments.values()) {
       const expected = recount.get(s.id) ?? 0;

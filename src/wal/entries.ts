@@ -113,12 +113,15 @@ export function walEntrySize(e: WalEntryInput): number {
   return WAL_ENTRY_HEADER + body;
 }
 
-export function encodeWalEntry(b: Buffer, pos: number, lsn: number, e: WalEntryInput): number {
+/** Set on the type byte of the first entry of each group commit. */
+export const BATCH_START = 0x80;
+
+export function encodeWalEntry(b: Buffer, pos: number, lsn: number, e: WalEntryInput, batchStart = false): number {
   const start = pos;
   pos += 8;
   b.writeDoubleLE(lsn, pos);
   pos += 8;
-  b[pos++] = e.type;
+  b[pos++] = e.type | (batchStart ? BATCH_START : 0);
   switch (e.type) {
     case WalType.Put: {
       b.writeUInt32LE(e.slot, pos);
@@ -197,6 +200,12 @@ export interface DecodeResult {
   validEnd: number;
   /** Why decoding stopped before the end of the buffer, if it did. */
   stopReason?: string;
+  /**
+   * Offset of an intact batch found after the damaged entry. Batches are written one after the
+   * other, each only after the previous one was fsynced, so a complete later batch means the
+   * damage is not a torn tail but corruption of acknowledged entries.
+   */
+  laterBatchAt?: number;
 }
 
 /** Decodes entries from `start`; stops (without throwing) at a torn or stale tail. */
@@ -210,7 +219,13 @@ export function decodeWal(b: Buffer, start: number, dimension: number, afterLsn:
     const end = pos + WAL_ENTRY_HEADER + bodyLen;
     if (bodyLen < 1 || end > b.length) return { entries, validEnd: pos, stopReason: 'torn entry' };
     if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) {
-      return { entries, validEnd: pos, stopReason: 'checksum mismatch' };
+      const later = findLaterBatch(b, end);
+      return {
+        entries,
+        validEnd: pos,
+        stopReason: 'checksum mismatch',
+        ...(later === undefined ? {} : { laterBatchAt: later }),
+      };
     }
     const lsn = b.readDoubleLE(pos + 8);
     if (!(lsn > lastLsn)) return { entries, validEnd: pos, stopReason: 'stale entry (LSN does not increase)' };
@@ -223,8 +238,21 @@ export function decodeWal(b: Buffer, start: number, dimension: number, afterLsn:
   return { entries, validEnd: pos };
 }
 
+/** Walks intact entries from `pos` (just past a damaged one) looking for a batch start. */
+function findLaterBatch(b: Buffer, pos: number): number | undefined {
+  while (pos + WAL_ENTRY_HEADER + 1 <= b.length) {
+    const len = b.readUInt32LE(pos + 4);
+    const end = pos + WAL_ENTRY_HEADER + len;
+    if (len < 1 || end > b.length) return undefined;
+    if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) return undefined;
+    if (((b[pos + WAL_ENTRY_HEADER] ?? 0) & BATCH_START) !== 0) return pos;
+    pos = end;
+  }
+  return undefined;
+}
+
 function decodeBody(b: Buffer, pos: number, end: number, lsn: number, dim: number): WalEntry | undefined {
-  const type = b[pos++];
+  const type = (b[pos++] ?? 0) & ~BATCH_START;
   switch (type) {
     case WalType.Put: {
       const slot = b.readUInt32LE(pos);

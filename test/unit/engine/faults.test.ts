@@ -1,0 +1,460 @@
+import assert from 'node:assert/strict';
+import { copyFile, cp, mkdir, readdir, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { describe, test } from 'node:test';
+import { FaultyFileSystem, type FaultErrorCode, type FaultOp } from '../../../src/fs/fault.js';
+import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
+import { expectSameRecord } from '../../helpers/assert.js';
+import { recordFor } from '../../helpers/random.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const DIM = 8;
+// No startup compaction: these tests are about the write path (verify during compaction: verify.test.ts).
+const BASE: WarmStoreOptions = {
+  dimension: DIM,
+  maintenanceIntervalMs: false,
+  maintenance: { startupCompaction: 'off' },
+};
+
+/** A record that always has content, so a put writes both a segment and the WAL. */
+function rec(id: string, seed: number): MemoryRecord {
+  return { ...recordFor(id, seed, DIM), content: `${id}#${seed} `.repeat(1 + (seed % 40)) };
+}
+
+function ioError(label: string) {
+  return (err: unknown): boolean => {
+    assert.ok(WarmStoreError.is(err), `${label}: not a WarmStoreError: ${String(err)}`);
+    assert.equal(err.code, 'IO_ERROR', `${label}: ${err.message}`);
+    return true;
+  };
+}
+
+/** The files of a live store copied as they are: what a kill -9 at this instant would leave. */
+async function crashImage(dir: string, image: string): Promise<void> {
+  await mkdir(image, { recursive: true });
+  for (const n of await readdir(dir)) if (n !== 'LOCK') await copyFile(join(dir, n), join(image, n));
+}
+
+/** Runs fn(1..n), `width` at a time. */
+async function inBatches(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
+  for (let first = 1; first <= n; first += width) {
+    const batch: Array<Promise<void>> = [];
+    for (let i = first; i < first + width && i <= n; i++) batch.push(fn(i));
+    await Promise.all(batch);
+  }
+}
+
+class Model {
+  acked = new Map<string, MemoryRecord>();
+  /** Ids whose last attempted write failed: on reopen either the old value or this one. */
+  failed = new Map<string, MemoryRecord | 'deleted'>();
+
+  async checkAll(store: WarmStore, label: string): Promise<void> {
+    for (const [id, r] of this.acked) {
+      if (this.failed.has(id)) continue;
+      expectSameRecord(await store.get(id), r, { context: label });
+    }
+  }
+}
+
+/** Reopens with the plain Node file layer: acknowledged data present, failed writes absent-or-present. */
+async function checkAfterReopen(dir: string, model: Model, label: string): Promise<void> {
+  const store = await WarmStore.open(dir, BASE);
+  try {
+    await model.checkAll(store, label);
+    for (const [id, attempted] of model.failed) {
+      let got;
+      try {
+        got = await store.get(id);
+      } catch (err) {
+        assert.fail(`${label}: ${id} (a failed write) is unreadable: ${String(err)}`);
+      }
+      const old = model.acked.get(id);
+      if (got === undefined) {
+        assert.ok(old === undefined || attempted === 'deleted', `${label}: acknowledged ${id} lost`);
+        continue;
+      }
+      const candidates = [old, attempted === 'deleted' ? undefined : attempted].filter(
+        (x): x is MemoryRecord => x !== undefined,
+      );
+      const matches = candidates.some((c) => {
+        try {
+          expectSameRecord(got, c);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      assert.ok(matches, `${label}: ${id} is neither the old nor the attempted value`);
+    }
+    const extra = [...store.ids()].filter((id) => !model.acked.has(id) && !model.failed.has(id));
+    assert.deepEqual(extra, [], `${label}: unknown ids appeared`);
+    const report = await store.verify();
+    assert.equal(report.ok, true, `${label}: verify: ${JSON.stringify(report.problems)}`);
+  } finally {
+    await store.close();
+  }
+}
+
+describe('fault injection', () => {
+  for (const error of ['ENOSPC', 'EIO'] as FaultErrorCode[]) {
+    test(`${error} at every write and fsync of a put or delete: rejected, store usable, nothing lost`, async (t) => {
+      const dir = await tempDir(t);
+      const fs = new FaultyFileSystem();
+      const model = new Model();
+      const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+      let seed = 1;
+      try {
+        for (let i = 0; i < 8; i++) {
+          const r = rec(`base${i}`, seed++);
+          await store.put(r);
+          model.acked.set(r.id, r);
+        }
+        // How many writes and fsyncs does one put make? And one delete?
+        fs.resetCounts();
+        const probe = rec('probe', seed++);
+        await store.put(probe);
+        model.acked.set(probe.id, probe);
+        const putOps = { write: fs.counts.write, sync: fs.counts.sync };
+        assert.ok(
+          putOps.write >= 2,
+          `a put with content writes a segment and the WAL (${putOps.write} writes)`,
+        );
+        assert.ok(putOps.sync >= 2, `a durable put fsyncs content and WAL (${putOps.sync} fsyncs)`);
+        fs.resetCounts();
+        assert.equal(await store.delete('probe'), true);
+        model.acked.delete('probe');
+        const delOps = { write: fs.counts.write, sync: fs.counts.sync };
+        assert.ok(delOps.write >= 1 && delOps.sync >= 1, 'a delete writes and fsyncs the WAL');
+
+        let attempts = 0;
+        for (const op of ['write', 'sync'] as const satisfies readonly FaultOp[]) {
+          for (let nth = 1; nth <= putOps[op]; nth++) {
+            for (const update of [false, true]) {
+              const id = update ? `base${nth % 8}` : `new-${op}-${nth}`;
+              const attempt = rec(id, seed++);
+              const before = model.acked.get(id);
+              fs.failAt({ op, nth, error });
+              const triggered = fs.triggered.length;
+              await assert.rejects(store.put(attempt), ioError(`put, ${op} #${nth} fails`));
+              assert.equal(fs.triggered.length, triggered + 1, 'the fault fired');
+              assert.equal(fs.triggered.at(-1)?.op, op);
+              assert.equal(fs.pendingFaults, 0);
+              attempts++;
+              // In memory: untouched.
+              if (before)
+                expectSameRecord(await store.get(id), before, { context: `after failed ${op} #${nth}` });
+              else assert.equal(store.has(id), false, `failed put of ${id} is not visible`);
+              model.failed.set(id, attempt);
+              // Usable: the next put and get work, and everything acknowledged is intact.
+              const next = rec(`ok-${op}-${nth}-${update}`, seed++);
+              await store.put(next);
+              model.acked.set(next.id, next);
+              expectSameRecord(await store.get(next.id), next);
+              expectSameRecord(store.getSync(next.id), next);
+              if (update) {
+                // A later successful write of the same id supersedes the failed one.
+                const fixed = rec(id, seed++);
+                await store.put(fixed);
+                model.acked.set(id, fixed);
+                model.failed.delete(id);
+              }
+              // New ids whose put failed stay failed: after reopen, absent or whole, never corrupt.
+              await model.checkAll(store, `after ${op} #${nth}`);
+            }
+          }
+          for (let nth = 1; nth <= delOps[op]; nth++) {
+            const id = `base${nth}`;
+            fs.failAt({ op, nth, error });
+            await assert.rejects(store.delete(id), ioError(`delete, ${op} #${nth} fails`));
+            expectSameRecord(await store.get(id), model.acked.get(id)!, { context: 'after a failed delete' });
+            model.failed.set(id, 'deleted');
+            const r = rec(`after-del-${op}-${nth}`, seed++);
+            await store.put(r);
+            model.acked.set(r.id, r);
+          }
+        }
+        assert.ok(attempts >= 8);
+        // Leave the last failed writes as they are: reopen decides absent-or-present.
+        const last = rec('last-failed', seed++);
+        fs.failAt({ op: 'sync', nth: 2, error });
+        await assert.rejects(store.put(last), ioError('last'));
+        model.failed.set(last.id, last);
+        await model.checkAll(store, 'before close');
+      } finally {
+        fs.reset();
+        await store.close();
+      }
+      await checkAfterReopen(dir, model, `${error} reopen`);
+    });
+  }
+
+  test('touch and putMany report IO_ERROR under faults and leave the record as it was', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    try {
+      const a = rec('a', 1);
+      await store.put(a);
+      model.acked.set('a', a);
+      fs.failAt({ op: 'sync', nth: 1, error: 'EIO' });
+      await assert.rejects(store.get('a', { touch: true }), ioError('touch'));
+      expectSameRecord(await store.get('a'), a);
+      const many = Array.from({ length: 20 }, (_, i) => rec(`m${i}`, 100 + i));
+      fs.failAt({ op: 'write', nth: 2, error: 'ENOSPC' });
+      await assert.rejects(store.putMany(many), ioError('putMany'));
+      for (const r of many) {
+        assert.equal(store.has(r.id), false, `${r.id} from a failed batch is not visible`);
+        model.failed.set(r.id, r);
+      }
+      await store.putMany(many);
+      for (const r of many) {
+        model.acked.set(r.id, r);
+        model.failed.delete(r.id);
+      }
+      const touched = await store.get('a', { touch: true });
+      assert.equal(touched?.accessCount, (a.accessCount ?? 0) + 1);
+      model.acked.set('a', { ...a, accessCount: touched!.accessCount, lastAccess: touched!.lastAccess });
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await checkAfterReopen(dir, model, 'touch/putMany reopen');
+  });
+
+  test('short writes: a single short write is completed transparently; a disk that fills up is IO_ERROR', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    let seed = 1;
+    try {
+      fs.resetCounts();
+      const probe = rec('probe', seed++);
+      await store.put(probe);
+      model.acked.set(probe.id, probe);
+      const writes = fs.counts.write;
+      for (let nth = 1; nth <= writes; nth++) {
+        // One short write: writeFully loops and the put succeeds with every byte right.
+        const r = rec(`short-${nth}`, seed++);
+        fs.failAt({ op: 'write', nth, error: 'ENOSPC', short: true });
+        await store.put(r);
+        assert.equal(fs.triggered.at(-1)?.short, true, 'a short write happened');
+        model.acked.set(r.id, r);
+        expectSameRecord(await store.get(r.id), r);
+
+        // Short, then full: the put fails cleanly, and works again once space is back.
+        const full = rec(`full-${nth}`, seed++);
+        fs.failAt({ op: 'write', nth, error: 'ENOSPC', short: true, persistent: true });
+        await assert.rejects(store.put(full), ioError(`disk full at write #${nth}`));
+        fs.clearFaults();
+        assert.equal(store.has(full.id), false);
+        model.failed.set(full.id, full);
+        await model.checkAll(store, `after full disk #${nth}`);
+        const again = rec(`again-${nth}`, seed++);
+        await store.put(again);
+        model.acked.set(again.id, again);
+        expectSameRecord(await store.get(again.id), again);
+      }
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await checkAfterReopen(dir, model, 'short writes reopen');
+  });
+
+  test('a fault at any mutating step of a checkpoint leaves the store usable and the data intact', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    let seed = 1;
+    try {
+      const add = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          const r = rec(`c${seed % 25}`, seed++);
+          await store.put(r);
+          model.acked.set(r.id, r);
+        }
+      };
+      await add(10);
+      fs.resetCounts();
+      await store.checkpoint();
+      const steps = fs.counts['any-write'];
+      assert.ok(steps >= 4, `a checkpoint makes several mutating calls (${steps})`);
+      let rejected = 0;
+      // Errors that are not WarmStoreError IO_ERROR: collected so every step still runs.
+      const wrongErrors: string[] = [];
+      for (let nth = 1; nth <= steps; nth++) {
+        await add(3);
+        fs.failAt({ op: 'any-write', nth, error: nth % 2 === 0 ? 'EIO' : 'ENOSPC' });
+        try {
+          await store.checkpoint();
+        } catch (err) {
+          rejected++;
+          if (!WarmStoreError.is(err, 'IO_ERROR')) {
+            wrongErrors.push(
+              `step ${nth} (${fs.triggered.at(-1)?.op} ${fs.triggered.at(-1)?.path}): ${String(err)}`,
+            );
+          }
+        }
+        fs.clearFaults();
+        await model.checkAll(store, `after checkpoint fault ${nth}`);
+        await add(2);
+        // A kill -9 right now must not lose anything either.
+        const image = join(dir, '..', `${basename(dir)}-image-${nth}`);
+        await crashImage(dir, image);
+        const snapshot = new Model();
+        snapshot.acked = new Map(model.acked);
+        try {
+          await checkAfterReopen(image, snapshot, `crash image after checkpoint fault ${nth}`);
+        } finally {
+          await rm(image, { recursive: true, force: true });
+        }
+      }
+      assert.ok(rejected > 0, 'some checkpoint faults were reported');
+      await store.checkpoint();
+      await store.close();
+      await checkAfterReopen(dir, model, 'checkpoint faults reopen');
+      assert.deepEqual(wrongErrors, [], 'checkpoint() must reject only with WarmStoreError IO_ERROR');
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+  });
+
+  test('a fault at any mutating step of open fails the open cleanly; a later open recovers everything', async (t) => {
+    const root = await tempDir(t);
+    const base = join(root, 'base');
+    const model = new Model();
+    let s = await WarmStore.open(base, BASE);
+    for (let i = 0; i < 10; i++) {
+      const r = rec(`o${i}`, i);
+      await s.put(r);
+      model.acked.set(r.id, r);
+    }
+    await s.close();
+    const probeDir = join(root, 'probe');
+    await cp(base, probeDir, { recursive: true });
+    const probeFs = new FaultyFileSystem();
+    s = await WarmStore.open(probeDir, { ...BASE, fileSystem: probeFs });
+    const steps = probeFs.counts['any-write'];
+    await s.close();
+    assert.ok(steps >= 3, `open makes mutating calls (${steps})`);
+    // Each step on its own copy of the store, a few at a time.
+    const leaks: Array<[number, string]> = [];
+    await inBatches(steps, 4, async (nth) => {
+      const dir = join(root, `step${nth}`);
+      await cp(base, dir, { recursive: true });
+      const m = new Model();
+      m.acked = new Map(model.acked);
+      const fs = new FaultyFileSystem();
+      fs.failAt({ op: 'any-write', nth, error: 'EIO' });
+      let opened: WarmStore | undefined;
+      try {
+        opened = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+      } catch (err) {
+        ioError(`open, step ${nth}`)(err);
+      }
+      const trig = fs.triggered.at(-1);
+      fs.clearFaults();
+      if (opened) {
+        await m.checkAll(opened, `opened despite fault ${nth}`);
+        const r = rec(`o${nth % 10}`, 100 + nth);
+        await opened.put(r);
+        m.acked.set(r.id, r);
+        await opened.close();
+      }
+      for (const f of fs.openFiles()) {
+        leaks.push([nth, `fault at step ${nth} (${trig?.op} ${trig?.path}) leaked a handle of ${f}`]);
+      }
+      // The lock was released whatever happened.
+      await checkAfterReopen(dir, m, `after open fault ${nth}`);
+      await rm(dir, { recursive: true, force: true });
+    });
+    assert.deepEqual(
+      leaks.sort((a, b) => a[0] - b[0]).map((l) => l[1]),
+      [],
+      'a failed open or close must close every file it opened',
+    );
+  });
+
+  test('a fault while creating a new store fails cleanly; a later open creates it', async (t) => {
+    const root = await tempDir(t);
+    const probeFs = new FaultyFileSystem();
+    const probe = await WarmStore.open(join(root, 'probe'), { ...BASE, fileSystem: probeFs });
+    await probe.close();
+    const steps = probeFs.counts['any-write'];
+    assert.ok(steps >= 10, `creating a store makes many mutating calls (${steps})`);
+    const leaks: Array<[number, string]> = [];
+    await inBatches(steps, 4, async (nth) => {
+      const dir = join(root, `s${nth}`);
+      const fs = new FaultyFileSystem();
+      fs.failAt({ op: 'any-write', nth, error: 'ENOSPC' });
+      try {
+        const s = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+        await s.close();
+      } catch (err) {
+        ioError(`create, step ${nth}`)(err);
+      }
+      const trig = fs.triggered.at(-1);
+      for (const f of fs.openFiles()) {
+        leaks.push([nth, `fault at step ${nth} (${trig?.op} ${trig?.path}) leaked a handle of ${f}`]);
+      }
+      const s = await WarmStore.open(dir, BASE);
+      try {
+        assert.equal(s.dimension, DIM);
+        await s.put(rec('x', nth));
+        expectSameRecord(await s.get('x'), rec('x', nth));
+      } finally {
+        await s.close();
+      }
+      await rm(dir, { recursive: true, force: true });
+    });
+    assert.deepEqual(
+      leaks.sort((a, b) => a[0] - b[0]).map((l) => l[1]),
+      [],
+      'a failed open or close must close every file it opened',
+    );
+  });
+
+  for (const rollbackFails of [false, true]) {
+    test(`a checkpoint that fails after rotating the WAL, after a failed put${rollbackFails ? ' whose rollback also failed' : ''}: a crash image keeps every acknowledged write`, async (t) => {
+      const root = await tempDir(t);
+      const dir = join(root, 'live');
+      const fs = new FaultyFileSystem();
+      const model = new Model();
+      const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+      try {
+        const a = rec('A', 1);
+        await store.put(a);
+        model.acked.set('A', a);
+        // 1. A put fails at the WAL fsync (its bytes were written); maybe the rollback truncate fails too.
+        const p1 = rec('P1', 2);
+        fs.failAt({ op: 'sync', nth: 1, error: 'EIO', pathIncludes: 'wal-' });
+        if (rollbackFails) fs.failAt({ op: 'truncate', nth: 1, error: 'EIO', persistent: true });
+        await assert.rejects(store.put(p1), ioError('P1'));
+        fs.clearFaults();
+        model.failed.set('P1', p1);
+        // 2. A checkpoint rotates the WAL, then fails before its manifest is written (or is killed there).
+        fs.failAt({ op: 'sync', nth: 1, error: 'EIO', pathIncludes: 'records.dat' });
+        await assert.rejects(store.checkpoint(), ioError('checkpoint'));
+        fs.clearFaults();
+        // 3. Later writes are acknowledged into the new WAL.
+        for (const [i, id] of ['P2', 'P3', 'A'].entries()) {
+          const r = rec(id, 10 + i);
+          await store.put(r);
+          model.acked.set(id, r);
+        }
+        await model.checkAll(store, 'live');
+        // 4. kill -9 now.
+        await crashImage(dir, join(root, 'image'));
+      } finally {
+        fs.reset();
+        await store.close();
+      }
+      await checkAfterReopen(join(root, 'image'), model, 'crash image');
+    });
+  }
+});

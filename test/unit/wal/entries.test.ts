@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { crc32c } from '../../../src/format/crc.js';
+import {
+  ContentKind,
+  WAL_ENTRY_HEADER,
+  WalType,
+  decodeWal,
+  encodeWalEntry,
+  walEntrySize,
+  type WalEntry,
+  type WalEntryInput,
+} from '../../../src/wal/entries.js';
+
+const DIM = 8;
+
+function emb(seed: number): Float32Array {
+  const e = new Float32Array(DIM);
+  for (let i = 0; i < DIM; i++) e[i] = Math.sin(seed * 31 + i) * 10;
+  e[1] = -0;
+  e[2] = 1.401298464324817e-45;
+  return e;
+}
+
+function put(id: string, kind: ContentKind, seed: number): WalEntryInput {
+  const idBytes = Buffer.from(id, 'utf8');
+  return {
+    type: WalType.Put,
+    slot: 1000 + seed,
+    id,
+    idBytes,
+    kind,
+    seg: kind === ContentKind.Present ? 7 : 0,
+    off: kind === ContentKind.Present ? 2 ** 40 + 32 : 0,
+    clen: kind === ContentKind.Present ? 0xfffffff0 : 0,
+    confidence: 0.1,
+    activation: -1e300,
+    decayRate: 5e-324,
+    createdAt: 1_700_000_000_123,
+    lastAccess: 1_700_000_000_999,
+    accessCount: Number.MAX_SAFE_INTEGER,
+    embedding: emb(seed),
+  };
+}
+
+/** One of every entry type, with edge values. */
+const SAMPLES: WalEntryInput[] = [
+  put('plain', ContentKind.Present, 1),
+  put('a', ContentKind.Absent, 2),
+  put('漢字🧠', ContentKind.Empty, 3),
+  put('x'.repeat(255), ContentKind.Present, 4),
+  { type: WalType.Delete, slot: 0, id: 'gone' },
+  { type: WalType.Delete, slot: 0xffffffff, id: 'ключ🙂'.repeat(20) },
+  { type: WalType.Touch, slot: 42, lastAccess: 1_700_000_123_456.5, accessCount: 2 ** 52 },
+  { type: WalType.CompactBegin, runId: 3, victims: [1, 2, 0xffffffff] },
+  { type: WalType.CompactBegin, runId: 4, victims: [] },
+  {
+    type: WalType.CompactChunk,
+    runId: 3,
+    outSeg: 9,
+    outEnd: 2 ** 33 + 5,
+    victimsDone: [1],
+    remaps: [
+      { slot: 0, oldSeg: 1, oldOff: 32, expectedLsn: 17, newOff: 32 },
+      { slot: 123456, oldSeg: 2, oldOff: 2 ** 35, expectedLsn: 2 ** 50, newOff: 99999 },
+    ],
+  },
+  { type: WalType.CompactChunk, runId: 3, outSeg: 0, outEnd: 0, victimsDone: [], remaps: [] },
+  { type: WalType.CompactEnd, runId: 3, outcome: 0 },
+  { type: WalType.CompactEnd, runId: 0xffffffff, outcome: 255 },
+];
+
+function encodeAll(entries: WalEntryInput[], firstLsn: number, prefix = 0): { buf: Buffer; ends: number[] } {
+  const total = prefix + entries.reduce((n, e) => n + walEntrySize(e), 0);
+  const buf = Buffer.alloc(total, 0xee);
+  const ends: number[] = [];
+  let pos = prefix;
+  entries.forEach((e, i) => {
+    const n = encodeWalEntry(buf, pos, firstLsn + i, e);
+    assert.equal(n, walEntrySize(e), `size of entry ${i} (type ${e.type})`);
+    pos += n;
+    ends.push(pos);
+  });
+  return { buf, ends };
+}
+
+/** Compares a decoded entry with its input, bit-exact for embeddings and exact for numbers. */
+function assertSameEntry(got: WalEntry | undefined, want: WalEntryInput, lsn: number, label: string): void {
+  assert.ok(got, `${label}: missing`);
+  assert.equal(got.lsn, lsn, `${label}: lsn`);
+  assert.equal(got.type, want.type, `${label}: type`);
+  if (got.type === WalType.Put && want.type === WalType.Put) {
+    const { embedding: ge, idBytes: gi, lsn: _l, ...gr } = got;
+    const { embedding: we, idBytes: wi, ...wr } = want;
+    assert.deepEqual(gr, wr, `${label}: put fields`);
+    assert.ok(gi.equals(wi), `${label}: id bytes`);
+    assert.deepEqual(
+      new Uint32Array(ge.buffer, ge.byteOffset, ge.length),
+      new Uint32Array(we.buffer, we.byteOffset, we.length),
+      `${label}: embedding bits`,
+    );
+    return;
+  }
+  const { lsn: _lsn, ...rest } = got;
+  assert.deepEqual(rest, want, `${label}: fields`);
+}
+
+describe('WAL entries', () => {
+  test('every entry type round trips, alone and in a sequence, at any offset', () => {
+    for (const [i, e] of SAMPLES.entries()) {
+      const { buf } = encodeAll([e], 1 + i, 32);
+      const res = decodeWal(buf, 32, DIM, 0);
+      assert.equal(res.stopReason, undefined, `sample ${i}: ${res.stopReason}`);
+      assert.equal(res.validEnd, buf.length);
+      assert.equal(res.entries.length, 1);
+      assertSameEntry(res.entries[0], e, 1 + i, `sample ${i}`);
+    }
+    const { buf } = encodeAll(SAMPLES, 100, 32);
+    const res = decodeWal(buf, 32, DIM, 99);
+    assert.equal(res.stopReason, undefined);
+    assert.equal(res.validEnd, buf.length);
+    assert.equal(res.entries.length, SAMPLES.length);
+    SAMPLES.forEach((e, i) => assertSameEntry(res.entries[i], e, 100 + i, `sequence ${i}`));
+  });
+
+  test('an entry header holds its checksum, body length and LSN', () => {
+    const e: WalEntryInput = { type: WalType.Touch, slot: 1, lastAccess: 2, accessCount: 3 };
+    const { buf } = encodeAll([e], 77);
+    assert.equal(buf.readUInt32LE(4), buf.length - WAL_ENTRY_HEADER, 'body length excludes the header');
+    assert.equal(buf.readDoubleLE(8), 77);
+    assert.equal(buf[WAL_ENTRY_HEADER], WalType.Touch);
+  });
+
+  test('a torn tail is cut at every possible tear point, keeping every whole entry before it', () => {
+    const { buf, ends } = encodeAll(SAMPLES, 1);
+    for (let cut = 0; cut < buf.length; cut++) {
+      const res = decodeWal(buf.subarray(0, cut), 0, DIM, 0);
+      const whole = ends.filter((end) => end <= cut).length;
+      assert.equal(res.entries.length, whole, `cut at ${cut}`);
+      assert.equal(res.validEnd, whole === 0 ? 0 : ends[whole - 1], `cut at ${cut}: validEnd`);
+      if (cut !== res.validEnd) assert.ok(res.stopReason, `cut at ${cut}: says why it stopped`);
+    }
+  });
+
+  test('a flipped byte in any entry stops decoding right before that entry', () => {
+    const { buf, ends } = encodeAll(SAMPLES.slice(0, 6), 1);
+    const starts = [0, ...ends.slice(0, -1)];
+    for (let pos = 0; pos < buf.length; pos++) {
+      const b = Buffer.from(buf);
+      b[pos] = b[pos]! ^ 0x10;
+      const res = decodeWal(b, 0, DIM, 0);
+      const hit = starts.filter((s) => s <= pos).length - 1;
+      assert.equal(res.entries.length, hit, `flip at ${pos}`);
+      assert.equal(res.validEnd, starts[hit], `flip at ${pos}: validEnd`);
+      assert.ok(res.stopReason, `flip at ${pos}: reason`);
+    }
+  });
+
+  test('stale bytes: an entry whose LSN does not increase ends the log', () => {
+    const a = SAMPLES[0]!;
+    const b = SAMPLES[4]!;
+    const c = SAMPLES[6]!;
+    // LSNs 5, 6, then 6 again (a failed batch that was cut back and overwritten, leaving an old tail).
+    const buf = Buffer.alloc(walEntrySize(a) + walEntrySize(b) + walEntrySize(c));
+    let pos = encodeWalEntry(buf, 0, 5, a);
+    pos += encodeWalEntry(buf, pos, 6, b);
+    const staleAt = pos;
+    encodeWalEntry(buf, pos, 6, c);
+    let res = decodeWal(buf, 0, DIM, 0);
+    assert.equal(res.entries.length, 2);
+    assert.equal(res.validEnd, staleAt);
+    assert.match(res.stopReason ?? '', /stale|LSN/i);
+    // A lower LSN too.
+    encodeWalEntry(buf, staleAt, 1, c);
+    res = decodeWal(buf, 0, DIM, 0);
+    assert.equal(res.entries.length, 2);
+    // Entries at or below afterLsn (already checkpointed) are not replayed.
+    res = decodeWal(buf, 0, DIM, 5);
+    assert.equal(res.entries.length, 0);
+    assert.equal(res.validEnd, 0);
+    res = decodeWal(buf, 0, DIM, 4);
+    assert.equal(res.entries.length, 2);
+  });
+
+  test('zeroed, junk and malformed tails stop decoding without throwing', () => {
+    const { buf } = encodeAll(SAMPLES.slice(0, 3), 1);
+    const cases: Array<[string, Buffer]> = [
+      ['zeros', Buffer.alloc(100)],
+      ['ones', Buffer.alloc(100, 0xff)],
+      ['a few bytes', Buffer.from([1, 2, 3])],
+      ['huge length', Buffer.from([0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, ...new Array<number>(20).fill(0)])],
+    ];
+    for (const [label, tail] of cases) {
+      const res = decodeWal(Buffer.concat([buf, tail]), 0, DIM, 0);
+      assert.equal(res.entries.length, 3, label);
+      assert.equal(res.validEnd, buf.length, label);
+      assert.ok(res.stopReason, label);
+    }
+    // A checksummed entry with a body of the wrong shape: a put for another dimension, an unknown type.
+    const wrongDim = Buffer.alloc(walEntrySize(SAMPLES[0]!));
+    encodeWalEntry(wrongDim, 0, 10, SAMPLES[0]!);
+    let res = decodeWal(Buffer.concat([buf, wrongDim]), 0, DIM * 2, 0);
+    assert.equal(res.entries.length, 0, 'every put has the wrong dimension for the reader');
+    res = decodeWal(Buffer.concat([buf, wrongDim]), 0, DIM, 0);
+    assert.equal(res.entries.length, 4);
+    const unknown = Buffer.alloc(walEntrySize(SAMPLES[6]!));
+    encodeWalEntry(unknown, 0, 10, SAMPLES[6]!);
+    unknown[WAL_ENTRY_HEADER] = 200;
+    unknown.writeUInt32LE(crc32c(unknown.subarray(4)), 0);
+    res = decodeWal(Buffer.concat([buf, unknown]), 0, DIM, 0);
+    assert.equal(res.entries.length, 3);
+    assert.equal(res.validEnd, buf.length);
+    assert.match(res.stopReason ?? '', /malformed/);
+    // An empty log.
+    res = decodeWal(Buffer.alloc(0), 0, DIM, 0);
+    assert.deepEqual(res, { entries: [], validEnd: 0 });
+  });
+});
