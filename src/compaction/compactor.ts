@@ -117,17 +117,19 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
   const kill = (name: string): void => host.killPoint(name);
 
   // ------------------------------------------------------------------ plan
-  kill('plan');
   const resumeSet = new Set(o.resumeVictims);
   const eligible = (s: Segment): boolean =>
     !s.retired &&
     (s.live === 0 ||
       (s.dead > 0 && (o.force || resumeSet.has(s.id) || s.dead / Math.max(1, s.totalBytes) > host.minSegmentDeadRatio)));
+  // The active segment qualifies like any other, but it is sealed (inside the run, after the
+  // resource checks) before anything is copied, so compaction never competes with appends.
   const active = host.segments().get(host.activeId());
-  // The active segment is sealed first so compaction never competes with appends to it.
-  if (active && active.totalBytes > 0 && active.dead > 0 && eligible(active)) await meter.io(host.sealActive());
+  const sealFirst = active !== undefined && active.totalBytes > 0 && active.dead > 0 && eligible(active);
   const victims = [...host.segments().values()]
-    .filter((s) => s.sealed && s.id !== host.activeId() && s.totalBytes > 0 && eligible(s))
+    .filter(
+      (s) => (s.sealed || (sealFirst && s === active)) && s.totalBytes > 0 && eligible(s) && (s !== active || sealFirst),
+    )
     .sort((a, b) => b.dead / Math.max(1, b.totalBytes) - a.dead / Math.max(1, a.totalBytes));
   const bytesToCopy = victims.reduce((n, s) => n + s.live, 0);
 
@@ -261,6 +263,8 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
   const span = tracer.startSpan('warmstore.compaction', { attributes: { 'warmstore.run_id': runId } });
   try {
     report('plan');
+    kill('plan');
+    if (sealFirst) await meter.io(host.sealActive());
     await meter.io(host.submit({ type: WalType.CompactBegin, runId, victims: victims.map((v) => v.id) }));
     kill('begin-committed');
 

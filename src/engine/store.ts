@@ -1182,7 +1182,8 @@ export class WarmStore {
     } catch (err) {
       this.#segments.delete(seg.id);
       await seg.file.close().catch(() => undefined);
-      throw err;
+      await this.#fs.unlink(seg.path).catch(() => undefined);
+      throw ioError('create segment', seg.path, err);
     }
     old.sealed = true;
     this.#active = seg;
@@ -1467,7 +1468,8 @@ export class WarmStore {
       this.#dirty = new Set();
     }
     try {
-      const slots = [...dirty].sort((a, b) => a - b);
+      // A typed-array sort (no comparator callback): compaction can dirty half a million slots.
+      const slots = Uint32Array.from(dirty).sort();
       const buf = Buffer.allocUnsafe(CHECKPOINT_SLOTS_PER_STEP * this.#slotBytes);
       for (let i = 0; i < slots.length; i += CHECKPOINT_SLOTS_PER_STEP) {
         const part = slots.slice(i, i + CHECKPOINT_SLOTS_PER_STEP);
