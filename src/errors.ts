@@ -41,7 +41,12 @@ export class WarmStoreError extends Error {
   readonly code: WarmStoreErrorCode;
   readonly details: WarmStoreErrorDetails;
 
-  constructor(code: WarmStoreErrorCode, message: string, details: WarmStoreErrorDetails = {}, cause?: unknown) {
+  constructor(
+    code: WarmStoreErrorCode,
+    message: string,
+    details: WarmStoreErrorDetails = {},
+    cause?: unknown,
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.code = code;
     this.details = details;
@@ -60,7 +65,11 @@ export function corruption(what: string, details: WarmStoreErrorDetails): WarmSt
   const where = [details.id !== undefined ? `id ${JSON.stringify(details.id)}` : '', details.file ?? '']
     .filter(Boolean)
     .join(' in ');
-  return new WarmStoreError('CORRUPTION_DETECTED', `corruption detected: ${what}${where ? ` (${where})` : ''}`, details);
+  return new WarmStoreError(
+    'CORRUPTION_DETECTED',
+    `corruption detected: ${what}${where ? ` (${where})` : ''}`,
+    details,
+  );
 }
 
 /** Wraps a raw Node I/O error so callers see one error class; the original stays as `cause`. */

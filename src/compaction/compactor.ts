@@ -27,8 +27,9 @@ export interface CompactorHost {
   diskHeadroomBytes: number;
   logger: WarmStoreLogger | undefined;
   killPoint(name: string): void;
-  readonly table: RecordTable;
-  readonly slotLimit: number;
+  table(): RecordTable;
+  /** One past the highest slot ever used. */
+  slotLimit(): number;
   segments(): Map<number, Segment>;
   activeId(): number;
   stats(): ContentStorageStats;
@@ -99,7 +100,9 @@ class PauseMeter {
 
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new Error(`compaction aborted${reason ? `: ${String(reason)}` : ''}`);
+  return reason instanceof Error
+    ? reason
+    : new Error(`compaction aborted${reason ? `: ${String(reason)}` : ''}`);
 }
 
 /**
@@ -121,14 +124,19 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
   const eligible = (s: Segment): boolean =>
     !s.retired &&
     (s.live === 0 ||
-      (s.dead > 0 && (o.force || resumeSet.has(s.id) || s.dead / Math.max(1, s.totalBytes) > host.minSegmentDeadRatio)));
+      (s.dead > 0 &&
+        (o.force || resumeSet.has(s.id) || s.dead / Math.max(1, s.totalBytes) > host.minSegmentDeadRatio)));
   // The active segment qualifies like any other, but it is sealed (inside the run, after the
   // resource checks) before anything is copied, so compaction never competes with appends.
   const active = host.segments().get(host.activeId());
   const sealFirst = active !== undefined && active.totalBytes > 0 && active.dead > 0 && eligible(active);
   const victims = [...host.segments().values()]
     .filter(
-      (s) => (s.sealed || (sealFirst && s === active)) && s.totalBytes > 0 && eligible(s) && (s !== active || sealFirst),
+      (s) =>
+        (s.sealed || (sealFirst && s === active)) &&
+        s.totalBytes > 0 &&
+        eligible(s) &&
+        (s !== active || sealFirst),
     )
     .sort((a, b) => b.dead / Math.max(1, b.totalBytes) - a.dead / Math.max(1, a.totalBytes));
   const bytesToCopy = victims.reduce((n, s) => n + s.live, 0);
@@ -155,7 +163,10 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
 
   const runId = host.nextRunId();
   host.emit('compactionStart', { runId, victims: victims.length, resumed: o.resumed });
-  host.logger?.debug?.({ runId, victims: victims.map((v) => v.id), bytesToCopy, resumed: o.resumed }, 'compaction start');
+  host.logger?.debug?.(
+    { runId, victims: victims.map((v) => v.id), bytesToCopy, resumed: o.resumed },
+    'compaction start',
+  );
   const progress: CompactProgress = {
     phase,
     segmentsDone: 0,
@@ -284,8 +295,8 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
           // Collect the live entries of this victim whose offset falls in [lo, hi).
           let n = 0;
           let overflow = false;
-          const limit = host.slotLimit;
-          const table = host.table;
+          const limit = host.slotLimit();
+          const table = host.table();
           for (let ci = 0; ci < table.chunks.length && !overflow; ci++) {
             const c = table.chunks[ci]!;
             const base = ci * CHUNK_SLOTS;
@@ -318,10 +329,13 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
             const off = candOff[ci]!;
             const slot = candSlot[ci]!;
             const expectedLsn = candLsn[ci]!;
-            const ch = host.table.chunk(slot);
+            const ch = host.table().chunk(slot);
             const li = slot & (CHUNK_SLOTS - 1);
             const stillLive = (): boolean =>
-              ch.kind[li] === ContentKind.Present && ch.seg[li] === v.id && ch.off[li] === off && ch.clsn[li] === expectedLsn;
+              ch.kind[li] === ContentKind.Present &&
+              ch.seg[li] === v.id &&
+              ch.off[li] === off &&
+              ch.clsn[li] === expectedLsn;
             if (!stillLive()) continue;
             const id = ch.ids[li]!;
             const idBytes = Buffer.from(id, 'utf8');
@@ -337,12 +351,23 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
               for (let p = 0; p < size; p += window) {
                 const len = Math.min(window, size - p);
                 const piece = await meter.io(v.read(off + p, len, readBuf));
-                if (piece.length < len) throw new WarmStoreError('CORRUPTION_DETECTED', 'content entry truncated', { id, file: v.path });
+                if (piece.length < len)
+                  throw new WarmStoreError('CORRUPTION_DETECTED', 'content entry truncated', {
+                    id,
+                    file: v.path,
+                  });
                 let from = 0;
                 if (p === 0) {
                   stored = piece.readUInt32LE(0);
-                  if (piece.readUInt32LE(4) !== clen || !piece.subarray(ENTRY_HEADER_BYTES, ENTRY_HEADER_BYTES + idBytes.length).equals(idBytes)) {
-                    throw new WarmStoreError('CORRUPTION_DETECTED', `content entry at ${off} does not match its record`, { id, file: v.path });
+                  if (
+                    piece.readUInt32LE(4) !== clen ||
+                    !piece.subarray(ENTRY_HEADER_BYTES, ENTRY_HEADER_BYTES + idBytes.length).equals(idBytes)
+                  ) {
+                    throw new WarmStoreError(
+                      'CORRUPTION_DETECTED',
+                      `content entry at ${off} does not match its record`,
+                      { id, file: v.path },
+                    );
                   }
                   from = 4;
                 }
@@ -350,7 +375,10 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
                 await meter.io(writeFully(out!.file, piece, newOff + p));
               }
               if (crc !== stored) {
-                throw new WarmStoreError('CORRUPTION_DETECTED', `content checksum mismatch at ${off}`, { id, file: v.path });
+                throw new WarmStoreError('CORRUPTION_DETECTED', `content checksum mismatch at ${off}`, {
+                  id,
+                  file: v.path,
+                });
               }
               outPos += size;
               bytesCopied += size;
@@ -364,10 +392,14 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
               bufStart = off;
               bufEnd = off + got.length;
               if (off + size > bufEnd) {
-                throw new WarmStoreError('CORRUPTION_DETECTED', `content entry at ${off} runs past the end of ${v.path}`, {
-                  id,
-                  file: v.path,
-                });
+                throw new WarmStoreError(
+                  'CORRUPTION_DETECTED',
+                  `content entry at ${off} runs past the end of ${v.path}`,
+                  {
+                    id,
+                    file: v.path,
+                  },
+                );
               }
               // The read yielded: the record may have changed meanwhile.
               if (!stillLive()) continue;
@@ -426,7 +458,10 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     for (const v of victims) v.pins--;
     await host.submit({ type: WalType.CompactEnd, runId, outcome: aborted ? 2 : 1 }).catch(() => undefined);
     const error = wrapFailure(err, o.signal);
-    host.logger?.[aborted ? 'warn' : 'error']({ runId, err: error, recordsMoved, bytesCopied }, 'compaction stopped');
+    host.logger?.[aborted ? 'warn' : 'error'](
+      { runId, err: error, recordsMoved, bytesCopied },
+      'compaction stopped',
+    );
     host.emit('compactionEnd', { outcome: aborted ? 'aborted' : 'failure', error });
   }
 
@@ -448,7 +483,10 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
   span.end();
   const left = victims.filter((v) => host.segments().has(v.id));
   if (left.length > 0) {
-    host.logger?.warn({ runId, segments: left.map((v) => ({ id: v.id, live: v.live, pins: v.pins })) }, 'victims not yet deleted');
+    host.logger?.warn(
+      { runId, segments: left.map((v) => ({ id: v.id, live: v.live, pins: v.pins })) },
+      'victims not yet deleted',
+    );
   }
   const after = host.stats();
   meter.stop();

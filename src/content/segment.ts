@@ -104,7 +104,8 @@ export class Segment {
     try {
       file = fs.open(path, 'excl');
       const h = encodeHeader('SEGM', [id, 0, 0, 0]);
-      if (file.writeSync(h, 0, h.length, 0) !== h.length) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      if (file.writeSync(h, 0, h.length, 0) !== h.length)
+        throw Object.assign(new Error('short write'), { code: 'EIO' });
     } catch (err) {
       file?.closeSync();
       throw ioError('create segment', path, err);
@@ -126,7 +127,8 @@ export class Segment {
       const h = Buffer.alloc(HEADER_BYTES);
       const n = file.readSync(h, 0, HEADER_BYTES, 0);
       const header = decodeHeader(h.subarray(0, n), 'SEGM', path);
-      if (header.fields[0] !== id) throw corruption(`segment header names segment ${header.fields[0]}`, { file: path });
+      if (header.fields[0] !== id)
+        throw corruption(`segment header names segment ${header.fields[0]}`, { file: path });
       return new Segment(id, path, file, Math.max(HEADER_BYTES, file.size()));
     } catch (err) {
       file.closeSync();

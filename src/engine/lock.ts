@@ -80,9 +80,15 @@ export async function acquireLock(fs: WsFileSystem, dir: string, key: string): P
         pid <= 0 ||
         pid === process.pid ||
         !alive(pid) ||
-        (start !== undefined && start !== '?' && processStartTime(pid) !== undefined && processStartTime(pid) !== start);
+        (start !== undefined &&
+          start !== '?' &&
+          processStartTime(pid) !== undefined &&
+          processStartTime(pid) !== start);
       if (!stale) {
-        throw new WarmStoreError('STORE_LOCKED', `store ${dir} is open in process ${pid}`, { file: lockPath, pid });
+        throw new WarmStoreError('STORE_LOCKED', `store ${dir} is open in process ${pid}`, {
+          file: lockPath,
+          pid,
+        });
       }
       await fs.unlink(lockPath).catch(() => undefined);
     }

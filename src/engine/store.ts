@@ -15,7 +15,13 @@ import {
 } from '../content/segment.js';
 import { WarmStoreError, corruption, invalid, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
-import { MANIFEST_FILE, readManifest, writeManifest, type Manifest, type ManifestCompaction } from '../format/manifest.js';
+import {
+  MANIFEST_FILE,
+  readManifest,
+  writeManifest,
+  type Manifest,
+  type ManifestCompaction,
+} from '../format/manifest.js';
 import { nodeFileSystem } from '../fs/node-fs.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import {
@@ -55,7 +61,13 @@ import {
 } from '../wal/entries.js';
 import { acquireLock } from './lock.js';
 import { exactTopK } from './recall.js';
-import { MAX_CONTENT_LIMIT, checkId, normalizeRecord, validateEmbedding, type NormalizedRecord } from './validate.js';
+import {
+  MAX_CONTENT_LIMIT,
+  checkId,
+  normalizeRecord,
+  validateEmbedding,
+  type NormalizedRecord,
+} from './validate.js';
 
 const tracer = trace.getTracer('warmstore');
 const WAL_PREFIX = 'wal-';
@@ -108,7 +120,8 @@ function ratio(v: unknown, field: string, dflt: number): number {
 function resolveOptions(o: WarmStoreOptions = {}): ResolvedOptions {
   if (typeof o !== 'object' || o === null) throw invalid('options', 'must be an object');
   const durability = o.durability ?? 'sync';
-  if (durability !== 'sync' && durability !== 'relaxed') throw invalid('durability', "must be 'sync' or 'relaxed'");
+  if (durability !== 'sync' && durability !== 'relaxed')
+    throw invalid('durability', "must be 'sync' or 'relaxed'");
   const mi = o.maintenanceIntervalMs;
   if (mi !== undefined && mi !== false && (typeof mi !== 'number' || !Number.isInteger(mi) || mi < 10)) {
     throw invalid('maintenanceIntervalMs', 'must be an integer >= 10 or false');
@@ -331,7 +344,10 @@ export class WarmStore {
     let manifest = await readManifest(fs, this.dir);
     if (!manifest) manifest = await this.#initialize();
     if (this.#opts.dimension !== undefined && this.#opts.dimension !== manifest.dimension) {
-      throw invalid('dimension', `the store was created with dimension ${manifest.dimension}, not ${this.#opts.dimension}`);
+      throw invalid(
+        'dimension',
+        `the store was created with dimension ${manifest.dimension}, not ${this.#opts.dimension}`,
+      );
     }
     this.#manifest = manifest;
     this.#dim = manifest.dimension;
@@ -480,7 +496,9 @@ export class WarmStore {
       }
       const empty = n === RECORDS_FILE ? size <= RECORDS_DATA_START : size <= HEADER_BYTES;
       if (!empty) {
-        throw corruption(`${n} holds data but the MANIFEST is missing`, { file: join(this.dir, MANIFEST_FILE) });
+        throw corruption(`${n} holds data but the MANIFEST is missing`, {
+          file: join(this.dir, MANIFEST_FILE),
+        });
       }
     }
     // Leftovers of a creation that crashed before its manifest: nothing was ever acknowledged.
@@ -541,7 +559,9 @@ export class WarmStore {
     }
     const h = decodeHeader(head.subarray(0, n), 'RECS', path);
     if (h.fields[0] !== this.#dim || h.fields[1] !== this.#slotBytes) {
-      throw corruption(`records header says dimension ${h.fields[0]}, manifest says ${this.#dim}`, { file: path });
+      throw corruption(`records header says dimension ${h.fields[0]}, manifest says ${this.#dim}`, {
+        file: path,
+      });
     }
     const size = this.#records.size();
     const slots = Math.max(0, Math.floor((size - RECORDS_DATA_START) / this.#slotBytes));
@@ -717,7 +737,13 @@ export class WarmStore {
   #applyCompactEntry(e: WalEntry, live: boolean): number {
     switch (e.type) {
       case WalType.CompactBegin:
-        this.#compaction = { runId: e.runId, victims: e.victims, victimsDone: [], outputs: {}, committedChunks: 0 };
+        this.#compaction = {
+          runId: e.runId,
+          victims: e.victims,
+          victimsDone: [],
+          outputs: {},
+          committedChunks: 0,
+        };
         this.#manifest.nextCompactionRunId = Math.max(this.#manifest.nextCompactionRunId, e.runId + 1);
         return 0;
       case WalType.CompactChunk:
@@ -1100,7 +1126,9 @@ export class WarmStore {
       return;
     }
     if (this.#wal.end - HEADER_BYTES > this.#opts.walCheckpointBytes && !this.#checkpointPending) {
-      this.checkpoint().catch((err: unknown) => this.#opts.logger?.error({ err }, 'background checkpoint failed'));
+      this.checkpoint().catch((err: unknown) =>
+        this.#opts.logger?.error({ err }, 'background checkpoint failed'),
+      );
     }
   }
 
@@ -1206,8 +1234,10 @@ export class WarmStore {
     this.#checkOpen();
     const t0 = performance.now();
     const rec = normalizeRecord(record, this.#dim, this.#opts.maxContentBytes, Date.now());
-    await this.#traced('warmstore.put', { 'warmstore.id': rec.id, 'warmstore.content_bytes': rec.content?.length ?? 0 }, () =>
-      this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject })),
+    await this.#traced(
+      'warmstore.put',
+      { 'warmstore.id': rec.id, 'warmstore.content_bytes': rec.content?.length ?? 0 },
+      () => this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject })),
     );
     this.#emit('op', 'put', performance.now() - t0);
   }
@@ -1228,7 +1258,9 @@ export class WarmStore {
       }
     });
     const t0 = performance.now();
-    await Promise.all(recs.map((rec) => this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject }))));
+    await Promise.all(
+      recs.map((rec) => this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject }))),
+    );
     this.#emit('op', 'put', performance.now() - t0);
   }
 
@@ -1260,7 +1292,13 @@ export class WarmStore {
     const span = tracer.startSpan('warmstore.get', { attributes: { 'warmstore.id': id } });
     try {
       if (options.touch === true) {
-        await this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', id, at: Date.now(), resolve, reject }));
+        await this.#enqueue<boolean>((resolve, reject) => ({
+          t: 'touch',
+          id,
+          at: Date.now(),
+          resolve,
+          reject,
+        }));
       }
       const slot = this.#index.get(id);
       if (slot === undefined) return undefined;
@@ -1298,7 +1336,13 @@ export class WarmStore {
     return corruption(c.reason, { id: this.#table.id(slot) ?? `<slot ${slot}>`, file: c.file, slot });
   }
 
-  #snapshot(slot: number): { m: StoredMemory; seg: Segment | undefined; off: number; clen: number; idLen: number } {
+  #snapshot(slot: number): {
+    m: StoredMemory;
+    seg: Segment | undefined;
+    off: number;
+    clen: number;
+    idLen: number;
+  } {
     if (this.#corrupt.has(slot)) throw this.#corruptError(slot);
     const v = this.#table.get(slot);
     const m: StoredMemory = {
@@ -1315,7 +1359,10 @@ export class WarmStore {
     if (v.kind !== ContentKind.Present) return { m, seg: undefined, off: 0, clen: 0, idLen: v.idLen };
     const seg = this.#segments.get(v.seg);
     if (!seg) {
-      throw corruption(`content segment ${v.seg} is missing`, { id: v.id, file: join(this.dir, `seg-${v.seg}`) });
+      throw corruption(`content segment ${v.seg} is missing`, {
+        id: v.id,
+        file: join(this.dir, `seg-${v.seg}`),
+      });
     }
     return { m, seg, off: v.off, clen: v.clen, idLen: v.idLen };
   }
@@ -1325,7 +1372,9 @@ export class WarmStore {
     if (!s.seg) return s.m;
     const size = entryBytes(s.idLen, s.clen);
     const buf = s.seg.readSync(s.off, size);
-    s.m.content = verifyEntry(buf, Buffer.from(s.m.id, 'utf8'), s.clen, s.seg.path, s.m.id, s.off).toString('utf8');
+    s.m.content = verifyEntry(buf, Buffer.from(s.m.id, 'utf8'), s.clen, s.seg.path, s.m.id, s.off).toString(
+      'utf8',
+    );
     return s.m;
   }
 
@@ -1335,7 +1384,9 @@ export class WarmStore {
     const size = entryBytes(s.idLen, s.clen);
     if (!forceAsync && size <= SYNC_READ_LIMIT) {
       const buf = s.seg.readSync(s.off, size);
-      s.m.content = verifyEntry(buf, Buffer.from(s.m.id, 'utf8'), s.clen, s.seg.path, s.m.id, s.off).toString('utf8');
+      s.m.content = verifyEntry(buf, Buffer.from(s.m.id, 'utf8'), s.clen, s.seg.path, s.m.id, s.off).toString(
+        'utf8',
+      );
       return s.m;
     }
     // The pin keeps the segment's file open even if compaction retires it while we wait.
@@ -1343,7 +1394,9 @@ export class WarmStore {
     seg.pins++;
     try {
       const buf = await seg.read(s.off, size);
-      s.m.content = verifyEntry(buf, Buffer.from(s.m.id, 'utf8'), s.clen, seg.path, s.m.id, s.off).toString('utf8');
+      s.m.content = verifyEntry(buf, Buffer.from(s.m.id, 'utf8'), s.clen, seg.path, s.m.id, s.off).toString(
+        'utf8',
+      );
       return s.m;
     } finally {
       seg.pins--;
@@ -1387,7 +1440,13 @@ export class WarmStore {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
         if (this.#index.get(h.id) !== h.slot) continue;
         if (options.touch === true) {
-          await this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', id: h.id, at: Date.now(), resolve, reject }));
+          await this.#enqueue<boolean>((resolve, reject) => ({
+            t: 'touch',
+            id: h.id,
+            at: Date.now(),
+            resolve,
+            reject,
+          }));
           if (this.#index.get(h.id) !== h.slot) continue;
         }
         results.push({ memory: await this.#readSlot(h.slot, false), score: h.score });
@@ -1409,7 +1468,13 @@ export class WarmStore {
       segments++;
     }
     const dead = total - live;
-    return { totalBytes: total, liveBytes: live, deadBytes: dead, fragmentationRatio: total > 0 ? dead / total : 0, segments };
+    return {
+      totalBytes: total,
+      liveBytes: live,
+      deadBytes: dead,
+      fragmentationRatio: total > 0 ? dead / total : 0,
+      segments,
+    };
   }
 
   async #traced<T>(name: string, attrs: Record<string, string | number>, fn: () => Promise<T>): Promise<T> {
@@ -1480,7 +1545,11 @@ export class WarmStore {
           const first = part[runStart]!;
           const count = j - runStart;
           for (let x = 0; x < count; x++) this.#encodeSlotInto(buf, x * this.#slotBytes, first + x);
-          await writeFully(this.#records, buf.subarray(0, count * this.#slotBytes), slotOffset(first, this.#slotBytes));
+          await writeFully(
+            this.#records,
+            buf.subarray(0, count * this.#slotBytes),
+            slotOffset(first, this.#slotBytes),
+          );
           runStart = j;
         }
       }
@@ -1510,7 +1579,8 @@ export class WarmStore {
     if (rotateWal) await old.file.close().catch(() => undefined);
     for (const name of await this.#listDir()) {
       const no = parseWalFileName(name);
-      if (no !== undefined && no < this.#wal.fileNo) await this.#fs.unlink(join(this.dir, name)).catch(() => undefined);
+      if (no !== undefined && no < this.#wal.fileNo)
+        await this.#fs.unlink(join(this.dir, name)).catch(() => undefined);
     }
     await this.#collectSegments();
   }
@@ -1554,7 +1624,8 @@ export class WarmStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (typeof options !== 'object' || options === null) return Promise.reject(invalid('options', 'must be an object'));
+    if (typeof options !== 'object' || options === null)
+      return Promise.reject(invalid('options', 'must be an object'));
     if (this.#compactionRun) {
       return Promise.reject(new WarmStoreError('COMPACTION_IN_PROGRESS', 'a compaction is already running'));
     }
@@ -1583,7 +1654,6 @@ export class WarmStore {
   }
 
   #compactorHost(): CompactorHost {
-    const self = this;
     return {
       fs: this.#fs,
       dir: this.dir,
@@ -1593,12 +1663,8 @@ export class WarmStore {
       diskHeadroomBytes: this.#opts.diskHeadroomBytes,
       logger: this.#opts.logger,
       killPoint: (name) => this.#opts.onKillPoint?.(name),
-      get table() {
-        return self.#table;
-      },
-      get slotLimit() {
-        return self.#nextSlot;
-      },
+      table: () => this.#table,
+      slotLimit: () => this.#nextSlot,
       segments: () => this.#segments,
       activeId: () => this.#active.id,
       stats: () => this.contentStorageStats(),
@@ -1621,7 +1687,12 @@ export class WarmStore {
           if (this.#active.totalBytes > 0) await this.#rotateActive();
         }),
       submit: (entry) =>
-        this.#enqueue<{ moved: number; applyMs: number }>((resolve, reject) => ({ t: 'compact', entry, resolve, reject })),
+        this.#enqueue<{ moved: number; applyMs: number }>((resolve, reject) => ({
+          t: 'compact',
+          entry,
+          resolve,
+          reject,
+        })),
       checkpoint: () => this.#checkpointNow(),
       emit: (ev, arg) => {
         if (this.#emitter.listenerCount(ev) > 0) this.#emitter.emit(ev, arg);
@@ -1698,7 +1769,12 @@ export class WarmStore {
     const recount = new Map<number, number>();
     const recPath = join(this.dir, RECORDS_FILE);
     for (const [slot, c] of this.#corrupt) {
-      problems.push({ kind: 'corrupt-record', id: this.#table.id(slot) ?? `<slot ${slot}>`, file: c.file, message: c.reason });
+      problems.push({
+        kind: 'corrupt-record',
+        id: this.#table.id(slot) ?? `<slot ${slot}>`,
+        file: c.file,
+        message: c.reason,
+      });
     }
     // Durable slots on disk must decode (a checkpoint has just been written below).
     await this.#checkpointNow();
@@ -1728,7 +1804,12 @@ export class WarmStore {
         }
       } catch (err) {
         const e = err as WarmStoreError;
-        problems.push({ kind: 'corrupt-content', id, file: (e.details?.file as string) ?? '', message: e.message });
+        problems.push({
+          kind: 'corrupt-content',
+          id,
+          file: (e.details?.file as string) ?? '',
+          message: e.message,
+        });
       }
       if (records % 1024 === 0) {
         options.onProgress?.(records, this.#index.size);
@@ -1754,11 +1835,21 @@ export class WarmStore {
         });
       }
       if (s.live > s.totalBytes) {
-        problems.push({ kind: 'garbage-count', file: s.path, message: `segment ${s.id} has more live than total bytes` });
+        problems.push({
+          kind: 'garbage-count',
+          file: s.path,
+          message: `segment ${s.id} has more live than total bytes`,
+        });
       }
     }
     options.onProgress?.(records, this.#index.size);
-    return { ok: problems.length === 0, records, segments: this.#segments.size, bytesChecked: bytes, problems };
+    return {
+      ok: problems.length === 0,
+      records,
+      segments: this.#segments.size,
+      bytesChecked: bytes,
+      problems,
+    };
   }
 
   // ---------------------------------------------------------------- close
@@ -1794,7 +1885,11 @@ export class WarmStore {
   }
 
   async #closeFiles(): Promise<void> {
-    const files: (WsFile | undefined)[] = [this.#records, this.#wal?.file, ...[...this.#segments.values()].map((s) => s.file)];
+    const files: (WsFile | undefined)[] = [
+      this.#records,
+      this.#wal?.file,
+      ...[...this.#segments.values()].map((s) => s.file),
+    ];
     for (const f of files) await f?.close().catch(() => undefined);
   }
 

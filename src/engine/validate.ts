@@ -51,7 +51,8 @@ export function validateEmbedding(e: unknown, dimension: number, field = 'embedd
   } else {
     throw invalid(field, 'must be a Float32Array or an array of numbers');
   }
-  if (out.length !== dimension) throw invalid(field, `has ${out.length} values; the store's dimension is ${dimension}`);
+  if (out.length !== dimension)
+    throw invalid(field, `has ${out.length} values; the store's dimension is ${dimension}`);
   // x * 0 is 0 for every finite x and NaN for NaN and the infinities: one cheap pass, and the
   // slow search for the offending index only when something is wrong.
   let probe = 0;
@@ -72,7 +73,12 @@ function num(v: unknown, field: string, dflt: number, check: (x: number) => stri
   return v;
 }
 
-export function normalizeRecord(r: unknown, dimension: number, maxContentBytes: number, now: number): NormalizedRecord {
+export function normalizeRecord(
+  r: unknown,
+  dimension: number,
+  maxContentBytes: number,
+  now: number,
+): NormalizedRecord {
   if (typeof r !== 'object' || r === null || Array.isArray(r)) throw invalid('record', 'must be an object');
   const rec = r as MemoryRecord;
   const idBytes = validateId(rec.id);
@@ -86,7 +92,8 @@ export function normalizeRecord(r: unknown, dimension: number, maxContentBytes: 
   } else if (rec.content.length === 0) {
     kind = ContentKind.Empty;
   } else {
-    if (!rec.content.isWellFormed()) throw invalid('content', 'must be well-formed UTF-16 (no lone surrogates)');
+    if (!rec.content.isWellFormed())
+      throw invalid('content', 'must be well-formed UTF-16 (no lone surrogates)');
     // Cheap bound first: UTF-8 is at most 3 bytes per UTF-16 unit, and at least 1.
     if (rec.content.length > maxContentBytes) {
       throw invalid('content', `is over maxContentBytes (${maxContentBytes})`);
@@ -97,7 +104,9 @@ export function normalizeRecord(r: unknown, dimension: number, maxContentBytes: 
     }
     kind = ContentKind.Present;
   }
-  const confidence = num(rec.confidence, 'confidence', 1, (x) => (x < 0 || x > 1 ? 'must be in [0, 1]' : undefined));
+  const confidence = num(rec.confidence, 'confidence', 1, (x) =>
+    x < 0 || x > 1 ? 'must be in [0, 1]' : undefined,
+  );
   const activation = num(rec.activation, 'activation', 0, () => undefined);
   const decayRate = num(rec.decayRate, 'decayRate', 0, (x) => (x < 0 ? 'must be >= 0' : undefined));
   const createdAt = num(rec.createdAt, 'createdAt', now, () => undefined);

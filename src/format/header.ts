@@ -47,7 +47,10 @@ export function findMigration(kind: FileKind, fromVersion: number): Migration | 
   return migrations.get(`${kind}:${fromVersion}`);
 }
 
-export function encodeHeader(kind: FileKind, fields: [number, number, number, number] = [0, 0, 0, 0]): Buffer {
+export function encodeHeader(
+  kind: FileKind,
+  fields: [number, number, number, number] = [0, 0, 0, 0],
+): Buffer {
   const b = Buffer.alloc(HEADER_BYTES);
   b.write(MAGIC, 0, 'latin1');
   b.write(kind, 4, 'latin1');
@@ -61,13 +64,20 @@ export function encodeHeader(kind: FileKind, fields: [number, number, number, nu
  * Parses and checks a header. Returns the header at its *stored* version together with the chain
  * of migrations needed; refuses a version it cannot read with UNSUPPORTED_VERSION.
  */
-export function decodeHeader(buf: Uint8Array, expected: FileKind, file: string): FileHeader & { migrations: Migration[] } {
+export function decodeHeader(
+  buf: Uint8Array,
+  expected: FileKind,
+  file: string,
+): FileHeader & { migrations: Migration[] } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.length < HEADER_BYTES) throw corruption(`file shorter than its ${HEADER_BYTES}-byte header`, { file });
+  if (b.length < HEADER_BYTES)
+    throw corruption(`file shorter than its ${HEADER_BYTES}-byte header`, { file });
   if (b.toString('latin1', 0, 4) !== MAGIC) throw corruption('bad magic number', { file });
   const kind = b.toString('latin1', 4, 8);
-  if (kind !== expected) throw corruption(`expected a ${expected} file, found ${JSON.stringify(kind)}`, { file });
-  if (b.readUInt32LE(28) !== crc32c(b.subarray(0, 28))) throw corruption('header checksum mismatch', { file });
+  if (kind !== expected)
+    throw corruption(`expected a ${expected} file, found ${JSON.stringify(kind)}`, { file });
+  if (b.readUInt32LE(28) !== crc32c(b.subarray(0, 28)))
+    throw corruption('header checksum mismatch', { file });
   const version = b.readUInt32LE(8);
   const fields: [number, number, number, number] = [
     b.readUInt32LE(12),

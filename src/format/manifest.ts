@@ -46,7 +46,8 @@ export function decodeManifest(buf: Buffer, file: string): Manifest {
   let body = buf.subarray(HEADER_BYTES);
   const [len, crc] = h.fields;
   if (h.migrations.length === 0) {
-    if (body.length !== len) throw corruption(`manifest body is ${body.length} bytes, header says ${len}`, { file });
+    if (body.length !== len)
+      throw corruption(`manifest body is ${body.length} bytes, header says ${len}`, { file });
     if (crc32c(body) !== crc) throw corruption('manifest checksum mismatch', { file });
   }
   for (const m of h.migrations) if (m.migrateBody) body = m.migrateBody(body);
@@ -57,8 +58,16 @@ export function decodeManifest(buf: Buffer, file: string): Manifest {
     throw corruption(`manifest is not valid JSON (${(err as Error).message})`, { file });
   }
   const m = parsed as Partial<Manifest>;
-  for (const k of ['dimension', 'slotBytes', 'walFileNo', 'checkpointLsn', 'nextSegmentId', 'activeSegment'] as const) {
-    if (typeof m[k] !== 'number' || !Number.isFinite(m[k])) throw corruption(`manifest field ${k} missing`, { file });
+  for (const k of [
+    'dimension',
+    'slotBytes',
+    'walFileNo',
+    'checkpointLsn',
+    'nextSegmentId',
+    'activeSegment',
+  ] as const) {
+    if (typeof m[k] !== 'number' || !Number.isFinite(m[k]))
+      throw corruption(`manifest field ${k} missing`, { file });
   }
   return {
     nextCompactionRunId: 1,

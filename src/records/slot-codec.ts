@@ -62,8 +62,7 @@ export function decodeSlot(b: Buffer, pos: number, dim: number): DecodedSlot {
   const end = pos + SLOT_HEADER_BYTES;
   if (isZero(b, pos, end)) return { state: 'free' };
   const idLen = b[pos + 5] ?? 0;
-  const guessId =
-    idLen > 0 && idLen <= 255 ? b.toString('utf8', pos + 96, pos + 96 + idLen) : undefined;
+  const guessId = idLen > 0 && idLen <= 255 ? b.toString('utf8', pos + 96, pos + 96 + idLen) : undefined;
   if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) {
     return { state: 'corrupt', id: guessId, reason: 'record header checksum mismatch' };
   }

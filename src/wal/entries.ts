@@ -84,7 +84,8 @@ export interface CompactEndEntry {
   runId: number;
   outcome: number;
 }
-export type WalEntry = PutEntry | DeleteEntry | TouchEntry | CompactBeginEntry | CompactChunkEntry | CompactEndEntry;
+export type WalEntry =
+  PutEntry | DeleteEntry | TouchEntry | CompactBeginEntry | CompactChunkEntry | CompactEndEntry;
 export type WalEntryInput = WalEntry extends infer E ? (E extends WalEntry ? Omit<E, 'lsn'> : never) : never;
 
 /** Exact encoded size, so a batch is encoded into one buffer without growing it. */
@@ -116,7 +117,13 @@ export function walEntrySize(e: WalEntryInput): number {
 /** Set on the type byte of the first entry of each group commit. */
 export const BATCH_START = 0x80;
 
-export function encodeWalEntry(b: Buffer, pos: number, lsn: number, e: WalEntryInput, batchStart = false): number {
+export function encodeWalEntry(
+  b: Buffer,
+  pos: number,
+  lsn: number,
+  e: WalEntryInput,
+  batchStart = false,
+): number {
   const start = pos;
   pos += 8;
   b.writeDoubleLE(lsn, pos);
@@ -130,7 +137,15 @@ export function encodeWalEntry(b: Buffer, pos: number, lsn: number, e: WalEntryI
       b.writeUInt32LE(e.seg, pos + 6);
       b.writeUInt32LE(e.clen, pos + 10);
       pos += 14;
-      for (const v of [e.off, e.confidence, e.activation, e.decayRate, e.createdAt, e.lastAccess, e.accessCount]) {
+      for (const v of [
+        e.off,
+        e.confidence,
+        e.activation,
+        e.decayRate,
+        e.createdAt,
+        e.lastAccess,
+        e.accessCount,
+      ]) {
         b.writeDoubleLE(v, pos);
         pos += 8;
       }
@@ -214,7 +229,8 @@ export function decodeWal(b: Buffer, start: number, dimension: number, afterLsn:
   let pos = start;
   let lastLsn = afterLsn;
   while (pos < b.length) {
-    if (b.length - pos < WAL_ENTRY_HEADER + 1) return { entries, validEnd: pos, stopReason: 'torn entry header' };
+    if (b.length - pos < WAL_ENTRY_HEADER + 1)
+      return { entries, validEnd: pos, stopReason: 'torn entry header' };
     const bodyLen = b.readUInt32LE(pos + 4);
     const end = pos + WAL_ENTRY_HEADER + bodyLen;
     if (bodyLen < 1 || end > b.length) return { entries, validEnd: pos, stopReason: 'torn entry' };
@@ -228,7 +244,8 @@ export function decodeWal(b: Buffer, start: number, dimension: number, afterLsn:
       };
     }
     const lsn = b.readDoubleLE(pos + 8);
-    if (!(lsn > lastLsn)) return { entries, validEnd: pos, stopReason: 'stale entry (LSN does not increase)' };
+    if (!(lsn > lastLsn))
+      return { entries, validEnd: pos, stopReason: 'stale entry (LSN does not increase)' };
     const e = decodeBody(b, pos + WAL_ENTRY_HEADER, end, lsn, dimension);
     if (!e) return { entries, validEnd: pos, stopReason: 'malformed entry' };
     entries.push(e);
