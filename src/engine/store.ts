@@ -12,6 +12,7 @@ import {
   parseSegmentFileName,
   verifyEntry,
   writeFully,
+  writeFullySync,
 } from '../content/segment.js';
 import { WarmStoreError, corruption, invalid, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
@@ -29,7 +30,10 @@ import {
   RECORDS_FILE,
   decodeSlot,
   encodeFreeSlot,
+  SLOT_HEADER_BYTES,
+  embeddingCrc,
   encodeSlot,
+  encodeSlotHeader,
   slotBytesFor,
   slotOffset,
 } from '../records/slot-codec.js';
@@ -221,7 +225,10 @@ export class WarmStore {
   #free: number[] = [];
   #nextSlot = 0;
   #corrupt = new Map<number, CorruptSlot>();
+  /** Slots to rewrite whole at the next checkpoint. */
   #dirty = new Set<number>();
+  /** Slots whose header alone changed (touch, compaction remap): 352 bytes, not 3 KB. */
+  #dirtyHeader = new Set<number>();
   #segments = new Map<number, Segment>();
   #active!: Segment;
   #wal!: { file: WsFile; fileNo: number; end: number };
@@ -687,7 +694,7 @@ export class WarmStore {
           const c = this.#table.chunk(e.slot);
           c.lastAccess[e.slot & CHUNK_MASK] = e.lastAccess;
           c.accessCount[e.slot & CHUNK_MASK] = e.accessCount;
-          this.#dirty.add(e.slot);
+          this.#dirtyHeader.add(e.slot);
         }
         break;
       }
@@ -775,7 +782,7 @@ export class WarmStore {
       }
       c.seg[i] = e.outSeg;
       c.off[i] = r.newOff;
-      this.#dirty.add(r.slot);
+      this.#dirtyHeader.add(r.slot);
       moved++;
       if (live) {
         const size = entryBytes(c.idLen[i]!, c.clen[i]!);
@@ -1172,7 +1179,7 @@ export class WarmStore {
         const c = this.#table.chunk(e.slot);
         c.lastAccess[e.slot & CHUNK_MASK] = e.lastAccess;
         c.accessCount[e.slot & CHUNK_MASK] = e.accessCount;
-        this.#dirty.add(e.slot);
+        this.#dirtyHeader.add(e.slot);
         op.resolve(true);
         return;
       }
@@ -1516,6 +1523,7 @@ export class WarmStore {
     const old = this.#wal;
     let lsn = this.#lastLsn;
     let dirty = this.#dirty;
+    let dirtyHeader = this.#dirtyHeader;
     if (rotateWal) {
       // Rotate between two batches, so every entry up to `lsn` is in the old file.
       try {
@@ -1524,34 +1532,53 @@ export class WarmStore {
           await old.file.sync();
           await this.#openNewWal(old.fileNo + 1);
           dirty = this.#dirty;
+          dirtyHeader = this.#dirtyHeader;
           this.#dirty = new Set();
+          this.#dirtyHeader = new Set();
         });
       } catch (err) {
         throw ioError('checkpoint', old.file.path, err);
       }
     } else {
       this.#dirty = new Set();
+      this.#dirtyHeader = new Set();
     }
     try {
-      // A typed-array sort (no comparator callback): compaction can dirty half a million slots.
+      // Synchronous pwrites into the page cache, a bounded step at a time between yields: a
+      // thread-pool hop per scattered slot would cost more than the write itself. A typed-array
+      // sort (no comparator callback), as compaction can dirty half a million slots.
       const slots = Uint32Array.from(dirty).sort();
       const buf = Buffer.allocUnsafe(CHECKPOINT_SLOTS_PER_STEP * this.#slotBytes);
       for (let i = 0; i < slots.length; i += CHECKPOINT_SLOTS_PER_STEP) {
-        const part = slots.slice(i, i + CHECKPOINT_SLOTS_PER_STEP);
-        // Each run of consecutive slots goes out in one write.
+        const part = slots.subarray(i, i + CHECKPOINT_SLOTS_PER_STEP);
         let runStart = 0;
         for (let j = 0; j <= part.length; j++) {
           if (j < part.length && (j === runStart || part[j] === part[j - 1]! + 1)) continue;
           const first = part[runStart]!;
           const count = j - runStart;
           for (let x = 0; x < count; x++) this.#encodeSlotInto(buf, x * this.#slotBytes, first + x);
-          await writeFully(
+          writeFullySync(
             this.#records,
             buf.subarray(0, count * this.#slotBytes),
             slotOffset(first, this.#slotBytes),
           );
           runStart = j;
         }
+        await yieldImmediate();
+      }
+      const headers = Uint32Array.from([...dirtyHeader].filter((s) => !dirty.has(s))).sort();
+      const hbuf = Buffer.allocUnsafe(SLOT_HEADER_BYTES);
+      for (let i = 0; i < headers.length; i++) {
+        const slot = headers[i]!;
+        if (slot < this.#nextSlot && this.#table.isUsed(slot) && !this.#corrupt.has(slot)) {
+          const v = this.#table.get(slot, false);
+          encodeSlotHeader(hbuf, 0, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
+          writeFullySync(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
+        } else if (!dirty.has(slot)) {
+          this.#encodeSlotInto(buf, 0, slot);
+          writeFullySync(this.#records, buf.subarray(0, this.#slotBytes), slotOffset(slot, this.#slotBytes));
+        }
+        if (i % (CHECKPOINT_SLOTS_PER_STEP * 4) === CHECKPOINT_SLOTS_PER_STEP * 4 - 1) await yieldImmediate();
       }
       // Everything a checkpointed slot may point at must be durable before records.dat is.
       for (const s of this.#segments.values()) {
@@ -1572,6 +1599,7 @@ export class WarmStore {
       await writeManifest(this.#fs, this.dir, this.#manifest);
     } catch (err) {
       for (const s of dirty) this.#dirty.add(s);
+      for (const s of dirtyHeader) this.#dirtyHeader.add(s);
       // The old WAL file stays on disk (the manifest still points at it); only the handle goes.
       if (rotateWal) await old.file.close().catch(() => undefined);
       throw ioError('checkpoint', join(this.dir, RECORDS_FILE), err);
@@ -1595,7 +1623,7 @@ export class WarmStore {
       this.#records.readSync(buf, pos, this.#slotBytes, slotOffset(slot, this.#slotBytes));
       return;
     }
-    const v = this.#table.get(slot);
+    const v = this.#table.get(slot, false);
     encodeSlot(buf, pos, v, Buffer.from(v.id, 'utf8'));
   }
 

@@ -24,6 +24,19 @@ export function slotOffset(slot: number, slotBytes: number): number {
 }
 
 export function encodeSlot(b: Buffer, pos: number, v: SlotValue, idBytes: Buffer): void {
+  const emb = Buffer.from(v.embedding.buffer, v.embedding.byteOffset, v.embedding.byteLength);
+  emb.copy(b, pos + SLOT_HEADER_BYTES);
+  encodeSlotHeader(b, pos, v, idBytes, crc32c(emb));
+}
+
+/** Just the 352-byte header: what a touch or a compaction remap changes. */
+export function encodeSlotHeader(
+  b: Buffer,
+  pos: number,
+  v: SlotValue,
+  idBytes: Buffer,
+  embCrc: number,
+): void {
   b.fill(0, pos, pos + SLOT_HEADER_BYTES);
   b[pos + 4] = v.kind;
   b[pos + 5] = idBytes.length;
@@ -37,11 +50,13 @@ export function encodeSlot(b: Buffer, pos: number, v: SlotValue, idBytes: Buffer
   b.writeDoubleLE(v.createdAt, pos + 56);
   b.writeDoubleLE(v.lastAccess, pos + 64);
   b.writeDoubleLE(v.accessCount, pos + 72);
-  const emb = Buffer.from(v.embedding.buffer, v.embedding.byteOffset, v.embedding.byteLength);
-  emb.copy(b, pos + SLOT_HEADER_BYTES);
-  b.writeUInt32LE(crc32c(emb), pos + 80);
+  b.writeUInt32LE(embCrc, pos + 80);
   idBytes.copy(b, pos + 96);
   b.writeUInt32LE(crc32c(b.subarray(pos + 4, pos + SLOT_HEADER_BYTES)), pos);
+}
+
+export function embeddingCrc(embedding: Float32Array): number {
+  return crc32c(Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength));
 }
 
 export function encodeFreeSlot(b: Buffer, pos: number, slotBytes: number): void {
@@ -74,8 +89,15 @@ export function decodeSlot(b: Buffer, pos: number, dim: number): DecodedSlot {
   if (crc32c(embBytes) !== b.readUInt32LE(pos + 80)) {
     return { state: 'corrupt', id: guessId, reason: 'embedding checksum mismatch' };
   }
-  const embedding = new Float32Array(dim);
-  Buffer.from(embedding.buffer).set(embBytes);
+  // A view when aligned (slots are multiples of 4 bytes): open decodes millions of these and the
+  // caller copies into the table anyway.
+  let embedding: Float32Array;
+  if ((embBytes.byteOffset & 3) === 0) {
+    embedding = new Float32Array(embBytes.buffer, embBytes.byteOffset, dim);
+  } else {
+    embedding = new Float32Array(dim);
+    Buffer.from(embedding.buffer).set(embBytes);
+  }
   return {
     state: 'used',
     value: {

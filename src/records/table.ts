@@ -118,8 +118,11 @@ export class RecordTable {
     return this.chunks[slot >>> CHUNK_SHIFT]?.ids[slot & CHUNK_MASK];
   }
 
-  /** A copy of the slot's values, embedding included. */
-  get(slot: number): SlotValue {
+  /**
+   * The slot's values. The embedding is a copy unless `copy` is false, in which case it is a view
+   * into the table that must not escape the engine.
+   */
+  get(slot: number, copy = true): SlotValue {
     const c = this.chunk(slot);
     const i = slot & CHUNK_MASK;
     const base = i * this.dim;
@@ -137,7 +140,7 @@ export class RecordTable {
       createdAt: c.createdAt[i]!,
       lastAccess: c.lastAccess[i]!,
       accessCount: c.accessCount[i]!,
-      embedding: copyOut(c.emb, base, this.dim),
+      embedding: copy ? copyOut(c.emb, base, this.dim) : c.emb.subarray(base, base + this.dim),
     };
   }
 }
