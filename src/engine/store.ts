@@ -37,7 +37,7 @@ import {
   slotBytesFor,
   slotOffset,
 } from '../records/slot-codec.js';
-import { CHUNK_MASK, CHUNK_SLOTS, RecordTable } from '../records/table.js';
+import { CHUNK_MASK, CHUNK_SLOTS, DIRTY_FULL, RecordTable } from '../records/table.js';
 import type {
   CompactOptions,
   CompactionStats,
@@ -225,10 +225,6 @@ export class WarmStore {
   #free: number[] = [];
   #nextSlot = 0;
   #corrupt = new Map<number, CorruptSlot>();
-  /** Slots to rewrite whole at the next checkpoint. */
-  #dirty = new Set<number>();
-  /** Slots whose header alone changed (touch, compaction remap): 352 bytes, not 3 KB. */
-  #dirtyHeader = new Set<number>();
   #segments = new Map<number, Segment>();
   #active!: Segment;
   #wal!: { file: WsFile; fileNo: number; end: number };
@@ -600,11 +596,11 @@ export class WarmStore {
             // one; WAL replay settles the rest.
             const older = this.#table.chunk(prev).clsn[prev & CHUNK_MASK]! <= d.value.clsn ? prev : slot;
             if (older === slot) {
-              this.#dirty.add(slot);
+              this.#table.markFull(slot);
               continue;
             }
             this.#table.clear(prev);
-            this.#dirty.add(prev);
+            this.#table.markFull(prev);
           }
           this.#table.set(slot, d.value);
           this.#index.set(d.value.id, slot);
@@ -672,19 +668,19 @@ export class WarmStore {
         if (other !== undefined && other !== e.slot) {
           this.#table.clear(other);
           this.#corrupt.delete(other);
-          this.#dirty.add(other);
+          this.#table.markFull(other);
         }
         this.#setFromPut(e.slot, e.id, e.idBytes.length, e, e.lsn);
         this.#corrupt.delete(e.slot);
         this.#index.set(e.id, e.slot);
-        this.#dirty.add(e.slot);
+        this.#table.markFull(e.slot);
         break;
       }
       case WalType.Delete: {
         if (e.slot < this.#nextSlot && this.#table.isUsed(e.slot) && this.#table.id(e.slot) === e.id) {
           this.#table.clear(e.slot);
           this.#corrupt.delete(e.slot);
-          this.#dirty.add(e.slot);
+          this.#table.markFull(e.slot);
         }
         if (this.#index.get(e.id) === e.slot) this.#index.delete(e.id);
         break;
@@ -694,7 +690,7 @@ export class WarmStore {
           const c = this.#table.chunk(e.slot);
           c.lastAccess[e.slot & CHUNK_MASK] = e.lastAccess;
           c.accessCount[e.slot & CHUNK_MASK] = e.accessCount;
-          this.#dirtyHeader.add(e.slot);
+          this.#table.markHeader(e.slot);
         }
         break;
       }
@@ -782,7 +778,7 @@ export class WarmStore {
       }
       c.seg[i] = e.outSeg;
       c.off[i] = r.newOff;
-      this.#dirtyHeader.add(r.slot);
+      this.#table.markHeader(r.slot);
       moved++;
       if (live) {
         const size = entryBytes(c.idLen[i]!, c.clen[i]!);
@@ -1153,7 +1149,7 @@ export class WarmStore {
           const seg = this.#segments.get(e.seg);
           if (seg) seg.live += entryBytes(e.idBytes.length, e.clen);
         }
-        this.#dirty.add(e.slot);
+        this.#table.markFull(e.slot);
         op.resolve();
         return;
       }
@@ -1167,7 +1163,7 @@ export class WarmStore {
         this.#index.delete(e.id);
         this.#corrupt.delete(e.slot);
         this.#free.push(e.slot);
-        this.#dirty.add(e.slot);
+        this.#table.markFull(e.slot);
         op.resolve(true);
         return;
       }
@@ -1179,7 +1175,7 @@ export class WarmStore {
         const c = this.#table.chunk(e.slot);
         c.lastAccess[e.slot & CHUNK_MASK] = e.lastAccess;
         c.accessCount[e.slot & CHUNK_MASK] = e.accessCount;
-        this.#dirtyHeader.add(e.slot);
+        this.#table.markHeader(e.slot);
         op.resolve(true);
         return;
       }
@@ -1522,8 +1518,7 @@ export class WarmStore {
   async #doCheckpoint(rotateWal = true): Promise<void> {
     const old = this.#wal;
     let lsn = this.#lastLsn;
-    let dirty = this.#dirty;
-    let dirtyHeader = this.#dirtyHeader;
+    let taken: Uint8Array[] = [];
     if (rotateWal) {
       // Rotate between two batches, so every entry up to `lsn` is in the old file.
       try {
@@ -1531,54 +1526,68 @@ export class WarmStore {
           lsn = this.#lastLsn;
           await old.file.sync();
           await this.#openNewWal(old.fileNo + 1);
-          dirty = this.#dirty;
-          dirtyHeader = this.#dirtyHeader;
-          this.#dirty = new Set();
-          this.#dirtyHeader = new Set();
+          taken = this.#table.takeDirty();
         });
       } catch (err) {
         throw ioError('checkpoint', old.file.path, err);
       }
     } else {
-      this.#dirty = new Set();
-      this.#dirtyHeader = new Set();
+      taken = this.#table.takeDirty();
     }
     try {
       // Synchronous pwrites into the page cache, a bounded step at a time between yields: a
-      // thread-pool hop per scattered slot would cost more than the write itself. A typed-array
-      // sort (no comparator callback), as compaction can dirty half a million slots.
-      const slots = Uint32Array.from(dirty).sort();
+      // thread-pool hop per scattered slot would cost more than the write itself. Whole slots
+      // (puts, deletes) go out in runs of consecutive slots; touches and compaction remaps
+      // rewrite only the 352-byte header.
       const buf = Buffer.allocUnsafe(CHECKPOINT_SLOTS_PER_STEP * this.#slotBytes);
-      for (let i = 0; i < slots.length; i += CHECKPOINT_SLOTS_PER_STEP) {
-        const part = slots.subarray(i, i + CHECKPOINT_SLOTS_PER_STEP);
-        let runStart = 0;
-        for (let j = 0; j <= part.length; j++) {
-          if (j < part.length && (j === runStart || part[j] === part[j - 1]! + 1)) continue;
-          const first = part[runStart]!;
-          const count = j - runStart;
-          for (let x = 0; x < count; x++) this.#encodeSlotInto(buf, x * this.#slotBytes, first + x);
-          writeFullySync(
-            this.#records,
-            buf.subarray(0, count * this.#slotBytes),
-            slotOffset(first, this.#slotBytes),
-          );
-          runStart = j;
+      const hbuf = Buffer.allocUnsafe(SLOT_HEADER_BYTES);
+      let work = 0;
+      for (let ci = 0; ci < taken.length; ci++) {
+        const flags = taken[ci]!;
+        const base = ci * CHUNK_SLOTS;
+        let i = 0;
+        while (i < CHUNK_SLOTS) {
+          const f = flags[i]!;
+          if (f === 0) {
+            i++;
+            continue;
+          }
+          if (f === DIRTY_FULL) {
+            let n = 0;
+            while (i + n < CHUNK_SLOTS && flags[i + n] === DIRTY_FULL && n < CHECKPOINT_SLOTS_PER_STEP) {
+              this.#encodeSlotInto(buf, n * this.#slotBytes, base + i + n);
+              n++;
+            }
+            writeFullySync(
+              this.#records,
+              buf.subarray(0, n * this.#slotBytes),
+              slotOffset(base + i, this.#slotBytes),
+            );
+            i += n;
+            work += n * 4;
+          } else {
+            const slot = base + i;
+            if (slot < this.#nextSlot && this.#table.isUsed(slot) && !this.#corrupt.has(slot)) {
+              const v = this.#table.get(slot, false);
+              encodeSlotHeader(hbuf, 0, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
+              writeFullySync(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
+            } else {
+              this.#encodeSlotInto(buf, 0, slot);
+              writeFullySync(
+                this.#records,
+                buf.subarray(0, this.#slotBytes),
+                slotOffset(slot, this.#slotBytes),
+              );
+            }
+            i++;
+            work++;
+          }
+          if (work >= CHECKPOINT_SLOTS_PER_STEP * 4) {
+            work = 0;
+            await yieldImmediate();
+          }
         }
         await yieldImmediate();
-      }
-      const headers = Uint32Array.from([...dirtyHeader].filter((s) => !dirty.has(s))).sort();
-      const hbuf = Buffer.allocUnsafe(SLOT_HEADER_BYTES);
-      for (let i = 0; i < headers.length; i++) {
-        const slot = headers[i]!;
-        if (slot < this.#nextSlot && this.#table.isUsed(slot) && !this.#corrupt.has(slot)) {
-          const v = this.#table.get(slot, false);
-          encodeSlotHeader(hbuf, 0, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
-          writeFullySync(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
-        } else if (!dirty.has(slot)) {
-          this.#encodeSlotInto(buf, 0, slot);
-          writeFullySync(this.#records, buf.subarray(0, this.#slotBytes), slotOffset(slot, this.#slotBytes));
-        }
-        if (i % (CHECKPOINT_SLOTS_PER_STEP * 4) === CHECKPOINT_SLOTS_PER_STEP * 4 - 1) await yieldImmediate();
       }
       // Everything a checkpointed slot may point at must be durable before records.dat is.
       for (const s of this.#segments.values()) {
@@ -1598,8 +1607,7 @@ export class WarmStore {
       };
       await writeManifest(this.#fs, this.dir, this.#manifest);
     } catch (err) {
-      for (const s of dirty) this.#dirty.add(s);
-      for (const s of dirtyHeader) this.#dirtyHeader.add(s);
+      this.#table.restoreDirty(taken);
       // The old WAL file stays on disk (the manifest still points at it); only the handle goes.
       if (rotateWal) await old.file.close().catch(() => undefined);
       throw ioError('checkpoint', join(this.dir, RECORDS_FILE), err);

@@ -3,6 +3,8 @@ import { ContentKind } from '../wal/entries.js';
 export const CHUNK_SHIFT = 13;
 export const CHUNK_SLOTS = 1 << CHUNK_SHIFT;
 export const CHUNK_MASK = CHUNK_SLOTS - 1;
+export const DIRTY_HEADER = 1;
+export const DIRTY_FULL = 2;
 
 /**
  * One chunk of the in-memory record table: dense typed arrays, so recall scans contiguous memory
@@ -25,6 +27,11 @@ export class Chunk {
   readonly lastAccess = new Float64Array(CHUNK_SLOTS);
   readonly accessCount = new Float64Array(CHUNK_SLOTS);
   readonly ids: (string | undefined)[] = new Array<string | undefined>(CHUNK_SLOTS).fill(undefined);
+  /**
+   * What the next checkpoint must write: 0 nothing, 1 the header, 2 the whole slot. A flag array,
+   * not a Set: a Set of half a million slots rehashes in one long synchronous step.
+   */
+  dirty = new Uint8Array(CHUNK_SLOTS);
 
   constructor(dim: number) {
     this.emb = new Float32Array(CHUNK_SLOTS * dim);
@@ -68,6 +75,33 @@ export class RecordTable {
     const c = this.chunks[slot >>> CHUNK_SHIFT];
     if (!c) throw new RangeError(`slot ${slot} beyond table capacity ${this.capacity}`);
     return c;
+  }
+
+  markFull(slot: number): void {
+    this.chunk(slot).dirty[slot & CHUNK_MASK] = DIRTY_FULL;
+  }
+
+  markHeader(slot: number): void {
+    const d = this.chunk(slot).dirty;
+    const i = slot & CHUNK_MASK;
+    if (d[i] === 0) d[i] = DIRTY_HEADER;
+  }
+
+  /** Takes the dirty flags of every chunk and clears them (for a checkpoint). */
+  takeDirty(): Uint8Array[] {
+    return this.chunks.map((c) => {
+      const taken = c.dirty;
+      c.dirty = new Uint8Array(CHUNK_SLOTS);
+      return taken;
+    });
+  }
+
+  /** Puts flags taken by a failed checkpoint back, keeping the stronger of old and new. */
+  restoreDirty(taken: Uint8Array[]): void {
+    taken.forEach((t, ci) => {
+      const d = this.chunks[ci]!.dirty;
+      for (let i = 0; i < CHUNK_SLOTS; i++) if (t[i]! > d[i]!) d[i] = t[i]!;
+    });
   }
 
   isUsed(slot: number): boolean {
