@@ -203,13 +203,14 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
   const window = Math.max(MIN_WINDOW, Math.min(MAX_WINDOW, quarter));
   const outCap = window;
   const maxRemaps = Math.max(256, Math.min(8192, Math.floor(quarter / 128)));
-  const maxCand = Math.max(256, Math.floor(quarter / 24));
+  // Capped at 2^20 so a (relative offset, index) pair packs exactly into one float64 sort key.
+  const maxCand = Math.min(1 << 20, Math.max(256, Math.floor(quarter / 24)));
   const readBuf = Buffer.allocUnsafe(window);
   const outBuf = Buffer.allocUnsafe(outCap);
   const candOff = new Float64Array(maxCand);
   const candLsn = new Float64Array(maxCand);
   const candSlot = new Uint32Array(maxCand);
-  const order = new Uint32Array(maxCand);
+  const sortKeys = new Float64Array(maxCand);
 
   for (const v of victims) v.pins++;
   let out: Segment | undefined;
@@ -320,12 +321,15 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
             span = Math.max(1, Math.floor(span / 2));
             continue;
           }
-          for (let i = 0; i < n; i++) order[i] = i;
-          const ord = order.subarray(0, n).sort((a, b) => candOff[a]! - candOff[b]!);
+          // Offset order without a comparator callback (a JS comparator over tens of thousands of
+          // entries is a long synchronous step): key = (offset - lo) * 2^20 + index, exact in a
+          // float64 since the window spans at most 8 MiB.
+          for (let i = 0; i < n; i++) sortKeys[i] = (candOff[i]! - lo) * 1048576 + i;
+          const ord = sortKeys.subarray(0, n).sort();
           let bufStart = 0;
           let bufEnd = 0;
           for (let j = 0; j < n; j++) {
-            const ci = ord[j]!;
+            const ci = ord[j]! % 1048576;
             const off = candOff[ci]!;
             const slot = candSlot[ci]!;
             const expectedLsn = candLsn[ci]!;

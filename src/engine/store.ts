@@ -85,6 +85,10 @@ const SYNC_READ_LIMIT = 256 * 1024;
 /** A group-commit batch stops growing here, bounding the buffers one flush allocates. */
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 const CHECKPOINT_SLOTS_PER_STEP = 512;
+/** Whole slots written in one pwrite at most (about 220 KB at 768 dimensions). */
+const CHECKPOINT_RUN_SLOTS = 64;
+/** A checkpoint step yields to the event loop once it has run this long. */
+const CHECKPOINT_STEP_MS = 4;
 
 interface ResolvedOptions {
   dimension: number | undefined;
@@ -1542,6 +1546,7 @@ export class WarmStore {
       const buf = Buffer.allocUnsafe(CHECKPOINT_SLOTS_PER_STEP * this.#slotBytes);
       const hbuf = Buffer.allocUnsafe(SLOT_HEADER_BYTES);
       let work = 0;
+      let stepStart = performance.now();
       for (let ci = 0; ci < taken.length; ci++) {
         const flags = taken[ci]!;
         const base = ci * CHUNK_SLOTS;
@@ -1554,7 +1559,7 @@ export class WarmStore {
           }
           if (f === DIRTY_FULL) {
             let n = 0;
-            while (i + n < CHUNK_SLOTS && flags[i + n] === DIRTY_FULL && n < CHECKPOINT_SLOTS_PER_STEP) {
+            while (i + n < CHUNK_SLOTS && flags[i + n] === DIRTY_FULL && n < CHECKPOINT_RUN_SLOTS) {
               this.#encodeSlotInto(buf, n * this.#slotBytes, base + i + n);
               n++;
             }
@@ -1564,7 +1569,7 @@ export class WarmStore {
               slotOffset(base + i, this.#slotBytes),
             );
             i += n;
-            work += n * 4;
+            work += n * 8;
           } else {
             const slot = base + i;
             if (slot < this.#nextSlot && this.#table.isUsed(slot) && !this.#corrupt.has(slot)) {
@@ -1582,9 +1587,13 @@ export class WarmStore {
             i++;
             work++;
           }
-          if (work >= CHECKPOINT_SLOTS_PER_STEP * 4) {
+          // Time-bounded steps: a write to a busy disk can take far longer than its size suggests.
+          if (work >= 64) {
             work = 0;
-            await yieldImmediate();
+            if (performance.now() - stepStart > CHECKPOINT_STEP_MS) {
+              await yieldImmediate();
+              stepStart = performance.now();
+            }
           }
         }
         await yieldImmediate();
