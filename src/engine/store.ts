@@ -89,6 +89,8 @@ const CHECKPOINT_SLOTS_PER_STEP = 512;
 const CHECKPOINT_RUN_SLOTS = 64;
 /** A checkpoint step yields to the event loop once it has run this long. */
 const CHECKPOINT_STEP_MS = 4;
+/** Clean slots a checkpoint run may bridge to reach the next dirty one. */
+const CHECKPOINT_GAP_SLOTS = 4;
 
 interface ResolvedOptions {
   dimension: number | undefined;
@@ -1557,36 +1559,37 @@ export class WarmStore {
             i++;
             continue;
           }
-          if (f === DIRTY_FULL) {
-            let n = 0;
-            while (i + n < CHUNK_SLOTS && flags[i + n] === DIRTY_FULL && n < CHECKPOINT_RUN_SLOTS) {
-              this.#encodeSlotInto(buf, n * this.#slotBytes, base + i + n);
-              n++;
-            }
+          // A run covers dirty slots and short gaps between them: one pwrite of whole slots beats
+          // many scattered 352-byte writes, and rewriting an unchanged slot with its current state
+          // is harmless (the checkpoint may record any state at or after its LSN).
+          let lastDirty = i;
+          for (let e = i + 1; e < CHUNK_SLOTS && e - i < CHECKPOINT_RUN_SLOTS; e++) {
+            if (flags[e] !== 0) lastDirty = e;
+            else if (e - lastDirty > CHECKPOINT_GAP_SLOTS) break;
+          }
+          const n = lastDirty - i + 1;
+          const slot = base + i;
+          if (
+            n === 1 &&
+            f !== DIRTY_FULL &&
+            slot < this.#nextSlot &&
+            this.#table.isUsed(slot) &&
+            !this.#corrupt.has(slot)
+          ) {
+            const v = this.#table.get(slot, false);
+            encodeSlotHeader(hbuf, 0, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
+            writeFullySync(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
+            work++;
+          } else {
+            for (let x = 0; x < n; x++) this.#encodeSlotInto(buf, x * this.#slotBytes, slot + x);
             writeFullySync(
               this.#records,
               buf.subarray(0, n * this.#slotBytes),
-              slotOffset(base + i, this.#slotBytes),
+              slotOffset(slot, this.#slotBytes),
             );
-            i += n;
-            work += n * 8;
-          } else {
-            const slot = base + i;
-            if (slot < this.#nextSlot && this.#table.isUsed(slot) && !this.#corrupt.has(slot)) {
-              const v = this.#table.get(slot, false);
-              encodeSlotHeader(hbuf, 0, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
-              writeFullySync(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
-            } else {
-              this.#encodeSlotInto(buf, 0, slot);
-              writeFullySync(
-                this.#records,
-                buf.subarray(0, this.#slotBytes),
-                slotOffset(slot, this.#slotBytes),
-              );
-            }
-            i++;
-            work++;
+            work += n;
           }
+          i += n;
           // Time-bounded steps: a write to a busy disk can take far longer than its size suggests.
           if (work >= 64) {
             work = 0;
