@@ -811,21 +811,28 @@ export class WarmStore {
       const segId = c.seg[i]!;
       const seg = this.#segments.get(segId);
       const size = entryBytes(c.idLen[i]!, c.clen[i]!);
-      const file = join(this.dir, `seg-${String(segId).padStart(8, '0')}.dat`);
       if (!seg) {
         const why = badSegments.get(segId);
         badSegments.delete(segId);
-        this.#corrupt.set(s, { reason: why ?? `content segment ${segId} is missing`, file, raw: false });
+        this.#corrupt.set(s, {
+          reason: why ?? `content segment ${segId} is missing`,
+          file: this.#segmentPath(segId),
+          raw: false,
+        });
       } else if (c.off[i]! < HEADER_BYTES || c.off[i]! + size > seg.end) {
         this.#corrupt.set(s, {
           reason: `content reference ${c.off[i]}+${size} is beyond the end of the segment`,
-          file,
+          file: this.#segmentPath(segId),
           raw: false,
         });
       } else {
         seg.live += size;
       }
     }
+  }
+
+  #segmentPath(id: number): string {
+    return join(this.dir, `seg-${String(id).padStart(8, '0')}.dat`);
   }
 
   #createSegment(): Segment {

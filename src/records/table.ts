@@ -127,10 +127,14 @@ export class RecordTable {
     c.lastAccess[i] = v.lastAccess;
     c.accessCount[i] = v.accessCount;
     const base = i * this.dim;
-    c.emb.set(v.embedding, base);
+    const e = v.embedding;
+    c.emb.set(e, base);
+    // Hoisted: `v` arrives in several object shapes, and reading v.embedding inside the loop
+    // made this the hottest line of open and put.
+    const dim = this.dim;
     let s = 0;
-    for (let d = 0; d < this.dim; d++) {
-      const x = v.embedding[d]!;
+    for (let d = 0; d < dim; d++) {
+      const x = e[d]!;
       s += x * x;
     }
     c.norm[i] = Math.sqrt(s);
