@@ -60,6 +60,7 @@ import {
   encodeWalEntry,
   walEntrySize,
   type CompactChunkEntry,
+  type PutEntry,
   type WalEntry,
   type WalEntryInput,
 } from '../wal/entries.js';
@@ -709,19 +710,7 @@ export class WarmStore {
     slot: number,
     id: string,
     idLen: number,
-    v: {
-      kind: ContentKind;
-      seg: number;
-      off: number;
-      clen: number;
-      confidence: number;
-      activation: number;
-      decayRate: number;
-      createdAt: number;
-      lastAccess: number;
-      accessCount: number;
-      embedding: Float32Array;
-    },
+    v: Omit<PutEntry, 'type' | 'lsn' | 'slot' | 'id' | 'idBytes'>,
     lsn: number,
   ): void {
     this.#table.set(slot, {
