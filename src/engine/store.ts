@@ -12,7 +12,6 @@ import {
   parseSegmentFileName,
   verifyEntry,
   writeFully,
-  writeFullySync,
 } from '../content/segment.js';
 import { WarmStoreError, corruption, invalid, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
@@ -1537,10 +1536,10 @@ export class WarmStore {
       taken = this.#table.takeDirty();
     }
     try {
-      // Synchronous pwrites into the page cache, a bounded step at a time between yields: a
-      // thread-pool hop per scattered slot would cost more than the write itself. Whole slots
-      // (puts, deletes) go out in runs of consecutive slots; touches and compaction remaps
-      // rewrite only the 352-byte header.
+      // Asynchronous pwrites: once the page cache holds enough dirty pages the kernel throttles
+      // writers inside write(2) for 100 ms and more, which a synchronous call would turn into an
+      // event-loop stall. Whole slots (puts, deletes) go out in runs of consecutive slots;
+      // touches and compaction remaps alone rewrite only the 352-byte header.
       const buf = Buffer.allocUnsafe(CHECKPOINT_SLOTS_PER_STEP * this.#slotBytes);
       const hbuf = Buffer.allocUnsafe(SLOT_HEADER_BYTES);
       let work = 0;
@@ -1574,11 +1573,11 @@ export class WarmStore {
           ) {
             const v = this.#table.get(slot, false);
             encodeSlotHeader(hbuf, 0, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
-            writeFullySync(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
+            await writeFully(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
             work++;
           } else {
             for (let x = 0; x < n; x++) this.#encodeSlotInto(buf, x * this.#slotBytes, slot + x);
-            writeFullySync(
+            await writeFully(
               this.#records,
               buf.subarray(0, n * this.#slotBytes),
               slotOffset(slot, this.#slotBytes),
