@@ -3,17 +3,7 @@ import { invalid } from '../errors.js';
 import type { MemoryRecord, StoredMemory } from '../types.js';
 
 /** A memory as it travels in JSON (HTTP bodies, JSON Lines export and import). */
-export interface MemoryJson {
-  id: string;
-  embedding: number[];
-  content: string | null;
-  confidence: number;
-  activation: number;
-  decayRate: number;
-  createdAt: number;
-  lastAccess: number;
-  accessCount: number;
-}
+export type MemoryJson = Omit<StoredMemory, 'embedding'> & { embedding: number[] };
 
 /** A memory as accepted in JSON: the embedding may be a number array or base64 of little-endian float32. */
 export interface MemoryInputJson {
