@@ -24,17 +24,19 @@ import {
 } from '../format/manifest.js';
 import { nodeFileSystem } from '../fs/node-fs.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
+import { splitV1Records } from '../records/migrate.js';
 import {
   RECORDS_DATA_START,
   RECORDS_FILE,
-  decodeSlot,
-  encodeFreeSlot,
   SLOT_HEADER_BYTES,
-  embeddingCrc,
-  encodeSlot,
+  VECTORS_FILE,
+  decodeSlot,
+  encodeFreeHeader,
   encodeSlotHeader,
+  encodeVector,
+  headerOffset,
   slotBytesFor,
-  slotOffset,
+  vectorOffset,
 } from '../records/slot-codec.js';
 import { CHUNK_MASK, CHUNK_SLOTS, DIRTY_FULL, RecordTable } from '../records/table.js';
 import type {
@@ -84,12 +86,15 @@ const parseWalFileName = (name: string): number | undefined => {
 const SYNC_READ_LIMIT = 256 * 1024;
 /** A group-commit batch stops growing here, bounding the buffers one flush allocates. */
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
-const CHECKPOINT_SLOTS_PER_STEP = 512;
-/** Whole slots written in one pwrite at most (about 220 KB at 768 dimensions). */
+/** Headers written in one pwrite at most (180 KB). */
+const CHECKPOINT_HEADER_RUN = 512;
+/** Clean headers a checkpoint run may bridge to reach the next dirty one. */
+const CHECKPOINT_HEADER_GAP = 16;
+/** Vectors written in one pwrite at most (about 200 KB at 768 dimensions). */
 const CHECKPOINT_RUN_SLOTS = 64;
 /** A checkpoint step yields to the event loop once it has run this long. */
 const CHECKPOINT_STEP_MS = 4;
-/** Clean slots a checkpoint run may bridge to reach the next dirty one. */
+/** Vectors a checkpoint run may bridge to reach the next changed one. */
 const CHECKPOINT_GAP_SLOTS = 4;
 
 interface ResolvedOptions {
@@ -225,7 +230,9 @@ export class WarmStore {
   #slotBytes = 0;
   #manifest!: Manifest;
   #releaseLock: (() => Promise<void>) | undefined;
+  /** Slot headers (records.dat) and slot vectors (vectors.dat): one record, two files. */
   #records!: WsFile;
+  #vectors!: WsFile;
   #table!: RecordTable;
   #index = new Map<string, number>();
   #free: number[] = [];
@@ -491,7 +498,11 @@ export class WarmStore {
     const fs = this.#fs;
     const names = await this.#listDir();
     const storeFiles = names.filter(
-      (n) => n === RECORDS_FILE || parseWalFileName(n) !== undefined || parseSegmentFileName(n) !== undefined,
+      (n) =>
+        n === RECORDS_FILE ||
+        n === VECTORS_FILE ||
+        parseWalFileName(n) !== undefined ||
+        parseSegmentFileName(n) !== undefined,
     );
     for (const n of storeFiles) {
       const path = join(this.dir, n);
@@ -503,7 +514,8 @@ export class WarmStore {
       } catch (err) {
         throw ioError('stat', path, err);
       }
-      const empty = n === RECORDS_FILE ? size <= RECORDS_DATA_START : size <= HEADER_BYTES;
+      const empty =
+        n === RECORDS_FILE || n === VECTORS_FILE ? size <= RECORDS_DATA_START : size <= HEADER_BYTES;
       if (!empty) {
         throw corruption(`${n} holds data but the MANIFEST is missing`, {
           file: join(this.dir, MANIFEST_FILE),
@@ -519,9 +531,15 @@ export class WarmStore {
       const f = fs.open(recPath, 'excl');
       opened.push(f);
       const head = Buffer.alloc(RECORDS_DATA_START);
-      encodeHeader('RECS', [dim, slotBytesFor(dim), 0, 0]).copy(head, 0);
+      encodeHeader('RECS', [dim, SLOT_HEADER_BYTES, 0, 0]).copy(head, 0);
       await writeFully(f, head, 0);
       await f.sync();
+      const vf = fs.open(join(this.dir, VECTORS_FILE), 'excl');
+      opened.push(vf);
+      head.fill(0);
+      encodeHeader('VECS', [dim, dim * 4, 0, 0]).copy(head, 0);
+      await writeFully(vf, head, 0);
+      await vf.sync();
       const seg = Segment.create(fs, this.dir, 1);
       opened.push(seg.file);
       await seg.file.sync();
@@ -552,7 +570,7 @@ export class WarmStore {
     return m;
   }
 
-  async #loadRecords(): Promise<void> {
+  #openRecordFiles(): { head: Buffer; n: number } {
     const path = join(this.dir, RECORDS_FILE);
     try {
       this.#records = this.#fs.open(path, 'rw');
@@ -560,38 +578,79 @@ export class WarmStore {
       throw ioError('open', path, err);
     }
     const head = Buffer.alloc(HEADER_BYTES);
-    let n: number;
     try {
-      n = this.#records.readSync(head, 0, HEADER_BYTES, 0);
+      return { head, n: this.#records.readSync(head, 0, HEADER_BYTES, 0) };
     } catch (err) {
       throw ioError('read', path, err);
     }
-    const h = decodeHeader(head.subarray(0, n), 'RECS', path);
-    if (h.fields[0] !== this.#dim || h.fields[1] !== this.#slotBytes) {
+  }
+
+  async #loadRecords(): Promise<void> {
+    const path = join(this.dir, RECORDS_FILE);
+    const vpath = join(this.dir, VECTORS_FILE);
+    let { head, n } = this.#openRecordFiles();
+    let h = decodeHeader(head.subarray(0, n), 'RECS', path);
+    if (h.version === 1) {
+      // RECS v1 (headers and vectors interleaved): split it once, then read it as v2.
+      if (h.fields[0] !== this.#dim) {
+        throw corruption(`records header says dimension ${h.fields[0]}, manifest says ${this.#dim}`, {
+          file: path,
+        });
+      }
+      await this.#records.close().catch(() => undefined);
+      try {
+        await splitV1Records(this.#fs, this.dir, this.#dim);
+      } catch (err) {
+        throw ioError('migrate', path, err);
+      }
+      this.#opts.logger?.info({ file: path }, 'records.dat migrated from format 1 to 2');
+      ({ head, n } = this.#openRecordFiles());
+      h = decodeHeader(head.subarray(0, n), 'RECS', path);
+    }
+    if (h.fields[0] !== this.#dim || h.fields[1] !== SLOT_HEADER_BYTES) {
       throw corruption(`records header says dimension ${h.fields[0]}, manifest says ${this.#dim}`, {
         file: path,
       });
     }
-    const size = this.#records.size();
-    const slots = Math.max(0, Math.floor((size - RECORDS_DATA_START) / this.#slotBytes));
+    try {
+      this.#vectors = this.#fs.open(vpath, 'rw');
+      n = this.#vectors.readSync(head, 0, HEADER_BYTES, 0);
+    } catch (err) {
+      throw ioError('open', vpath, err);
+    }
+    const vh = decodeHeader(head.subarray(0, n), 'VECS', vpath);
+    if (vh.fields[0] !== this.#dim || vh.fields[1] !== this.#dim * 4) {
+      throw corruption(`vectors header says dimension ${vh.fields[0]}, manifest says ${this.#dim}`, {
+        file: vpath,
+      });
+    }
+    const vecBytes = this.#dim * 4;
+    const slots = Math.max(0, Math.floor((this.#records.size() - RECORDS_DATA_START) / SLOT_HEADER_BYTES));
     const perRead = Math.max(1, Math.floor((8 * 1024 * 1024) / this.#slotBytes));
-    const buf = Buffer.allocUnsafe(perRead * this.#slotBytes);
-    for (let first = 0; first < slots; first += perRead) {
-      const n = Math.min(perRead, slots - first);
-      const want = n * this.#slotBytes;
+    const hbuf = Buffer.allocUnsafe(perRead * SLOT_HEADER_BYTES);
+    const vbuf = Buffer.allocUnsafe(perRead * vecBytes);
+    const readAll = async (f: WsFile, buf: Buffer, want: number, pos: number, p: string): Promise<number> => {
       let got = 0;
       try {
         while (got < want) {
-          const r = await this.#records.read(buf, got, want - got, slotOffset(first, this.#slotBytes) + got);
+          const r = await f.read(buf, got, want - got, pos + got);
           if (r === 0) break;
           got += r;
         }
       } catch (err) {
-        throw ioError('read', path, err);
+        throw ioError('read', p, err);
       }
+      return got;
+    };
+    for (let first = 0; first < slots; first += perRead) {
+      const n = Math.min(perRead, slots - first);
+      await readAll(this.#records, hbuf, n * SLOT_HEADER_BYTES, headerOffset(first), path);
+      // vectors.dat may end early (a checkpoint cut short): those vectors read as missing.
+      const vgot = await readAll(this.#vectors, vbuf, n * vecBytes, vectorOffset(first, this.#dim), vpath);
+      const vview = vbuf.subarray(0, vgot);
       for (let i = 0; i < n; i++) {
         const slot = first + i;
-        const d = decodeSlot(buf, i * this.#slotBytes, this.#dim);
+        const d = decodeSlot(hbuf, i * SLOT_HEADER_BYTES, vview, i * vecBytes, this.#dim);
         if (d.state === 'free') continue;
         this.#table.ensure(slot);
         this.#nextSlot = Math.max(this.#nextSlot, slot + 1);
@@ -608,11 +667,11 @@ export class WarmStore {
             this.#table.clear(prev);
             this.#table.markFull(prev);
           }
-          this.#table.set(slot, d.value);
+          this.#table.set(slot, d.value, d.embCrc);
           this.#index.set(d.value.id, slot);
         } else {
           // Possibly a slot torn by a checkpoint that crashed: WAL replay may still rewrite it.
-          this.#markCorrupt(slot, d.id, d.reason, path);
+          this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path);
         }
       }
     }
@@ -1538,62 +1597,45 @@ export class WarmStore {
     try {
       // Asynchronous pwrites: once the page cache holds enough dirty pages the kernel throttles
       // writers inside write(2) for 100 ms and more, which a synchronous call would turn into an
-      // event-loop stall. Whole slots (puts, deletes) go out in runs of consecutive slots;
-      // touches and compaction remaps alone rewrite only the 352-byte header.
-      const buf = Buffer.allocUnsafe(CHECKPOINT_SLOTS_PER_STEP * this.#slotBytes);
-      const hbuf = Buffer.allocUnsafe(SLOT_HEADER_BYTES);
-      let work = 0;
-      let stepStart = performance.now();
+      // event-loop stall. Every dirty slot rewrites its header in records.dat; only slots whose
+      // embedding changed (puts) rewrite their vector in vectors.dat.
+      const pace = { work: 0, stepStart: performance.now() };
+      const hbuf = Buffer.allocUnsafe(CHECKPOINT_HEADER_RUN * SLOT_HEADER_BYTES);
+      const vecBytes = this.#dim * 4;
+      const vbuf = Buffer.allocUnsafe(CHECKPOINT_RUN_SLOTS * vecBytes);
       for (let ci = 0; ci < taken.length; ci++) {
         const flags = taken[ci]!;
         const base = ci * CHUNK_SLOTS;
-        let i = 0;
-        while (i < CHUNK_SLOTS) {
-          const f = flags[i]!;
-          if (f === 0) {
-            i++;
-            continue;
-          }
-          // A run covers dirty slots and short gaps between them: one pwrite of whole slots beats
-          // many scattered 352-byte writes, and rewriting an unchanged slot with its current state
-          // is harmless (the checkpoint may record any state at or after its LSN).
-          let lastDirty = i;
-          for (let e = i + 1; e < CHUNK_SLOTS && e - i < CHECKPOINT_RUN_SLOTS; e++) {
-            if (flags[e] !== 0) lastDirty = e;
-            else if (e - lastDirty > CHECKPOINT_GAP_SLOTS) break;
-          }
-          const n = lastDirty - i + 1;
-          const slot = base + i;
-          if (
-            n === 1 &&
-            f !== DIRTY_FULL &&
-            slot < this.#nextSlot &&
-            this.#table.isUsed(slot) &&
-            !this.#corrupt.has(slot)
-          ) {
-            const v = this.#table.get(slot, false);
-            encodeSlotHeader(hbuf, 0, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
-            await writeFully(this.#records, hbuf, slotOffset(slot, this.#slotBytes));
-            work++;
-          } else {
-            for (let x = 0; x < n; x++) this.#encodeSlotInto(buf, x * this.#slotBytes, slot + x);
+        await this.#writeRuns(
+          pace,
+          flags,
+          base,
+          (f) => f !== 0,
+          CHECKPOINT_HEADER_GAP,
+          CHECKPOINT_HEADER_RUN,
+          (slot, pos) => {
+            this.#encodeHeaderInto(hbuf, pos * SLOT_HEADER_BYTES, slot);
+          },
+          async (first, count) => {
+            await writeFully(this.#records, hbuf.subarray(0, count * SLOT_HEADER_BYTES), headerOffset(first));
+          },
+        );
+        await this.#writeRuns(
+          pace,
+          flags,
+          base,
+          (f, slot) => f === DIRTY_FULL && slot < this.#nextSlot && this.#table.isUsed(slot),
+          CHECKPOINT_GAP_SLOTS,
+          CHECKPOINT_RUN_SLOTS,
+          (slot, pos) => this.#encodeVectorInto(vbuf, pos * vecBytes, slot),
+          async (first, count) => {
             await writeFully(
-              this.#records,
-              buf.subarray(0, n * this.#slotBytes),
-              slotOffset(slot, this.#slotBytes),
+              this.#vectors,
+              vbuf.subarray(0, count * vecBytes),
+              vectorOffset(first, this.#dim),
             );
-            work += n;
-          }
-          i += n;
-          // Time-bounded steps: a write to a busy disk can take far longer than its size suggests.
-          if (work >= 64) {
-            work = 0;
-            if (performance.now() - stepStart > CHECKPOINT_STEP_MS) {
-              await yieldImmediate();
-              stepStart = performance.now();
-            }
-          }
-        }
+          },
+        );
         await yieldImmediate();
       }
       // Everything a checkpointed slot may point at must be durable before records.dat is.
@@ -1604,6 +1646,7 @@ export class WarmStore {
         }
       }
       await this.#wal.file.sync();
+      await this.#vectors.sync();
       await this.#records.sync();
       this.#manifest = {
         ...this.#manifest,
@@ -1628,18 +1671,80 @@ export class WarmStore {
     await this.#collectSegments();
   }
 
-  #encodeSlotInto(buf: Buffer, pos: number, slot: number): void {
+  /**
+   * Writes runs of one chunk's slots: a run starts at a slot `wanted` says needs writing and
+   * bridges at most `gap` slots that do not (one pwrite of a few extra slots beats many scattered
+   * small ones, and rewriting an unchanged slot with its current state is harmless: a checkpoint
+   * may record any state at or after its LSN). Yields once a step has run CHECKPOINT_STEP_MS.
+   */
+  async #writeRuns(
+    pace: { work: number; stepStart: number },
+    flags: Uint8Array,
+    base: number,
+    wanted: (flag: number, slot: number) => boolean,
+    gap: number,
+    maxRun: number,
+    encode: (slot: number, posInRun: number) => void,
+    write: (first: number, count: number) => Promise<void>,
+  ): Promise<void> {
+    let i = 0;
+    while (i < CHUNK_SLOTS) {
+      if (!wanted(flags[i]!, base + i)) {
+        i++;
+        continue;
+      }
+      let last = i;
+      for (let e = i + 1; e < CHUNK_SLOTS && e - i < maxRun; e++) {
+        if (wanted(flags[e]!, base + e)) last = e;
+        else if (e - last > gap) break;
+      }
+      const n = last - i + 1;
+      for (let x = 0; x < n; x++) encode(base + i + x, x);
+      await write(base + i, n);
+      i += n;
+      pace.work += n;
+      // Time-bounded steps: a write to a busy disk can take far longer than its size suggests.
+      if (pace.work >= 64) {
+        pace.work = 0;
+        if (performance.now() - pace.stepStart > CHECKPOINT_STEP_MS) {
+          await yieldImmediate();
+          pace.stepStart = performance.now();
+        }
+      }
+    }
+  }
+
+  #encodeHeaderInto(buf: Buffer, pos: number, slot: number): void {
     if (slot >= this.#nextSlot || !this.#table.isUsed(slot)) {
-      encodeFreeSlot(buf, pos, this.#slotBytes);
+      encodeFreeHeader(buf, pos);
       return;
     }
     if (this.#corrupt.get(slot)?.raw === true) {
-      // Leave a corrupt slot's bytes as found on disk: re-read it for evidence, never mask it.
-      this.#records.readSync(buf, pos, this.#slotBytes, slotOffset(slot, this.#slotBytes));
+      // Leave a corrupt slot's bytes as found on disk: re-read them for evidence, never mask them.
+      buf.fill(0, pos, pos + SLOT_HEADER_BYTES);
+      this.#records.readSync(buf, pos, SLOT_HEADER_BYTES, headerOffset(slot));
       return;
     }
+    const c = this.#table.chunk(slot);
+    const i = slot & CHUNK_MASK;
     const v = this.#table.get(slot, false);
-    encodeSlot(buf, pos, v, Buffer.from(v.id, 'utf8'));
+    encodeSlotHeader(buf, pos, v, Buffer.from(v.id, 'utf8'), c.embCrc[i]!);
+  }
+
+  #encodeVectorInto(buf: Buffer, pos: number, slot: number): void {
+    const vecBytes = this.#dim * 4;
+    if (slot >= this.#nextSlot || !this.#table.isUsed(slot)) {
+      buf.fill(0, pos, pos + vecBytes);
+      return;
+    }
+    if (this.#corrupt.get(slot)?.raw === true) {
+      buf.fill(0, pos, pos + vecBytes);
+      this.#vectors.readSync(buf, pos, vecBytes, vectorOffset(slot, this.#dim));
+      return;
+    }
+    const c = this.#table.chunk(slot);
+    const at = (slot & CHUNK_MASK) * this.#dim;
+    encodeVector(buf, pos, c.emb.subarray(at, at + this.#dim));
   }
 
   /** Deletes sealed segments that hold nothing live, once no reader pins them. */
@@ -1821,19 +1926,22 @@ export class WarmStore {
     }
     // Durable slots on disk must decode (a checkpoint has just been written below).
     await this.#checkpointNow();
-    const buf = Buffer.allocUnsafe(this.#slotBytes);
+    const hbuf = Buffer.allocUnsafe(SLOT_HEADER_BYTES);
+    const vbuf = Buffer.allocUnsafe(this.#dim * 4);
+    const vecPath = join(this.dir, VECTORS_FILE);
     for (let slot = 0; slot < this.#nextSlot; slot++) {
       if (!this.#table.isUsed(slot)) continue;
       records++;
       if (this.#corrupt.has(slot)) continue;
       const id = this.#table.id(slot)!;
-      const n = this.#records.readSync(buf, 0, this.#slotBytes, slotOffset(slot, this.#slotBytes));
-      const d = n === this.#slotBytes ? decodeSlot(buf, 0, this.#dim) : undefined;
+      const n = this.#records.readSync(hbuf, 0, SLOT_HEADER_BYTES, headerOffset(slot));
+      const vn = this.#vectors.readSync(vbuf, 0, vbuf.length, vectorOffset(slot, this.#dim));
+      const d = n === SLOT_HEADER_BYTES ? decodeSlot(hbuf, 0, vbuf.subarray(0, vn), 0, this.#dim) : undefined;
       if (!d || d.state !== 'used' || d.value.id !== id) {
         problems.push({
           kind: 'corrupt-record',
           id,
-          file: recPath,
+          file: d?.state === 'corrupt' && d.where === 'vector' ? vecPath : recPath,
           message: d?.state === 'corrupt' ? d.reason : 'record on disk does not match the store',
         });
       }
@@ -1930,6 +2038,7 @@ export class WarmStore {
   async #closeFiles(): Promise<void> {
     const files: (WsFile | undefined)[] = [
       this.#records,
+      this.#vectors,
       this.#wal?.file,
       ...[...this.#segments.values()].map((s) => s.file),
     ];

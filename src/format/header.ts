@@ -10,10 +10,10 @@ import { crc32c } from './crc.js';
 export const HEADER_BYTES = 32;
 export const MAGIC = 'WMST';
 
-export type FileKind = 'SEGM' | 'WALG' | 'RECS' | 'MANI';
+export type FileKind = 'SEGM' | 'WALG' | 'RECS' | 'VECS' | 'MANI';
 
 /** Current format version of each file kind. */
-export const FORMAT_VERSION: Record<FileKind, number> = { SEGM: 1, WALG: 1, RECS: 1, MANI: 1 };
+export const FORMAT_VERSION: Record<FileKind, number> = { SEGM: 1, WALG: 1, RECS: 2, VECS: 1, MANI: 1 };
 
 export interface FileHeader {
   kind: FileKind;
@@ -23,8 +23,9 @@ export interface FileHeader {
 
 /**
  * Upgrades an older header's kind-specific fields (and, through `migrateBody`, whatever else the
- * file needs) to the current version. Registered per (kind, fromVersion). Version 1 is the first
- * format, so the registry starts empty; tests register a fabricated one to exercise the hook.
+ * file needs) to the current version. Registered per (kind, fromVersion). RECS 1 -> 2 (records
+ * split from their vectors) is registered by src/records/migrate.ts, whose body conversion the
+ * store runs at open because it streams a second file; tests register fabricated ones too.
  */
 export interface Migration {
   kind: FileKind;

@@ -3,30 +3,44 @@ import { ContentKind } from '../wal/entries.js';
 import type { SlotValue } from './table.js';
 
 /**
- * records.dat: a 4 KiB area holding the file header, then fixed-size slots. A slot:
+ * A record lives in two files at the same slot number, so that what changes often (metadata,
+ * content references) is stored apart from what changes rarely (the embedding):
+ *
+ * records.dat (RECS v2): a 4 KiB area holding the file header, then 352-byte slot headers:
  *   0 header crc32c u32 (of bytes 4..352)  4 kind u8  5 id length u8  6 reserved u16
  *   8 segment u32  12 content length u32  16 content offset f64  24 content LSN f64
  *   32 confidence  40 activation  48 decayRate  56 createdAt  64 lastAccess  72 accessCount (f64)
- *   80 embedding crc32c u32  84 reserved  96 id (up to 255 bytes)  352 embedding (dim x f32)
- * Two checksums so metadata-only changes (touch, compaction remap) need not rehash the embedding.
- * An all-zero header is a free slot (never written, or deleted).
+ *   80 embedding crc32c u32  84 reserved  96 id (up to 255 bytes)
+ * vectors.dat (VECS v1): a 4 KiB area holding the file header, then dim x f32 per slot.
+ *
+ * A compaction remap or a touch rewrites only headers, which lie contiguous: checkpointing the
+ * remap of every other record writes 352 bytes per record, not the 3 KB embedding beside it (in
+ * RECS v1 the two were interleaved, and such a checkpoint rewrote the whole file). The embedding
+ * CRC sits in the header, so a header and a vector from two different checkpoints never pass as
+ * one record. An all-zero header is a free slot (never written, or deleted).
  */
 export const RECORDS_FILE = 'records.dat';
+export const VECTORS_FILE = 'vectors.dat';
+/** Where slot 0 starts in both files, after the 4 KiB header area. */
 export const RECORDS_DATA_START = 4096;
 export const SLOT_HEADER_BYTES = 352;
 
+/** The bytes one record takes on disk, header and vector (the MANIFEST's `slotBytes`). */
 export function slotBytesFor(dim: number): number {
   return SLOT_HEADER_BYTES + dim * 4;
 }
 
-export function slotOffset(slot: number, slotBytes: number): number {
-  return RECORDS_DATA_START + slot * slotBytes;
+export function headerOffset(slot: number): number {
+  return RECORDS_DATA_START + slot * SLOT_HEADER_BYTES;
 }
 
-export function encodeSlot(b: Buffer, pos: number, v: SlotValue, idBytes: Buffer): void {
-  const emb = Buffer.from(v.embedding.buffer, v.embedding.byteOffset, v.embedding.byteLength);
-  emb.copy(b, pos + SLOT_HEADER_BYTES);
-  encodeSlotHeader(b, pos, v, idBytes, crc32c(emb));
+export function vectorOffset(slot: number, dim: number): number {
+  return RECORDS_DATA_START + slot * dim * 4;
+}
+
+/** Copies the embedding's bytes to `b` at `pos`. */
+export function encodeVector(b: Buffer, pos: number, embedding: Float32Array): void {
+  b.set(new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength), pos);
 }
 
 /** Just the 352-byte header: what a touch or a compaction remap changes. */
@@ -59,37 +73,42 @@ export function embeddingCrc(embedding: Float32Array): number {
   return crc32c(Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength));
 }
 
-export function encodeFreeSlot(b: Buffer, pos: number, slotBytes: number): void {
-  b.fill(0, pos, pos + slotBytes);
+export function encodeFreeHeader(b: Buffer, pos: number): void {
+  b.fill(0, pos, pos + SLOT_HEADER_BYTES);
 }
 
 export type DecodedSlot =
   | { state: 'free' }
-  | { state: 'used'; value: SlotValue }
-  | { state: 'corrupt'; id: string | undefined; reason: string };
+  | { state: 'used'; value: SlotValue; embCrc: number }
+  | { state: 'corrupt'; id: string | undefined; reason: string; where: 'header' | 'vector' };
 
 function isZero(b: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (b[i] !== 0) return false;
   return true;
 }
 
-export function decodeSlot(b: Buffer, pos: number, dim: number): DecodedSlot {
+/**
+ * Decodes the header at `b[pos]` and the vector at `vb[vpos]`. A vector shorter than the
+ * dimension (its file ends early) fails the embedding checksum like any other damage.
+ */
+export function decodeSlot(b: Buffer, pos: number, vb: Buffer, vpos: number, dim: number): DecodedSlot {
   const end = pos + SLOT_HEADER_BYTES;
   if (isZero(b, pos, end)) return { state: 'free' };
   const idLen = b[pos + 5] ?? 0;
   const guessId = idLen > 0 && idLen <= 255 ? b.toString('utf8', pos + 96, pos + 96 + idLen) : undefined;
   if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) {
-    return { state: 'corrupt', id: guessId, reason: 'record header checksum mismatch' };
+    return { state: 'corrupt', id: guessId, reason: 'record header checksum mismatch', where: 'header' };
   }
   const kind = b[pos + 4] as ContentKind;
   if (kind < ContentKind.Absent || kind > ContentKind.Present || idLen === 0) {
-    return { state: 'corrupt', id: guessId, reason: 'record header fields out of range' };
+    return { state: 'corrupt', id: guessId, reason: 'record header fields out of range', where: 'header' };
   }
-  const embBytes = b.subarray(end, end + dim * 4);
-  if (crc32c(embBytes) !== b.readUInt32LE(pos + 80)) {
-    return { state: 'corrupt', id: guessId, reason: 'embedding checksum mismatch' };
+  const embBytes = vb.subarray(vpos, vpos + dim * 4);
+  const embCrc = b.readUInt32LE(pos + 80);
+  if (embBytes.length !== dim * 4 || crc32c(embBytes) !== embCrc) {
+    return { state: 'corrupt', id: guessId, reason: 'embedding checksum mismatch', where: 'vector' };
   }
-  // A view when aligned (slots are multiples of 4 bytes): open decodes millions of these and the
+  // A view when aligned (vectors are multiples of 4 bytes): open decodes millions of these and the
   // caller copies into the table anyway.
   let embedding: Float32Array;
   if ((embBytes.byteOffset & 3) === 0) {
@@ -100,6 +119,7 @@ export function decodeSlot(b: Buffer, pos: number, dim: number): DecodedSlot {
   }
   return {
     state: 'used',
+    embCrc,
     value: {
       id: guessId ?? '',
       idLen,

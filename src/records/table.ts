@@ -1,3 +1,4 @@
+import { crc32c } from '../format/crc.js';
 import { ContentKind } from '../wal/entries.js';
 
 export const CHUNK_SHIFT = 13;
@@ -13,6 +14,8 @@ export const DIRTY_FULL = 2;
 export class Chunk {
   readonly emb: Float32Array;
   readonly norm = new Float32Array(CHUNK_SLOTS);
+  /** CRC32C of each embedding, kept so a header-only checkpoint never rehashes the vector. */
+  readonly embCrc = new Uint32Array(CHUNK_SLOTS);
   readonly kind = new Uint8Array(CHUNK_SLOTS);
   readonly idLen = new Uint8Array(CHUNK_SLOTS);
   readonly seg = new Uint32Array(CHUNK_SLOTS);
@@ -109,7 +112,8 @@ export class RecordTable {
     return c !== undefined && c.kind[slot & CHUNK_MASK] !== ContentKind.Free;
   }
 
-  set(slot: number, v: SlotValue): void {
+  /** Stores `v` in `slot`; `embCrc` is the embedding's CRC32C when the caller already has it. */
+  set(slot: number, v: SlotValue, embCrc?: number): void {
     this.ensure(slot);
     const c = this.chunk(slot);
     const i = slot & CHUNK_MASK;
@@ -138,6 +142,7 @@ export class RecordTable {
       s += x * x;
     }
     c.norm[i] = Math.sqrt(s);
+    c.embCrc[i] = embCrc ?? crc32c(new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
   }
 
   clear(slot: number): void {
@@ -150,6 +155,7 @@ export class RecordTable {
     c.off[i] = 0;
     c.clsn[i] = 0;
     c.norm[i] = 0;
+    c.embCrc[i] = 0;
   }
 
   id(slot: number): string | undefined {

@@ -11,9 +11,9 @@ const DIM = 8;
 const OPTS: WarmStoreOptions = { dimension: DIM, maintenanceIntervalMs: false };
 const HEADER_BYTES = 32; // src/format/header.ts
 const ENTRY_HEADER_BYTES = 12; // src/content/segment.ts
-const RECORDS_DATA_START = 4096; // src/records/slot-codec.ts
+const RECORDS_DATA_START = 4096; // src/records/slot-codec.ts, both records.dat and vectors.dat
 const SLOT_HEADER_BYTES = 352;
-const SLOT_BYTES = SLOT_HEADER_BYTES + DIM * 4;
+const VECTOR_BYTES = DIM * 4;
 
 async function scratch(t: TestContext): Promise<string> {
   const dir = await makeTempDir('warmstore-corrupt-');
@@ -90,7 +90,11 @@ async function findEntry(segPath: string, id: string): Promise<{ offset: number;
 async function findSlot(recordsPath: string, id: string): Promise<number> {
   const buf = await readFile(recordsPath);
   const idBytes = Buffer.from(id, 'utf8');
-  for (let pos = RECORDS_DATA_START, slot = 0; pos + SLOT_BYTES <= buf.length; pos += SLOT_BYTES, slot++) {
+  for (
+    let pos = RECORDS_DATA_START, slot = 0;
+    pos + SLOT_HEADER_BYTES <= buf.length;
+    pos += SLOT_HEADER_BYTES, slot++
+  ) {
     if (buf[pos + 5] === idBytes.length && buf.subarray(pos + 96, pos + 96 + idBytes.length).equals(idBytes))
       return slot;
   }
@@ -165,16 +169,16 @@ describe('corruption is loud', () => {
     });
   }
 
-  test('a flipped byte in a slot embedding in records.dat: after reopen get throws, verify reports it', async (t) => {
+  test('a flipped byte in a slot embedding in vectors.dat: after reopen get throws, verify reports it', async (t) => {
     const dir = await scratch(t);
     const recs = await seeded(dir);
     const recordsPath = join(dir, 'records.dat');
     const slot = await findSlot(recordsPath, 'r2');
-    await flipByte(recordsPath, RECORDS_DATA_START + slot * SLOT_BYTES + SLOT_HEADER_BYTES + 4 * 3 + 1);
+    await flipByte(join(dir, 'vectors.dat'), RECORDS_DATA_START + slot * VECTOR_BYTES + 4 * 3 + 1);
     const store = await WarmStore.open(dir, OPTS);
     try {
-      await assert.rejects(store.get('r2'), corruptionOf('r2', 'records.dat', 'get'));
-      assert.throws(() => store.getSync('r2'), corruptionOf('r2', 'records.dat', 'getSync'));
+      await assert.rejects(store.get('r2'), corruptionOf('r2', 'vectors.dat', 'get'));
+      assert.throws(() => store.getSync('r2'), corruptionOf('r2', 'vectors.dat', 'getSync'));
       assert.equal(store.has('r2'), true, 'the corrupt record is still known');
       await expectOthersIntact(store, recs, ['r2']);
       const report = await store.verify();
@@ -189,7 +193,7 @@ describe('corruption is loud', () => {
         assert.ok(!hits.some((h) => h.memory.id === 'r2'), 'recall returned a corrupt record');
         assert.equal(hits[0]?.memory.id === 'r2', false);
       } catch (err) {
-        corruptionOf('r2', 'records.dat', 'recall')(err);
+        corruptionOf('r2', 'vectors.dat', 'recall')(err);
       }
     } finally {
       await store.close();
@@ -197,7 +201,7 @@ describe('corruption is loud', () => {
     // The corrupt slot is kept as evidence across a checkpoint and reopen, not masked.
     const again = await WarmStore.open(dir, OPTS);
     try {
-      await assert.rejects(again.get('r2'), corruptionOf('r2', 'records.dat', 'get after second reopen'));
+      await assert.rejects(again.get('r2'), corruptionOf('r2', 'vectors.dat', 'get after second reopen'));
       await again.put(recs.get('r2')!);
       expectSameRecord(await again.get('r2'), recs.get('r2')!);
     } finally {
@@ -217,7 +221,7 @@ describe('corruption is loud', () => {
     const recs = await seeded(dir);
     const recordsPath = join(dir, 'records.dat');
     const slot = await findSlot(recordsPath, 'r4');
-    await flipByte(recordsPath, RECORDS_DATA_START + slot * SLOT_BYTES + 33); // inside confidence
+    await flipByte(recordsPath, RECORDS_DATA_START + slot * SLOT_HEADER_BYTES + 33); // inside confidence
     const store = await WarmStore.open(dir, OPTS);
     try {
       await assert.rejects(store.get('r4'), corruptionOf('r4', 'records.dat', 'get'));

@@ -13,7 +13,7 @@ import {
   type FileKind,
 } from '../../../src/format/header.js';
 
-const KINDS: FileKind[] = ['SEGM', 'WALG', 'RECS', 'MANI'];
+const KINDS: FileKind[] = ['SEGM', 'WALG', 'RECS', 'VECS', 'MANI'];
 
 /** A header with the version field patched and the header CRC recomputed, as a newer writer would. */
 function withVersion(h: Buffer, version: number): Buffer {
@@ -49,7 +49,7 @@ describe('file header', () => {
   test('encode/decode round trip for every kind, fields kept exactly', () => {
     assert.equal(HEADER_BYTES, 32);
     for (const kind of KINDS) {
-      assert.equal(FORMAT_VERSION[kind], 1, `${kind} is at version 1`);
+      assert.equal(FORMAT_VERSION[kind], kind === 'RECS' ? 2 : 1, `${kind}'s current version`);
       const fields: [number, number, number, number] = [0, 1, 0xffffffff, 123456789];
       const h = encodeHeader(kind, fields);
       assert.equal(h.length, HEADER_BYTES);
@@ -59,7 +59,7 @@ describe('file header', () => {
       assert.equal(h.readUInt32LE(28), crc32c(h.subarray(0, 28)));
       const d = decodeHeader(h, kind, `/x/${kind}`);
       assert.equal(d.kind, kind);
-      assert.equal(d.version, 1);
+      assert.equal(d.version, FORMAT_VERSION[kind]);
       assert.deepEqual(d.fields, fields);
       assert.deepEqual(d.migrations, []);
       // Decoding works from a view inside a larger buffer too.
@@ -107,7 +107,7 @@ describe('file header', () => {
 
   test('a future version is UNSUPPORTED_VERSION, with the versions in details', () => {
     for (const kind of KINDS) {
-      for (const v of [2, 99, 0xffffffff]) {
+      for (const v of [FORMAT_VERSION[kind] + 1, 99, 0xffffffff]) {
         const b = withVersion(encodeHeader(kind, [1, 2, 3, 4]), v);
         assert.throws(
           () => decodeHeader(b, kind, `/s/${kind}`),

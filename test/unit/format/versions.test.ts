@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { crc32c } from '../../../src/format/crc.js';
@@ -75,6 +75,7 @@ describe('format versions at open', () => {
   for (const [label, pattern] of [
     ['MANIFEST', /^MANIFEST$/],
     ['records.dat', /^records\.dat$/],
+    ['vectors.dat', /^vectors\.dat$/],
     ['the newest WAL', /^wal-\d+\.log$/],
   ] as const) {
     for (const version of [99, 0]) {
@@ -120,7 +121,57 @@ describe('format versions at open', () => {
   }
 });
 
+/**
+ * Builds the RECS v1 file of the store in `dir` (each 352-byte header followed by its vector) from
+ * its v2 records.dat and vectors.dat, and removes vectors.dat: a store as format 1 left it.
+ */
+async function downgradeToRecordsV1(dir: string): Promise<Buffer> {
+  const start = 4096;
+  const headers = await readFile(join(dir, 'records.dat'));
+  const vectors = await readFile(join(dir, 'vectors.dat'));
+  const slots = (headers.length - start) / 352;
+  assert.ok(Number.isInteger(slots) && slots > 0, `records.dat holds whole headers (${slots})`);
+  const slot = 352 + DIM * 4;
+  const v1 = Buffer.alloc(start + slots * slot);
+  headers.copy(v1, 0, 0, 32);
+  v1.writeUInt32LE(1, 8);
+  v1.writeUInt32LE(DIM, 12);
+  v1.writeUInt32LE(slot, 16);
+  v1.writeUInt32LE(crc32c(v1.subarray(0, 28)), 28);
+  for (let i = 0; i < slots; i++) {
+    headers.copy(v1, start + i * slot, start + i * 352, start + (i + 1) * 352);
+    vectors.copy(v1, start + i * slot + 352, start + i * DIM * 4, start + (i + 1) * DIM * 4);
+  }
+  await writeFile(join(dir, 'records.dat'), v1);
+  await rm(join(dir, 'vectors.dat'));
+  return v1;
+}
+
 describe('migrations', () => {
+  test('records.dat format 1 (headers and vectors interleaved) is split into format 2 on open', async (t) => {
+    const { dir, recs } = await seededStore(t);
+    await downgradeToRecordsV1(dir);
+    // What a migration killed half way leaves behind: staged files, the v1 file still in place.
+    await writeFile(join(dir, 'records.dat.migrating'), 'half written');
+    await writeFile(join(dir, 'vectors.dat.migrating'), 'half written');
+    await expectAll(dir, recs);
+    const names = await readdir(dir);
+    assert.ok(names.includes('vectors.dat'), 'vectors.dat created');
+    assert.ok(!names.some((n) => n.endsWith('.migrating')), `staged files renamed: ${names.join(' ')}`);
+    const head = await readFile(join(dir, 'records.dat'));
+    assert.equal(head.readUInt32LE(8), FORMAT_VERSION.RECS, 'records.dat is at the current version');
+    assert.equal(head.readUInt32LE(16), 352, 'records.dat now holds headers only');
+    // A second open reads format 2 as is; writes keep working after the migration.
+    const s = await WarmStore.open(dir, OPTS);
+    try {
+      await s.put({ id: 'after-split', embedding: recs[0]!.embedding, content: 'new' });
+      assert.equal((await s.verify()).ok, true);
+    } finally {
+      await s.close();
+    }
+    await expectAll(dir, [...recs, { id: 'after-split', embedding: recs[0]!.embedding, content: 'new' }]);
+  });
+
   test('a MANIFEST 0 -> 1 migration registered with registerMigration lets an old store open', async (t) => {
     const { dir, recs } = await seededStore(t);
     const path = join(dir, 'MANIFEST');

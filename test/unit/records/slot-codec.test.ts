@@ -5,16 +5,19 @@ import {
   RECORDS_DATA_START,
   SLOT_HEADER_BYTES,
   decodeSlot,
-  encodeFreeSlot,
-  encodeSlot,
+  embeddingCrc,
+  encodeFreeHeader,
+  encodeSlotHeader,
+  encodeVector,
+  headerOffset,
   slotBytesFor,
-  slotOffset,
+  vectorOffset,
 } from '../../../src/records/slot-codec.js';
 import type { SlotValue } from '../../../src/records/table.js';
 import { ContentKind } from '../../../src/wal/entries.js';
 
 const DIM = 16;
-const SLOT = slotBytesFor(DIM);
+const VEC = DIM * 4;
 
 function value(id: string, kind: ContentKind, seed: number): SlotValue {
   const embedding = new Float32Array(DIM);
@@ -40,11 +43,21 @@ function value(id: string, kind: ContentKind, seed: number): SlotValue {
   };
 }
 
-function encoded(v: SlotValue, pos = 0, total = SLOT): Buffer {
-  const b = Buffer.alloc(total, 0xa5);
-  encodeSlot(b, pos, v, Buffer.from(v.id, 'utf8'));
-  return b;
+/** A header (in records.dat's buffer) and a vector (in vectors.dat's), each at `pos`. */
+interface Encoded {
+  h: Buffer;
+  vec: Buffer;
 }
+
+function encoded(v: SlotValue, pos = 0, extra = 0): Encoded {
+  const h = Buffer.alloc(pos + SLOT_HEADER_BYTES + extra, 0xa5);
+  const vec = Buffer.alloc(pos + VEC + extra, 0xa5);
+  encodeSlotHeader(h, pos, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
+  encodeVector(vec, pos, v.embedding);
+  return { h, vec };
+}
+
+const decode = (e: Encoded, pos = 0, dim = DIM) => decodeSlot(e.h, pos, e.vec, pos, dim);
 
 function assertSameValue(got: SlotValue, want: SlotValue, label: string): void {
   const { embedding: ge, ...gr } = got;
@@ -57,13 +70,15 @@ function assertSameValue(got: SlotValue, want: SlotValue, label: string): void {
   );
 }
 
-describe('records.dat slots', () => {
-  test('layout: slot size and offsets', () => {
+describe('records.dat headers and vectors.dat vectors', () => {
+  test('layout: slot size and offsets in both files', () => {
     assert.equal(SLOT_HEADER_BYTES, 352);
     assert.equal(slotBytesFor(768), 352 + 768 * 4);
     assert.equal(slotBytesFor(1), 356);
-    assert.equal(slotOffset(0, SLOT), RECORDS_DATA_START);
-    assert.equal(slotOffset(10, SLOT), RECORDS_DATA_START + 10 * SLOT);
+    assert.equal(headerOffset(0), RECORDS_DATA_START);
+    assert.equal(headerOffset(10), RECORDS_DATA_START + 10 * 352);
+    assert.equal(vectorOffset(0, 768), RECORDS_DATA_START);
+    assert.equal(vectorOffset(10, 768), RECORDS_DATA_START + 10 * 768 * 4);
   });
 
   test('encode/decode round trip of every content kind and id shape, at any offset in a buffer', () => {
@@ -72,42 +87,64 @@ describe('records.dat slots', () => {
     for (const kind of [ContentKind.Absent, ContentKind.Empty, ContentKind.Present]) {
       for (const id of ids) {
         const v = value(id, kind, n++);
-        for (const pos of [0, SLOT, 17]) {
-          const b = encoded(v, pos, pos + SLOT + 3);
-          const d = decodeSlot(b, pos, DIM);
+        for (const pos of [0, SLOT_HEADER_BYTES, 16]) {
+          const d = decode(encoded(v, pos, 3), pos);
           assert.equal(d.state, 'used', `${id} kind ${kind} at ${pos}`);
-          if (d.state === 'used') assertSameValue(d.value, v, `${id} kind ${kind} at ${pos}`);
+          if (d.state !== 'used') continue;
+          assertSameValue(d.value, v, `${id} kind ${kind} at ${pos}`);
+          assert.equal(d.embCrc, embeddingCrc(v.embedding), 'the stored embedding CRC is returned');
         }
       }
     }
   });
 
   test('a free slot (never written or deleted) decodes as free', () => {
-    const b = encoded(value('gone', ContentKind.Present, 1));
-    encodeFreeSlot(b, 0, SLOT);
-    assert.ok(b.every((x) => x === 0));
-    assert.deepEqual(decodeSlot(b, 0, DIM), { state: 'free' });
-    assert.deepEqual(decodeSlot(Buffer.alloc(SLOT), 0, DIM), { state: 'free' });
-    // Only the header decides: a zero header with leftover embedding bytes is still free.
-    const z = encoded(value('gone', ContentKind.Absent, 2));
-    z.fill(0, 0, SLOT_HEADER_BYTES);
-    assert.deepEqual(decodeSlot(z, 0, DIM), { state: 'free' });
+    const e = encoded(value('gone', ContentKind.Present, 1));
+    encodeFreeHeader(e.h, 0);
+    assert.ok(e.h.every((x) => x === 0));
+    // Only the header decides: a zero header with a leftover vector is still free.
+    assert.deepEqual(decode(e), { state: 'free' });
+    assert.deepEqual(decodeSlot(Buffer.alloc(SLOT_HEADER_BYTES), 0, Buffer.alloc(0), 0, DIM), {
+      state: 'free',
+    });
   });
 
-  test('any flipped byte in a used slot is detected as corrupt, with the id guessed when intact', () => {
+  test('a used header whose vector is missing (vectors.dat ends early) is corrupt, not absent', () => {
+    const e = encoded(value('short', ContentKind.Absent, 6));
+    for (const len of [0, 1, VEC - 1]) {
+      const d = decodeSlot(e.h, 0, e.vec.subarray(0, len), 0, DIM);
+      assert.equal(d.state, 'corrupt', `vector of ${len} bytes`);
+      if (d.state === 'corrupt') assert.equal(d.where, 'vector');
+    }
+  });
+
+  test("a header paired with another record's vector fails the embedding checksum", () => {
+    const a = encoded(value('a', ContentKind.Absent, 7));
+    const b = encoded(value('b', ContentKind.Absent, 8));
+    const d = decodeSlot(a.h, 0, b.vec, 0, DIM);
+    assert.equal(d.state, 'corrupt');
+    if (d.state === 'corrupt') assert.deepEqual([d.where, d.id], ['vector', 'a']);
+  });
+
+  test('any flipped byte in a used header or its vector is detected as corrupt, with the id guessed when intact', () => {
     const v = value('victim', ContentKind.Present, 3);
     const good = encoded(v);
-    for (let i = 0; i < SLOT; i++) {
-      for (const mask of [0x01, 0x40]) {
-        const b = Buffer.from(good);
-        b[i] = b[i]! ^ mask;
-        const d = decodeSlot(b, 0, DIM);
-        assert.equal(d.state, 'corrupt', `byte ${i} ^ ${mask}`);
-        if (d.state !== 'corrupt') continue;
-        assert.ok(d.reason.length > 0);
-        if (i >= SLOT_HEADER_BYTES) {
-          assert.match(d.reason, /embedding/, `byte ${i}: embedding checksum`);
-          assert.equal(d.id, 'victim', `byte ${i}: id is still readable`);
+    for (const part of ['h', 'vec'] as const) {
+      for (let i = 0; i < good[part].length; i++) {
+        for (const mask of [0x01, 0x40]) {
+          const e = { h: Buffer.from(good.h), vec: Buffer.from(good.vec) };
+          e[part][i] = e[part][i]! ^ mask;
+          const d = decode(e);
+          assert.equal(d.state, 'corrupt', `${part} byte ${i} ^ ${mask}`);
+          if (d.state !== 'corrupt') continue;
+          assert.ok(d.reason.length > 0);
+          if (part === 'vec') {
+            assert.match(d.reason, /embedding/, `vector byte ${i}: embedding checksum`);
+            assert.equal(d.where, 'vector');
+            assert.equal(d.id, 'victim', `vector byte ${i}: id is still readable`);
+          } else {
+            assert.equal(d.where, 'header');
+          }
         }
       }
     }
@@ -115,26 +152,20 @@ describe('records.dat slots', () => {
 
   test('fields out of range behind a valid header checksum are corrupt', () => {
     const v = value('bad', ContentKind.Absent, 4);
-    const reseal = (b: Buffer): Buffer => {
-      b.writeUInt32LE(crc32c(b.subarray(4, SLOT_HEADER_BYTES)), 0);
-      return b;
+    const patched = (at: number, byte: number): Encoded => {
+      const e = encoded(v);
+      e.h[at] = byte;
+      e.h.writeUInt32LE(crc32c(e.h.subarray(4, SLOT_HEADER_BYTES)), 0);
+      return e;
     };
-    const badKind = encoded(v);
-    badKind[4] = 9;
-    assert.equal(decodeSlot(reseal(badKind), 0, DIM).state, 'corrupt', 'kind 9');
-    const freeKind = encoded(v);
-    freeKind[4] = ContentKind.Free;
-    assert.equal(decodeSlot(reseal(freeKind), 0, DIM).state, 'corrupt', 'kind free in a used slot');
-    const noId = encoded(v);
-    noId[5] = 0;
-    assert.equal(decodeSlot(reseal(noId), 0, DIM).state, 'corrupt', 'empty id');
+    assert.equal(decode(patched(4, 9)).state, 'corrupt', 'kind 9');
+    assert.equal(decode(patched(4, ContentKind.Free)).state, 'corrupt', 'kind free in a used slot');
+    assert.equal(decode(patched(5, 0)).state, 'corrupt', 'empty id');
   });
 
   test('a slot decoded with another dimension fails its embedding checksum', () => {
-    const b = Buffer.alloc(slotBytesFor(32));
-    const v = value('dim', ContentKind.Absent, 5);
-    encodeSlot(b, 0, v, Buffer.from('dim'));
-    assert.equal(decodeSlot(b, 0, DIM).state, 'used');
-    assert.equal(decodeSlot(b, 0, 32).state, 'corrupt');
+    const e = encoded(value('dim', ContentKind.Absent, 5), 0, 64);
+    assert.equal(decode(e).state, 'used');
+    assert.equal(decode(e, 0, 32).state, 'corrupt');
   });
 });
