@@ -241,31 +241,50 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     outPos += outLen;
     outLen = 0;
   };
-  const flushChunk = async (victimsDone: number[]): Promise<void> => {
+  // Chunk commits are pipelined: while chunk k's output is fsynced and its remap committed through
+  // the WAL, chunk k+1 is already being copied. Commits stay in order (each waits for the one
+  // before), at most one is in flight, and it always belongs to the current output segment (a
+  // segment that fills up waits for its commit before the next one starts).
+  let inflight: Promise<void> | undefined;
+  const settle = async (): Promise<void> => {
+    const p = inflight;
+    inflight = undefined;
+    if (p) await meter.io(p);
+  };
+  const flushChunk = async (victimsDone: number[], wait = false): Promise<void> => {
     report('commit');
     await writeOut();
-    if (out && outPos > committedEnd) {
-      await meter.io(out.file.sync());
-      kill('copy-synced');
-      out.end = outPos;
-    }
-    const r = await meter.io(
-      host.submit({
+    const seg = out;
+    const end = outPos;
+    const remaps = staged;
+    staged = [];
+    const prev = inflight;
+    const task = (async (): Promise<void> => {
+      if (prev) await prev;
+      if (seg && end > committedEnd) {
+        await seg.file.sync();
+        kill('copy-synced');
+        seg.end = end;
+      }
+      const r = await host.submit({
         type: WalType.CompactChunk,
         runId,
-        outSeg: out?.id ?? 0,
-        outEnd: out ? outPos : 0,
+        outSeg: seg?.id ?? 0,
+        outEnd: seg ? end : 0,
         victimsDone,
-        remaps: staged,
-      }),
-    );
-    meter.note(r.applyMs);
-    host.emit('compactionPause', r.applyMs);
-    committedEnd = outPos;
-    recordsMoved += r.moved;
-    progress.recordsMoved = recordsMoved;
-    staged = [];
-    kill('chunk-committed');
+        remaps,
+      });
+      meter.note(r.applyMs);
+      host.emit('compactionPause', r.applyMs);
+      committedEnd = end;
+      recordsMoved += r.moved;
+      progress.recordsMoved = recordsMoved;
+      kill('chunk-committed');
+    })();
+    // Awaited later (by the next flush, settle() or the rollback); never an unhandled rejection.
+    task.catch(() => undefined);
+    inflight = task;
+    if (wait || (seg && end >= host.segmentBytes)) await settle();
     if (out && out.end >= host.segmentBytes) {
       out.pins--;
       out = undefined;
@@ -439,10 +458,14 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
       }
     }
 
+    await settle();
     report('commit');
     await meter.io(host.submit({ type: WalType.CompactEnd, runId, outcome: 0 }));
     kill('end-committed');
   } catch (err) {
+    // A commit still in flight settles first: the truncation below must not race its fsync.
+    await inflight?.catch(() => undefined);
+    inflight = undefined;
     await rollback(err);
     throw wrapFailure(err, o.signal);
   }

@@ -1606,6 +1606,9 @@ export class WarmStore {
       for (let ci = 0; ci < taken.length; ci++) {
         const flags = taken[ci]!;
         const base = ci * CHUNK_SLOTS;
+        // Headers: read the run back, then encode only its dirty slots. A clean slot's bytes on
+        // disk already are its current state (or the evidence of its corruption), and a
+        // page-cached read of the run costs less than re-encoding the clean headers.
         await this.#writeRuns(
           pace,
           flags,
@@ -1613,13 +1616,24 @@ export class WarmStore {
           (f) => f !== 0,
           CHECKPOINT_HEADER_GAP,
           CHECKPOINT_HEADER_RUN,
-          (slot, pos) => {
-            this.#encodeHeaderInto(hbuf, pos * SLOT_HEADER_BYTES, slot);
-          },
           async (first, count) => {
-            await writeFully(this.#records, hbuf.subarray(0, count * SLOT_HEADER_BYTES), headerOffset(first));
+            const bytes = count * SLOT_HEADER_BYTES;
+            let got = 0;
+            while (got < bytes) {
+              const r = await this.#records.read(hbuf, got, bytes - got, headerOffset(first) + got);
+              if (r === 0) break;
+              got += r;
+            }
+            hbuf.fill(0, got, bytes);
+            for (let x = 0; x < count; x++) {
+              if (flags[first - base + x] !== 0)
+                this.#encodeHeaderInto(hbuf, x * SLOT_HEADER_BYTES, first + x);
+            }
+            await writeFully(this.#records, hbuf.subarray(0, bytes), headerOffset(first));
           },
         );
+        // Vectors: only slots whose embedding changed; a bridged clean vector is rewritten from
+        // memory (a copy, no checksum).
         await this.#writeRuns(
           pace,
           flags,
@@ -1627,8 +1641,8 @@ export class WarmStore {
           (f, slot) => f === DIRTY_FULL && slot < this.#nextSlot && this.#table.isUsed(slot),
           CHECKPOINT_GAP_SLOTS,
           CHECKPOINT_RUN_SLOTS,
-          (slot, pos) => this.#encodeVectorInto(vbuf, pos * vecBytes, slot),
           async (first, count) => {
+            for (let x = 0; x < count; x++) this.#encodeVectorInto(vbuf, x * vecBytes, first + x);
             await writeFully(
               this.#vectors,
               vbuf.subarray(0, count * vecBytes),
@@ -1672,10 +1686,11 @@ export class WarmStore {
   }
 
   /**
-   * Writes runs of one chunk's slots: a run starts at a slot `wanted` says needs writing and
-   * bridges at most `gap` slots that do not (one pwrite of a few extra slots beats many scattered
-   * small ones, and rewriting an unchanged slot with its current state is harmless: a checkpoint
-   * may record any state at or after its LSN). Yields once a step has run CHECKPOINT_STEP_MS.
+   * Writes runs of one chunk's slots through `write(first, count)`: a run starts at a slot
+   * `wanted` says needs writing and bridges at most `gap` slots that do not (one pwrite of a few
+   * extra slots beats many scattered small ones, and rewriting an unchanged slot with its current
+   * state is harmless: a checkpoint may record any state at or after its LSN). Yields once a step
+   * has run CHECKPOINT_STEP_MS.
    */
   async #writeRuns(
     pace: { work: number; stepStart: number },
@@ -1684,7 +1699,6 @@ export class WarmStore {
     wanted: (flag: number, slot: number) => boolean,
     gap: number,
     maxRun: number,
-    encode: (slot: number, posInRun: number) => void,
     write: (first: number, count: number) => Promise<void>,
   ): Promise<void> {
     let i = 0;
@@ -1699,7 +1713,6 @@ export class WarmStore {
         else if (e - last > gap) break;
       }
       const n = last - i + 1;
-      for (let x = 0; x < n; x++) encode(base + i + x, x);
       await write(base + i, n);
       i += n;
       pace.work += n;
@@ -1725,10 +1738,7 @@ export class WarmStore {
       this.#records.readSync(buf, pos, SLOT_HEADER_BYTES, headerOffset(slot));
       return;
     }
-    const c = this.#table.chunk(slot);
-    const i = slot & CHUNK_MASK;
-    const v = this.#table.get(slot, false);
-    encodeSlotHeader(buf, pos, v, Buffer.from(v.id, 'utf8'), c.embCrc[i]!);
+    encodeSlotHeader(buf, pos, this.#table.chunk(slot), slot & CHUNK_MASK);
   }
 
   #encodeVectorInto(buf: Buffer, pos: number, slot: number): void {

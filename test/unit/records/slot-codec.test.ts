@@ -13,7 +13,7 @@ import {
   slotBytesFor,
   vectorOffset,
 } from '../../../src/records/slot-codec.js';
-import type { SlotValue } from '../../../src/records/table.js';
+import { RecordTable, type SlotValue } from '../../../src/records/table.js';
 import { ContentKind } from '../../../src/wal/entries.js';
 
 const DIM = 16;
@@ -52,7 +52,9 @@ interface Encoded {
 function encoded(v: SlotValue, pos = 0, extra = 0): Encoded {
   const h = Buffer.alloc(pos + SLOT_HEADER_BYTES + extra, 0xa5);
   const vec = Buffer.alloc(pos + VEC + extra, 0xa5);
-  encodeSlotHeader(h, pos, v, Buffer.from(v.id, 'utf8'), embeddingCrc(v.embedding));
+  const table = new RecordTable(DIM);
+  table.set(0, v);
+  encodeSlotHeader(h, pos, table.chunk(0), 0);
   encodeVector(vec, pos, v.embedding);
   return { h, vec };
 }

@@ -1,0 +1,38 @@
+/**
+ * Profiles `WarmStore.open` of a store of N records x 768 (content 50..2000 B) after a clean
+ * close. The store is built once in DIR and reused on later runs.
+ *   node --import tsx tools/open-profile.ts N DIR [profile.cpuprofile]
+ */
+import * as fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { Dataset } from '../lib/data.ts';
+import { loadWarmstore } from '../lib/engines.ts';
+
+const n = Number(process.argv[2] ?? 100_000);
+const dir = process.argv[3];
+const out = process.argv[4];
+if (!dir) throw new Error('usage: open-profile.ts N DIR [profile.cpuprofile]');
+const { WarmStore } = await loadWarmstore();
+const opts = { dimension: 768, maintenanceIntervalMs: false as const };
+if (!fs.existsSync(dir)) {
+  const ds = new Dataset(n, 768, 42);
+  const store = await WarmStore.open(dir, opts);
+  for (let i = 0; i < n; i += 1000) await store.putMany(ds.records.slice(i, i + 1000));
+  await store.close();
+}
+const session = new Session();
+session.connect();
+if (out) {
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+}
+const t0 = performance.now();
+const store = await WarmStore.open(dir, opts);
+const ms = performance.now() - t0;
+if (out) {
+  const { profile } = await session.post('Profiler.stop');
+  fs.writeFileSync(out, JSON.stringify(profile));
+}
+console.log(`open ${store.size} records in ${ms.toFixed(0)} ms (${((ms * 1000) / store.size).toFixed(1)} us/record)`);
+await store.close();
