@@ -15,9 +15,19 @@ if (!dir) throw new Error('usage: open-profile.ts N DIR [profile.cpuprofile]');
 const { WarmStore } = await loadWarmstore();
 const opts = { dimension: 768, maintenanceIntervalMs: false as const };
 if (!fs.existsSync(dir)) {
-  const ds = new Dataset(n, 768, 42);
+  // 10K generated records repeated under new ids: a million distinct records without holding
+  // 3 GB of generated embeddings.
+  const ds = new Dataset(Math.min(n, 10_000), 768, 42);
   const store = await WarmStore.open(dir, opts);
-  for (let i = 0; i < n; i += 1000) await store.putMany(ds.records.slice(i, i + 1000));
+  for (let i = 0; i < n; i += 1000) {
+    const round = Math.floor(i / ds.n);
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 1000); j++) {
+      const r = ds.records[j % ds.n]!;
+      batch.push(round === 0 ? r : { ...r, id: `${r.id}-${round}` });
+    }
+    await store.putMany(batch);
+  }
   await store.close();
 }
 const session = new Session();

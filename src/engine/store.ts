@@ -626,10 +626,13 @@ export class WarmStore {
     }
     const vecBytes = this.#dim * 4;
     const slots = Math.max(0, Math.floor((this.#records.size() - RECORDS_DATA_START) / SLOT_HEADER_BYTES));
-    const perRead = Math.max(1, Math.floor((8 * 1024 * 1024) / this.#slotBytes));
-    const hbuf = Buffer.allocUnsafe(perRead * SLOT_HEADER_BYTES);
-    const vbuf = Buffer.allocUnsafe(perRead * vecBytes);
-    const readAll = async (f: WsFile, buf: Buffer, want: number, pos: number, p: string): Promise<number> => {
+    const readAll = async (
+      f: WsFile,
+      buf: Uint8Array,
+      want: number,
+      pos: number,
+      p: string,
+    ): Promise<number> => {
       let got = 0;
       try {
         while (got < want) {
@@ -642,12 +645,42 @@ export class WarmStore {
       }
       return got;
     };
-    for (let first = 0; first < slots; first += perRead) {
-      const n = Math.min(perRead, slots - first);
-      await readAll(this.#records, hbuf, n * SLOT_HEADER_BYTES, headerOffset(first), path);
-      // vectors.dat may end early (a checkpoint cut short): those vectors read as missing.
-      const vgot = await readAll(this.#vectors, vbuf, n * vecBytes, vectorOffset(first, this.#dim), vpath);
-      const vview = vbuf.subarray(0, vgot);
+    // A chunk of the table at a time: its vectors are read straight into the chunk's embedding
+    // array (no intermediate buffer, no second copy; the pages are faulted in by the read on a
+    // libuv thread), and the next chunk's reads run while this one is decoded.
+    const nChunks = Math.ceil(slots / CHUNK_SLOTS);
+    const hbufs = [
+      Buffer.allocUnsafe(CHUNK_SLOTS * SLOT_HEADER_BYTES),
+      Buffer.allocUnsafe(CHUNK_SLOTS * SLOT_HEADER_BYTES),
+    ];
+    const readChunk = (ci: number): Promise<[number, number]> => {
+      const first = ci * CHUNK_SLOTS;
+      const n = Math.min(CHUNK_SLOTS, slots - first);
+      this.#table.ensure(first + n - 1);
+      const emb = this.#table.chunk(first).emb;
+      return Promise.all([
+        readAll(this.#records, hbufs[ci & 1]!, n * SLOT_HEADER_BYTES, headerOffset(first), path),
+        // vectors.dat may end early (a checkpoint cut short): those vectors read as missing.
+        readAll(
+          this.#vectors,
+          new Uint8Array(emb.buffer, emb.byteOffset, n * vecBytes),
+          n * vecBytes,
+          vectorOffset(first, this.#dim),
+          vpath,
+        ),
+      ]);
+    };
+    let pending = nChunks > 0 ? readChunk(0) : undefined;
+    for (let ci = 0; ci < nChunks; ci++) {
+      const [, vgot] = await pending!;
+      pending = ci + 1 < nChunks ? readChunk(ci + 1) : undefined;
+      // Settled later; a failure surfaces when it is awaited, never as an unhandled rejection.
+      pending?.catch(() => undefined);
+      const first = ci * CHUNK_SLOTS;
+      const n = Math.min(CHUNK_SLOTS, slots - first);
+      const hbuf = hbufs[ci & 1]!;
+      const emb = this.#table.chunk(first).emb;
+      const vview = Buffer.from(emb.buffer, emb.byteOffset, vgot);
       for (let i = 0; i < n; i++) {
         const slot = first + i;
         const d = decodeSlot(hbuf, i * SLOT_HEADER_BYTES, vview, i * vecBytes, this.#dim);

@@ -132,7 +132,8 @@ export class RecordTable {
     c.accessCount[i] = v.accessCount;
     const base = i * this.dim;
     const e = v.embedding;
-    c.emb.set(e, base);
+    // Open reads vectors straight into the table and hands back a view of the slot itself.
+    if (e.buffer !== c.emb.buffer || e.byteOffset !== c.emb.byteOffset + base * 4) c.emb.set(e, base);
     // Hoisted: `v` arrives in several object shapes, and reading v.embedding inside the loop
     // made this the hottest line of open and put.
     const dim = this.dim;
