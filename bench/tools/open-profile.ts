@@ -44,5 +44,7 @@ if (out) {
   const { profile } = await session.post('Profiler.stop');
   fs.writeFileSync(out, JSON.stringify(profile));
 }
-console.log(`open ${store.size} records in ${ms.toFixed(0)} ms (${((ms * 1000) / store.size).toFixed(1)} us/record)`);
+console.log(
+  `open ${store.size} records in ${ms.toFixed(0)} ms (${((ms * 1000) / store.size).toFixed(1)} us/record)`,
+);
 await store.close();
