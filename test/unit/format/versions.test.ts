@@ -3,6 +3,7 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { crc32c } from '../../../src/format/crc.js';
+import { FaultyFileSystem } from '../../../src/fs/fault.js';
 import {
   FORMAT_VERSION,
   WarmStore,
@@ -148,6 +149,36 @@ async function downgradeToRecordsV1(dir: string): Promise<Buffer> {
 }
 
 describe('migrations', () => {
+  test('a fault at any write of the records.dat 1 -> 2 migration fails the open cleanly; the next open migrates', async (t) => {
+    const { dir, recs } = await seededStore(t);
+    const v1 = await downgradeToRecordsV1(dir);
+    // Count the mutating operations of an open that migrates (the migration comes first).
+    const counter = new FaultyFileSystem();
+    const probe = await makeTempDir('warmstore-versions-probe-');
+    t.after(() => removeDir(probe));
+    for (const n of await readdir(dir)) await writeFile(join(probe, n), await readFile(join(dir, n)));
+    await (await WarmStore.open(probe, { ...OPTS, fileSystem: counter })).close();
+    const migrationOps = counter.counts['any-write'];
+    assert.ok(migrationOps >= 8, `an open that migrates made ${migrationOps} mutating operations`);
+    for (let nth = 1; nth <= migrationOps; nth++) {
+      for (const error of ['ENOSPC', 'EIO'] as const) {
+        const label = `${error} at mutating op ${nth}/${migrationOps}`;
+        await writeFile(join(dir, 'records.dat'), v1);
+        await rm(join(dir, 'vectors.dat'), { force: true });
+        const fs = new FaultyFileSystem();
+        fs.failAt({ op: 'any-write', nth, error });
+        try {
+          await (await WarmStore.open(dir, { ...OPTS, fileSystem: fs })).close();
+        } catch (err) {
+          assert.ok(WarmStoreError.is(err), `${label}: ${String(err)}`);
+          assert.equal(err.code, 'IO_ERROR', `${label}: ${err.message}`);
+        }
+        // Whatever the fault hit, the store opens afterwards with every record.
+        await expectAll(dir, recs);
+      }
+    }
+  });
+
   test('records.dat format 1 (headers and vectors interleaved) is split into format 2 on open', async (t) => {
     const { dir, recs } = await seededStore(t);
     await downgradeToRecordsV1(dir);
