@@ -661,6 +661,9 @@ function summarize(
       compactReadP50: med(comp, (c) => c.readsSync.p50us),
       compactReadP99: med(comp, (c) => c.readsSync.p99us),
       compactReadMax: med(comp, (c) => c.readsSync.maxUs),
+      warmReadP50: med(comp, (c) => c.readsSyncWarm.p50us),
+      warmReadP99: med(comp, (c) => c.readsSyncWarm.p99us),
+      warmReadMax: med(comp, (c) => c.readsSyncWarm.maxUs),
       compactReadMaxWorst: Math.max(...comp.map((c) => c.readsSync.maxUs)),
       compactAsyncP99: med(comp, (c) => c.readsAsync?.p99us),
       compactAsyncMax: med(comp, (c) => c.readsAsync?.maxUs),
@@ -717,6 +720,13 @@ function summarize(
         `${fmtUs(v(n, 'compactReadP50'))} / ${fmtUs(v(n, 'compactReadP99'))} / ${fmtUs(v(n, 'compactReadMax'))}`,
       '',
       'p99 <= 100 us, max <= 5 ms',
+    ],
+    [
+      '  same loop, 500 ms before: p50 / p99 / max (sync)',
+      (n) =>
+        `${fmtUs(v(n, 'warmReadP50'))} / ${fmtUs(v(n, 'warmReadP99'))} / ${fmtUs(v(n, 'warmReadMax'))}`,
+      '',
+      '',
     ],
     [
       '  reads during: p99 / max (async get)',
