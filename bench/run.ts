@@ -723,8 +723,7 @@ function summarize(
     ],
     [
       '  same loop, 500 ms before: p50 / p99 / max (sync)',
-      (n) =>
-        `${fmtUs(v(n, 'warmReadP50'))} / ${fmtUs(v(n, 'warmReadP99'))} / ${fmtUs(v(n, 'warmReadMax'))}`,
+      (n) => `${fmtUs(v(n, 'warmReadP50'))} / ${fmtUs(v(n, 'warmReadP99'))} / ${fmtUs(v(n, 'warmReadMax'))}`,
       '',
       '',
     ],
