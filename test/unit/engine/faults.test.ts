@@ -458,3 +458,41 @@ describe('fault injection', () => {
     });
   }
 });
+
+describe('read faults while loading records', () => {
+  test('EIO reading records.dat or vectors.dat at any chunk of the open: IO_ERROR naming the file, then a clean open', async (t) => {
+    const dir = await tempDir(t);
+    // Three table chunks (8192 slots each), so the open's read-ahead of the next chunk is in play.
+    const n = 2 * WarmStore.chunkSlots + 100;
+    const s = await WarmStore.open(dir, BASE);
+    for (let i = 0; i < n; i += 1000) {
+      const batch: MemoryRecord[] = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(recordFor(`r${j}`, j, DIM));
+      await s.putMany(batch);
+    }
+    await s.close();
+    for (const file of ['records.dat', 'vectors.dat']) {
+      // The header read, then one read per chunk (reads are never split at this size).
+      for (let nth = 1; nth <= 4; nth++) {
+        const label = `EIO at read ${nth} of ${file}`;
+        const fs = new FaultyFileSystem();
+        fs.failAt({ op: 'read', nth, error: 'EIO', pathIncludes: file });
+        await assert.rejects(WarmStore.open(dir, { ...BASE, fileSystem: fs }), (err: unknown) => {
+          ioError(label)(err);
+          assert.ok(String((err as WarmStoreError).details.file).endsWith(file), `${label}: names ${file}`);
+          return true;
+        });
+        assert.equal(fs.triggered.length, 1, `${label}: the fault fired`);
+        const again = await WarmStore.open(dir, BASE);
+        try {
+          assert.equal(again.size, n, label);
+          for (const i of [0, WarmStore.chunkSlots, n - 1]) {
+            expectSameRecord(again.getSync(`r${i}`), recordFor(`r${i}`, i, DIM), { context: label });
+          }
+        } finally {
+          await again.close();
+        }
+      }
+    }
+  });
+});
