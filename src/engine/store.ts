@@ -35,6 +35,7 @@ import {
   encodeSlotHeader,
   encodeVector,
   headerOffset,
+  idHash,
   slotBytesFor,
   vectorOffset,
 } from '../records/slot-codec.js';
@@ -201,6 +202,8 @@ interface CorruptSlot {
   file: string;
   /** The slot's own bytes are bad (kept as found); otherwise only its content reference is. */
   raw: boolean;
+  /** The id checksum under which the slot is also found, when its id bytes cannot be trusted. */
+  lostHash?: number;
 }
 
 export interface VerifyProblem {
@@ -238,6 +241,11 @@ export class WarmStore {
   #free: number[] = [];
   #nextSlot = 0;
   #corrupt = new Map<number, CorruptSlot>();
+  /**
+   * Corrupt slots whose id bytes may be damaged, by the id checksum their header kept: a lookup of
+   * the id they were written for finds them and fails loudly instead of finding nothing.
+   */
+  #lostIds = new Map<number, number>();
   #segments = new Map<number, Segment>();
   #active!: Segment;
   #wal!: { file: WsFile; fileNo: number; end: number };
@@ -704,13 +712,43 @@ export class WarmStore {
           this.#index.set(d.value.id, slot);
         } else {
           // Possibly a slot torn by a checkpoint that crashed: WAL replay may still rewrite it.
-          this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path);
+          this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path, d.idHash);
         }
       }
     }
   }
 
-  #markCorrupt(slot: number, guessId: string | undefined, reason: string, file: string): void {
+  /** The slot holding `id`: the index, else a corrupt slot whose header kept this id's checksum. */
+  #lookup(id: string): number | undefined {
+    const slot = this.#index.get(id);
+    if (slot !== undefined || this.#lostIds.size === 0) return slot;
+    return this.#lostIds.get(idHash(id));
+  }
+
+  /**
+   * Drops the index entry of whatever other id `slot` was known under: a corrupt slot found by its
+   * id checksum is indexed under the damaged id it was read with, until a put or delete of its
+   * real id repairs it.
+   */
+  #forgetOccupant(slot: number, id: string): void {
+    const occupant = this.#table.isUsed(slot) ? this.#table.id(slot) : undefined;
+    if (occupant !== undefined && occupant !== id && this.#index.get(occupant) === slot)
+      this.#index.delete(occupant);
+  }
+
+  #clearCorrupt(slot: number): void {
+    const c = this.#corrupt.get(slot);
+    if (c?.lostHash !== undefined && this.#lostIds.get(c.lostHash) === slot) this.#lostIds.delete(c.lostHash);
+    this.#corrupt.delete(slot);
+  }
+
+  #markCorrupt(
+    slot: number,
+    guessId: string | undefined,
+    reason: string,
+    file: string,
+    storedIdHash = 0,
+  ): void {
     this.#table.ensure(slot);
     this.#nextSlot = Math.max(this.#nextSlot, slot + 1);
     const id = guessId !== undefined && !this.#index.has(guessId) ? guessId : `<slot ${slot}>`;
@@ -732,7 +770,19 @@ export class WarmStore {
     });
     this.#table.chunk(slot).norm[slot & CHUNK_MASK] = 0;
     if (guessId !== undefined && id === guessId) this.#index.set(id, slot);
-    this.#corrupt.set(slot, { reason, file, raw: true });
+    const c: CorruptSlot = { reason, file, raw: true };
+    // The id bytes read may be the damaged part: unless they match the stored id checksum, the slot
+    // is also registered under that checksum (a flip in the checksum instead leaves the id right,
+    // and the index entry above finds it).
+    if (
+      storedIdHash !== 0 &&
+      (guessId === undefined || idHash(guessId) !== storedIdHash) &&
+      !this.#lostIds.has(storedIdHash)
+    ) {
+      this.#lostIds.set(storedIdHash, slot);
+      c.lostHash = storedIdHash;
+    }
+    this.#corrupt.set(slot, c);
   }
 
   #loadSegments(names: string[]): Map<number, string> {
@@ -765,19 +815,23 @@ export class WarmStore {
         const other = this.#index.get(e.id);
         if (other !== undefined && other !== e.slot) {
           this.#table.clear(other);
-          this.#corrupt.delete(other);
+          this.#clearCorrupt(other);
           this.#table.markFull(other);
         }
         this.#setFromPut(e.slot, e.id, e.idBytes.length, e, e.lsn);
-        this.#corrupt.delete(e.slot);
+        this.#clearCorrupt(e.slot);
         this.#index.set(e.id, e.slot);
         this.#table.markFull(e.slot);
         break;
       }
       case WalType.Delete: {
-        if (e.slot < this.#nextSlot && this.#table.isUsed(e.slot) && this.#table.id(e.slot) === e.id) {
+        if (
+          e.slot < this.#nextSlot &&
+          this.#table.isUsed(e.slot) &&
+          (this.#table.id(e.slot) === e.id || this.#corrupt.get(e.slot)?.lostHash === idHash(e.id))
+        ) {
           this.#table.clear(e.slot);
-          this.#corrupt.delete(e.slot);
+          this.#clearCorrupt(e.slot);
           this.#table.markFull(e.slot);
         }
         if (this.#index.get(e.id) === e.slot) this.#index.delete(e.id);
@@ -1053,7 +1107,7 @@ export class WarmStore {
     let contentBytes = 0;
     const slotOf = (id: string): number => {
       const o = overlay.get(id);
-      return o !== undefined ? o : (this.#index.get(id) ?? -1);
+      return o !== undefined ? o : (this.#lookup(id) ?? -1);
     };
     for (const op of batch) {
       switch (op.t) {
@@ -1235,9 +1289,10 @@ export class WarmStore {
       case 'put': {
         if (e?.type !== WalType.Put) return;
         this.#dropLive(e.slot);
+        this.#forgetOccupant(e.slot, e.id);
         this.#setFromPut(e.slot, e.id, e.idBytes.length, e, lsn);
         this.#index.set(e.id, e.slot);
-        this.#corrupt.delete(e.slot);
+        this.#clearCorrupt(e.slot);
         if (e.kind === ContentKind.Present) {
           const seg = this.#segments.get(e.seg);
           if (seg) seg.live += entryBytes(e.idBytes.length, e.clen);
@@ -1252,9 +1307,10 @@ export class WarmStore {
           return;
         }
         this.#dropLive(e.slot);
+        this.#forgetOccupant(e.slot, e.id);
         this.#table.clear(e.slot);
         this.#index.delete(e.id);
-        this.#corrupt.delete(e.slot);
+        this.#clearCorrupt(e.slot);
         this.#free.push(e.slot);
         this.#table.markFull(e.slot);
         op.resolve(true);
@@ -1377,7 +1433,7 @@ export class WarmStore {
   has(id: string): boolean {
     this.#checkOpen();
     checkId(id);
-    return this.#index.has(id);
+    return this.#lookup(id) !== undefined;
   }
 
   async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
@@ -1396,8 +1452,9 @@ export class WarmStore {
           reject,
         }));
       }
-      const slot = this.#index.get(id);
+      const slot = this.#lookup(id);
       if (slot === undefined) return undefined;
+      if (this.#corrupt.has(slot)) throw this.#corruptError(slot, id);
       // The common case stays synchronous: one pread, no extra promise hops.
       const m = this.#isSmall(slot) ? this.#readSlotSync(slot) : await this.#readSlot(slot, true);
       span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
@@ -1422,14 +1479,21 @@ export class WarmStore {
   getSync(id: string): StoredMemory | undefined {
     this.#checkOpen();
     checkId(id);
-    const slot = this.#index.get(id);
+    const slot = this.#lookup(id);
     if (slot === undefined) return undefined;
+    if (this.#corrupt.has(slot)) throw this.#corruptError(slot, id);
     return this.#readSlotSync(slot);
   }
 
-  #corruptError(slot: number): WarmStoreError {
+  #corruptError(slot: number, requested?: string): WarmStoreError {
     const c = this.#corrupt.get(slot)!;
-    return corruption(c.reason, { id: this.#table.id(slot) ?? `<slot ${slot}>`, file: c.file, slot });
+    const id = requested ?? this.#table.id(slot) ?? `<slot ${slot}>`;
+    return corruption(
+      c.lostHash !== undefined && requested !== undefined
+        ? `${c.reason} (found by the id's checksum; its id bytes are damaged)`
+        : c.reason,
+      { id, file: c.file, slot },
+    );
   }
 
   #snapshot(slot: number): {

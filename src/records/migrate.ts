@@ -2,12 +2,19 @@ import { join } from 'node:path';
 import { writeFully } from '../content/segment.js';
 import { encodeHeader, registerMigration } from '../format/header.js';
 import type { WsFileSystem } from '../fs/types.js';
-import { RECORDS_DATA_START, RECORDS_FILE, SLOT_HEADER_BYTES, VECTORS_FILE } from './slot-codec.js';
+import {
+  RECORDS_DATA_START,
+  RECORDS_FILE,
+  SLOT_HEADER_BYTES,
+  VECTORS_FILE,
+  stampIdHash,
+} from './slot-codec.js';
 
 /**
  * RECS v1 kept each record's 352-byte header and its vector side by side in records.dat; v2 keeps
  * headers in records.dat and vectors in vectors.dat (see slot-codec.ts for why). The bytes of a
- * header and of a vector are the same in both versions, so the migration only moves them.
+ * vector are the same in both versions; a header gains its id checksum (bytes 84..88, reserved in
+ * format 1) and is resealed, unless it is free or damaged, which it stays.
  */
 registerMigration({
   kind: 'RECS',
@@ -60,6 +67,8 @@ export async function splitV1Records(
       }
       for (let i = 0; i < n; i++) {
         inBuf.copy(hBuf, i * SLOT_HEADER_BYTES, i * v1Slot, i * v1Slot + SLOT_HEADER_BYTES);
+        // Format 1 left bytes 84..88 reserved; format 2 keeps the id's checksum there.
+        stampIdHash(hBuf, i * SLOT_HEADER_BYTES);
         inBuf.copy(vBuf, i * vecBytes, i * v1Slot + SLOT_HEADER_BYTES, (i + 1) * v1Slot);
       }
       await writeFully(

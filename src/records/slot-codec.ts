@@ -10,14 +10,17 @@ import type { Chunk, SlotValue } from './table.js';
  *   0 header crc32c u32 (of bytes 4..352)  4 kind u8  5 id length u8  6 reserved u16
  *   8 segment u32  12 content length u32  16 content offset f64  24 content LSN f64
  *   32 confidence  40 activation  48 decayRate  56 createdAt  64 lastAccess  72 accessCount (f64)
- *   80 embedding crc32c u32  84 reserved  96 id (up to 255 bytes)
+ *   80 embedding crc32c u32  84 id crc32c u32 (never 0; 0 in headers format 1 wrote)
+ *   88 reserved  96 id (up to 255 bytes)
  * vectors.dat (VECS v1): a 4 KiB area holding the file header, then dim x f32 per slot.
  *
  * A compaction remap or a touch rewrites only headers, which lie contiguous: checkpointing the
  * remap of every other record writes 352 bytes per record, not the 3 KB embedding beside it (in
  * RECS v1 the two were interleaved, and such a checkpoint rewrote the whole file). The embedding
  * CRC sits in the header, so a header and a vector from two different checkpoints never pass as
- * one record. An all-zero header is a free slot (never written, or deleted).
+ * one record. The id's own checksum lets a header whose id bytes are damaged still be found by the
+ * id it was written for (a lookup raises CORRUPTION_DETECTED instead of finding nothing). An
+ * all-zero header is a free slot (never written, or deleted).
  */
 export const RECORDS_FILE = 'records.dat';
 export const VECTORS_FILE = 'vectors.dat';
@@ -52,6 +55,7 @@ export function encodeSlotHeader(b: Buffer, pos: number, c: Chunk, i: number): v
   const dv = viewOf(b);
   b.fill(0, pos, pos + SLOT_HEADER_BYTES);
   const idLen = b.write(c.ids[i] ?? '', pos + 96, 255, 'utf8');
+  dv.setUint32(pos + 84, idHashOf(b.subarray(pos + 96, pos + 96 + idLen)), true);
   b[pos + 4] = c.kind[i]!;
   b[pos + 5] = idLen;
   dv.setUint32(pos + 8, c.seg[i]!, true);
@@ -79,6 +83,30 @@ function viewOf(b: Buffer): DataView {
   return lastView;
 }
 
+/** The id checksum stored in a slot header: CRC32C of the id's UTF-8 bytes, 0 mapped to 1. */
+export function idHashOf(idBytes: Uint8Array): number {
+  return crc32c(idBytes) || 1;
+}
+
+export function idHash(id: string): number {
+  return idHashOf(Buffer.from(id, 'utf8'));
+}
+
+/**
+ * Adds the id checksum to a format-1 header that has none (bytes 84..88 zero), resealing its CRC.
+ * Leaves free, damaged or already stamped headers as they are. Returns whether it changed `b`.
+ */
+export function stampIdHash(b: Buffer, pos: number): boolean {
+  const end = pos + SLOT_HEADER_BYTES;
+  if (isZero(b, pos, end) || b.readUInt32LE(pos + 84) !== 0) return false;
+  if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) return false;
+  const idLen = b[pos + 5] ?? 0;
+  if (idLen === 0) return false;
+  b.writeUInt32LE(idHashOf(b.subarray(pos + 96, pos + 96 + idLen)), pos + 84);
+  b.writeUInt32LE(crc32c(b.subarray(pos + 4, end)), pos);
+  return true;
+}
+
 export function embeddingCrc(embedding: Float32Array): number {
   return crc32c(Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength));
 }
@@ -90,7 +118,15 @@ export function encodeFreeHeader(b: Buffer, pos: number): void {
 export type DecodedSlot =
   | { state: 'free' }
   | { state: 'used'; value: SlotValue; embCrc: number }
-  | { state: 'corrupt'; id: string | undefined; reason: string; where: 'header' | 'vector' };
+  | {
+      state: 'corrupt';
+      /** The id as the (possibly damaged) bytes read; confirmed only when it matches `idHash`. */
+      id: string | undefined;
+      /** The stored id checksum, 0 when absent. */
+      idHash: number;
+      reason: string;
+      where: 'header' | 'vector';
+    };
 
 function isZero(b: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (b[i] !== 0) return false;
@@ -106,17 +142,36 @@ export function decodeSlot(b: Buffer, pos: number, vb: Buffer, vpos: number, dim
   if (isZero(b, pos, end)) return { state: 'free' };
   const idLen = b[pos + 5] ?? 0;
   const guessId = idLen > 0 && idLen <= 255 ? b.toString('utf8', pos + 96, pos + 96 + idLen) : undefined;
+  const storedIdHash = b.readUInt32LE(pos + 84);
   if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) {
-    return { state: 'corrupt', id: guessId, reason: 'record header checksum mismatch', where: 'header' };
+    return {
+      state: 'corrupt',
+      id: guessId,
+      idHash: storedIdHash,
+      reason: 'record header checksum mismatch',
+      where: 'header',
+    };
   }
   const kind = b[pos + 4] as ContentKind;
   if (kind < ContentKind.Absent || kind > ContentKind.Present || idLen === 0) {
-    return { state: 'corrupt', id: guessId, reason: 'record header fields out of range', where: 'header' };
+    return {
+      state: 'corrupt',
+      id: guessId,
+      idHash: storedIdHash,
+      reason: 'record header fields out of range',
+      where: 'header',
+    };
   }
   const embBytes = vb.subarray(vpos, vpos + dim * 4);
   const embCrc = b.readUInt32LE(pos + 80);
   if (embBytes.length !== dim * 4 || crc32c(embBytes) !== embCrc) {
-    return { state: 'corrupt', id: guessId, reason: 'embedding checksum mismatch', where: 'vector' };
+    return {
+      state: 'corrupt',
+      id: guessId,
+      idHash: storedIdHash,
+      reason: 'embedding checksum mismatch',
+      where: 'vector',
+    };
   }
   // A view when aligned (vectors are multiples of 4 bytes): open decodes millions of these and the
   // caller copies into the table anyway.

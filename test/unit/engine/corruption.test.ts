@@ -232,6 +232,63 @@ describe('corruption is loud', () => {
     }
   });
 
+  for (const [where, offsetInHeader] of [
+    ['id bytes', 96 + 1],
+    ['id length', 5],
+    ['id checksum', 85],
+  ] as const) {
+    test(`a flipped byte in a slot header's ${where}: the record's own id still finds it, loudly`, async (t) => {
+      const dir = await scratch(t);
+      const recs = await seeded(dir);
+      const recordsPath = join(dir, 'records.dat');
+      const slot = await findSlot(recordsPath, 'r3');
+      await flipByte(recordsPath, RECORDS_DATA_START + slot * SLOT_HEADER_BYTES + offsetInHeader);
+      const store = await WarmStore.open(dir, OPTS);
+      try {
+        // Never "absent": the id the record was written under raises CORRUPTION_DETECTED.
+        await assert.rejects(store.get('r3'), corruptionOf('r3', 'records.dat', `get after ${where}`));
+        assert.throws(() => store.getSync('r3'), corruptionOf('r3', 'records.dat', `getSync after ${where}`));
+        assert.equal(store.has('r3'), true);
+        await expectOthersIntact(store, recs, ['r3']);
+        assert.equal((await store.verify()).ok, false);
+        // Deleting the id repairs the slot; a later put stores it afresh.
+        assert.equal(await store.delete('r3'), true);
+        assert.equal(await store.get('r3'), undefined);
+        await store.put(recs.get('r3')!);
+        expectSameRecord(await store.get('r3'), recs.get('r3')!);
+        assert.equal((await store.verify()).ok, true);
+      } finally {
+        await store.close();
+      }
+      const again = await WarmStore.open(dir, OPTS);
+      try {
+        expectSameRecord(await again.get('r3'), recs.get('r3')!, { context: `reopen after ${where}` });
+        await expectOthersIntact(again, recs, []);
+      } finally {
+        await again.close();
+      }
+    });
+  }
+
+  test('a slot whose id bytes are damaged is repaired by a put of its id', async (t) => {
+    const dir = await scratch(t);
+    const recs = await seeded(dir);
+    const recordsPath = join(dir, 'records.dat');
+    const slot = await findSlot(recordsPath, 'r1');
+    await flipByte(recordsPath, RECORDS_DATA_START + slot * SLOT_HEADER_BYTES + 96);
+    const store = await WarmStore.open(dir, OPTS);
+    try {
+      await assert.rejects(store.get('r1'), corruptionOf('r1', 'records.dat', 'get'));
+      const updated = { ...recs.get('r1')!, content: 'rewritten' };
+      await store.put(updated);
+      expectSameRecord(await store.get('r1'), updated);
+      assert.equal(store.size, recs.size, 'the put reused the damaged slot rather than adding one');
+      assert.equal((await store.verify()).ok, true);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a flipped byte in MANIFEST: open throws CORRUPTION_DETECTED naming the file', async (t) => {
     const dir = await scratch(t);
     const recs = await seeded(dir);

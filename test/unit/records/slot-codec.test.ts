@@ -10,7 +10,9 @@ import {
   encodeSlotHeader,
   encodeVector,
   headerOffset,
+  idHash,
   slotBytesFor,
+  stampIdHash,
   vectorOffset,
 } from '../../../src/records/slot-codec.js';
 import { RecordTable, type SlotValue } from '../../../src/records/table.js';
@@ -163,6 +165,41 @@ describe('records.dat headers and vectors.dat vectors', () => {
     assert.equal(decode(patched(4, 9)).state, 'corrupt', 'kind 9');
     assert.equal(decode(patched(4, ContentKind.Free)).state, 'corrupt', 'kind free in a used slot');
     assert.equal(decode(patched(5, 0)).state, 'corrupt', 'empty id');
+  });
+
+  test("the header keeps the id's checksum; a format-1 header gets it stamped by the migration", () => {
+    const v = value('stamp-me', ContentKind.Present, 9);
+    const e = encoded(v);
+    assert.equal(e.h.readUInt32LE(84), idHash('stamp-me'));
+    assert.notEqual(idHash('stamp-me'), 0);
+    // What format 1 wrote: bytes 84..88 zero, CRC over the rest.
+    e.h.writeUInt32LE(0, 84);
+    e.h.writeUInt32LE(crc32c(e.h.subarray(4, SLOT_HEADER_BYTES)), 0);
+    assert.equal(decode(e).state, 'used');
+    const before = Buffer.from(e.h);
+    assert.equal(stampIdHash(e.h, 0), true);
+    assert.equal(e.h.readUInt32LE(84), idHash('stamp-me'));
+    assert.equal(decode(e).state, 'used', 'resealed');
+    assert.equal(stampIdHash(e.h, 0), false, 'already stamped');
+    // Damaged or free headers are left exactly as found.
+    before[40] = before[40]! ^ 1;
+    const damaged = Buffer.from(before);
+    assert.equal(stampIdHash(before, 0), false);
+    assert.deepEqual(before, damaged);
+    const free = Buffer.alloc(SLOT_HEADER_BYTES);
+    assert.equal(stampIdHash(free, 0), false);
+    assert.ok(free.every((x) => x === 0));
+  });
+
+  test('a corrupt header reports the id checksum it kept', () => {
+    const e = encoded(value('kept', ContentKind.Absent, 10));
+    e.h[96] = e.h[96]! ^ 0x20; // 'k' -> 'K': the id bytes are damaged, the checksum is not
+    const d = decode(e);
+    assert.equal(d.state, 'corrupt');
+    if (d.state === 'corrupt') {
+      assert.equal(d.id, 'Kept');
+      assert.equal(d.idHash, idHash('kept'));
+    }
   });
 
   test('a slot decoded with another dimension fails its embedding checksum', () => {
