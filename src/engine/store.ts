@@ -708,7 +708,7 @@ export class WarmStore {
             this.#table.clear(prev);
             this.#table.markFull(prev);
           }
-          this.#table.set(slot, d.value, d.embCrc);
+          this.#table.set(slot, d.value, d.embCrc, d.norm);
           this.#index.set(d.value.id, slot);
         } else {
           // Possibly a slot torn by a checkpoint that crashed: WAL replay may still rewrite it.

@@ -7,11 +7,13 @@ import type { Chunk, SlotValue } from './table.js';
  * content references) is stored apart from what changes rarely (the embedding):
  *
  * records.dat (RECS v2): a 4 KiB area holding the file header, then 352-byte slot headers:
- *   0 header crc32c u32 (of bytes 4..352)  4 kind u8  5 id length u8  6 reserved u16
+ *   0 header crc32c u32 (of bytes 4..352)  4 kind u8  5 id length u8  6 flags u8 (bit 0: norm
+ *   stored)  7 reserved u8
  *   8 segment u32  12 content length u32  16 content offset f64  24 content LSN f64
  *   32 confidence  40 activation  48 decayRate  56 createdAt  64 lastAccess  72 accessCount (f64)
  *   80 embedding crc32c u32  84 id crc32c u32 (never 0; 0 in headers format 1 wrote)
- *   88 reserved  96 id (up to 255 bytes)
+ *   88 embedding norm f32 (when flag bit 0; saves open a pass over every vector)  92 reserved
+ *   96 id (up to 255 bytes)
  * vectors.dat (VECS v1): a 4 KiB area holding the file header, then dim x f32 per slot.
  *
  * A compaction remap or a touch rewrites only headers, which lie contiguous: checkpointing the
@@ -27,6 +29,8 @@ export const VECTORS_FILE = 'vectors.dat';
 /** Where slot 0 starts in both files, after the 4 KiB header area. */
 export const RECORDS_DATA_START = 4096;
 export const SLOT_HEADER_BYTES = 352;
+/** Header flag: bytes 88..92 hold the embedding's norm. */
+const FLAG_NORM = 1;
 
 /** The bytes one record takes on disk, header and vector (the MANIFEST's `slotBytes`). */
 export function slotBytesFor(dim: number): number {
@@ -58,6 +62,8 @@ export function encodeSlotHeader(b: Buffer, pos: number, c: Chunk, i: number): v
   dv.setUint32(pos + 84, idHashOf(b.subarray(pos + 96, pos + 96 + idLen)), true);
   b[pos + 4] = c.kind[i]!;
   b[pos + 5] = idLen;
+  b[pos + 6] = FLAG_NORM;
+  dv.setFloat32(pos + 88, c.norm[i]!, true);
   dv.setUint32(pos + 8, c.seg[i]!, true);
   dv.setUint32(pos + 12, c.clen[i]!, true);
   dv.setFloat64(pos + 16, c.off[i]!, true);
@@ -117,7 +123,13 @@ export function encodeFreeHeader(b: Buffer, pos: number): void {
 
 export type DecodedSlot =
   | { state: 'free' }
-  | { state: 'used'; value: SlotValue; embCrc: number }
+  | {
+      state: 'used';
+      value: SlotValue;
+      embCrc: number;
+      /** The stored norm of the embedding, when the header has one. */
+      norm: number | undefined;
+    }
   | {
       state: 'corrupt';
       /** The id as the (possibly damaged) bytes read; confirmed only when it matches `idHash`. */
@@ -185,6 +197,7 @@ export function decodeSlot(b: Buffer, pos: number, vb: Buffer, vpos: number, dim
   return {
     state: 'used',
     embCrc,
+    norm: ((b[pos + 6] ?? 0) & FLAG_NORM) !== 0 ? b.readFloatLE(pos + 88) : undefined,
     value: {
       id: guessId ?? '',
       idLen,

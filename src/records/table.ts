@@ -112,8 +112,11 @@ export class RecordTable {
     return c !== undefined && c.kind[slot & CHUNK_MASK] !== ContentKind.Free;
   }
 
-  /** Stores `v` in `slot`; `embCrc` is the embedding's CRC32C when the caller already has it. */
-  set(slot: number, v: SlotValue, embCrc?: number): void {
+  /**
+   * Stores `v` in `slot`; `embCrc` and `norm` are the embedding's CRC32C and norm when the caller
+   * already has them (open reads both from the slot header).
+   */
+  set(slot: number, v: SlotValue, embCrc?: number, norm?: number): void {
     this.ensure(slot);
     const c = this.chunk(slot);
     const i = slot & CHUNK_MASK;
@@ -134,15 +137,19 @@ export class RecordTable {
     const e = v.embedding;
     // Open reads vectors straight into the table and hands back a view of the slot itself.
     if (e.buffer !== c.emb.buffer || e.byteOffset !== c.emb.byteOffset + base * 4) c.emb.set(e, base);
-    // Hoisted: `v` arrives in several object shapes, and reading v.embedding inside the loop
-    // made this the hottest line of open and put.
-    const dim = this.dim;
-    let s = 0;
-    for (let d = 0; d < dim; d++) {
-      const x = e[d]!;
-      s += x * x;
+    if (norm !== undefined) {
+      c.norm[i] = norm;
+    } else {
+      // Hoisted: `v` arrives in several object shapes, and reading v.embedding inside the loop
+      // made this the hottest line of open and put.
+      const dim = this.dim;
+      let s = 0;
+      for (let d = 0; d < dim; d++) {
+        const x = e[d]!;
+        s += x * x;
+      }
+      c.norm[i] = Math.sqrt(s);
     }
-    c.norm[i] = Math.sqrt(s);
     c.embCrc[i] = embCrc ?? crc32c(new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
   }
 

@@ -191,6 +191,25 @@ describe('records.dat headers and vectors.dat vectors', () => {
     assert.ok(free.every((x) => x === 0));
   });
 
+  test('the header carries the embedding norm the table computed, so open need not recompute it', () => {
+    const v = value('normed', ContentKind.Absent, 11);
+    const table = new RecordTable(DIM);
+    table.set(0, v);
+    const d = decode(encoded(v));
+    assert.equal(d.state, 'used');
+    if (d.state === 'used') {
+      assert.equal(d.norm, table.chunk(0).norm[0]);
+      assert.ok(d.norm! > 0);
+    }
+    // A header written without the flag (format 1, or before the norm was kept) has no norm.
+    const e = encoded(v);
+    e.h[6] = 0;
+    e.h.writeUInt32LE(crc32c(e.h.subarray(4, SLOT_HEADER_BYTES)), 0);
+    const old = decode(e);
+    assert.equal(old.state, 'used');
+    if (old.state === 'used') assert.equal(old.norm, undefined);
+  });
+
   test('a corrupt header reports the id checksum it kept', () => {
     const e = encoded(value('kept', ContentKind.Absent, 10));
     e.h[96] = e.h[96]! ^ 0x20; // 'k' -> 'K': the id bytes are damaged, the checksum is not
