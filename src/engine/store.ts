@@ -25,6 +25,7 @@ import {
 import { nodeFileSystem } from '../fs/node-fs.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import { splitV1Records } from '../records/migrate.js';
+import { VectorVerifier, verifyVectorsInline } from '../records/vector-verifier.js';
 import {
   RECORDS_DATA_START,
   RECORDS_FILE,
@@ -655,19 +656,17 @@ export class WarmStore {
     };
     // A chunk of the table at a time: its vectors are read straight into the chunk's embedding
     // array (no intermediate buffer, no second copy; the pages are faulted in by the read on a
-    // libuv thread), and the next chunk's reads run while this one is decoded.
+    // libuv thread). Three stages overlap: chunk k+1 is read while a worker thread checks the
+    // vectors of chunk k and this thread decodes the headers of chunk k-1.
     const nChunks = Math.ceil(slots / CHUNK_SLOTS);
-    const hbufs = [
-      Buffer.allocUnsafe(CHUNK_SLOTS * SLOT_HEADER_BYTES),
-      Buffer.allocUnsafe(CHUNK_SLOTS * SLOT_HEADER_BYTES),
-    ];
+    const hbufs = [0, 1, 2].map(() => Buffer.allocUnsafe(CHUNK_SLOTS * SLOT_HEADER_BYTES));
     const readChunk = (ci: number): Promise<[number, number]> => {
       const first = ci * CHUNK_SLOTS;
       const n = Math.min(CHUNK_SLOTS, slots - first);
       this.#table.ensure(first + n - 1);
       const emb = this.#table.chunk(first).emb;
       return Promise.all([
-        readAll(this.#records, hbufs[ci & 1]!, n * SLOT_HEADER_BYTES, headerOffset(first), path),
+        readAll(this.#records, hbufs[ci % 3]!, n * SLOT_HEADER_BYTES, headerOffset(first), path),
         // vectors.dat may end early (a checkpoint cut short): those vectors read as missing.
         readAll(
           this.#vectors,
@@ -678,42 +677,117 @@ export class WarmStore {
         ),
       ]);
     };
-    let pending = nChunks > 0 ? readChunk(0) : undefined;
-    for (let ci = 0; ci < nChunks; ci++) {
-      const [, vgot] = await pending!;
-      pending = ci + 1 < nChunks ? readChunk(ci + 1) : undefined;
-      // Settled later; a failure surfaces when it is awaited, never as an unhandled rejection.
-      pending?.catch(() => undefined);
-      const first = ci * CHUNK_SLOTS;
-      const n = Math.min(CHUNK_SLOTS, slots - first);
-      const hbuf = hbufs[ci & 1]!;
-      const emb = this.#table.chunk(first).emb;
-      const vview = Buffer.from(emb.buffer, emb.byteOffset, vgot);
-      for (let i = 0; i < n; i++) {
-        const slot = first + i;
-        const d = decodeSlot(hbuf, i * SLOT_HEADER_BYTES, vview, i * vecBytes, this.#dim);
-        if (d.state === 'free') continue;
-        this.#table.ensure(slot);
-        this.#nextSlot = Math.max(this.#nextSlot, slot + 1);
-        if (d.state === 'used') {
-          const prev = this.#index.get(d.value.id);
-          if (prev !== undefined) {
-            // Two slots claim one id: slots are checkpointed at different instants. Keep the newer
-            // one; WAL replay settles the rest.
-            const older = this.#table.chunk(prev).clsn[prev & CHUNK_MASK]! <= d.value.clsn ? prev : slot;
-            if (older === slot) {
-              this.#table.markFull(slot);
-              continue;
-            }
-            this.#table.clear(prev);
-            this.#table.markFull(prev);
-          }
-          this.#table.set(slot, d.value, d.embCrc, d.norm);
-          this.#index.set(d.value.id, slot);
-        } else {
-          // Possibly a slot torn by a checkpoint that crashed: WAL replay may still rewrite it.
-          this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path, d.idHash);
+    const verifier = nChunks > 1 ? VectorVerifier.create() : undefined;
+    interface Loaded {
+      first: number;
+      n: number;
+      hbuf: Buffer;
+      vgot: number;
+      bad: Promise<Set<number>>;
+    }
+    try {
+      let reads = nChunks > 0 ? readChunk(0) : undefined;
+      let prev: Loaded | undefined;
+      for (let ci = 0; ci <= nChunks; ci++) {
+        let cur: Loaded | undefined;
+        if (ci < nChunks) {
+          const [, vgot] = await reads!;
+          reads = ci + 1 < nChunks ? readChunk(ci + 1) : undefined;
+          // Settled later; a failure surfaces when it is awaited, never as an unhandled rejection.
+          reads?.catch(() => undefined);
+          const first = ci * CHUNK_SLOTS;
+          const n = Math.min(CHUNK_SLOTS, slots - first);
+          const hbuf = hbufs[ci % 3]!;
+          cur = { first, n, hbuf, vgot, bad: this.#checkVectors(verifier, first, n, hbuf, vgot) };
+          cur.bad.catch(() => undefined);
         }
+        if (prev) this.#loadChunk(prev.first, prev.n, prev.hbuf, prev.vgot, await prev.bad, path, vpath);
+        prev = cur;
+      }
+    } finally {
+      await verifier?.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Vector rows of one loaded chunk whose checksum does not match their header's, on the worker
+   * when there is one. Rows past the end of vectors.dat are bad without looking.
+   */
+  async #checkVectors(
+    verifier: VectorVerifier | undefined,
+    first: number,
+    n: number,
+    hbuf: Buffer,
+    vgot: number,
+  ): Promise<Set<number>> {
+    const vecBytes = this.#dim * 4;
+    const rows = new Uint32Array(n);
+    const expected = new Uint32Array(n);
+    const bad = new Set<number>();
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const pos = i * SLOT_HEADER_BYTES;
+      // Free headers are all zero; anything else is checked (a damaged header fails on its own).
+      if (hbuf.readUInt32LE(pos) === 0 && hbuf[pos + 4] === 0) continue;
+      if ((i + 1) * vecBytes > vgot) {
+        bad.add(i);
+        continue;
+      }
+      rows[m] = i;
+      expected[m] = hbuf.readUInt32LE(pos + 80);
+      m++;
+    }
+    const emb = this.#table.chunk(first).emb;
+    const r = rows.subarray(0, m);
+    const e = expected.subarray(0, m);
+    let found: number[];
+    try {
+      found = verifier
+        ? await verifier.verify(emb, vecBytes, r, e)
+        : verifyVectorsInline(emb, vecBytes, r, e);
+    } catch {
+      found = verifyVectorsInline(emb, vecBytes, r, e);
+    }
+    for (const i of found) bad.add(i);
+    return bad;
+  }
+
+  #loadChunk(
+    first: number,
+    n: number,
+    hbuf: Buffer,
+    vgot: number,
+    bad: Set<number>,
+    path: string,
+    vpath: string,
+  ): void {
+    const vecBytes = this.#dim * 4;
+    const emb = this.#table.chunk(first).emb;
+    const vview = Buffer.from(emb.buffer, emb.byteOffset, vgot);
+    for (let i = 0; i < n; i++) {
+      const slot = first + i;
+      const d = decodeSlot(hbuf, i * SLOT_HEADER_BYTES, vview, i * vecBytes, this.#dim, !bad.has(i));
+      if (d.state === 'free') continue;
+      this.#table.ensure(slot);
+      this.#nextSlot = Math.max(this.#nextSlot, slot + 1);
+      if (d.state === 'used') {
+        const prev = this.#index.get(d.value.id);
+        if (prev !== undefined) {
+          // Two slots claim one id: slots are checkpointed at different instants. Keep the newer
+          // one; WAL replay settles the rest.
+          const older = this.#table.chunk(prev).clsn[prev & CHUNK_MASK]! <= d.value.clsn ? prev : slot;
+          if (older === slot) {
+            this.#table.markFull(slot);
+            continue;
+          }
+          this.#table.clear(prev);
+          this.#table.markFull(prev);
+        }
+        this.#table.set(slot, d.value, d.embCrc, d.norm);
+        this.#index.set(d.value.id, slot);
+      } else {
+        // Possibly a slot torn by a checkpoint that crashed: WAL replay may still rewrite it.
+        this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path, d.idHash);
       }
     }
   }

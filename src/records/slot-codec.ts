@@ -148,8 +148,17 @@ function isZero(b: Buffer, start: number, end: number): boolean {
 /**
  * Decodes the header at `b[pos]` and the vector at `vb[vpos]`. A vector shorter than the
  * dimension (its file ends early) fails the embedding checksum like any other damage.
+ * `vectorChecked`, when given, is the outcome of that checksum computed elsewhere (open checks
+ * vectors on a worker thread).
  */
-export function decodeSlot(b: Buffer, pos: number, vb: Buffer, vpos: number, dim: number): DecodedSlot {
+export function decodeSlot(
+  b: Buffer,
+  pos: number,
+  vb: Buffer,
+  vpos: number,
+  dim: number,
+  vectorChecked?: boolean,
+): DecodedSlot {
   const end = pos + SLOT_HEADER_BYTES;
   if (isZero(b, pos, end)) return { state: 'free' };
   const idLen = b[pos + 5] ?? 0;
@@ -176,7 +185,8 @@ export function decodeSlot(b: Buffer, pos: number, vb: Buffer, vpos: number, dim
   }
   const embBytes = vb.subarray(vpos, vpos + dim * 4);
   const embCrc = b.readUInt32LE(pos + 80);
-  if (embBytes.length !== dim * 4 || crc32c(embBytes) !== embCrc) {
+  const vectorOk = embBytes.length === dim * 4 && (vectorChecked ?? crc32c(embBytes) === embCrc);
+  if (!vectorOk) {
     return {
       state: 'corrupt',
       id: guessId,

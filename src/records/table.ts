@@ -37,7 +37,8 @@ export class Chunk {
   dirty = new Uint8Array(CHUNK_SLOTS);
 
   constructor(dim: number) {
-    this.emb = new Float32Array(CHUNK_SLOTS * dim);
+    // Shared, so that open can have a worker thread check the vectors where they lie.
+    this.emb = new Float32Array(new SharedArrayBuffer(CHUNK_SLOTS * dim * 4));
   }
 }
 

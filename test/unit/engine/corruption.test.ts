@@ -101,6 +101,28 @@ async function findSlot(recordsPath: string, id: string): Promise<number> {
   assert.fail(`no slot for ${id} in ${recordsPath}`);
 }
 
+const slotCache = new Map<string, Map<string, number>>();
+/** findSlot over a whole file at once: the slot of every id, read once per file. */
+async function findSlotCached(recordsPath: string, id: string): Promise<number> {
+  let m = slotCache.get(recordsPath);
+  if (!m) {
+    m = new Map();
+    const buf = await readFile(recordsPath);
+    for (
+      let pos = RECORDS_DATA_START, slot = 0;
+      pos + SLOT_HEADER_BYTES <= buf.length;
+      pos += SLOT_HEADER_BYTES, slot++
+    ) {
+      const len = buf[pos + 5]!;
+      if (len > 0) m.set(buf.toString('utf8', pos + 96, pos + 96 + len), slot);
+    }
+    slotCache.set(recordsPath, m);
+  }
+  const slot = m.get(id);
+  assert.ok(slot !== undefined, `no slot for ${id} in ${recordsPath}`);
+  return slot;
+}
+
 async function expectOthersIntact(
   store: WarmStore,
   recs: Map<string, MemoryRecord>,
@@ -269,6 +291,53 @@ describe('corruption is loud', () => {
       }
     });
   }
+
+  test('damaged and missing vectors in a store of several table chunks (checked on a worker thread)', async (t) => {
+    const dir = await scratch(t);
+    const n = 2 * WarmStore.chunkSlots + 500;
+    const s = await WarmStore.open(dir, OPTS);
+    for (let i = 0; i < n; i += 1000) {
+      const batch: MemoryRecord[] = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(recordFor(`w${j}`, j, DIM));
+      await s.putMany(batch);
+    }
+    await s.close();
+    const recordsPath = join(dir, 'records.dat');
+    const vectorsPath = join(dir, 'vectors.dat');
+    const damaged = ['w5', `w${WarmStore.chunkSlots + 7}`, `w${2 * WarmStore.chunkSlots + 3}`];
+    for (const id of damaged) {
+      const slot = await findSlot(recordsPath, id);
+      await flipByte(vectorsPath, RECORDS_DATA_START + slot * VECTOR_BYTES + 5);
+    }
+    // The last 10 vectors never reached the disk (a checkpoint cut short, say).
+    const size = (await stat(vectorsPath)).size;
+    await truncate(vectorsPath, size - 10 * VECTOR_BYTES + 3);
+    const lastSlots = new Set<number>();
+    for (let i = n - 10; i < n; i++) lastSlots.add(await findSlot(recordsPath, `w${i}`));
+    const store = await WarmStore.open(dir, OPTS);
+    try {
+      const corrupt = new Set(store.corruptRecords.map((c) => c.id));
+      for (const id of damaged) {
+        assert.ok(corrupt.has(id), `${id} reported corrupt`);
+        assert.throws(() => store.getSync(id), corruptionOf(id, 'vectors.dat', `getSync ${id}`));
+      }
+      let missing = 0;
+      for (let i = 0; i < n; i++) {
+        const id = `w${i}`;
+        if (damaged.includes(id)) continue;
+        if (lastSlots.has(await findSlotCached(recordsPath, id))) {
+          assert.throws(() => store.getSync(id), corruptionOf(id, 'vectors.dat', `getSync ${id}`));
+          missing++;
+        } else if (i % 97 === 0) {
+          expectSameRecord(store.getSync(id), recordFor(id, i, DIM), { context: id });
+        }
+      }
+      assert.equal(missing, 10, 'every record whose vector is missing is corrupt, not absent');
+      assert.equal(store.size, n);
+    } finally {
+      await store.close();
+    }
+  });
 
   test('a slot whose id bytes are damaged is repaired by a put of its id', async (t) => {
     const dir = await scratch(t);
