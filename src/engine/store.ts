@@ -37,6 +37,7 @@ import {
   encodeVector,
   headerOffset,
   idHash,
+  loadSlotHeader,
   slotBytesFor,
   vectorOffset,
 } from '../records/slot-codec.js';
@@ -762,26 +763,31 @@ export class WarmStore {
     vpath: string,
   ): void {
     const vecBytes = this.#dim * 4;
-    const emb = this.#table.chunk(first).emb;
-    const vview = Buffer.from(emb.buffer, emb.byteOffset, vgot);
+    const c = this.#table.chunk(first);
+    const vview = Buffer.from(c.emb.buffer, c.emb.byteOffset, vgot);
     for (let i = 0; i < n; i++) {
       const slot = first + i;
-      const d = decodeSlot(hbuf, i * SLOT_HEADER_BYTES, vview, i * vecBytes, this.#dim, !bad.has(i));
+      const pos = i * SLOT_HEADER_BYTES;
+      // Fast path: a valid header goes straight into the table (no object per record).
+      const fast = bad.has(i) ? undefined : loadSlotHeader(hbuf, pos, c, i, this.#dim);
+      if (fast !== undefined) {
+        this.#nextSlot = Math.max(this.#nextSlot, slot + 1);
+        if (!this.#keepNewer(fast, slot, c.clsn[i]!)) {
+          this.#table.clear(slot);
+          this.#table.markFull(slot);
+          continue;
+        }
+        this.#index.set(fast, slot);
+        continue;
+      }
+      const d = decodeSlot(hbuf, pos, vview, i * vecBytes, this.#dim, !bad.has(i));
       if (d.state === 'free') continue;
-      this.#table.ensure(slot);
       this.#nextSlot = Math.max(this.#nextSlot, slot + 1);
       if (d.state === 'used') {
-        const prev = this.#index.get(d.value.id);
-        if (prev !== undefined) {
-          // Two slots claim one id: slots are checkpointed at different instants. Keep the newer
-          // one; WAL replay settles the rest.
-          const older = this.#table.chunk(prev).clsn[prev & CHUNK_MASK]! <= d.value.clsn ? prev : slot;
-          if (older === slot) {
-            this.#table.markFull(slot);
-            continue;
-          }
-          this.#table.clear(prev);
-          this.#table.markFull(prev);
+        // The fast path takes every valid header; this stays for whatever it may decline.
+        if (!this.#keepNewer(d.value.id, slot, d.value.clsn)) {
+          this.#table.markFull(slot);
+          continue;
         }
         this.#table.set(slot, d.value, d.embCrc, d.norm);
         this.#index.set(d.value.id, slot);
@@ -790,6 +796,22 @@ export class WarmStore {
         this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path, d.idHash);
       }
     }
+  }
+
+  /**
+   * Two slots claiming one id at open: slots are checkpointed at different instants. Keeps the
+   * newer (clearing the other and marking it for the next checkpoint); WAL replay settles the
+   * rest. Returns whether `slot` is the one kept.
+   */
+  #keepNewer(id: string, slot: number, clsn: number): boolean {
+    const prev = this.#index.get(id);
+    if (prev === undefined || prev === slot) return true;
+    if (this.#table.chunk(prev).clsn[prev & CHUNK_MASK]! <= clsn) {
+      this.#table.clear(prev);
+      this.#table.markFull(prev);
+      return true;
+    }
+    return false;
   }
 
   /** The slot holding `id`: the index, else a corrupt slot whose header kept this id's checksum. */

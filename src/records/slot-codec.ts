@@ -78,9 +78,47 @@ export function encodeSlotHeader(b: Buffer, pos: number, c: Chunk, i: number): v
   dv.setUint32(pos, crc32c(b.subarray(pos + 4, pos + SLOT_HEADER_BYTES)), true);
 }
 
+/**
+ * Open's fast path: when the header at `b[pos]` is a valid used slot whose vector already checked
+ * out, writes it into slot `i` of chunk `c` (whose embedding row already holds the vector) and
+ * returns its id; returns undefined for anything else (free, damaged), which the caller hands to
+ * decodeSlot for the details. No object per record.
+ */
+export function loadSlotHeader(b: Buffer, pos: number, c: Chunk, i: number, dim: number): string | undefined {
+  const dv = viewOf(b);
+  const kind = b[pos + 4]!;
+  const idLen = b[pos + 5]!;
+  if (kind < ContentKind.Absent || kind > ContentKind.Present || idLen === 0) return undefined;
+  if (crc32c(b.subarray(pos + 4, pos + SLOT_HEADER_BYTES)) !== dv.getUint32(pos, true)) return undefined;
+  const id = b.toString('utf8', pos + 96, pos + 96 + idLen);
+  c.ids[i] = id;
+  c.idLen[i] = idLen;
+  c.kind[i] = kind;
+  c.seg[i] = dv.getUint32(pos + 8, true);
+  c.clen[i] = dv.getUint32(pos + 12, true);
+  c.off[i] = dv.getFloat64(pos + 16, true);
+  c.clsn[i] = dv.getFloat64(pos + 24, true);
+  c.confidence[i] = dv.getFloat64(pos + 32, true);
+  c.activation[i] = dv.getFloat64(pos + 40, true);
+  c.decayRate[i] = dv.getFloat64(pos + 48, true);
+  c.createdAt[i] = dv.getFloat64(pos + 56, true);
+  c.lastAccess[i] = dv.getFloat64(pos + 64, true);
+  c.accessCount[i] = dv.getFloat64(pos + 72, true);
+  c.embCrc[i] = dv.getUint32(pos + 80, true);
+  if ((b[pos + 6]! & FLAG_NORM) !== 0) {
+    c.norm[i] = dv.getFloat32(pos + 88, true);
+  } else {
+    const emb = c.emb;
+    let s = 0;
+    for (let d = i * dim, end = d + dim; d < end; d++) s += emb[d]! * emb[d]!;
+    c.norm[i] = Math.sqrt(s);
+  }
+  return id;
+}
+
 let lastBuf: Buffer | undefined;
 let lastView: DataView | undefined;
-/** The DataView of `b`, cached for the buffer a checkpoint encodes thousands of headers into. */
+/** The DataView of `b`, cached for the buffer a checkpoint or an open goes through header by header. */
 function viewOf(b: Buffer): DataView {
   if (b !== lastBuf || !lastView) {
     lastBuf = b;
