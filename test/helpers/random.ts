@@ -131,3 +131,25 @@ export function randomBytes(r: Rng, length: number): Buffer {
   for (let i = 0; i < length; i++) b[i] = r.int(256);
   return b;
 }
+
+/**
+ * Writes `n` records `${prefix}0..` (recordFor with seed = index) to a store in batches of 1000,
+ * then closes it: a store large enough to span several table chunks in a few seconds.
+ */
+export async function writeRecords(
+  open: () => Promise<{ putMany(r: MemoryRecord[]): Promise<unknown>; close(): Promise<void> }>,
+  n: number,
+  prefix: string,
+  dimension: number,
+): Promise<void> {
+  const store = await open();
+  try {
+    for (let i = 0; i < n; i += 1000) {
+      const batch: MemoryRecord[] = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(recordFor(`${prefix}${j}`, j, dimension));
+      await store.putMany(batch);
+    }
+  } finally {
+    await store.close();
+  }
+}

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
 import { expectSameRecord } from '../../helpers/assert.js';
-import { recordFor } from '../../helpers/random.js';
+import { recordFor, writeRecords } from '../../helpers/random.js';
 import { makeTempDir, removeDir } from '../../helpers/tmp.js';
 
 const DIM = 8;
@@ -295,13 +295,7 @@ describe('corruption is loud', () => {
   test('damaged and missing vectors in a store of several table chunks (checked on a worker thread)', async (t) => {
     const dir = await scratch(t);
     const n = 2 * WarmStore.chunkSlots + 500;
-    const s = await WarmStore.open(dir, OPTS);
-    for (let i = 0; i < n; i += 1000) {
-      const batch: MemoryRecord[] = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(recordFor(`w${j}`, j, DIM));
-      await s.putMany(batch);
-    }
-    await s.close();
+    await writeRecords(() => WarmStore.open(dir, OPTS), n, 'w', DIM);
     const recordsPath = join(dir, 'records.dat');
     const vectorsPath = join(dir, 'vectors.dat');
     const damaged = ['w5', `w${WarmStore.chunkSlots + 7}`, `w${2 * WarmStore.chunkSlots + 3}`];

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { FaultyFileSystem, type FaultErrorCode, type FaultOp } from '../../../src/fs/fault.js';
 import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
 import { expectSameRecord } from '../../helpers/assert.js';
-import { recordFor } from '../../helpers/random.js';
+import { recordFor, writeRecords } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const DIM = 8;
@@ -464,13 +464,7 @@ describe('read faults while loading records', () => {
     const dir = await tempDir(t);
     // Three table chunks (8192 slots each), so the open's read-ahead of the next chunk is in play.
     const n = 2 * WarmStore.chunkSlots + 100;
-    const s = await WarmStore.open(dir, BASE);
-    for (let i = 0; i < n; i += 1000) {
-      const batch: MemoryRecord[] = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(recordFor(`r${j}`, j, DIM));
-      await s.putMany(batch);
-    }
-    await s.close();
+    await writeRecords(() => WarmStore.open(dir, BASE), n, 'r', DIM);
     for (const file of ['records.dat', 'vectors.dat']) {
       // The header read, then one read per chunk (reads are never split at this size).
       for (let nth = 1; nth <= 4; nth++) {
