@@ -87,6 +87,13 @@ const parseWalFileName = (name: string): number | undefined => {
 };
 /** Reads bigger than this go through the async path with a segment pin, so they never block. */
 const SYNC_READ_LIMIT = 256 * 1024;
+/**
+ * A synchronous read slower than this is taken for a page-cache miss on a busy disk (a GC pause
+ * landing inside a read is usually shorter; a lower bar sent `get` to the pool on every scavenge)...
+ */
+const SLOW_SYNC_READ_MS = 20;
+/** ...after which `get` reads through the thread pool for this long. */
+const POOL_READ_WINDOW_MS = 1000;
 /** A group-commit batch stops growing here, bounding the buffers one flush allocates. */
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 /** Headers written in one pwrite at most (180 KB). */
@@ -248,6 +255,8 @@ export class WarmStore {
    * the id they were written for finds them and fails loudly instead of finding nothing.
    */
   #lostIds = new Map<number, number>();
+  /** Until when `get` reads content through the thread pool (see get). */
+  #poolReadsUntil = 0;
   #segments = new Map<number, Segment>();
   #active!: Segment;
   #wal!: { file: WsFile; fileNo: number; end: number };
@@ -1532,6 +1541,11 @@ export class WarmStore {
     return this.#lookup(id) !== undefined;
   }
 
+  /**
+   * The memory stored under `id`, or undefined. Reads its content with a synchronous pread while
+   * those stay fast, and through the thread pool for a second after one did not (a page-cache
+   * miss), so a cold cache never holds the event loop read after read.
+   */
   async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
     this.#checkOpen();
     checkId(id);
@@ -1551,8 +1565,19 @@ export class WarmStore {
       const slot = this.#lookup(id);
       if (slot === undefined) return undefined;
       if (this.#corrupt.has(slot)) throw this.#corruptError(slot, id);
-      // The common case stays synchronous: one pread, no extra promise hops.
-      const m = this.#isSmall(slot) ? this.#readSlotSync(slot) : await this.#readSlot(slot, true);
+      // The common case stays synchronous: one page-cached pread (~2 us; a thread-pool hop costs
+      // ~200 us here). But a pread that misses the cache holds the event loop for the disk's
+      // latency (80 ms seen during a compaction), so after one slow read `get` goes through the
+      // pool for a while. `getSync` always reads synchronously: its caller chose to.
+      let m: StoredMemory;
+      if (this.#isSmall(slot) && performance.now() >= this.#poolReadsUntil) {
+        const t = performance.now();
+        m = this.#readSlotSync(slot);
+        const now = performance.now();
+        if (now - t > SLOW_SYNC_READ_MS) this.#poolReadsUntil = now + POOL_READ_WINDOW_MS;
+      } else {
+        m = await this.#readSlot(slot, true);
+      }
       span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
       return m;
     } catch (err) {
@@ -1571,7 +1596,10 @@ export class WarmStore {
     return entryBytes(c.idLen[i]!, c.clen[i]!) <= SYNC_READ_LIMIT;
   }
 
-  /** Synchronous read: a page-cached pread, no hop through the thread pool. */
+  /**
+   * Synchronous read: a page-cached pread, no hop through the thread pool. On a page-cache miss it
+   * waits for the disk on the calling thread; `get` avoids that.
+   */
   getSync(id: string): StoredMemory | undefined {
     this.#checkOpen();
     checkId(id);

@@ -114,7 +114,7 @@ function emptyCounts(): Record<CountedOp, number> {
   };
 }
 
-type Intercept = (op: CountedOp, mutating: boolean, path: string, dest?: string) => Outcome;
+type Intercept = (op: CountedOp, mutating: boolean, path: string, dest?: string, sync?: boolean) => Outcome;
 
 class FaultyFile implements WsFile {
   readonly path: string;
@@ -130,7 +130,7 @@ class FaultyFile implements WsFile {
   }
 
   readSync(buf: Uint8Array, offset: number, length: number, position: number): number {
-    const o = this.#intercept('read', false, this.path);
+    const o = this.#intercept('read', false, this.path, undefined, true);
     if (o.kind === 'throw') throw o.error;
     return this.#inner.readSync(buf, offset, length, position);
   }
@@ -208,11 +208,26 @@ export class FaultyFileSystem implements WsFileSystem {
   readonly triggered: TriggeredFault[] = [];
   /** When set, `freeBytes` reports this instead of asking the inner file system (a "full" disk). */
   freeBytesOverride: number | undefined = undefined;
+  /** Synchronous reads made (also counted in `counts.read`). */
+  syncReads = 0;
+  /**
+   * A slow disk for synchronous reads: each `readSync` of a path containing `path` blocks the
+   * calling thread for `ms` first (what a page-cache miss on a busy disk does).
+   */
+  slowSyncReads: { path: string; ms: number } | undefined = undefined;
 
   readonly #inner: WsFileSystem;
   #faults: ArmedFault[] = [];
   readonly #open = new Set<FaultyFile>();
-  readonly #intercept: Intercept = (op, mutating, path, dest) => this.#check(op, mutating, path, dest);
+  readonly #intercept: Intercept = (op, mutating, path, dest, sync) => {
+    if (sync === true) {
+      this.syncReads++;
+      const slow = this.slowSyncReads;
+      if (slow && path.includes(slow.path))
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, slow.ms);
+    }
+    return this.#check(op, mutating, path, dest);
+  };
   readonly #release = (f: FaultyFile): void => {
     this.#open.delete(f);
   };
@@ -233,6 +248,8 @@ export class FaultyFileSystem implements WsFileSystem {
     this.#faults = [];
     this.triggered.length = 0;
     this.freeBytesOverride = undefined;
+    this.slowSyncReads = undefined;
+    this.syncReads = 0;
     this.resetCounts();
   }
 

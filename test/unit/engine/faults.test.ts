@@ -490,3 +490,40 @@ describe('read faults while loading records', () => {
     }
   });
 });
+
+describe('a slow disk under get', () => {
+  test('after a slow synchronous read, get reads through the thread pool for a while; getSync stays synchronous', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    t.after(() => store.close());
+    const recs = Array.from({ length: 8 }, (_, i) => rec(`s${i}`, i));
+    await store.putMany(recs);
+    const syncReadsOf = async (fn: () => Promise<unknown> | unknown): Promise<number> => {
+      const before = fs.syncReads;
+      await fn();
+      return fs.syncReads - before;
+    };
+    // A cached read: synchronous.
+    assert.equal(await syncReadsOf(() => store.get('s0')), 1);
+    // A miss on a busy disk (simulated: each synchronous segment read blocks 30 ms).
+    fs.slowSyncReads = { path: 'seg-', ms: 30 };
+    const t0 = performance.now();
+    expectSameRecord(await store.get('s1'), recs[1]!);
+    assert.ok(performance.now() - t0 >= 29, 'the slow read happened');
+    // From now on get leaves the event loop free: no synchronous reads, same answers.
+    for (let i = 2; i < 8; i++) {
+      assert.equal(
+        await syncReadsOf(async () => expectSameRecord(await store.get(`s${i}`), recs[i]!)),
+        0,
+        `s${i}`,
+      );
+    }
+    // getSync is the caller's explicit choice of a synchronous read.
+    assert.equal(await syncReadsOf(() => expectSameRecord(store.getSync('s2'), recs[2]!)), 1);
+    // The window closes after about a second; then get tries the synchronous path again.
+    fs.slowSyncReads = undefined;
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(await syncReadsOf(() => store.get('s3')), 1);
+  });
+});
