@@ -10,6 +10,7 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { setImmediate as immediate } from 'node:timers/promises';
+import { Session as InspectorSession } from 'node:inspector/promises';
 
 export const now = (): number => performance.now();
 
@@ -243,4 +244,28 @@ export function mdTable(rows: string[][]): string {
     `|${h!.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
     ...rest.map((r) => `| ${r.join(' | ')} |`),
   ].join('\n');
+}
+
+/**
+ * Runs `fn`, under a V8 CPU profile written to `out` when `out` is given (sampling every
+ * `intervalUs`). Used by the tools in bench/tools to profile one phase of a run.
+ */
+export async function withCpuProfile<T>(
+  out: string | undefined,
+  fn: () => Promise<T>,
+  intervalUs = 500,
+): Promise<T> {
+  if (!out) return fn();
+  const session = new InspectorSession();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: intervalUs });
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    fs.writeFileSync(out, JSON.stringify(profile));
+    session.disconnect();
+  }
 }

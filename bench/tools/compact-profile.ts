@@ -7,9 +7,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Session } from 'node:inspector/promises';
 import { Dataset } from '../lib/data.ts';
 import { loadWarmstore } from '../lib/engines.ts';
+import { withCpuProfile } from '../lib/measure.ts';
 
 const n = Number(process.argv[2] ?? 100_000);
 const out = process.argv[3];
@@ -29,29 +29,23 @@ try {
   const phases: Record<string, number> = {};
   let last = performance.now();
   let lastPhase = 'start';
-  const session = new Session();
-  session.connect();
-  if (out) {
-    await session.post('Profiler.enable');
-    await session.post('Profiler.setSamplingInterval', { interval: 200 });
-    await session.post('Profiler.start');
-  }
   const t0 = performance.now();
-  const stats = await store.compact({
-    force: true,
-    onProgress: (p) => {
-      const now = performance.now();
-      phases[lastPhase] = (phases[lastPhase] ?? 0) + now - last;
-      last = now;
-      lastPhase = p.phase;
-    },
-  });
+  const stats = await withCpuProfile(
+    out,
+    () =>
+      store.compact({
+        force: true,
+        onProgress: (p) => {
+          const now = performance.now();
+          phases[lastPhase] = (phases[lastPhase] ?? 0) + now - last;
+          last = now;
+          lastPhase = p.phase;
+        },
+      }),
+    200,
+  );
   const ms = performance.now() - t0;
   phases[lastPhase] = (phases[lastPhase] ?? 0) + performance.now() - last;
-  if (out) {
-    const { profile } = await session.post('Profiler.stop');
-    fs.writeFileSync(out, JSON.stringify(profile));
-  }
   console.log(
     `compact ${ms.toFixed(0)} ms; moved ${stats.recordsMoved}; maxPauseMs ${stats.maxPauseMs.toFixed(1)}`,
   );

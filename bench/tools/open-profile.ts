@@ -4,9 +4,9 @@
  *   node --import tsx tools/open-profile.ts N DIR [profile.cpuprofile]
  */
 import * as fs from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { Dataset } from '../lib/data.ts';
 import { loadWarmstore } from '../lib/engines.ts';
+import { withCpuProfile } from '../lib/measure.ts';
 
 const n = Number(process.argv[2] ?? 100_000);
 const dir = process.argv[3];
@@ -30,20 +30,9 @@ if (!fs.existsSync(dir)) {
   }
   await store.close();
 }
-const session = new Session();
-session.connect();
-if (out) {
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 500 });
-  await session.post('Profiler.start');
-}
 const t0 = performance.now();
-const store = await WarmStore.open(dir, opts);
+const store = await withCpuProfile(out, () => WarmStore.open(dir, opts));
 const ms = performance.now() - t0;
-if (out) {
-  const { profile } = await session.post('Profiler.stop');
-  fs.writeFileSync(out, JSON.stringify(profile));
-}
 console.log(
   `open ${store.size} records in ${ms.toFixed(0)} ms (${((ms * 1000) / store.size).toFixed(1)} us/record)`,
 );

@@ -7,9 +7,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Session } from 'node:inspector/promises';
 import { Dataset } from '../lib/data.ts';
 import { loadWarmstore } from '../lib/engines.ts';
+import { withCpuProfile } from '../lib/measure.ts';
 
 const n = Number(process.argv[2] ?? 100_000);
 const out = process.argv[3];
@@ -30,20 +30,9 @@ try {
     `WAL files left: ${wal.map((f) => `${f} ${fs.statSync(path.join(crashed, f)).size} B`).join(', ')}`,
   );
   await store.close();
-  const session = new Session();
-  session.connect();
-  if (out) {
-    await session.post('Profiler.enable');
-    await session.post('Profiler.setSamplingInterval', { interval: 500 });
-    await session.post('Profiler.start');
-  }
   const t0 = performance.now();
-  const again = await WarmStore.open(crashed, opts);
+  const again = await withCpuProfile(out, () => WarmStore.open(crashed, opts));
   const ms = performance.now() - t0;
-  if (out) {
-    const { profile } = await session.post('Profiler.stop');
-    fs.writeFileSync(out, JSON.stringify(profile));
-  }
   console.log(`recovered ${again.size} records in ${ms.toFixed(0)} ms`);
   await again.close();
 } finally {
