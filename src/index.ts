@@ -7,6 +7,7 @@ export type { VerifyReport, VerifyProblem } from './engine/store.js';
 export { WarmStoreError, ERROR_CODES } from './errors.js';
 export type { WarmStoreErrorCode, WarmStoreErrorDetails } from './errors.js';
 export type {
+  MemoryMetadata,
   MemoryRecord,
   StoredMemory,
   Durability,

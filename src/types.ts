@@ -22,17 +22,31 @@ export interface MemoryRecord {
   accessCount?: number;
 }
 
-/** A memory as stored: every field filled in. `content` is `null` when absent. */
-export interface StoredMemory {
-  id: string;
-  embedding: Float32Array;
-  content: string | null;
+/** The cognitive metadata of a stored memory, every field filled in (see MemoryRecord). */
+export interface MemoryMetadata {
   confidence: number;
   activation: number;
   decayRate: number;
   createdAt: number;
   lastAccess: number;
   accessCount: number;
+}
+
+/** The names of the MemoryMetadata fields, for code that walks them (import, HTTP schemas). */
+export const METADATA_FIELDS = [
+  'confidence',
+  'activation',
+  'decayRate',
+  'createdAt',
+  'lastAccess',
+  'accessCount',
+] as const satisfies readonly (keyof MemoryMetadata)[];
+
+/** A memory as stored: every field filled in. `content` is `null` when absent. */
+export interface StoredMemory extends MemoryMetadata {
+  id: string;
+  embedding: Float32Array;
+  content: string | null;
 }
 
 export type Durability = 'sync' | 'relaxed';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/index.js';
+import type { BenchOptions } from './commands/bench.js';
 import {
   CliError,
   DEFAULT_DATA_DIR,
@@ -136,19 +137,10 @@ function buildProgram(): Command {
         .argParser(parseIntOption(1, 4096)),
     )
     .addOption(jsonOption())
-    .action(
-      async (opts: {
-        data?: string;
-        count: number;
-        dimension: number;
-        contentBytes: number;
-        concurrency: number;
-        json?: boolean;
-      }) => {
-        const { bench } = await import('./commands/bench.js');
-        await bench(opts);
-      },
-    );
+    .action(async (opts: BenchOptions) => {
+      const { bench } = await import('./commands/bench.js');
+      await bench(opts);
+    });
 
   return program;
 }

@@ -239,7 +239,6 @@ export class WarmStore {
   #opts: ResolvedOptions;
   #fs: WsFileSystem;
   #dim = 0;
-  #slotBytes = 0;
   #manifest!: Manifest;
   #releaseLock: (() => Promise<void>) | undefined;
   /** Slot headers (records.dat) and slot vectors (vectors.dat): one record, two files. */
@@ -386,8 +385,7 @@ export class WarmStore {
     }
     this.#manifest = manifest;
     this.#dim = manifest.dimension;
-    this.#slotBytes = slotBytesFor(this.#dim);
-    if (manifest.slotBytes !== this.#slotBytes) {
+    if (manifest.slotBytes !== slotBytesFor(this.#dim)) {
       throw corruption(`manifest slot size ${manifest.slotBytes} does not match dimension ${this.#dim}`, {
         file: join(this.dir, MANIFEST_FILE),
       });
@@ -789,21 +787,13 @@ export class WarmStore {
         this.#index.set(fast, slot);
         continue;
       }
+      // The fast path declined: the slot is free or damaged, and decodeSlot says which and why.
       const d = decodeSlot(hbuf, pos, vview, i * vecBytes, this.#dim, !bad.has(i));
       if (d.state === 'free') continue;
+      if (d.state === 'used') throw new Error(`slot ${slot}: a valid header the loader declined`);
       this.#nextSlot = Math.max(this.#nextSlot, slot + 1);
-      if (d.state === 'used') {
-        // The fast path takes every valid header; this stays for whatever it may decline.
-        if (!this.#keepNewer(d.value.id, slot, d.value.clsn)) {
-          this.#table.markFull(slot);
-          continue;
-        }
-        this.#table.set(slot, d.value, d.embCrc, d.norm);
-        this.#index.set(d.value.id, slot);
-      } else {
-        // Possibly a slot torn by a checkpoint that crashed: WAL replay may still rewrite it.
-        this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path, d.idHash);
-      }
+      // Possibly a slot torn by a checkpoint that crashed: WAL replay may still rewrite it.
+      this.#markCorrupt(slot, d.id, d.reason, d.where === 'vector' ? vpath : path, d.idHash);
     }
   }
 

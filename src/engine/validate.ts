@@ -1,23 +1,17 @@
 import { invalid } from '../errors.js';
-import type { MemoryRecord } from '../types.js';
+import type { MemoryMetadata, MemoryRecord } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 
 export const MAX_ID_BYTES = 255;
 export const MAX_CONTENT_LIMIT = 0xffffffff;
 
 /** A record checked and converted to what the engine stores. */
-export interface NormalizedRecord {
+export interface NormalizedRecord extends MemoryMetadata {
   id: string;
   idBytes: Buffer;
   embedding: Float32Array;
   kind: ContentKind;
   content: Buffer | null;
-  confidence: number;
-  activation: number;
-  decayRate: number;
-  createdAt: number;
-  lastAccess: number;
-  accessCount: number;
 }
 
 /** Checks an id used for lookup only; no allocation on the read path. */

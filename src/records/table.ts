@@ -1,4 +1,5 @@
 import { crc32c } from '../format/crc.js';
+import type { MemoryMetadata } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 
 export const CHUNK_SHIFT = 13;
@@ -42,7 +43,7 @@ export class Chunk {
   }
 }
 
-export interface SlotValue {
+export interface SlotValue extends MemoryMetadata {
   id: string;
   idLen: number;
   kind: ContentKind;
@@ -50,12 +51,6 @@ export interface SlotValue {
   off: number;
   clen: number;
   clsn: number;
-  confidence: number;
-  activation: number;
-  decayRate: number;
-  createdAt: number;
-  lastAccess: number;
-  accessCount: number;
   embedding: Float32Array;
 }
 
@@ -113,11 +108,8 @@ export class RecordTable {
     return c !== undefined && c.kind[slot & CHUNK_MASK] !== ContentKind.Free;
   }
 
-  /**
-   * Stores `v` in `slot`; `embCrc` and `norm` are the embedding's CRC32C and norm when the caller
-   * already has them (open reads both from the slot header).
-   */
-  set(slot: number, v: SlotValue, embCrc?: number, norm?: number): void {
+  /** Stores `v` in `slot`, computing the embedding's norm and CRC32C. */
+  set(slot: number, v: SlotValue): void {
     this.ensure(slot);
     const c = this.chunk(slot);
     const i = slot & CHUNK_MASK;
@@ -136,22 +128,17 @@ export class RecordTable {
     c.accessCount[i] = v.accessCount;
     const base = i * this.dim;
     const e = v.embedding;
-    // Open reads vectors straight into the table and hands back a view of the slot itself.
-    if (e.buffer !== c.emb.buffer || e.byteOffset !== c.emb.byteOffset + base * 4) c.emb.set(e, base);
-    if (norm !== undefined) {
-      c.norm[i] = norm;
-    } else {
-      // Hoisted: `v` arrives in several object shapes, and reading v.embedding inside the loop
-      // made this the hottest line of open and put.
-      const dim = this.dim;
-      let s = 0;
-      for (let d = 0; d < dim; d++) {
-        const x = e[d]!;
-        s += x * x;
-      }
-      c.norm[i] = Math.sqrt(s);
+    c.emb.set(e, base);
+    // Hoisted: `v` arrives in several object shapes, and reading v.embedding inside the loop
+    // made this the hottest line of put.
+    const dim = this.dim;
+    let s = 0;
+    for (let d = 0; d < dim; d++) {
+      const x = e[d]!;
+      s += x * x;
     }
-    c.embCrc[i] = embCrc ?? crc32c(new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
+    c.norm[i] = Math.sqrt(s);
+    c.embCrc[i] = crc32c(new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
   }
 
   clear(slot: number): void {

@@ -4,6 +4,8 @@
  * names them instead of inlining copies.
  */
 
+import { METADATA_FIELDS } from '../types.js';
+
 export const errorSchema = {
   $id: 'Error',
   type: 'object',
@@ -27,17 +29,7 @@ export const errorSchema = {
 export const memorySchema = {
   $id: 'Memory',
   type: 'object',
-  required: [
-    'id',
-    'embedding',
-    'content',
-    'confidence',
-    'activation',
-    'decayRate',
-    'createdAt',
-    'lastAccess',
-    'accessCount',
-  ],
+  required: ['id', 'embedding', 'content', ...METADATA_FIELDS],
   properties: {
     id: { type: 'string' },
     embedding: { type: 'array', items: { type: 'number' } },

@@ -1,4 +1,5 @@
 import { crc32c } from '../format/crc.js';
+import type { MemoryMetadata } from '../types.js';
 
 /**
  * WAL entry: 0 crc32c u32 (of bytes 4..end)  4 body length u32  8 LSN f64  16 body (type u8 + payload)
@@ -23,7 +24,7 @@ export enum ContentKind {
   Present = 3,
 }
 
-export interface PutEntry {
+export interface PutEntry extends MemoryMetadata {
   type: WalType.Put;
   lsn: number;
   slot: number;
@@ -33,12 +34,6 @@ export interface PutEntry {
   seg: number;
   off: number;
   clen: number;
-  confidence: number;
-  activation: number;
-  decayRate: number;
-  createdAt: number;
-  lastAccess: number;
-  accessCount: number;
   embedding: Float32Array;
 }
 export interface DeleteEntry {

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { WarmStore } from '../../index.js';
 import { WarmStoreError, invalid } from '../../errors.js';
-import type { MemoryRecord } from '../../types.js';
+import { METADATA_FIELDS, type MemoryRecord } from '../../types.js';
 import { recordFromJson, type MemoryInputJson } from '../../server/codec.js';
 import {
   CliError,
@@ -24,15 +24,7 @@ export interface ImportOptions {
   batch: number;
 }
 
-const NUMBER_FIELDS = [
-  'confidence',
-  'activation',
-  'decayRate',
-  'createdAt',
-  'lastAccess',
-  'accessCount',
-] as const;
-const KNOWN_FIELDS = new Set<string>(['id', 'embedding', 'content', ...NUMBER_FIELDS]);
+const KNOWN_FIELDS = new Set<string>(['id', 'embedding', 'content', ...METADATA_FIELDS]);
 
 /**
  * Checks the JSON shape of one line; value checks (dimension, ranges, id length) are the store's.
@@ -56,7 +48,7 @@ export function parseRecordLine(line: string): MemoryRecord {
   if (o['content'] !== undefined && o['content'] !== null && typeof o['content'] !== 'string') {
     throw invalid('content', 'must be a string or null');
   }
-  for (const f of NUMBER_FIELDS) {
+  for (const f of METADATA_FIELDS) {
     if (o[f] !== undefined && typeof o[f] !== 'number') throw invalid(f, 'must be a number');
   }
   return recordFromJson(o as unknown as MemoryInputJson);
