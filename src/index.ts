@@ -3,7 +3,6 @@
  * in `warmstore/server` and the core never imports it.
  */
 export { WarmStore } from './engine/store.js';
-export type { VerifyReport, VerifyProblem } from './engine/store.js';
 export { WarmStoreError, ERROR_CODES } from './errors.js';
 export type { WarmStoreErrorCode, WarmStoreErrorDetails } from './errors.js';
 export type {
@@ -12,8 +11,13 @@ export type {
   StoredMemory,
   Durability,
   WarmStoreOptions,
-  CompactionOptions,
-  MaintenanceOptions,
+  CompactionLimits,
+  MaintenancePolicy,
+  StartupCompaction,
+  VerifyOptions,
+  VerifyReport,
+  VerifyProblem,
+  CorruptRecord,
   WarmStoreLogger,
   GetOptions,
   RecallOptions,

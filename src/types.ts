@@ -51,7 +51,11 @@ export interface StoredMemory extends MemoryMetadata {
 
 export type Durability = 'sync' | 'relaxed';
 
-export interface CompactionOptions {
+/** What open does about a heavily fragmented store: nothing, compact in the background, or first. */
+export type StartupCompaction = 'off' | 'background' | 'blocking';
+
+/** Limits of a compaction run (`WarmStoreOptions.compaction`). */
+export interface CompactionLimits {
   /**
    * Ceiling on the extra memory compaction may use (read and write buffers plus the staged
    * remap table), whatever the size of the store.
@@ -70,7 +74,8 @@ export interface CompactionOptions {
   diskHeadroomBytes?: number;
 }
 
-export interface MaintenanceOptions {
+/** When the maintenance loop and open compact (`WarmStoreOptions.maintenance`). */
+export interface MaintenancePolicy {
   /** Compact when `fragmentationRatio` is strictly greater than this. @default 0.5 */
   fragmentationThreshold?: number;
   /** ...and `totalBytes` is strictly greater than this. @default 104857600 (100 MiB) */
@@ -80,7 +85,7 @@ export interface MaintenanceOptions {
   /** Above this ratio at open, compact according to `startupCompaction`. @default 0.9 */
   startupCompactRatio?: number;
   /** What to do at open above `startupCompactRatio`. @default 'background' */
-  startupCompaction?: 'off' | 'background' | 'blocking';
+  startupCompaction?: StartupCompaction;
 }
 
 /** Minimal structured logger (pino-compatible). */
@@ -113,9 +118,9 @@ export interface WarmStoreOptions {
   /** Interval of the maintenance loop in ms, or `false` to disable it. @default 60000 */
   maintenanceIntervalMs?: number | false;
   /** Compaction limits. */
-  compaction?: CompactionOptions;
+  compaction?: CompactionLimits;
   /** Trigger thresholds of the maintenance loop and the startup check. */
-  maintenance?: MaintenanceOptions;
+  maintenance?: MaintenancePolicy;
   /** Structured logger; warmstore logs nothing when absent. @default undefined */
   logger?: WarmStoreLogger;
   /** File layer; tests inject faults here. @default the Node fs layer */
@@ -214,4 +219,34 @@ export interface WarmStoreEvents {
     result: { outcome: 'success'; stats: CompactionStats } | { outcome: 'failure' | 'aborted'; error: Error },
   ) => void;
   compactionPause: (ms: number) => void;
+}
+
+export interface VerifyOptions {
+  /** Called as records are checked, with the count so far and the total. @default undefined */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface VerifyProblem {
+  /** `corrupt-record`, `corrupt-content` or `garbage-count`. */
+  kind: string;
+  id?: string;
+  file?: string;
+  message: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  records: number;
+  segments: number;
+  bytesChecked: number;
+  problems: VerifyProblem[];
+}
+
+/** A record that failed its checks at open; reading its id raises CORRUPTION_DETECTED. */
+export interface CorruptRecord {
+  slot: number;
+  /** The id as read, when its bytes could be read at all. */
+  id: string | undefined;
+  reason: string;
+  file: string;
 }

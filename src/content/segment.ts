@@ -3,6 +3,10 @@ import { corruption, ioError } from '../errors.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import { crc32c } from '../format/crc.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
+import { readFully, readFullySync } from '../fs/io.js';
+
+// Kept while callers move to ../fs/io.js.
+export { writeFully, writeFullySync } from '../fs/io.js';
 
 /**
  * A content segment: header, then entries appended back to back:
@@ -138,13 +142,9 @@ export class Segment {
 
   readSync(offset: number, size: number): Buffer {
     const buf = Buffer.allocUnsafe(size);
-    let got = 0;
+    let got: number;
     try {
-      while (got < size) {
-        const n = this.file.readSync(buf, got, size - got, offset + got);
-        if (n === 0) break;
-        got += n;
-      }
+      got = readFullySync(this.file, buf, 0, size, offset);
     } catch (err) {
       throw ioError('read', this.path, err);
     }
@@ -153,35 +153,12 @@ export class Segment {
 
   async read(offset: number, size: number, into?: Buffer): Promise<Buffer> {
     const buf = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
-    let got = 0;
+    let got: number;
     try {
-      while (got < size) {
-        const n = await this.file.read(buf, got, size - got, offset + got);
-        if (n === 0) break;
-        got += n;
-      }
+      got = await readFully(this.file, buf, 0, size, offset);
     } catch (err) {
       throw ioError('read', this.path, err);
     }
     return got === size ? buf : buf.subarray(0, got);
-  }
-}
-
-/** Writes all of `buf` at `position`, looping over short writes. */
-export async function writeFully(file: WsFile, buf: Uint8Array, position: number): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const n = await file.write(buf, off, buf.length - off, position + off);
-    if (n <= 0) throw Object.assign(new Error(`write returned ${n}`), { code: 'EIO' });
-    off += n;
-  }
-}
-
-export function writeFullySync(file: WsFile, buf: Uint8Array, position: number): void {
-  let off = 0;
-  while (off < buf.length) {
-    const n = file.writeSync(buf, off, buf.length - off, position + off);
-    if (n <= 0) throw Object.assign(new Error(`write returned ${n}`), { code: 'EIO' });
-    off += n;
   }
 }

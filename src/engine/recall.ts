@@ -52,7 +52,8 @@ export async function exactTopK(
           s3 += emb[o + 3]! * query[d + 3]!;
         }
         for (; d < dim; d++, o++) s0 += emb[o]! * query[d]!;
-        score = (s0 + s1 + s2 + s3) / (nv * qn);
+        // float32 norms and a float64 dot product can land a hair outside cosine's range.
+        score = Math.min(1, Math.max(-1, (s0 + s1 + s2 + s3) / (nv * qn)));
       }
       if (score < minScore) continue;
       if (hits.length >= k && score < worst) continue;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { writeFully } from '../content/segment.js';
 import { encodeHeader, registerMigration } from '../format/header.js';
+import { readFully, writeFully } from '../fs/io.js';
 import type { WsFileSystem } from '../fs/types.js';
 import {
   RECORDS_DATA_START,
@@ -59,12 +59,7 @@ export async function splitV1Records(
     const vBuf = Buffer.allocUnsafe(per * vecBytes);
     for (let first = 0; first < slots; first += per) {
       const n = Math.min(per, slots - first);
-      let got = 0;
-      while (got < n * v1Slot) {
-        const r = await src.read(inBuf, got, n * v1Slot - got, RECORDS_DATA_START + first * v1Slot + got);
-        if (r === 0) break;
-        got += r;
-      }
+      await readFully(src, inBuf, 0, n * v1Slot, RECORDS_DATA_START + first * v1Slot);
       for (let i = 0; i < n; i++) {
         inBuf.copy(hBuf, i * SLOT_HEADER_BYTES, i * v1Slot, i * v1Slot + SLOT_HEADER_BYTES);
         // Format 1 left bytes 84..88 reserved; format 2 keeps the id's checksum there.

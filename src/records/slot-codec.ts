@@ -155,6 +155,19 @@ export function embeddingCrc(embedding: Float32Array): number {
   return crc32c(Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength));
 }
 
+/**
+ * Cheap test for a free header (checksum and kind both zero), for a pass over a whole chunk; a
+ * damaged header is caught by decodeSlot, not here.
+ */
+export function looksFree(b: Buffer, pos: number): boolean {
+  return b.readUInt32LE(pos) === 0 && b[pos + 4] === 0;
+}
+
+/** The embedding checksum a header stores (bytes 80..84). */
+export function storedEmbeddingCrc(b: Buffer, pos: number): number {
+  return b.readUInt32LE(pos + 80);
+}
+
 export function encodeFreeHeader(b: Buffer, pos: number): void {
   b.fill(0, pos, pos + SLOT_HEADER_BYTES);
 }

@@ -1,0 +1,269 @@
+import { setImmediate as yieldImmediate } from 'node:timers/promises';
+import type { SegmentSet } from '../content/segment-set.js';
+import { ioError } from '../errors.js';
+import { writeManifest, type Manifest } from '../format/manifest.js';
+import type { WsFile, WsFileSystem } from '../fs/types.js';
+import type { Keyspace } from '../records/keyspace.js';
+import type { RecordFiles } from '../records/record-files.js';
+import {
+  SLOT_HEADER_BYTES,
+  encodeFreeHeader,
+  encodeSlotHeader,
+  encodeVector,
+} from '../records/slot-codec.js';
+import { CHUNK_MASK, CHUNK_SLOTS, DIRTY_FULL } from '../records/table.js';
+import type { WarmStoreLogger } from '../types.js';
+import type { WalLog } from '../wal/log.js';
+import type { CompactionJournal } from './compaction-journal.js';
+import type { Writer } from './writer.js';
+
+/** Headers written in one pwrite at most (180 KB). */
+const HEADER_RUN = 512;
+/** Clean headers a run may bridge to reach the next dirty one. */
+const HEADER_GAP = 16;
+/** Vectors written in one pwrite at most (about 200 KB at 768 dimensions). */
+const VECTOR_RUN = 64;
+/** Vectors a run may bridge to reach the next changed one. */
+const VECTOR_GAP = 4;
+/** A checkpoint step yields to the event loop once it has run this long. */
+const STEP_MS = 4;
+
+export interface CheckpointerDeps {
+  fs: WsFileSystem;
+  dir: string;
+  keyspace: Keyspace;
+  files: RecordFiles;
+  segments: SegmentSet;
+  wal: WalLog;
+  writer: Writer;
+  journal: CompactionJournal;
+  /** The MANIFEST as open found it; the checkpointer keeps it current. */
+  manifest: Manifest;
+  walCheckpointBytes: number;
+  logger: WarmStoreLogger | undefined;
+}
+
+/**
+ * Makes the in-memory records durable in records.dat and vectors.dat, so the WAL they came from
+ * can go. Between two write batches it notes the last LSN `L`, fsyncs the WAL and starts the next
+ * file, and takes the dirty flags; then it writes every dirty slot's current state (at or after
+ * `L`: a checkpoint may record any state at or after its LSN, replay is idempotent), fsyncs what
+ * a slot can point at, then the record files, then replaces the MANIFEST (`walFileNo`,
+ * `checkpointLsn = L`, the slot count) and deletes the WAL files and empty segments it covers.
+ *
+ * Checkpoints run one after another (lock 2 in the store's lock order); each takes the writer
+ * (lock 3) only through a barrier.
+ */
+export class Checkpointer {
+  readonly #d: CheckpointerDeps;
+  #manifest: Manifest;
+  #chain: Promise<void> = Promise.resolve();
+  #pending = false;
+
+  constructor(deps: CheckpointerDeps) {
+    this.#d = deps;
+    this.#manifest = deps.manifest;
+  }
+
+  /** Queues a checkpoint after the one running, if any. */
+  checkpoint(): Promise<void> {
+    this.#pending = true;
+    const run = this.#chain.then(() => this.#run(true));
+    this.#chain = run.catch(() => undefined);
+    return run.finally(() => {
+      this.#pending = false;
+    });
+  }
+
+  /** After a commit: a WAL past its size limit gets a background checkpoint. */
+  afterCommit(): void {
+    if (this.#d.wal.bytes > this.#d.walCheckpointBytes && !this.#pending) {
+      this.checkpoint().catch((err: unknown) =>
+        this.#d.logger?.error({ err }, 'background checkpoint failed'),
+      );
+    }
+  }
+
+  /**
+   * The checkpoint that ends recovery: writes the replayed state into the record files while no
+   * writer runs yet (the WAL file it starts from is already the fresh one).
+   */
+  recoveryCheckpoint(): Promise<void> {
+    return this.#run(false);
+  }
+
+  async #run(rotateWal: boolean): Promise<void> {
+    const d = this.#d;
+    let lsn = d.writer.lastLsn;
+    let slots = d.keyspace.slotLimit;
+    let taken: Uint8Array[] = [];
+    let oldWal: WsFile | undefined;
+    if (rotateWal) {
+      // Rotate between two batches, so every entry up to `lsn` is in the old file.
+      try {
+        await d.writer.barrier(async () => {
+          lsn = d.writer.lastLsn;
+          slots = d.keyspace.slotLimit;
+          await d.wal.sync();
+          oldWal = await d.wal.start(d.wal.fileNo + 1);
+          taken = d.keyspace.table.takeDirty();
+        });
+      } catch (err) {
+        throw ioError('checkpoint', d.wal.path, err);
+      }
+    } else {
+      taken = d.keyspace.table.takeDirty();
+    }
+    try {
+      await this.#writeSlots(taken);
+      // Everything a checkpointed slot may point at must be durable before records.dat is.
+      await d.segments.syncDirty();
+      await d.wal.sync();
+      await d.files.sync();
+      this.#manifest = {
+        ...this.#manifest,
+        walFileNo: d.wal.fileNo,
+        checkpointLsn: lsn,
+        nextSegmentId: d.segments.nextId,
+        activeSegment: d.segments.active.id,
+        nextCompactionRunId: d.journal.nextRunId,
+        compaction: d.journal.snapshot(),
+        slots,
+      };
+      await writeManifest(d.fs, d.dir, this.#manifest);
+    } catch (err) {
+      d.keyspace.table.restoreDirty(taken);
+      // The old WAL file stays on disk (the manifest still points at it); only the handle goes.
+      await oldWal?.close().catch(() => undefined);
+      throw ioError('checkpoint', d.files.recordsPath, err);
+    }
+    await oldWal?.close().catch(() => undefined);
+    let names: string[];
+    try {
+      names = await d.fs.readdir(d.dir);
+    } catch (err) {
+      throw ioError('readdir', d.dir, err);
+    }
+    await d.wal.removeOlder(names);
+    await d.segments.collect(d.journal.outputs());
+  }
+
+  /**
+   * Writes the dirty slots of every chunk: headers in runs (read back first, only the dirty ones
+   * re-encoded), vectors only where the embedding changed. Asynchronous pwrites: once the page
+   * cache holds enough dirty pages the kernel throttles writers inside write(2) for 100 ms and
+   * more, which a synchronous call would turn into an event-loop stall.
+   */
+  async #writeSlots(taken: Uint8Array[]): Promise<void> {
+    const d = this.#d;
+    const ks = d.keyspace;
+    const pace = { work: 0, stepStart: performance.now() };
+    const hbuf = Buffer.allocUnsafe(HEADER_RUN * SLOT_HEADER_BYTES);
+    const vecBytes = d.files.vectorBytes;
+    const vbuf = Buffer.allocUnsafe(VECTOR_RUN * vecBytes);
+    for (let ci = 0; ci < taken.length; ci++) {
+      const flags = taken[ci]!;
+      const base = ci * CHUNK_SLOTS;
+      // A clean header's bytes on disk already are its current state (or the evidence of its
+      // corruption), and a page-cached read of the run costs less than re-encoding it.
+      await this.#writeRuns(
+        pace,
+        flags,
+        base,
+        (f) => f !== 0,
+        HEADER_GAP,
+        HEADER_RUN,
+        async (first, count) => {
+          const bytes = count * SLOT_HEADER_BYTES;
+          const got = await d.files.readHeaders(first, count, hbuf);
+          hbuf.fill(0, got, bytes);
+          for (let x = 0; x < count; x++) {
+            if (flags[first - base + x] !== 0) this.#encodeHeader(hbuf, x * SLOT_HEADER_BYTES, first + x);
+          }
+          await d.files.writeHeaders(first, hbuf.subarray(0, bytes));
+        },
+      );
+      // A bridged clean vector is rewritten from memory (a copy, no checksum).
+      await this.#writeRuns(
+        pace,
+        flags,
+        base,
+        (f, slot) => f === DIRTY_FULL && ks.isUsed(slot),
+        VECTOR_GAP,
+        VECTOR_RUN,
+        async (first, count) => {
+          for (let x = 0; x < count; x++) this.#encodeVector(vbuf, x * vecBytes, first + x);
+          await d.files.writeVectors(first, vbuf.subarray(0, count * vecBytes));
+        },
+      );
+      await yieldImmediate();
+    }
+  }
+
+  /**
+   * Writes runs of one chunk's slots through `write(first, count)`: a run starts at a slot
+   * `wanted` says needs writing and bridges at most `gap` slots that do not (one pwrite of a few
+   * extra slots beats many scattered small ones, and rewriting an unchanged slot with its current
+   * state is harmless). Yields once a step has run STEP_MS.
+   */
+  async #writeRuns(
+    pace: { work: number; stepStart: number },
+    flags: Uint8Array,
+    base: number,
+    wanted: (flag: number, slot: number) => boolean,
+    gap: number,
+    maxRun: number,
+    write: (first: number, count: number) => Promise<void>,
+  ): Promise<void> {
+    let i = 0;
+    while (i < CHUNK_SLOTS) {
+      if (!wanted(flags[i]!, base + i)) {
+        i++;
+        continue;
+      }
+      let last = i;
+      for (let e = i + 1; e < CHUNK_SLOTS && e - i < maxRun; e++) {
+        if (wanted(flags[e]!, base + e)) last = e;
+        else if (e - last > gap) break;
+      }
+      const n = last - i + 1;
+      await write(base + i, n);
+      i += n;
+      pace.work += n;
+      // Time-bounded steps: a write to a busy disk can take far longer than its size suggests.
+      if (pace.work >= 64) {
+        pace.work = 0;
+        if (performance.now() - pace.stepStart > STEP_MS) {
+          await yieldImmediate();
+          pace.stepStart = performance.now();
+        }
+      }
+    }
+  }
+
+  #encodeHeader(buf: Buffer, pos: number, slot: number): void {
+    const ks = this.#d.keyspace;
+    if (!ks.isUsed(slot)) {
+      encodeFreeHeader(buf, pos);
+    } else if (ks.isRawCorrupt(slot)) {
+      // Leave a corrupt slot's bytes as found on disk: re-read them for evidence, never mask them.
+      this.#d.files.readHeaderSync(slot, buf, pos);
+    } else {
+      encodeSlotHeader(buf, pos, ks.table.chunk(slot), slot & CHUNK_MASK);
+    }
+  }
+
+  #encodeVector(buf: Buffer, pos: number, slot: number): void {
+    const ks = this.#d.keyspace;
+    const vecBytes = this.#d.files.vectorBytes;
+    if (!ks.isUsed(slot)) {
+      buf.fill(0, pos, pos + vecBytes);
+    } else if (ks.isRawCorrupt(slot)) {
+      this.#d.files.readVectorSync(slot, buf, pos);
+    } else {
+      const dim = this.#d.files.dim;
+      const at = (slot & CHUNK_MASK) * dim;
+      encodeVector(buf, pos, ks.table.chunk(slot).emb.subarray(at, at + dim));
+    }
+  }
+}

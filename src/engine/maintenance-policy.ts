@@ -1,0 +1,73 @@
+import type { ContentStorageStats, InterruptedCompaction, StartupCompaction } from '../types.js';
+
+/** The thresholds of the maintenance loop. */
+export interface MaintenanceThresholds {
+  fragmentationThreshold: number;
+  minTotalBytes: number;
+}
+
+export interface MaintenanceDecision {
+  action: 'compact' | 'skip' | 'busy';
+  reason: string;
+}
+
+/**
+ * Whether a maintenance run compacts: when fragmentation is strictly above its threshold and the
+ * content strictly above its minimum size (both boundaries strict: exactly at the threshold does
+ * not trigger), or when a compaction interrupted by a crash is waiting to be resumed.
+ */
+export function decideMaintenance(
+  stats: ContentStorageStats,
+  t: MaintenanceThresholds,
+  compacting: boolean,
+  interrupted: InterruptedCompaction | undefined,
+): MaintenanceDecision {
+  if (compacting) return { action: 'busy', reason: 'a compaction is already running' };
+  const fragmented = stats.fragmentationRatio > t.fragmentationThreshold;
+  const bigEnough = stats.totalBytes > t.minTotalBytes;
+  if (interrupted) {
+    return { action: 'compact', reason: `resuming interrupted compaction run ${interrupted.runId}` };
+  }
+  if (fragmented && bigEnough) {
+    return {
+      action: 'compact',
+      reason: `fragmentation ${stats.fragmentationRatio.toFixed(4)} > ${t.fragmentationThreshold} and ${stats.totalBytes} bytes > ${t.minTotalBytes}`,
+    };
+  }
+  return {
+    action: 'skip',
+    reason: !fragmented
+      ? `fragmentation ${stats.fragmentationRatio.toFixed(4)} is not above ${t.fragmentationThreshold}`
+      : `total ${stats.totalBytes} bytes is not above ${t.minTotalBytes}`,
+  };
+}
+
+export interface StartupPolicy {
+  startupWarnRatio: number;
+  startupCompactRatio: number;
+  startupCompaction: StartupCompaction;
+}
+
+export interface StartupDecision {
+  /** Log that the store is heavily fragmented. */
+  warn: boolean;
+  /** Compact right after open, and how; 'off' when not. */
+  compact: StartupCompaction;
+}
+
+/**
+ * What open does about fragmentation: warn strictly above `startupWarnRatio`; compact (in the
+ * background or before open returns) strictly above `startupCompactRatio`, or whenever a
+ * compaction interrupted by a crash is waiting.
+ */
+export function decideStartup(
+  stats: ContentStorageStats,
+  p: StartupPolicy,
+  interrupted: InterruptedCompaction | undefined,
+): StartupDecision {
+  const want = stats.fragmentationRatio > p.startupCompactRatio || interrupted !== undefined;
+  return {
+    warn: stats.fragmentationRatio > p.startupWarnRatio,
+    compact: want ? p.startupCompaction : 'off',
+  };
+}

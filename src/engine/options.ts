@@ -1,0 +1,144 @@
+import { invalid } from '../errors.js';
+import { nodeFileSystem } from '../fs/node-fs.js';
+import type { WsFileSystem } from '../fs/types.js';
+import type { Durability, StartupCompaction, WarmStoreLogger, WarmStoreOptions } from '../types.js';
+import { MAX_CONTENT_LIMIT } from './validate.js';
+import { testHooksOf } from './test-hooks.js';
+
+/**
+ * The default of every option, stated once. The TSDoc `@default` tags in types.ts document these
+ * values; the server and the CLI read them from here.
+ */
+export const DEFAULTS = {
+  dimension: 768,
+  durability: 'sync',
+  relaxedSyncIntervalMs: 100,
+  segmentBytes: 64 * 1024 * 1024,
+  maxContentBytes: 16 * 1024 * 1024,
+  walCheckpointBytes: 64 * 1024 * 1024,
+  maintenanceIntervalMs: 60_000,
+  memoryBudgetBytes: 64 * 1024 * 1024,
+  minSegmentDeadRatio: 0.3,
+  diskHeadroomBytes: 16 * 1024 * 1024,
+  fragmentationThreshold: 0.5,
+  minTotalBytes: 100 * 1024 * 1024,
+  startupWarnRatio: 0.7,
+  startupCompactRatio: 0.9,
+  startupCompaction: 'background',
+} as const;
+
+/** Options after validation, every default filled in. */
+export interface ResolvedOptions {
+  /** Undefined: take the store's own (or the default when creating it). */
+  dimension: number | undefined;
+  durability: Durability;
+  relaxedSyncIntervalMs: number;
+  segmentBytes: number;
+  maxContentBytes: number;
+  walCheckpointBytes: number;
+  maintenanceIntervalMs: number | false;
+  memoryBudgetBytes: number;
+  minSegmentDeadRatio: number;
+  diskHeadroomBytes: number;
+  fragmentationThreshold: number;
+  minTotalBytes: number;
+  startupWarnRatio: number;
+  startupCompactRatio: number;
+  startupCompaction: StartupCompaction;
+  logger: WarmStoreLogger | undefined;
+  fileSystem: WsFileSystem;
+  onKillPoint: ((name: string) => void) | undefined;
+}
+
+function int(v: unknown, field: string, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalid(field, `must be an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+function ratio(v: unknown, field: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw invalid(field, 'must be a number in [0, 1]');
+  return v;
+}
+
+function nonNegative(v: unknown, field: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw invalid(field, 'must be a number >= 0');
+  return v;
+}
+
+function oneOf<T extends string>(v: unknown, field: string, dflt: T, allowed: readonly T[]): T {
+  if (v === undefined) return dflt;
+  if (!allowed.includes(v as T)) throw invalid(field, `must be ${allowed.map((a) => `'${a}'`).join(' or ')}`);
+  return v as T;
+}
+
+function section(v: unknown, field: string): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(field, 'must be an object');
+  return v as Record<string, unknown>;
+}
+
+/** Validates `WarmStore.open`'s options; throws INVALID_INPUT naming the first bad field. */
+export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions {
+  const o = section(options, 'options') as WarmStoreOptions;
+  const mi = o.maintenanceIntervalMs;
+  if (mi !== undefined && mi !== false && (typeof mi !== 'number' || !Number.isInteger(mi) || mi < 10)) {
+    throw invalid('maintenanceIntervalMs', 'must be an integer >= 10 or false');
+  }
+  const c = section(o.compaction, 'compaction');
+  const m = section(o.maintenance, 'maintenance');
+  const D = DEFAULTS;
+  return {
+    dimension: o.dimension === undefined ? undefined : int(o.dimension, 'dimension', D.dimension, 1, 65536),
+    durability: oneOf<Durability>(o.durability, 'durability', D.durability, ['sync', 'relaxed']),
+    relaxedSyncIntervalMs: int(
+      o.relaxedSyncIntervalMs,
+      'relaxedSyncIntervalMs',
+      D.relaxedSyncIntervalMs,
+      1,
+      3_600_000,
+    ),
+    segmentBytes: int(o.segmentBytes, 'segmentBytes', D.segmentBytes, 4096, 2 ** 40),
+    maxContentBytes: int(o.maxContentBytes, 'maxContentBytes', D.maxContentBytes, 0, MAX_CONTENT_LIMIT),
+    walCheckpointBytes: int(o.walCheckpointBytes, 'walCheckpointBytes', D.walCheckpointBytes, 4096, 2 ** 40),
+    maintenanceIntervalMs: mi ?? D.maintenanceIntervalMs,
+    memoryBudgetBytes: int(
+      c.memoryBudgetBytes,
+      'compaction.memoryBudgetBytes',
+      D.memoryBudgetBytes,
+      0,
+      2 ** 40,
+    ),
+    minSegmentDeadRatio: ratio(
+      c.minSegmentDeadRatio,
+      'compaction.minSegmentDeadRatio',
+      D.minSegmentDeadRatio,
+    ),
+    diskHeadroomBytes: nonNegative(c.diskHeadroomBytes, 'compaction.diskHeadroomBytes', D.diskHeadroomBytes),
+    fragmentationThreshold: ratio(
+      m.fragmentationThreshold,
+      'maintenance.fragmentationThreshold',
+      D.fragmentationThreshold,
+    ),
+    minTotalBytes: nonNegative(m.minTotalBytes, 'maintenance.minTotalBytes', D.minTotalBytes),
+    startupWarnRatio: ratio(m.startupWarnRatio, 'maintenance.startupWarnRatio', D.startupWarnRatio),
+    startupCompactRatio: ratio(
+      m.startupCompactRatio,
+      'maintenance.startupCompactRatio',
+      D.startupCompactRatio,
+    ),
+    startupCompaction: oneOf<StartupCompaction>(
+      m.startupCompaction,
+      'maintenance.startupCompaction',
+      D.startupCompaction,
+      ['off', 'background', 'blocking'],
+    ),
+    logger: o.logger,
+    fileSystem: o.fileSystem ?? nodeFileSystem,
+    onKillPoint: testHooksOf(o).onKillPoint,
+  };
+}

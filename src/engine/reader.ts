@@ -1,0 +1,152 @@
+import { setImmediate as yieldImmediate } from 'node:timers/promises';
+import type { SegmentSet } from '../content/segment-set.js';
+import { entryBytes, verifyEntry, type Segment } from '../content/segment.js';
+import { corruption } from '../errors.js';
+import type { Keyspace } from '../records/keyspace.js';
+import type { StoredMemory } from '../types.js';
+import { ContentKind } from '../wal/entries.js';
+
+/** Reads bigger than this go through the async path with a segment pin, so they never block. */
+const SYNC_READ_LIMIT = 256 * 1024;
+/**
+ * A synchronous read slower than this is taken for a page-cache miss on a busy disk (a GC pause
+ * landing inside a read is usually shorter; a lower bar sent `get` to the pool on every scavenge)...
+ */
+const SLOW_SYNC_READ_MS = 20;
+/** ...after which `get` reads through the thread pool for this long. */
+const POOL_READ_WINDOW_MS = 1000;
+
+/**
+ * Everything a read needs, taken in one synchronous step: the record's values as of now and
+ * where its content lies. Reading the content afterwards (possibly asynchronously) cannot mix two
+ * versions: the entry is checked against this id and length, and segments are append-only.
+ */
+interface ReadDescriptor {
+  memory: StoredMemory;
+  seg: Segment | undefined;
+  off: number;
+  clen: number;
+  idLen: number;
+}
+
+/**
+ * The read path: memories by slot, their content from the segments, every entry checked (CRC32C
+ * and owner id) as it is read. Small reads use a synchronous pread while those stay fast; after
+ * one that was slow (a page-cache miss), `get` reads through the thread pool for a while.
+ */
+export class Reader {
+  readonly #keyspace: Keyspace;
+  readonly #segments: SegmentSet;
+  /** Until when `get` reads content through the thread pool. */
+  #poolReadsUntil = 0;
+
+  constructor(keyspace: Keyspace, segments: SegmentSet) {
+    this.#keyspace = keyspace;
+    this.#segments = segments;
+  }
+
+  /**
+   * The memory in `slot`. The common case stays synchronous: one page-cached pread (~2 us; a
+   * thread-pool hop costs ~200 us here). A pread that misses the cache holds the event loop for
+   * the disk's latency (80 ms seen during a compaction), so after one slow read this goes through
+   * the pool for a while.
+   */
+  async read(slot: number, requestedId?: string): Promise<StoredMemory> {
+    const d = this.#describe(slot, requestedId);
+    if (!d.seg) return d.memory;
+    if (this.#isSmall(d) && performance.now() >= this.#poolReadsUntil) {
+      const t = performance.now();
+      const m = this.#finishSync(d);
+      const now = performance.now();
+      if (now - t > SLOW_SYNC_READ_MS) this.#poolReadsUntil = now + POOL_READ_WINDOW_MS;
+      return m;
+    }
+    return this.#finishAsync(d);
+  }
+
+  /** Always synchronous: on a page-cache miss it waits for the disk on the calling thread. */
+  readSync(slot: number, requestedId?: string): StoredMemory {
+    const d = this.#describe(slot, requestedId);
+    return d.seg ? this.#finishSync(d) : d.memory;
+  }
+
+  /** Small entries synchronously (no window logic: iteration and recall read in bulk). */
+  async readBulk(slot: number): Promise<StoredMemory> {
+    const d = this.#describe(slot);
+    if (!d.seg) return d.memory;
+    return this.#isSmall(d) ? this.#finishSync(d) : this.#finishAsync(d);
+  }
+
+  /**
+   * Every memory in slot order; a memory written during iteration may or may not appear.
+   * `checkOpen` throws once the store is closing, ending the iteration.
+   */
+  async *entries(checkOpen: () => void): AsyncGenerator<StoredMemory> {
+    let n = 0;
+    for (let slot = 0; slot < this.#keyspace.slotLimit; slot++) {
+      checkOpen();
+      if (!this.#keyspace.isUsed(slot)) continue;
+      yield await this.readBulk(slot);
+      if (++n % 4096 === 0) await yieldImmediate();
+    }
+  }
+
+  /** Reads and checks a slot's content entry through the thread pool; for verify. */
+  async checkContent(slot: number): Promise<number> {
+    const d = this.#describe(slot);
+    if (!d.seg) return 0;
+    await this.#finishAsync(d);
+    return entryBytes(d.idLen, d.clen);
+  }
+
+  #isSmall(d: ReadDescriptor): boolean {
+    return entryBytes(d.idLen, d.clen) <= SYNC_READ_LIMIT;
+  }
+
+  #describe(slot: number, requestedId?: string): ReadDescriptor {
+    this.#keyspace.checkReadable(slot, requestedId);
+    const v = this.#keyspace.table.get(slot);
+    const memory: StoredMemory = {
+      id: v.id,
+      embedding: v.embedding,
+      content: v.kind === ContentKind.Absent ? null : '',
+      confidence: v.confidence,
+      activation: v.activation,
+      decayRate: v.decayRate,
+      createdAt: v.createdAt,
+      lastAccess: v.lastAccess,
+      accessCount: v.accessCount,
+    };
+    if (v.kind !== ContentKind.Present) return { memory, seg: undefined, off: 0, clen: 0, idLen: v.idLen };
+    const seg = this.#segments.get(v.seg);
+    if (!seg) {
+      throw corruption(`content segment ${v.seg} is missing`, { id: v.id, file: this.#segments.path(v.seg) });
+    }
+    return { memory, seg, off: v.off, clen: v.clen, idLen: v.idLen };
+  }
+
+  #finishSync(d: ReadDescriptor): StoredMemory {
+    const seg = d.seg!;
+    const buf = seg.readSync(d.off, entryBytes(d.idLen, d.clen));
+    d.memory.content = this.#check(d, seg, buf);
+    return d.memory;
+  }
+
+  async #finishAsync(d: ReadDescriptor): Promise<StoredMemory> {
+    // The pin keeps the segment's file open even if compaction retires it while we wait.
+    const seg = d.seg!;
+    seg.pins++;
+    try {
+      const buf = await seg.read(d.off, entryBytes(d.idLen, d.clen));
+      d.memory.content = this.#check(d, seg, buf);
+      return d.memory;
+    } finally {
+      seg.pins--;
+    }
+  }
+
+  #check(d: ReadDescriptor, seg: Segment, buf: Buffer): string {
+    const id = d.memory.id;
+    return verifyEntry(buf, Buffer.from(id, 'utf8'), d.clen, seg.path, id, d.off).toString('utf8');
+  }
+}

@@ -1,0 +1,101 @@
+import type { SegmentSet } from '../content/segment-set.js';
+import { entryBytes } from '../content/segment.js';
+import type { Keyspace } from '../records/keyspace.js';
+import { CHUNK_MASK } from '../records/table.js';
+import { ContentKind, WalType, type CompactChunkEntry, type WalEntry } from '../wal/entries.js';
+import type { CompactionJournal } from './compaction-journal.js';
+
+/** What a WAL entry did when applied, for the op that wrote it. */
+export interface Applied {
+  /** delete: whether the id was there; touch: whether the slot was used. */
+  found: boolean;
+  /** compaction chunk: records whose content moved. */
+  moved: number;
+}
+
+/**
+ * The one set of state transitions: live commits and WAL replay both apply entries here, so the
+ * two can never disagree. Every transition is idempotent against slots a later checkpoint already
+ * wrote (replay may meet state newer than the entry): puts carry their slot and evict a stale
+ * duplicate of their id, deletes and touches set absolute values, chunk remaps are
+ * compare-and-swaps.
+ *
+ * The live-byte ledger is kept on every transition; recovery recounts it afterwards anyway, because
+ * replay starts from checkpointed slots whose ledger was never saved.
+ *
+ * Nothing here awaits or throws on valid entries: a batch is applied in one synchronous stretch,
+ * so a reader sees each op whole.
+ */
+export class Transitions {
+  readonly #keyspace: Keyspace;
+  readonly #segments: SegmentSet;
+  readonly #journal: CompactionJournal;
+
+  constructor(keyspace: Keyspace, segments: SegmentSet, journal: CompactionJournal) {
+    this.#keyspace = keyspace;
+    this.#segments = segments;
+    this.#journal = journal;
+  }
+
+  apply(e: WalEntry): Applied {
+    const ks = this.#keyspace;
+    switch (e.type) {
+      case WalType.Put: {
+        this.#dropLive(e.slot);
+        const other = ks.indexed(e.id);
+        if (other !== undefined && other !== e.slot) this.#dropLive(other);
+        ks.put(e.slot, e, e.lsn);
+        if (e.kind === ContentKind.Present)
+          this.#segments.addLive(e.seg, entryBytes(e.idBytes.length, e.clen));
+        return { found: true, moved: 0 };
+      }
+      case WalType.Delete:
+        this.#dropLive(e.slot);
+        return { found: ks.delete(e.slot, e.id), moved: 0 };
+      case WalType.Touch:
+        return { found: ks.touch(e.slot, e.lastAccess, e.accessCount), moved: 0 };
+      case WalType.CompactBegin:
+        this.#journal.begin(e.runId, e.victims);
+        return { found: true, moved: 0 };
+      case WalType.CompactChunk:
+        return { found: true, moved: this.#applyChunk(e) };
+      case WalType.CompactEnd:
+        this.#journal.end();
+        return { found: true, moved: 0 };
+    }
+  }
+
+  #dropLive(slot: number): void {
+    const live = this.#keyspace.liveContent(slot);
+    if (live) this.#segments.dropLive(live.seg, live.bytes);
+  }
+
+  #applyChunk(e: CompactChunkEntry): number {
+    const ks = this.#keyspace;
+    let moved = 0;
+    for (const r of e.remaps) {
+      if (!ks.isUsed(r.slot)) continue;
+      const c = ks.table.chunk(r.slot);
+      const i = r.slot & CHUNK_MASK;
+      // Compare-and-swap: only a record still holding exactly the copied bytes switches; one
+      // updated or deleted meanwhile keeps its newer value and the copy counts as garbage.
+      if (
+        c.kind[i] !== ContentKind.Present ||
+        c.seg[i] !== r.oldSeg ||
+        c.off[i] !== r.oldOff ||
+        c.clsn[i] !== r.expectedLsn
+      ) {
+        continue;
+      }
+      const size = entryBytes(c.idLen[i]!, c.clen[i]!);
+      c.seg[i] = e.outSeg;
+      c.off[i] = r.newOff;
+      ks.table.markHeader(r.slot);
+      this.#segments.dropLive(r.oldSeg, size);
+      this.#segments.addLive(e.outSeg, size);
+      moved++;
+    }
+    this.#journal.chunk(e.runId, e.outSeg, e.outEnd, e.victimsDone);
+    return moved;
+  }
+}

@@ -1,0 +1,391 @@
+import type { SegmentSet } from '../content/segment-set.js';
+import { encodeEntry, entryBytes, type Segment } from '../content/segment.js';
+import { WarmStoreError, ioError } from '../errors.js';
+import { HEADER_BYTES } from '../format/header.js';
+import { writeFully } from '../fs/io.js';
+import type { Keyspace } from '../records/keyspace.js';
+import { CHUNK_MASK } from '../records/table.js';
+import type { Durability, WarmStoreLogger } from '../types.js';
+import { WalType, encodeWalEntry, walEntrySize, type WalEntry, type WalEntryInput } from '../wal/entries.js';
+import type { WalLog } from '../wal/log.js';
+import type { Transitions } from './transitions.js';
+import type { NormalizedRecord } from './validate.js';
+
+/** A group-commit batch stops growing here, bounding the buffers one flush allocates. */
+const MAX_BATCH_BYTES = 32 * 1024 * 1024;
+
+type Op =
+  | { t: 'put'; rec: NormalizedRecord; resolve: () => void; reject: (e: unknown) => void }
+  | { t: 'delete'; id: string; resolve: (b: boolean) => void; reject: (e: unknown) => void }
+  | { t: 'touch'; id: string; at: number; resolve: (found: boolean) => void; reject: (e: unknown) => void }
+  | {
+      t: 'compact';
+      entry: WalEntryInput;
+      resolve: (r: CompactionCommit) => void;
+      reject: (e: unknown) => void;
+    }
+  | { t: 'barrier'; fn: () => Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+
+/** What a committed compaction entry did: records moved, and how long applying it held the loop. */
+export interface CompactionCommit {
+  moved: number;
+  applyMs: number;
+}
+
+interface PlannedOp {
+  op: Op;
+  entry: WalEntryInput | undefined;
+  /** For puts: bytes of content to append; offset assigned when the batch is laid out. */
+  content: Buffer | null;
+}
+
+/** A run of content appended to one segment by one batch. */
+interface ContentPart {
+  seg: Segment;
+  start: number;
+  buf: Buffer;
+  len: number;
+}
+
+export interface WriterDeps {
+  keyspace: Keyspace;
+  segments: SegmentSet;
+  wal: WalLog;
+  transitions: Transitions;
+  durability: Durability;
+  segmentBytes: number;
+  dim: number;
+  /** The last LSN handed out (recovery's high-water mark). */
+  lastLsn: number;
+  logger: WarmStoreLogger | undefined;
+  /** Called after each committed batch (the checkpointer watches the WAL's size). */
+  onCommitted(): void;
+}
+
+/**
+ * The writer: a queue of mutations committed in groups. Everything issued in one tick shares one
+ * commit (one fsync). A batch is laid out (slots, content offsets, LSNs), written (content, then
+ * WAL), made durable (content before the WAL entry that points at it), and only then applied to
+ * memory, in order, without awaiting. A batch that fails at any step changes nothing in memory:
+ * slots go back, both files are cut back, and every op of it rejects.
+ *
+ * Barriers run a function between two batches, with nothing else in flight (checkpoint rotation,
+ * sealing the active segment).
+ */
+export class Writer {
+  readonly #d: WriterDeps;
+  #queue: Op[] = [];
+  #flushing = false;
+  #lastLsn: number;
+
+  constructor(deps: WriterDeps) {
+    this.#d = deps;
+    this.#lastLsn = deps.lastLsn;
+  }
+
+  /** The LSN of the last committed (or failed: LSNs are never reused) entry. */
+  get lastLsn(): number {
+    return this.#lastLsn;
+  }
+
+  put(rec: NormalizedRecord): Promise<void> {
+    return this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject }));
+  }
+
+  delete(id: string): Promise<boolean> {
+    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'delete', id, resolve, reject }));
+  }
+
+  /** Bumps lastAccess/accessCount; resolves false if the id is not there. */
+  touch(id: string, at: number): Promise<boolean> {
+    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', id, at, resolve, reject }));
+  }
+
+  /** Commits a compaction WAL entry; resolves once it is durable and applied. */
+  submitCompaction(entry: WalEntryInput): Promise<CompactionCommit> {
+    return this.#enqueue<CompactionCommit>((resolve, reject) => ({ t: 'compact', entry, resolve, reject }));
+  }
+
+  /** fsyncs every segment and the WAL between two batches (relaxed durability's timer). */
+  syncAll(): Promise<void> {
+    return this.barrier(async () => {
+      await this.#d.segments.syncDirty();
+      await this.#d.wal.sync();
+    });
+  }
+
+  barrier(fn: () => Promise<void>): Promise<void> {
+    return this.#enqueue<void>((resolve, reject) => ({ t: 'barrier', fn, resolve, reject }));
+  }
+
+  #enqueue<T>(make: (resolve: (v: T) => void, reject: (e: unknown) => void) => Op): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push(make(resolve, reject));
+      if (!this.#flushing) {
+        this.#flushing = true;
+        // One macrotask of delay lets every mutation issued in this tick share the fsync.
+        setImmediate(() => void this.#drain());
+      }
+    });
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const first = this.#queue[0]!;
+        if (first.t === 'barrier') {
+          this.#queue.shift();
+          try {
+            await first.fn();
+            first.resolve();
+          } catch (err) {
+            first.reject(err);
+          }
+          continue;
+        }
+        let n = 0;
+        let bytes = 0;
+        while (n < this.#queue.length && this.#queue[n]!.t !== 'barrier' && bytes < MAX_BATCH_BYTES) {
+          const op = this.#queue[n]!;
+          bytes += op.t === 'put' ? (op.rec.content?.length ?? 0) + this.#d.dim * 4 + 128 : 64;
+          n++;
+        }
+        const batch = this.#queue.splice(0, n);
+        try {
+          await this.#commit(batch);
+        } catch (err) {
+          // #commit settles every op itself; reaching here is a bug, and still no op may hang.
+          this.#d.logger?.error({ err }, 'write batch failed unexpectedly');
+          for (const op of batch) op.reject(err);
+        }
+      }
+    } finally {
+      this.#flushing = false;
+    }
+    if (this.#queue.length > 0) {
+      this.#flushing = true;
+      setImmediate(() => void this.#drain());
+    }
+  }
+
+  /** Assigns slots and builds the WAL entries; touches no shared state but slot allocation. */
+  #plan(batch: Op[], allocated: number[]): { planned: PlannedOp[]; contentBytes: number } {
+    const ks = this.#d.keyspace;
+    const overlay = new Map<string, number>();
+    const access = new Map<number, number>();
+    const planned: PlannedOp[] = [];
+    let contentBytes = 0;
+    const slotOf = (id: string): number => {
+      const o = overlay.get(id);
+      return o !== undefined ? o : (ks.lookup(id) ?? -1);
+    };
+    for (const op of batch) {
+      switch (op.t) {
+        case 'put': {
+          const r = op.rec;
+          let slot = slotOf(r.id);
+          if (slot < 0) {
+            slot = ks.allocate();
+            allocated.push(slot);
+          }
+          overlay.set(r.id, slot);
+          access.set(slot, r.accessCount);
+          if (r.content) contentBytes += entryBytes(r.idBytes.length, r.content.length);
+          planned.push({
+            op,
+            content: r.content,
+            entry: {
+              type: WalType.Put,
+              slot,
+              id: r.id,
+              idBytes: r.idBytes,
+              kind: r.kind,
+              seg: 0,
+              off: 0,
+              clen: r.content?.length ?? 0,
+              confidence: r.confidence,
+              activation: r.activation,
+              decayRate: r.decayRate,
+              createdAt: r.createdAt,
+              lastAccess: r.lastAccess,
+              accessCount: r.accessCount,
+              embedding: r.embedding,
+            },
+          });
+          break;
+        }
+        case 'delete': {
+          const slot = slotOf(op.id);
+          if (slot < 0) {
+            planned.push({ op, entry: undefined, content: null });
+          } else {
+            overlay.set(op.id, -1);
+            planned.push({ op, entry: { type: WalType.Delete, slot, id: op.id }, content: null });
+          }
+          break;
+        }
+        case 'touch': {
+          const slot = slotOf(op.id);
+          if (slot < 0 || ks.isCorrupt(slot)) {
+            planned.push({ op, entry: undefined, content: null });
+          } else {
+            const prev = access.get(slot) ?? ks.table.chunk(slot).accessCount[slot & CHUNK_MASK]!;
+            access.set(slot, prev + 1);
+            planned.push({
+              op,
+              entry: { type: WalType.Touch, slot, lastAccess: op.at, accessCount: prev + 1 },
+              content: null,
+            });
+          }
+          break;
+        }
+        case 'compact':
+          planned.push({ op, entry: op.entry, content: null });
+          break;
+        case 'barrier':
+          break;
+      }
+    }
+    return { planned, contentBytes };
+  }
+
+  /** One group commit: plan, write, fsync, then apply in order and resolve. */
+  async #commit(batch: Op[]): Promise<void> {
+    const d = this.#d;
+    const allocated: number[] = [];
+    const limitBefore = d.keyspace.slotLimit;
+    let planned: PlannedOp[];
+    let contentBytes: number;
+    try {
+      ({ planned, contentBytes } = this.#plan(batch, allocated));
+    } catch (err) {
+      // Planning can fail only by running out of memory for the table: nothing was written.
+      d.keyspace.release(allocated, limitBefore);
+      const e = new WarmStoreError(
+        'INSUFFICIENT_RESOURCES',
+        `could not lay out a write batch: ${(err as Error).message}`,
+        {},
+        err,
+      );
+      for (const op of batch) op.reject(e);
+      return;
+    }
+
+    try {
+      await d.wal.ensureWritable();
+    } catch (err) {
+      d.keyspace.release(allocated, limitBefore);
+      const e = ioError('create WAL', d.wal.path, err);
+      for (const op of batch) op.reject(e);
+      return;
+    }
+    let lsn = this.#lastLsn;
+    const parts: ContentPart[] = [];
+    const lsns: number[] = [];
+    try {
+      if (contentBytes > 0) await this.#layOutContent(planned, contentBytes, parts);
+      let walBytes = 0;
+      for (const p of planned) if (p.entry) walBytes += walEntrySize(p.entry);
+      const walBuf = Buffer.allocUnsafe(walBytes);
+      let wpos = 0;
+      for (const p of planned) {
+        if (!p.entry) {
+          lsns.push(0);
+          continue;
+        }
+        lsn++;
+        lsns.push(lsn);
+        wpos += encodeWalEntry(walBuf, wpos, lsn, p.entry, wpos === 0);
+      }
+      const sync = d.durability === 'sync';
+      for (const part of parts) {
+        await writeFully(part.seg.file, part.buf.subarray(0, part.len), part.start);
+        part.seg.dirty = !sync;
+        // Content is durable before the WAL entry that points at it is even written: the kernel
+        // may flush a written page at any moment, so write order alone would not do.
+        if (sync) await part.seg.file.sync();
+      }
+      if (walBytes > 0) {
+        await d.wal.write(walBuf);
+        if (sync) await d.wal.sync();
+      }
+      for (const part of parts) part.seg.end = part.start + part.len;
+      d.wal.advance(walBytes);
+      this.#lastLsn = lsn;
+    } catch (err) {
+      // LSNs are not reused (gaps are fine), so an entry that survives a failed cut can never
+      // shadow a later acknowledged one.
+      this.#lastLsn = lsn;
+      d.keyspace.release(allocated, limitBefore);
+      for (const part of parts) {
+        try {
+          await part.seg.file.truncate(part.start);
+          part.seg.end = part.start;
+        } catch {
+          // Never write over bytes a surviving WAL entry might reference.
+          part.seg.end = part.start + part.len;
+        }
+      }
+      await d.wal.cutBack();
+      const e = ioError('commit', d.wal.path, err);
+      for (const p of planned) p.op.reject(e);
+      return;
+    }
+
+    // Committed: apply in order. Nothing below awaits, so readers see each op whole.
+    for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!);
+    d.onCommitted();
+  }
+
+  /** Assigns content offsets over the active segment and, when it fills, fresh ones. */
+  async #layOutContent(planned: PlannedOp[], contentBytes: number, parts: ContentPart[]): Promise<void> {
+    const d = this.#d;
+    let part: ContentPart | undefined;
+    let remaining = contentBytes;
+    for (const p of planned) {
+      if (!p.content || p.entry?.type !== WalType.Put) continue;
+      const size = entryBytes(p.entry.idBytes.length, p.content.length);
+      let seg = part?.seg ?? d.segments.active;
+      const used = (part ? part.start + part.len : seg.end) - HEADER_BYTES;
+      if (used > 0 && used + size > d.segmentBytes) {
+        await d.segments.rotate();
+        seg = d.segments.active;
+        part = undefined;
+      }
+      if (!part) {
+        part = { seg, start: seg.end, buf: Buffer.allocUnsafe(remaining), len: 0 };
+        parts.push(part);
+      }
+      p.entry.seg = seg.id;
+      p.entry.off = part.start + part.len;
+      part.len += encodeEntry(part.buf, part.len, p.entry.idBytes, p.content);
+      remaining -= size;
+    }
+  }
+
+  #apply(p: PlannedOp, lsn: number): void {
+    const op = p.op;
+    if (op.t === 'barrier') return;
+    if (!p.entry) {
+      if (op.t === 'delete' || op.t === 'touch') op.resolve(false);
+      return;
+    }
+    const t = performance.now();
+    // The planned entry becomes the applied one: no copy of a put's fields per op.
+    const e = p.entry as WalEntry;
+    e.lsn = lsn;
+    const r = this.#d.transitions.apply(e);
+    switch (op.t) {
+      case 'put':
+        op.resolve();
+        return;
+      case 'delete':
+      case 'touch':
+        op.resolve(r.found);
+        return;
+      case 'compact':
+        op.resolve({ moved: r.moved, applyMs: performance.now() - t });
+        return;
+    }
+  }
+}

@@ -1,0 +1,332 @@
+import { entryBytes } from '../content/segment.js';
+import { corruption, WarmStoreError } from '../errors.js';
+import type { MemoryMetadata } from '../types.js';
+import { ContentKind } from '../wal/entries.js';
+import { idHash } from './slot-codec.js';
+import { CHUNK_MASK, RecordTable } from './table.js';
+
+/** A slot that failed its checks at open, or whose content reference points nowhere. */
+export interface CorruptSlot {
+  reason: string;
+  file: string;
+  /** The slot's own bytes are bad (kept as found); otherwise only its content reference is. */
+  raw: boolean;
+  /** The id checksum under which the slot is also found, when its id bytes cannot be trusted. */
+  lostHash?: number;
+}
+
+/** What a put stores in a slot: the record's values and where its content lies. */
+export interface SlotWrite extends MemoryMetadata {
+  id: string;
+  idBytes: Uint8Array;
+  kind: ContentKind;
+  seg: number;
+  off: number;
+  clen: number;
+  embedding: Float32Array;
+}
+
+/**
+ * The keyspace: which id lives in which slot, and each slot's values. Owns the record table
+ * (dense typed arrays, one chunk of 8192 slots at a time), the id index, the free-slot list, the
+ * high-water mark of slots ever used, and the slots known to be corrupt.
+ *
+ * A corrupt slot stays occupied: a lookup of its id raises CORRUPTION_DETECTED rather than
+ * answering "absent", and only a put or delete of that id repairs it.
+ */
+export class Keyspace {
+  readonly table: RecordTable;
+  readonly #index = new Map<string, number>();
+  #free: number[] = [];
+  #limit = 0;
+  readonly #corrupt = new Map<number, CorruptSlot>();
+  /**
+   * Corrupt slots whose id bytes may be damaged, by the id checksum their header kept: a lookup of
+   * the id they were written for finds them and fails loudly instead of finding nothing.
+   */
+  readonly #lostIds = new Map<number, number>();
+
+  constructor(dim: number) {
+    this.table = new RecordTable(dim);
+  }
+
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /** One past the highest slot ever used. */
+  get slotLimit(): number {
+    return this.#limit;
+  }
+
+  ids(): IterableIterator<string> {
+    return this.#index.keys();
+  }
+
+  isUsed(slot: number): boolean {
+    return slot < this.#limit && this.table.isUsed(slot);
+  }
+
+  /** The slot the index holds for `id` (no fallback to damaged ids). */
+  indexed(id: string): number | undefined {
+    return this.#index.get(id);
+  }
+
+  /**
+   * Where the slot's live content lies, or undefined when it has none to count (free, corrupt,
+   * empty or absent content).
+   */
+  liveContent(slot: number): { seg: number; bytes: number } | undefined {
+    if (!this.isUsed(slot) || this.#corrupt.has(slot)) return undefined;
+    const c = this.table.chunk(slot);
+    const i = slot & CHUNK_MASK;
+    if (c.kind[i] !== ContentKind.Present) return undefined;
+    return { seg: c.seg[i]!, bytes: entryBytes(c.idLen[i]!, c.clen[i]!) };
+  }
+
+  /** The slot of `id` while it still holds that id (a scan that yielded re-checks with this). */
+  holds(id: string, slot: number): boolean {
+    return this.#index.get(id) === slot;
+  }
+
+  /** The slot holding `id`: the index, else a corrupt slot whose header kept this id's checksum. */
+  lookup(id: string): number | undefined {
+    const slot = this.#index.get(id);
+    if (slot !== undefined || this.#lostIds.size === 0) return slot;
+    return this.#lostIds.get(idHash(id));
+  }
+
+  /** Raises CORRUPTION_DETECTED if `slot` is corrupt. */
+  checkReadable(slot: number, requested?: string): void {
+    if (this.#corrupt.has(slot)) throw this.#corruptError(slot, requested);
+  }
+
+  isCorrupt(slot: number): boolean {
+    return this.#corrupt.has(slot);
+  }
+
+  /** Whether the slot's own bytes are bad and must be left on disk as found (evidence). */
+  isRawCorrupt(slot: number): boolean {
+    return this.#corrupt.get(slot)?.raw === true;
+  }
+
+  get corruptCount(): number {
+    return this.#corrupt.size;
+  }
+
+  corruptSlots(): { slot: number; id: string | undefined; reason: string; file: string }[] {
+    return [...this.#corrupt].map(([slot, c]) => ({
+      slot,
+      id: this.table.id(slot),
+      reason: c.reason,
+      file: c.file,
+    }));
+  }
+
+  #corruptError(slot: number, requested?: string): WarmStoreError {
+    const c = this.#corrupt.get(slot)!;
+    const id = requested ?? this.table.id(slot) ?? `<slot ${slot}>`;
+    return corruption(
+      c.lostHash !== undefined && requested !== undefined
+        ? `${c.reason} (found by the id's checksum; its id bytes are damaged)`
+        : c.reason,
+      { id, file: c.file, slot },
+    );
+  }
+
+  // ------------------------------------------------------------------ slot allocation
+
+  /** A free slot, reusing holes first. May throw if the table cannot grow (allocation failure). */
+  allocate(): number {
+    const s = this.#free.pop();
+    if (s !== undefined) return s;
+    const slot = this.#limit;
+    this.table.ensure(slot);
+    this.#limit = slot + 1;
+    return slot;
+  }
+
+  /**
+   * Undoes the allocations of a batch that did not commit: slots below the old high-water mark go
+   * back to the free list, the mark goes back.
+   */
+  release(allocated: readonly number[], limitBefore: number): void {
+    for (const s of allocated) if (s < limitBefore) this.#free.push(s);
+    this.#limit = limitBefore;
+  }
+
+  /** Rebuilds the free list from the table (after open: every unused slot below the mark). */
+  rebuildFreeList(): void {
+    const free: number[] = [];
+    // Highest first, so that pop() hands out the lowest holes first and the files stay dense.
+    for (let s = this.#limit - 1; s >= 0; s--) if (!this.table.isUsed(s)) free.push(s);
+    this.#free = free;
+  }
+
+  /** Raises the high-water mark to cover `slot` (loading and replay write slots directly). */
+  cover(slot: number): void {
+    this.table.ensure(slot);
+    if (slot >= this.#limit) this.#limit = slot + 1;
+  }
+
+  // ------------------------------------------------------------------ state transitions
+
+  /**
+   * Stores a put in `slot` under `lsn` (the content generation compaction compares). Whatever
+   * other id the slot was known under, and any other slot still claiming this id (a stale
+   * duplicate from checkpoints taken at different instants), are dropped. Returns the slot it
+   * evicted, if any, so the caller can settle its accounting.
+   */
+  put(slot: number, v: SlotWrite, lsn: number): number | undefined {
+    this.cover(slot);
+    this.#forgetOccupant(slot, v.id);
+    const other = this.#index.get(v.id);
+    let evicted: number | undefined;
+    if (other !== undefined && other !== slot) {
+      this.table.clear(other);
+      this.#clearCorrupt(other);
+      this.table.markFull(other);
+      this.#free.push(other);
+      evicted = other;
+    }
+    this.table.set(slot, {
+      id: v.id,
+      idLen: v.idBytes.length,
+      kind: v.kind,
+      seg: v.kind === ContentKind.Present ? v.seg : 0,
+      off: v.kind === ContentKind.Present ? v.off : 0,
+      clen: v.kind === ContentKind.Present ? v.clen : 0,
+      clsn: lsn,
+      confidence: v.confidence,
+      activation: v.activation,
+      decayRate: v.decayRate,
+      createdAt: v.createdAt,
+      lastAccess: v.lastAccess,
+      accessCount: v.accessCount,
+      embedding: v.embedding,
+    });
+    this.#index.set(v.id, slot);
+    this.#clearCorrupt(slot);
+    this.table.markFull(slot);
+    return evicted;
+  }
+
+  /**
+   * Frees `slot` if it still holds `id` (or is the corrupt slot found under `id`'s checksum).
+   * Returns whether it did.
+   */
+  delete(slot: number, id: string): boolean {
+    const holds =
+      this.isUsed(slot) && (this.table.id(slot) === id || this.#corrupt.get(slot)?.lostHash === idHash(id));
+    if (this.#index.get(id) === slot) this.#index.delete(id);
+    if (!holds) return false;
+    this.#forgetOccupant(slot, id);
+    this.table.clear(slot);
+    this.#clearCorrupt(slot);
+    this.table.markFull(slot);
+    this.#free.push(slot);
+    return true;
+  }
+
+  /** Sets the access metadata of a used slot; returns whether the slot was used. */
+  touch(slot: number, lastAccess: number, accessCount: number): boolean {
+    if (!this.isUsed(slot)) return false;
+    const c = this.table.chunk(slot);
+    c.lastAccess[slot & CHUNK_MASK] = lastAccess;
+    c.accessCount[slot & CHUNK_MASK] = accessCount;
+    this.table.markHeader(slot);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ loading
+
+  /**
+   * Registers a slot loaded from records.dat under `id`. Two slots claiming one id at open were
+   * checkpointed at different instants: the newer (higher content LSN) is kept and the other
+   * cleared and marked for the next checkpoint. Returns whether `slot` is the one kept.
+   */
+  load(id: string, slot: number, clsn: number): boolean {
+    this.cover(slot);
+    const prev = this.#index.get(id);
+    if (prev !== undefined && prev !== slot) {
+      if (this.table.chunk(prev).clsn[prev & CHUNK_MASK]! > clsn) {
+        this.table.clear(slot);
+        this.table.markFull(slot);
+        return false;
+      }
+      this.table.clear(prev);
+      this.table.markFull(prev);
+    }
+    this.#index.set(id, slot);
+    return true;
+  }
+
+  /**
+   * Holds a slot whose bytes failed their checks, possibly torn by a checkpoint that crashed (WAL
+   * replay may still rewrite it). `guessId` is the id as read, trusted only if it matches the
+   * stored id checksum.
+   */
+  markCorrupt(
+    slot: number,
+    guessId: string | undefined,
+    reason: string,
+    file: string,
+    storedIdHash = 0,
+  ): void {
+    this.cover(slot);
+    const id = guessId !== undefined && !this.#index.has(guessId) ? guessId : `<slot ${slot}>`;
+    this.table.set(slot, {
+      id,
+      idLen: Buffer.byteLength(id),
+      kind: ContentKind.Absent,
+      seg: 0,
+      off: 0,
+      clen: 0,
+      clsn: 0,
+      confidence: 0,
+      activation: 0,
+      decayRate: 0,
+      createdAt: 0,
+      lastAccess: 0,
+      accessCount: 0,
+      embedding: new Float32Array(this.table.dim),
+    });
+    this.table.chunk(slot).norm[slot & CHUNK_MASK] = 0;
+    if (guessId !== undefined && id === guessId) this.#index.set(id, slot);
+    const c: CorruptSlot = { reason, file, raw: true };
+    // The id bytes read may be the damaged part: unless they match the stored id checksum, the slot
+    // is also registered under that checksum (a flip in the checksum instead leaves the id right,
+    // and the index entry above finds it).
+    if (
+      storedIdHash !== 0 &&
+      (guessId === undefined || idHash(guessId) !== storedIdHash) &&
+      !this.#lostIds.has(storedIdHash)
+    ) {
+      this.#lostIds.set(storedIdHash, slot);
+      c.lostHash = storedIdHash;
+    }
+    this.#corrupt.set(slot, c);
+  }
+
+  /** A slot whose bytes are fine but whose content reference points nowhere. */
+  markBadReference(slot: number, reason: string, file: string): void {
+    this.#corrupt.set(slot, { reason, file, raw: false });
+  }
+
+  /**
+   * Drops the index entry of whatever other id `slot` was known under: a corrupt slot found by its
+   * id checksum is indexed under the damaged id it was read with, until a put or delete of its
+   * real id repairs it.
+   */
+  #forgetOccupant(slot: number, id: string): void {
+    const occupant = this.table.isUsed(slot) ? this.table.id(slot) : undefined;
+    if (occupant !== undefined && occupant !== id && this.#index.get(occupant) === slot)
+      this.#index.delete(occupant);
+  }
+
+  #clearCorrupt(slot: number): void {
+    const c = this.#corrupt.get(slot);
+    if (c?.lostHash !== undefined && this.#lostIds.get(c.lostHash) === slot) this.#lostIds.delete(c.lostHash);
+    this.#corrupt.delete(slot);
+  }
+}

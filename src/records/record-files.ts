@@ -1,0 +1,198 @@
+import { join } from 'node:path';
+import { corruption, ioError } from '../errors.js';
+import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
+import { readFully, readFullySync, writeFully } from '../fs/io.js';
+import type { WsFile, WsFileSystem } from '../fs/types.js';
+import type { WarmStoreLogger } from '../types.js';
+import { splitV1Records } from './migrate.js';
+import {
+  RECORDS_DATA_START,
+  RECORDS_FILE,
+  SLOT_HEADER_BYTES,
+  VECTORS_FILE,
+  headerOffset,
+  vectorOffset,
+} from './slot-codec.js';
+
+/**
+ * records.dat (slot headers) and vectors.dat (embeddings), one record at the same slot number in
+ * each. This class owns the two handles and their header checks; the layout of a slot is the
+ * codec's (slot-codec.ts), what to write is the checkpointer's.
+ */
+export class RecordFiles {
+  readonly dim: number;
+  readonly recordsPath: string;
+  readonly vectorsPath: string;
+  readonly #records: WsFile;
+  readonly #vectors: WsFile;
+
+  private constructor(dim: number, dir: string, records: WsFile, vectors: WsFile) {
+    this.dim = dim;
+    this.recordsPath = join(dir, RECORDS_FILE);
+    this.vectorsPath = join(dir, VECTORS_FILE);
+    this.#records = records;
+    this.#vectors = vectors;
+  }
+
+  get vectorBytes(): number {
+    return this.dim * 4;
+  }
+
+  /** Creates both files with durable headers (a new store; the caller syncs the directory). */
+  static async create(fs: WsFileSystem, dir: string, dim: number): Promise<void> {
+    const head = Buffer.alloc(RECORDS_DATA_START);
+    const files: [string, Buffer][] = [
+      [RECORDS_FILE, encodeHeader('RECS', [dim, SLOT_HEADER_BYTES, 0, 0])],
+      [VECTORS_FILE, encodeHeader('VECS', [dim, dim * 4, 0, 0])],
+    ];
+    for (const [name, header] of files) {
+      const f = fs.open(join(dir, name), 'excl');
+      try {
+        head.fill(0);
+        header.copy(head, 0);
+        await writeFully(f, head, 0);
+        await f.sync();
+      } finally {
+        await f.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Opens both files and checks their headers against the store's dimension. A format-1
+   * records.dat (headers and vectors interleaved) is split into the two files first.
+   */
+  static async open(
+    fs: WsFileSystem,
+    dir: string,
+    dim: number,
+    logger: WarmStoreLogger | undefined,
+  ): Promise<RecordFiles> {
+    const path = join(dir, RECORDS_FILE);
+    const vpath = join(dir, VECTORS_FILE);
+    let records = openFile(fs, path);
+    let h = readFileHeader(records, 'RECS', path);
+    if (h.version === 1) {
+      checkLayout([h.fields[0], 0], dim, 0, path, 'records');
+      await records.close().catch(() => undefined);
+      try {
+        await splitV1Records(fs, dir, dim);
+      } catch (err) {
+        throw ioError('migrate', path, err);
+      }
+      logger?.info({ file: path }, 'records.dat migrated from format 1 to 2');
+      records = openFile(fs, path);
+      h = readFileHeader(records, 'RECS', path);
+    }
+    let vectors: WsFile | undefined;
+    try {
+      checkLayout(h.fields, dim, SLOT_HEADER_BYTES, path, 'records');
+      vectors = openFile(fs, vpath);
+      const vh = readFileHeader(vectors, 'VECS', vpath);
+      checkLayout(vh.fields, dim, dim * 4, vpath, 'vectors');
+    } catch (err) {
+      await records.close().catch(() => undefined);
+      await vectors?.close().catch(() => undefined);
+      throw err;
+    }
+    return new RecordFiles(dim, dir, records, vectors);
+  }
+
+  /** Whole slot headers records.dat holds. */
+  headerSlots(): number {
+    return Math.max(0, Math.floor((this.#records.size() - RECORDS_DATA_START) / SLOT_HEADER_BYTES));
+  }
+
+  /** Whole vectors vectors.dat holds. */
+  vectorSlots(): number {
+    return Math.max(0, Math.floor((this.#vectors.size() - RECORDS_DATA_START) / this.vectorBytes));
+  }
+
+  async readHeaders(first: number, count: number, into: Buffer): Promise<number> {
+    try {
+      return await readFully(this.#records, into, 0, count * SLOT_HEADER_BYTES, headerOffset(first));
+    } catch (err) {
+      throw ioError('read', this.recordsPath, err);
+    }
+  }
+
+  async readVectors(first: number, count: number, into: Uint8Array): Promise<number> {
+    try {
+      return await readFully(this.#vectors, into, 0, count * this.vectorBytes, vectorOffset(first, this.dim));
+    } catch (err) {
+      throw ioError('read', this.vectorsPath, err);
+    }
+  }
+
+  /** One header into `buf[pos..]`; bytes past the end of the file read as zero. */
+  readHeaderSync(slot: number, buf: Buffer, pos: number): number {
+    buf.fill(0, pos, pos + SLOT_HEADER_BYTES);
+    return readFullySync(this.#records, buf, pos, SLOT_HEADER_BYTES, headerOffset(slot));
+  }
+
+  /** One vector into `buf[pos..]`; bytes past the end of the file read as zero. */
+  readVectorSync(slot: number, buf: Buffer, pos: number): number {
+    buf.fill(0, pos, pos + this.vectorBytes);
+    return readFullySync(this.#vectors, buf, pos, this.vectorBytes, vectorOffset(slot, this.dim));
+  }
+
+  async writeHeaders(first: number, buf: Buffer): Promise<void> {
+    await writeFully(this.#records, buf, headerOffset(first));
+  }
+
+  async writeVectors(first: number, buf: Buffer): Promise<void> {
+    await writeFully(this.#vectors, buf, vectorOffset(first, this.dim));
+  }
+
+  /** Vectors first: a durable header must never describe a vector that is not. */
+  async sync(): Promise<void> {
+    await this.#vectors.sync();
+    await this.#records.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.#records.close().catch(() => undefined);
+    await this.#vectors.close().catch(() => undefined);
+  }
+}
+
+function openFile(fs: WsFileSystem, path: string): WsFile {
+  try {
+    return fs.open(path, 'rw');
+  } catch (err) {
+    throw ioError('open', path, err);
+  }
+}
+
+function readFileHeader(f: WsFile, kind: 'RECS' | 'VECS', path: string): ReturnType<typeof decodeHeader> {
+  const head = Buffer.alloc(HEADER_BYTES);
+  let n: number;
+  try {
+    n = f.readSync(head, 0, HEADER_BYTES, 0);
+  } catch (err) {
+    f.closeSync();
+    throw ioError('read', path, err);
+  }
+  try {
+    return decodeHeader(head.subarray(0, n), kind, path);
+  } catch (err) {
+    f.closeSync();
+    throw err;
+  }
+}
+
+/** Header fields 0 and 1: the dimension and the bytes per slot. */
+function checkLayout(
+  fields: readonly number[],
+  dim: number,
+  slotBytes: number,
+  file: string,
+  what: string,
+): void {
+  if (fields[0] !== dim) {
+    throw corruption(`${what} header says dimension ${fields[0]}, manifest says ${dim}`, { file });
+  }
+  if (fields[1] !== slotBytes) {
+    throw corruption(`${what} header says ${fields[1]} bytes per slot, expected ${slotBytes}`, { file });
+  }
+}
