@@ -70,6 +70,7 @@ import {
 } from '../wal/entries.js';
 import { acquireLock } from './lock.js';
 import { exactTopK } from './recall.js';
+import { testHooksOf } from './test-hooks.js';
 import {
   MAX_CONTENT_LIMIT,
   checkId,
@@ -183,7 +184,7 @@ function resolveOptions(o: WarmStoreOptions = {}): ResolvedOptions {
     startupCompaction: sc,
     logger: o.logger,
     fileSystem: o.fileSystem ?? nodeFileSystem,
-    onKillPoint: o.onKillPoint,
+    onKillPoint: testHooksOf(o).onKillPoint,
   };
 }
 
