@@ -33,5 +33,5 @@ export type {
 } from './types.js';
 export type { WsFile, WsFileSystem, OpenMode } from './fs/types.js';
 export { NodeFileSystem, nodeFileSystem } from './fs/node-fs.js';
-export { FORMAT_VERSION, registerMigration } from './format/header.js';
+export { FORMAT_VERSION } from './format/header.js';
 export type { Migration, FileKind } from './format/header.js';

@@ -125,8 +125,6 @@ export interface WarmStoreOptions {
   logger?: WarmStoreLogger;
   /** File layer; tests inject faults here. @default the Node fs layer */
   fileSystem?: WsFileSystem;
-  /** Called at named points inside compaction (crash tests kill the process there). @default undefined */
-  onKillPoint?: (name: string) => void;
 }
 
 export interface GetOptions {

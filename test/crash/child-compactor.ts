@@ -3,7 +3,7 @@
  * `compact({ force: true })` COMPACT_LOOPS times while writers keep mutating it, with more churn
  * between runs. Every write follows the begin/ack protocol of test/helpers/ack-model.ts.
  *
- * Kill points: the store's `onKillPoint` prints `killpoint <name> <hit>` at every hit (the parent
+ * Kill points: the store's `onKillPoint` hook (set with `withTestHooks`) prints `killpoint <name> <hit>` at every hit (the parent
  * discovers the names from these lines; LIST_KILL_POINTS=1 only asks for a full, unkilled run).
  * With KILL_AT=<name>:<n> the child SIGKILLs itself at the nth hit of <name>, after printing
  * `killing <name> <n>`.
@@ -13,6 +13,7 @@
  * Run: node --import tsx test/crash/child-compactor.ts
  */
 import { WarmStore } from '../../src/index.js';
+import { withTestHooks } from '../../src/testing/index.js';
 import { runWorkload } from '../helpers/workload.js';
 import { awaitGo, die, envInt, envStr, out } from './child-io.js';
 
@@ -49,13 +50,18 @@ function onKillPoint(name: string): void {
 out('opening');
 let store: WarmStore;
 try {
-  store = await WarmStore.open(dir, {
-    dimension,
-    segmentBytes: envInt('SEGMENT_BYTES', 64 * 1024),
-    maintenanceIntervalMs: false,
-    maintenance: { startupCompaction: 'off' },
-    onKillPoint,
-  });
+  store = await WarmStore.open(
+    dir,
+    withTestHooks(
+      {
+        dimension,
+        segmentBytes: envInt('SEGMENT_BYTES', 64 * 1024),
+        maintenanceIntervalMs: false,
+        maintenance: { startupCompaction: 'off' },
+      },
+      { onKillPoint },
+    ),
+  );
 } catch (err) {
   die('open', err);
 }

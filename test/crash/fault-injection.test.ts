@@ -10,7 +10,7 @@ import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { WarmStore, WarmStoreError } from '../../src/index.js';
-import { FaultyFileSystem, type FaultErrorCode } from '../../src/fs/fault.js';
+import { FaultyFileSystem, type FaultErrorCode } from '../../src/testing/index.js';
 import { AckModel } from '../helpers/ack-model.js';
 import { CRASH_DIM, crashStoreOptions, reopenAndVerify } from '../helpers/crash.js';
 import { contentFor, recordFor } from '../helpers/random.js';

@@ -10,7 +10,7 @@ import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { WarmStore } from '../../src/index.js';
-import { PowerCutFileSystem, type CutOptions } from '../../src/fs/power-cut.js';
+import { PowerCutFileSystem, withTestHooks, type CutOptions } from '../../src/testing/index.js';
 import { AckModel } from '../helpers/ack-model.js';
 import { CRASH_DIM, crashStoreOptions, reopenAndVerify, runSeed } from '../helpers/crash.js';
 import { Rng, contentFor, recordFor } from '../helpers/random.js';
@@ -288,14 +288,18 @@ describe('crash: power cut (unsynced bytes and directory entries dropped)', () =
       const hits = new Map<string, number>();
       const store = await WarmStore.open(
         join(root, STORE),
-        crashStoreOptions({
-          fileSystem: pc,
-          onKillPoint: (name) => {
-            const n = (hits.get(name) ?? 0) + 1;
-            hits.set(name, n);
-            if (s.point?.name === name && s.point.nth === n && !pc.isCut) pc.cut(s.cut);
-          },
-        }),
+        crashStoreOptions(
+          withTestHooks(
+            { fileSystem: pc },
+            {
+              onKillPoint: (name) => {
+                const n = (hits.get(name) ?? 0) + 1;
+                hits.set(name, n);
+                if (s.point?.name === name && s.point.nth === n && !pc.isCut) pc.cut(s.cut);
+              },
+            },
+          ),
+        ),
       );
       let compacting = true;
       const writers = runWorkload(store, {
@@ -349,7 +353,9 @@ describe('crash: power cut (unsynced bytes and directory entries dropped)', () =
           cpSync(base.dir, join(root, STORE), { recursive: true });
           const store = await WarmStore.open(
             join(root, STORE),
-            crashStoreOptions({ onKillPoint: (n) => names.set(n, (names.get(n) ?? 0) + 1) }),
+            crashStoreOptions(
+              withTestHooks({}, { onKillPoint: (n) => names.set(n, (names.get(n) ?? 0) + 1) }),
+            ),
           );
           await store.compact({ force: true });
           await store.close();

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { WarmStore, WarmStoreError } from '../../../src/index.js';
 import type { CompactionStats } from '../../../src/index.js';
+import { withTestHooks } from '../../../src/testing/index.js';
 import { Rng } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';
 import {
@@ -191,7 +192,10 @@ describe('compaction with concurrent writers and deleters', () => {
     const dir = await tempDir(t);
     const fs = new ObservingFileSystem();
     let hook: ((name: string) => void) | undefined;
-    const store = await openStore(dir, { fileSystem: fs, onKillPoint: (name) => hook?.(name) });
+    const store = await openStore(
+      dir,
+      withTestHooks({ fileSystem: fs }, { onKillPoint: (name) => hook?.(name) }),
+    );
     t.after(() => store.close());
     const { model } = await buildHalfDeleted(store, 4000);
     const liveAtStart = model.size;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WarmStore, WarmStoreError } from '../../../src/index.js';
 import type { WarmStoreEvents } from '../../../src/index.js';
-import { FaultyFileSystem, type FaultErrorCode } from '../../../src/fs/fault.js';
+import { FaultyFileSystem, withTestHooks, type FaultErrorCode } from '../../../src/testing/index.js';
 import { makeTempDir, removeDir, tempDir } from '../../helpers/tmp.js';
 import {
   KiB,
@@ -266,7 +266,10 @@ describe('an exception at every kill point', () => {
     const seen: string[] = [];
     const probeDir = join(base, 'probe');
     cpSync(template, probeDir, { recursive: true });
-    const probe = await openStore(probeDir, { ...SMALL_STORE, onKillPoint: (name) => seen.push(name) });
+    const probe = await openStore(
+      probeDir,
+      withTestHooks(SMALL_STORE, { onKillPoint: (name) => seen.push(name) }),
+    );
     await probe.compact({ force: true });
     await probe.close();
     const points = [...new Set(seen)];
@@ -289,12 +292,14 @@ describe('an exception at every kill point', () => {
         cpSync(template, dir, { recursive: true });
         let hits = 0;
         let armed = true;
-        const store = await openStore(dir, {
-          ...SMALL_STORE,
-          onKillPoint: (name) => {
-            if (armed && name === point && ++hits === occurrence) throw new Error(`injected at ${name}`);
-          },
-        });
+        const store = await openStore(
+          dir,
+          withTestHooks(SMALL_STORE, {
+            onKillPoint: (name) => {
+              if (armed && name === point && ++hits === occurrence) throw new Error(`injected at ${name}`);
+            },
+          }),
+        );
         try {
           await assert.rejects(store.compact({ force: true }), (err: unknown) => {
             // A test hook throwing is not a supported failure; only say something went wrong.
@@ -337,18 +342,21 @@ describe('a compaction cut off mid-way (the disk dies after a chunk commit)', ()
     const fs = new FaultyFileSystem();
     let copies = 0;
     let commits = 0;
-    const store = await openStore(dir, {
-      fileSystem: fs,
-      segmentBytes: 1 * MiB,
-      compaction: { memoryBudgetBytes: 256 * KiB },
-      onKillPoint: (name) => {
-        if (name === 'chunk-committed') commits++;
-        // After two commits, the next chunk's copy is written, then every mutation fails.
-        if (name === 'copy-written' && commits >= 2 && ++copies === 1) {
-          fs.failAt({ op: 'any-write', nth: 1, error: 'EIO', persistent: true });
-        }
-      },
-    });
+    const store = await openStore(
+      dir,
+      withTestHooks(
+        { fileSystem: fs, segmentBytes: 1 * MiB, compaction: { memoryBudgetBytes: 256 * KiB } },
+        {
+          onKillPoint: (name) => {
+            if (name === 'chunk-committed') commits++;
+            // After two commits, the next chunk's copy is written, then every mutation fails.
+            if (name === 'copy-written' && commits >= 2 && ++copies === 1) {
+              fs.failAt({ op: 'any-write', nth: 1, error: 'EIO', persistent: true });
+            }
+          },
+        },
+      ),
+    );
     const model: Model = new Map();
     const ids = idList(6000, 'c');
     await putAll(store, model, versions(ids, 1), { min: 100, max: 400 });

@@ -10,7 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { WarmStore, WarmStoreError } from '../../../src/index.js';
-import { FaultyFileSystem } from '../../../src/fs/fault.js';
+import { FaultyFileSystem } from '../../../src/testing/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 import {
   KiB,

@@ -16,7 +16,7 @@ import {
 import { WarmStoreError } from '../../../src/errors.js';
 import { crc32c } from '../../../src/format/crc.js';
 import { HEADER_BYTES, encodeHeader } from '../../../src/format/header.js';
-import { FaultyFileSystem } from '../../../src/fs/fault.js';
+import { FaultyFileSystem } from '../../../src/testing/index.js';
 import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import { tempDir } from '../../helpers/tmp.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { FaultyFileSystem } from '../../../src/fs/fault.js';
+import { FaultyFileSystem } from '../../../src/testing/index.js';
 import {
   WarmStore,
   nodeFileSystem,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { copyFile, cp, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { FaultyFileSystem, type FaultErrorCode, type FaultOp } from '../../../src/fs/fault.js';
+import { FaultyFileSystem, type FaultErrorCode, type FaultOp } from '../../../src/testing/index.js';
 import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
 import { expectSameRecord } from '../../helpers/assert.js';
 import { recordFor, writeRecords } from '../../helpers/random.js';

@@ -13,7 +13,7 @@ import {
   writeManifest,
   type Manifest,
 } from '../../../src/format/manifest.js';
-import { FaultyFileSystem } from '../../../src/fs/fault.js';
+import { FaultyFileSystem } from '../../../src/testing/index.js';
 import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import { tempDir } from '../../helpers/tmp.js';
 

@@ -3,14 +3,8 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { crc32c } from '../../../src/format/crc.js';
-import { FaultyFileSystem } from '../../../src/fs/fault.js';
-import {
-  FORMAT_VERSION,
-  WarmStore,
-  WarmStoreError,
-  registerMigration,
-  type MemoryRecord,
-} from '../../../src/index.js';
+import { FORMAT_VERSION, WarmStore, WarmStoreError, type MemoryRecord } from '../../../src/index.js';
+import { FaultyFileSystem, registerMigration } from '../../../src/testing/index.js';
 import { expectSameRecord } from '../../helpers/assert.js';
 import { recordFor } from '../../helpers/random.js';
 import { makeTempDir, removeDir } from '../../helpers/tmp.js';

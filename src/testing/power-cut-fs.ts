@@ -1,28 +1,11 @@
 import * as fs from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { OpenMode, WsFile, WsFileSystem } from './types.js';
+import type { OpenMode, WsFile, WsFileSystem } from '../fs/types.js';
 
-/**
- * A file layer over the real fs of one directory tree that can simulate a power cut: `cut()`
- * reverts the tree to exactly what the rules of POSIX durability guarantee, and nothing more.
- *
- * - A file's data and size are durable as of the last `sync()` (fdatasync) *call* that resolved;
- *   bytes written after that call, or written and never synced, are undone.
- * - A directory entry (create, rename, unlink, link, mkdir) is durable once `syncDir` of the
- *   directory holding it was called after the change and resolved.
- *
- * How: every mutation is applied to the real files at the instant it is called (so there is never
- * an "in flight" write whose fate is ambiguous) and leaves an undo record: the old bytes of
- * overwritten or truncated ranges per inode, and the previous target of each changed directory
- * entry. Every inode that may need restoring keeps a hard link in a hidden stash directory, so
- * its bytes survive unlink and rename-over and its inode number cannot be reused meanwhile.
- * Real fsyncs are skipped: nothing here needs the disk to be durable, only the bookkeeping.
- *
- * Meant for small stores in tests (undo logs are kept in memory).
- */
-
+/** Name of the hidden directory under the root that holds the hard links of tracked inodes. */
 const STASH = '.powercut-stash';
 
+/** How `PowerCutFileSystem.cut()` (or an armed `cutAtOp`) reverts the tree. */
 export interface CutOptions {
   /**
    * Seed for a harsher crash: each unsynced overwrite independently persists or not, and a file
@@ -39,6 +22,7 @@ export interface CutOptions {
   keepUnsynced?: (path: string) => boolean;
 }
 
+/** What a cut changed on disk, for tests to assert that the cut point mattered. */
 export interface CutReport {
   /** Files whose data was rolled back (bytes restored or size changed). */
   filesReverted: string[];
@@ -99,21 +83,37 @@ function prng(seed: number): () => number {
   };
 }
 
+/** The bookkeeping of a `PowerCutFileSystem` that its file handles use. */
+interface FileHost {
+  isCut(): boolean;
+  nextSeq(): number;
+  /** Counts a mutating operation and cuts the power if a cut was armed for it. */
+  beforeMutation(op: string): void;
+  /** Resolves `fn()` on a later turn, or rejects if the power was cut meanwhile. */
+  later<T>(fn: () => T): Promise<T>;
+  /** The tracked state of the inode behind `fd`, if any. */
+  stateOf(fd: number): InodeState | undefined;
+  forget(h: PowerCutFile): void;
+  /** Saves the bytes a write at [pos, pos+len) is about to overwrite. */
+  captureOverwrite(state: InodeState, fd: number, pos: number, len: number): void;
+  captureTruncate(state: InodeState, fd: number, length: number): void;
+}
+
 class PowerCutFile implements WsFile {
   readonly path: string;
-  readonly #owner: PowerCutFileSystem;
+  readonly #host: FileHost;
   readonly #state: InodeState | undefined;
   #fd: number | undefined;
 
-  constructor(owner: PowerCutFileSystem, path: string, fd: number, state: InodeState | undefined) {
+  constructor(host: FileHost, path: string, fd: number, state: InodeState | undefined) {
     this.path = path;
-    this.#owner = owner;
+    this.#host = host;
     this.#fd = fd;
     this.#state = state;
   }
 
   #live(op: string): number {
-    if (this.#owner.isCut) throw powerCutError(op);
+    if (this.#host.isCut()) throw powerCutError(op);
     if (this.#fd === undefined) {
       const err = new Error(`EBADF: bad file descriptor, ${op} '${this.path}'`) as NodeJS.ErrnoException;
       err.code = 'EBADF';
@@ -148,14 +148,14 @@ class PowerCutFile implements WsFile {
   }
 
   read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    return this.#owner.later(() => this.readSync(buf, offset, length, position));
+    return this.#host.later(() => this.readSync(buf, offset, length, position));
   }
 
   writeSync(buf: Uint8Array, offset: number, length: number, position: number): number {
     const fd = this.#live('write');
     const state = this.#writable('write');
-    this.#owner.beforeMutation('write');
-    this.#owner.captureOverwrite(state, fd, position, length);
+    this.#host.beforeMutation('write');
+    this.#host.captureOverwrite(state, fd, position, length);
     const n = fs.writeSync(fd, buf, offset, length, position);
     state.size = Math.max(state.size, position + n);
     return n;
@@ -165,7 +165,7 @@ class PowerCutFile implements WsFile {
     // Applied now, acknowledged later: the caller sees an async write, the model sees no ambiguity.
     try {
       const n = this.writeSync(buf, offset, length, position);
-      return this.#owner.later(() => n);
+      return this.#host.later(() => n);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -176,13 +176,13 @@ class PowerCutFile implements WsFile {
       const fd = this.#live('fdatasync');
       // fdatasync syncs the inode whatever the descriptor's mode, so a read-only handle may sync
       // bytes written through another one.
-      const state = this.#state ?? this.#owner.stateOf(fd);
-      this.#owner.beforeMutation('sync');
-      if (state === undefined) return this.#owner.later(() => undefined);
+      const state = this.#state ?? this.#host.stateOf(fd);
+      this.#host.beforeMutation('sync');
+      if (state === undefined) return this.#host.later(() => undefined);
       // Only what was written before the call is covered: capture the mark and size now.
-      const mark = this.#owner.nextSeq();
+      const mark = this.#host.nextSeq();
       const size = state.size;
-      return this.#owner.later(() => {
+      return this.#host.later(() => {
         if (mark > state.syncedMark) {
           state.syncedMark = mark;
           state.syncedSize = size;
@@ -198,11 +198,11 @@ class PowerCutFile implements WsFile {
     try {
       const fd = this.#live('ftruncate');
       const state = this.#writable('ftruncate');
-      this.#owner.beforeMutation('truncate');
-      this.#owner.captureTruncate(state, fd, length);
+      this.#host.beforeMutation('truncate');
+      this.#host.captureTruncate(state, fd, length);
       fs.ftruncateSync(fd, length);
       state.size = length;
-      return this.#owner.later(() => undefined);
+      return this.#host.later(() => undefined);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -215,7 +215,7 @@ class PowerCutFile implements WsFile {
   close(): Promise<void> {
     try {
       this.closeSync();
-      return this.#owner.later(() => undefined);
+      return this.#host.later(() => undefined);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -224,13 +224,31 @@ class PowerCutFile implements WsFile {
   closeSync(): void {
     const fd = this.#live('close');
     this.#fd = undefined;
-    this.#owner.forget(this);
+    this.#host.forget(this);
     fs.closeSync(fd);
   }
 }
 
-/** See the comment at the top of this file. */
+/**
+ * A file layer over the real fs of one directory tree that can simulate a power cut: `cut()`
+ * reverts the tree to exactly what the rules of POSIX durability guarantee, and nothing more.
+ *
+ * - A file's data and size are durable as of the last `sync()` (fdatasync) *call* that resolved;
+ *   bytes written after that call, or written and never synced, are undone.
+ * - A directory entry (create, rename, unlink, link, mkdir) is durable once `syncDir` of the
+ *   directory holding it was called after the change and resolved.
+ *
+ * How: every mutation is applied to the real files at the instant it is called (so there is never
+ * an "in flight" write whose fate is ambiguous) and leaves an undo record: the old bytes of
+ * overwritten or truncated ranges per inode, and the previous target of each changed directory
+ * entry. Every inode that may need restoring keeps a hard link in a hidden stash directory, so
+ * its bytes survive unlink and rename-over and its inode number cannot be reused meanwhile.
+ * Real fsyncs are skipped: nothing here needs the disk to be durable, only the bookkeeping.
+ *
+ * Meant for small stores in tests (undo logs are kept in memory).
+ */
 export class PowerCutFileSystem implements WsFileSystem {
+  /** The directory tree this layer models (absolute). */
   readonly root: string;
   readonly #stash: string;
   #cut = false;
@@ -255,6 +273,7 @@ export class PowerCutFileSystem implements WsFileSystem {
     fs.mkdirSync(this.#stash);
   }
 
+  /** True once the power was cut (by `cut()` or an armed `cutAtOp`) or the layer disposed. */
   get isCut(): boolean {
     return this.#cut;
   }
@@ -374,15 +393,26 @@ export class PowerCutFileSystem implements WsFileSystem {
     return true;
   }
 
-  // ---- bookkeeping used by PowerCutFile -------------------------------------------------------
+  // ---- bookkeeping, reached by PowerCutFile only through #host ---------------------------------
 
-  /** @internal */
-  nextSeq(): number {
+  /** Handles reach the bookkeeping through this object, so none of it is a public method. */
+  readonly #host: FileHost = {
+    isCut: () => this.#cut,
+    nextSeq: () => this.#nextSeq(),
+    beforeMutation: (op) => this.#beforeMutation(op),
+    later: (fn) => this.#later(fn),
+    stateOf: (fd) => this.#stateOf(fd),
+    forget: (h) => this.#forget(h),
+    captureOverwrite: (state, fd, pos, len) => this.#captureOverwrite(state, fd, pos, len),
+    captureTruncate: (state, fd, length) => this.#captureTruncate(state, fd, length),
+  };
+
+  #nextSeq(): number {
     return ++this.#seq;
   }
 
-  /** @internal Counts a mutating operation and cuts the power if a cut was armed for it. */
-  beforeMutation(op: string): void {
+  /** Counts a mutating operation and cuts the power if a cut was armed for it. */
+  #beforeMutation(op: string): void {
     if (this.#cut) throw powerCutError(op);
     this.#ops++;
     if (this.#cutAtOp !== undefined && this.#ops >= this.#cutAtOp) {
@@ -392,8 +422,8 @@ export class PowerCutFileSystem implements WsFileSystem {
     }
   }
 
-  /** @internal Resolves `fn()` on a later turn, or rejects if the power was cut meanwhile. */
-  later<T>(fn: () => T): Promise<T> {
+  /** Resolves `fn()` on a later turn, or rejects if the power was cut meanwhile. */
+  #later<T>(fn: () => T): Promise<T> {
     return new Promise((res, rej) => {
       setImmediate(() => {
         if (this.#cut) return rej(powerCutError('pending operation'));
@@ -406,32 +436,30 @@ export class PowerCutFileSystem implements WsFileSystem {
     });
   }
 
-  /** @internal The tracked state of the inode behind `fd`, if any. */
-  stateOf(fd: number): InodeState | undefined {
+  /** The tracked state of the inode behind `fd`, if any. */
+  #stateOf(fd: number): InodeState | undefined {
     return this.#inodes.get(inodeKey(fs.fstatSync(fd)));
   }
 
-  /** @internal */
-  forget(h: PowerCutFile): void {
+  #forget(h: PowerCutFile): void {
     this.#handles.delete(h);
   }
 
-  /** @internal Saves the bytes a write at [pos, pos+len) is about to overwrite. */
-  captureOverwrite(state: InodeState, fd: number, pos: number, len: number): void {
+  /** Saves the bytes a write at [pos, pos+len) is about to overwrite. */
+  #captureOverwrite(state: InodeState, fd: number, pos: number, len: number): void {
     // Only bytes inside the current file matter: anything beyond is cut off by the final truncate.
     const end = Math.min(pos + len, state.size);
     if (end <= pos) return;
     const data = Buffer.allocUnsafe(end - pos);
     const n = fs.readSync(fd, data, 0, data.length, pos);
-    state.undo.push({ seq: this.nextSeq(), pos, data: data.subarray(0, n), truncate: false });
+    state.undo.push({ seq: this.#nextSeq(), pos, data: data.subarray(0, n), truncate: false });
   }
 
-  /** @internal */
-  captureTruncate(state: InodeState, fd: number, length: number): void {
+  #captureTruncate(state: InodeState, fd: number, length: number): void {
     if (length >= state.size) return;
     const data = Buffer.allocUnsafe(state.size - length);
     const n = fs.readSync(fd, data, 0, data.length, length);
-    state.undo.push({ seq: this.nextSeq(), pos: length, data: data.subarray(0, n), truncate: true });
+    state.undo.push({ seq: this.#nextSeq(), pos: length, data: data.subarray(0, n), truncate: true });
   }
 
   #alive(op: string): void {
@@ -475,7 +503,7 @@ export class PowerCutFileSystem implements WsFileSystem {
       list = [];
       this.#dirs.set(dir, list);
     }
-    list.push({ seq: this.nextSeq(), name: basename(path), before });
+    list.push({ seq: this.#nextSeq(), name: basename(path), before });
   }
 
   /** The inode key of a file at `path` (tracking it), null when absent; directories are refused. */
@@ -492,18 +520,18 @@ export class PowerCutFileSystem implements WsFileSystem {
   }
 
   #done(): Promise<void> {
-    return this.later(() => undefined);
+    return this.#later(() => undefined);
   }
 
   open(path: string, mode: OpenMode): WsFile {
     this.#alive('open');
     if (mode === 'r') {
       const abs = resolve(path);
-      return this.#adopt(new PowerCutFile(this, abs, fs.openSync(abs, 'r'), undefined));
+      return this.#adopt(new PowerCutFile(this.#host, abs, fs.openSync(abs, 'r'), undefined));
     }
     const abs = this.#inside(path);
     const creating = mode === 'excl' || (mode === 'create' && !fs.existsSync(abs));
-    if (creating) this.beforeMutation('open');
+    if (creating) this.#beforeMutation('open');
     let fd: number;
     if (mode === 'rw') fd = fs.openSync(abs, 'r+');
     else if (mode === 'excl') fd = fs.openSync(abs, 'wx+');
@@ -511,7 +539,7 @@ export class PowerCutFileSystem implements WsFileSystem {
     try {
       const state = this.#track(abs, fs.fstatSync(fd), creating);
       if (creating) this.#recordEntry(abs, null);
-      return this.#adopt(new PowerCutFile(this, abs, fd, state));
+      return this.#adopt(new PowerCutFile(this.#host, abs, fd, state));
     } catch (err) {
       fs.closeSync(fd);
       throw err;
@@ -526,7 +554,7 @@ export class PowerCutFileSystem implements WsFileSystem {
   readFile(path: string): Promise<Buffer> {
     try {
       this.#alive('readFile');
-      return this.later(() => fs.readFileSync(path));
+      return this.#later(() => fs.readFileSync(path));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -537,7 +565,7 @@ export class PowerCutFileSystem implements WsFileSystem {
       this.#alive('rename');
       const src = this.#inside(from);
       const dst = this.#inside(to);
-      this.beforeMutation('rename');
+      this.#beforeMutation('rename');
       const srcKey = this.#entryTarget(src);
       if (srcKey === null) fs.lstatSync(src); // throws ENOENT like rename would
       const dstKey = this.#entryTarget(dst);
@@ -554,7 +582,7 @@ export class PowerCutFileSystem implements WsFileSystem {
     try {
       this.#alive('unlink');
       const abs = this.#inside(path);
-      this.beforeMutation('unlink');
+      this.#beforeMutation('unlink');
       const key = this.#entryTarget(abs);
       fs.unlinkSync(abs);
       this.#recordEntry(abs, key);
@@ -569,7 +597,7 @@ export class PowerCutFileSystem implements WsFileSystem {
       this.#alive('link');
       const src = this.#inside(from);
       const dst = this.#inside(to);
-      this.beforeMutation('link');
+      this.#beforeMutation('link');
       fs.linkSync(src, dst);
       // The source inode may be written through no handle of ours; track it so a relink is possible.
       this.#track(src, fs.lstatSync(src), false);
@@ -585,7 +613,7 @@ export class PowerCutFileSystem implements WsFileSystem {
       this.#alive('readdir');
       const abs = resolve(path);
       const names = fs.readdirSync(abs);
-      return this.later(() => (abs === this.root ? names.filter((n) => n !== STASH) : names));
+      return this.#later(() => (abs === this.root ? names.filter((n) => n !== STASH) : names));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -598,7 +626,7 @@ export class PowerCutFileSystem implements WsFileSystem {
       // Record each missing component: its entry in its parent is not durable until syncDir(parent).
       const missing: string[] = [];
       for (let p = abs; !fs.existsSync(p); p = dirname(p)) missing.unshift(p);
-      if (missing.length > 0) this.beforeMutation('mkdir');
+      if (missing.length > 0) this.#beforeMutation('mkdir');
       for (const p of missing) {
         fs.mkdirSync(p);
         this.#recordEntry(p, null);
@@ -613,7 +641,7 @@ export class PowerCutFileSystem implements WsFileSystem {
     try {
       this.#alive('exists');
       const found = fs.existsSync(path);
-      return this.later(() => found);
+      return this.#later(() => found);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -624,9 +652,9 @@ export class PowerCutFileSystem implements WsFileSystem {
       this.#alive('syncDir');
       const abs = resolve(path);
       if (!fs.statSync(abs).isDirectory()) throw new Error(`power-cut: syncDir of a non-directory ${abs}`);
-      this.beforeMutation('syncDir');
-      const mark = this.nextSeq();
-      return this.later(() => {
+      this.#beforeMutation('syncDir');
+      const mark = this.#nextSeq();
+      return this.#later(() => {
         const list = this.#dirs.get(abs);
         if (list === undefined) return;
         const rest = list.filter((c) => c.seq > mark);

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PowerCutFileSystem } from '../../../src/fs/power-cut.js';
+import { PowerCutFileSystem } from '../../../src/testing/index.js';
 import type { WsFile } from '../../../src/fs/types.js';
 import { Rng, randomBytes } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';

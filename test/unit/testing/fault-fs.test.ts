@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { FaultyFileSystem, makeFsError } from '../../../src/fs/fault.js';
+import { FaultyFileSystem, makeFsError } from '../../../src/testing/index.js';
 import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import type { WsFileSystem } from '../../../src/fs/types.js';
 import { tempDir } from '../../helpers/tmp.js';

@@ -1,6 +1,6 @@
 import { constants as osConstants } from 'node:os';
-import { nodeFileSystem } from './node-fs.js';
-import type { OpenMode, WsFile, WsFileSystem } from './types.js';
+import { nodeFileSystem } from '../fs/node-fs.js';
+import type { OpenMode, WsFile, WsFileSystem } from '../fs/types.js';
 
 /**
  * Operations a fault can target. `any-write` matches every operation that changes the disk:
@@ -23,8 +23,10 @@ export type FaultOp =
 /** Operations counted in `FaultyFileSystem.counts`; `any-write` counts every mutating one. */
 export type CountedOp = FaultOp | 'readdir' | 'exists' | 'freeBytes' | 'close';
 
+/** The errors a fault raises: a full disk or a failing one. */
 export type FaultErrorCode = 'ENOSPC' | 'EIO';
 
+/** One fault to arm with `FaultyFileSystem.failAt`: which operation, which occurrence, which error. */
 export interface FaultSpec {
   op: FaultOp;
   /** 1-based: the Nth matching operation from the moment `failAt` is called fails. */
