@@ -1,7 +1,9 @@
 /**
- * Resource limits of compaction (brief §4.5, §4.6; seeds: "2x memory overhead", "2 s pause",
- * "abort if insufficient memory"): the budget and free-disk checks refuse before anything is
- * written, the event loop never stalls for 100 ms, and extra memory stays within the budget.
+ * Resource limits of compaction: the memory-budget and free-disk checks refuse with
+ * INSUFFICIENT_RESOURCES before anything is written (never failing halfway); the compaction runs
+ * as short synchronous steps with reads served in between; and its extra memory stays within
+ * `compaction.memoryBudgetBytes` (plus a fixed allowance) whatever the store's size, with no
+ * spike proportional to the data.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
