@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const roots = process.argv.slice(2);
-const dirs = roots.length > 0 ? roots : ['test/unit', 'test/integration', 'test/crash'];
+// test/slow runs its small-scale case by default; its 100K and 1M runs need WARMSTORE_SLOW=1.
+const dirs = roots.length > 0 ? roots : ['test/unit', 'test/integration', 'test/crash', 'test/slow'];
 const files = [];
 function walk(dir) {
   let names;

@@ -38,8 +38,8 @@ export type OperationName = 'put' | 'get' | 'delete' | 'recall';
 const OPS: readonly OperationName[] = ['put', 'get', 'delete', 'recall'];
 const RESULTS: readonly CompactionResult[] = ['success', 'failure', 'aborted'];
 
-// Operations are microseconds to tens of milliseconds (an fsync); pauses are the compaction steps
-// the brief bounds at 10 ms (goal) and 100 ms (hard bar); whole compactions are seconds to minutes.
+// Operations are microseconds to tens of milliseconds (an fsync); pauses are compaction steps,
+// aimed at 10 ms or less and never 100 ms; whole compactions are seconds to minutes.
 const OP_BUCKETS = [
   0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ];

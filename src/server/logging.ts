@@ -4,7 +4,7 @@ import type { MetricsSource } from '../metrics/index.js';
 export interface StoreLoggingOptions {
   /** Minimum interval between two progress lines within one phase. @default 5000 */
   progressIntervalMs?: number;
-  /** A compaction pause longer than this is logged as a warning (the brief's hard bar). @default 100 */
+  /** A compaction pause longer than this is logged as a warning (no step may block 100 ms). @default 100 */
   slowPauseMs?: number;
 }
 

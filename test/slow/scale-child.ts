@@ -9,7 +9,10 @@
  * in-process run attributed a 188 ms gap to `destroy node:internal/test_runner/harness` plus the
  * collector, none of it warmstore's. A production process has no such hook, so neither does this.
  *
- *   node --import tsx test/slow/scale-child.ts N [DIM]
+ *   node --import tsx test/slow/scale-child.ts N [DIM] [SEGMENT_BYTES]
+ *
+ * Also run at small sizes by the default suite (scale.test.ts, and the event-loop test of
+ * test/unit/compaction/resources.test.ts), so the workload and its checks cannot rot unnoticed.
  */
 import assert from 'node:assert/strict';
 import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
@@ -46,6 +49,8 @@ export interface ScaleResult {
   segmentsCompacted: number;
   bytesReclaimed: number;
   maxPauseMs: number;
+  /** Synchronous steps the compaction reported (compactionPause events): how finely it yields. */
+  pauses: number;
   reads: number;
   readP50Ms: number;
   readP99Ms: number;
@@ -59,10 +64,10 @@ const note = (n: number, s: string): void => {
   process.stderr.write(`[scale ${n}] ${s}\n`);
 };
 
-async function runScale(dir: string, n: number, dim: number): Promise<ScaleResult> {
+async function runScale(dir: string, n: number, dim: number, segmentBytes: number): Promise<ScaleResult> {
   const options = {
     dimension: dim,
-    segmentBytes: 16 * MiB,
+    segmentBytes,
     maintenanceIntervalMs: false as const,
     maintenance: { startupCompaction: 'off' as const },
   };
@@ -100,6 +105,10 @@ async function runScale(dir: string, n: number, dim: number): Promise<ScaleResul
   let failure: unknown;
   let maxReadMs = 0;
   let count = 0;
+  let pauses = 0;
+  store.on('compactionPause', () => {
+    pauses++;
+  });
   loop.enable();
   t0 = performance.now();
   const compaction = store.compact({ force: true }).finally(() => {
@@ -189,6 +198,7 @@ async function runScale(dir: string, n: number, dim: number): Promise<ScaleResul
     segmentsCompacted: stats.segmentsCompacted,
     bytesReclaimed: stats.bytesReclaimed,
     maxPauseMs: stats.maxPauseMs,
+    pauses,
     reads: count,
     readP50Ms: reads.percentile(50) / 1e6,
     readP99Ms: reads.percentile(99) / 1e6,
@@ -201,13 +211,21 @@ async function runScale(dir: string, n: number, dim: number): Promise<ScaleResul
 
 const n = Number(process.argv[2]);
 const dim = Number(process.argv[3] ?? 768);
-if (!Number.isInteger(n) || n < 1000 || !Number.isInteger(dim) || dim < 1) {
-  process.stderr.write('usage: scale-child.ts N [DIM] (N >= 1000)\n');
+const segmentBytes = Number(process.argv[4] ?? 16 * MiB);
+if (
+  !Number.isInteger(n) ||
+  n < 1000 ||
+  !Number.isInteger(dim) ||
+  dim < 1 ||
+  !Number.isInteger(segmentBytes) ||
+  segmentBytes < 4096
+) {
+  process.stderr.write('usage: scale-child.ts N [DIM] [SEGMENT_BYTES] (N >= 1000, SEGMENT_BYTES >= 4096)\n');
   process.exit(2);
 }
 const dir = await mkdtemp(join(process.env.WARMSTORE_TEST_TMP ?? tmpdir(), 'warmstore-scale-'));
 try {
-  const result = await runScale(dir, n, dim);
+  const result = await runScale(dir, n, dim, segmentBytes);
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 } finally {
   await rm(dir, { recursive: true, force: true });

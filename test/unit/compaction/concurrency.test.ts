@@ -1,6 +1,8 @@
 /**
- * Compaction against concurrent readers and writers (brief §4.2, §4.5, §4.7; seeds: the
- * non-atomic offset update and the missing compaction-vs-reads test).
+ * Compaction against concurrent readers and writers: reads and writes continue throughout, and a
+ * read returns every byte unchanged (a record's location changes atomically with its move); a
+ * record updated or deleted after its copy but before the chunk commit keeps its new value; a
+ * second compaction gets COMPACTION_IN_PROGRESS; a segment is deleted only once no read uses it.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';

@@ -1,8 +1,7 @@
 /**
- * What compaction moves (brief §2, §5; seeds: "empty string vs None", "large content",
- * "fragmentation with interleaved store/delete", "repeated cycles"): empty and absent content stay
- * distinct, entries larger than the compaction window are streamed intact, and repeated
- * put/delete/compact cycles keep the store's size bounded.
+ * What compaction moves: empty and absent content stay distinct, entries larger than the
+ * compaction window are streamed intact, and repeated put/delete/compact cycles keep the store's
+ * size bounded with every byte intact.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

@@ -1,7 +1,8 @@
 /**
- * Compaction under failure (brief §4.4, §4.8; seeds: "no rollback/resume strategy", "errors must
- * leave the store usable"): a fault at every write and fsync, an abort, an exception at every
- * kill point, and a compaction cut off mid-way then resumed by a new store instance.
+ * Compaction under failure: it is all-or-nothing and resumable, and an error leaves the store
+ * usable with every record at its acknowledged value. Covered: a fault at every write and fsync,
+ * an abort, an exception at every kill point, and a compaction cut off mid-way then resumed by a
+ * new store instance.
  */
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
- * When compaction runs by itself (brief §6; seeds: "define when to trigger compaction (runtime +
- * startup)"): the startup check, the maintenance thresholds and their strict boundaries, and the
- * periodic loop.
+ * When compaction runs by itself, at open and at runtime: the startup check (warn above
+ * `startupWarnRatio`, compact above `startupCompactRatio` as `startupCompaction` says), the
+ * maintenance thresholds and their strict boundaries, and the periodic loop.
  */
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';

@@ -11,7 +11,7 @@ import {
 import { parseRecordLine } from '../../../src/cli/commands/import.js';
 
 describe('error mapping', () => {
-  it('maps every WarmStoreError code, with the statuses of the brief', () => {
+  it('maps every WarmStoreError code to its HTTP status', () => {
     for (const code of ERROR_CODES) assert.equal(typeof STATUS_BY_CODE[code], 'number', code);
     assert.equal(STATUS_BY_CODE.INVALID_INPUT, 400);
     assert.equal(STATUS_BY_CODE.COMPACTION_IN_PROGRESS, 409);
