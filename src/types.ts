@@ -42,6 +42,18 @@ export const METADATA_FIELDS = [
   'accessCount',
 ] as const satisfies readonly (keyof MemoryMetadata)[];
 
+/** A copy of the metadata fields of `m` (a record, a WAL entry, a slot): the one place they are listed. */
+export function metadataOf(m: MemoryMetadata): MemoryMetadata {
+  return {
+    confidence: m.confidence,
+    activation: m.activation,
+    decayRate: m.decayRate,
+    createdAt: m.createdAt,
+    lastAccess: m.lastAccess,
+    accessCount: m.accessCount,
+  };
+}
+
 /** A memory as stored: every field filled in. `content` is `null` when absent. */
 export interface StoredMemory extends MemoryMetadata {
   id: string;

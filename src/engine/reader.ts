@@ -3,7 +3,7 @@ import type { SegmentSet } from '../content/segment-set.js';
 import { entryBytes, verifyEntry, type Segment } from '../content/segment.js';
 import { corruption } from '../errors.js';
 import type { Keyspace } from '../records/keyspace.js';
-import type { StoredMemory } from '../types.js';
+import { metadataOf, type StoredMemory } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 
 /** Reads bigger than this go through the async path with a segment pin, so they never block. */
@@ -110,12 +110,7 @@ export class Reader {
       id: v.id,
       embedding: v.embedding,
       content: v.kind === ContentKind.Absent ? null : '',
-      confidence: v.confidence,
-      activation: v.activation,
-      decayRate: v.decayRate,
-      createdAt: v.createdAt,
-      lastAccess: v.lastAccess,
-      accessCount: v.accessCount,
+      ...metadataOf(v),
     };
     if (v.kind !== ContentKind.Present) return { memory, seg: undefined, off: 0, clen: 0, idLen: v.idLen };
     const seg = this.#segments.get(v.seg);

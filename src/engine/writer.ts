@@ -5,7 +5,7 @@ import { HEADER_BYTES } from '../format/header.js';
 import { writeFully } from '../fs/io.js';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK } from '../records/table.js';
-import type { Durability, WarmStoreLogger } from '../types.js';
+import { metadataOf, type Durability, type WarmStoreLogger } from '../types.js';
 import { WalType, encodeWalEntry, walEntrySize, type WalEntry, type WalEntryInput } from '../wal/entries.js';
 import type { WalLog } from '../wal/log.js';
 import type { Transitions } from './transitions.js';
@@ -203,12 +203,7 @@ export class Writer {
               seg: 0,
               off: 0,
               clen: r.content?.length ?? 0,
-              confidence: r.confidence,
-              activation: r.activation,
-              decayRate: r.decayRate,
-              createdAt: r.createdAt,
-              lastAccess: r.lastAccess,
-              accessCount: r.accessCount,
+              ...metadataOf(r),
               embedding: r.embedding,
             },
           });

@@ -1,6 +1,6 @@
 import { entryBytes } from '../content/segment.js';
 import { corruption, WarmStoreError } from '../errors.js';
-import type { MemoryMetadata } from '../types.js';
+import { metadataOf, type MemoryMetadata } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 import { idHash } from './slot-codec.js';
 import { CHUNK_MASK, RecordTable } from './table.js';
@@ -197,12 +197,7 @@ export class Keyspace {
       off: v.kind === ContentKind.Present ? v.off : 0,
       clen: v.kind === ContentKind.Present ? v.clen : 0,
       clsn: lsn,
-      confidence: v.confidence,
-      activation: v.activation,
-      decayRate: v.decayRate,
-      createdAt: v.createdAt,
-      lastAccess: v.lastAccess,
-      accessCount: v.accessCount,
+      ...metadataOf(v),
       embedding: v.embedding,
     });
     this.#index.set(v.id, slot);
