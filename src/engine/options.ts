@@ -82,6 +82,12 @@ function section(v: unknown, field: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/** The kill-point hook carried by `withTestHooks`, if it is a function (anything else is ignored). */
+function killPointHook(o: WarmStoreOptions): ((name: string) => void) | undefined {
+  const hook = testHooksOf(o).onKillPoint;
+  return typeof hook === 'function' ? hook : undefined;
+}
+
 /** Validates `WarmStore.open`'s options; throws INVALID_INPUT naming the first bad field. */
 export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions {
   const o = section(options, 'options') as WarmStoreOptions;
@@ -139,6 +145,6 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
     ),
     logger: o.logger,
     fileSystem: o.fileSystem ?? nodeFileSystem,
-    onKillPoint: testHooksOf(o).onKillPoint,
+    onKillPoint: killPointHook(o),
   };
 }
