@@ -3,9 +3,10 @@
  * this run, and the JSON document with every raw figure.
  */
 import * as os from 'node:os';
-import type { EngineSpec } from './engines/engine.ts';
+import type { EngineSpec, WarmstoreBuild } from './engines/engine.ts';
 import type { RunConfig } from './lib/config.ts';
 import type { Dataset } from './lib/data.ts';
+import type { DiskBaseline } from './lib/disk-baseline.ts';
 import { fmtBytes, fmtNum, fmtUs, mdTable, median, table } from './lib/measure.ts';
 import type { EngineResult } from './lib/results.ts';
 
@@ -17,13 +18,6 @@ export interface Report {
   md: string;
   goals: string[];
   summary: Summary;
-}
-
-/** Machine figures the goals are held against. */
-export interface Baseline {
-  /** Sequential write bandwidth, bytes/s (best of the runs). */
-  bytesPerSec: number;
-  fdatasyncP50us: number;
 }
 
 function med<T>(xs: T[], f: (x: T) => number | undefined): number {
@@ -158,7 +152,7 @@ function ratioCell(S: Summary, a: string, b: string, m: Metric): string {
 }
 
 /** The goals, checked on one warmstore 'sync' row against the peers of this run. */
-function goalsOf(S: Summary, row: string, peers: string[], ds: Dataset, bw: Baseline): string[] {
+function goalsOf(S: Summary, row: string, peers: string[], ds: Dataset, bw: DiskBaseline): string[] {
   const goals: string[] = [];
   const v = (n: string, k: string): number => S[n]?.[k] ?? NaN;
   const check = (x: number, ok: (x: number) => boolean, s: (x: number) => string): void => {
@@ -245,8 +239,7 @@ export function summarize(
   specs: readonly EngineSpec[],
   results: Readonly<Record<string, EngineResult>>,
   ds: Dataset,
-  bw: Baseline,
-  bwMib: number,
+  bw: DiskBaseline,
 ): Report {
   const names = specs.map((s) => s.row).filter((n) => results[n]);
   const S: Summary = {};
@@ -277,8 +270,8 @@ export function summarize(
     goals.push(...(wsSync.length > 1 ? own.map((g) => g.replace(/^(\w+) {2}/, `$1  [${row}] `)) : own));
   }
   goals.push(
-    `info  seq write ${fmtBytes(bw.bytesPerSec)}/s (best of start/end, ${bwMib} MiB + fdatasync), ` +
-      `fdatasync 4 KiB p50 ${fmtUs(bw.fdatasyncP50us)}`,
+    `info  seq write ${fmtBytes(bw.bytesPerSec)}/s (best of start/end, ${bw.mib} MiB + fdatasync), ` +
+      `fdatasync 4 KiB p50 ${fmtUs(bw.fdatasync.p50us)}`,
   );
   return { text: table([header, ...body]), md: mdTable([header, ...body]), goals, summary: S };
 }
@@ -295,12 +288,52 @@ export function printReport(cfg: RunConfig, ds: Dataset, report: Report): void {
   console.log(`load average at end: ${os.loadavg().map((x) => x.toFixed(2))}`);
 }
 
-export function machine(): Record<string, unknown> {
+/** A warmstore build as the results file records it. */
+export interface BuildInfo extends WarmstoreBuild {
+  git: { commit: string; dirtySrc: boolean } | undefined;
+}
+
+/** Everything the results file holds: the run's setting, every raw figure, the summary. */
+export function resultsDocument(run: {
+  cfg: RunConfig;
+  started: Date;
+  rows: readonly EngineSpec[];
+  builds: readonly BuildInfo[];
+  ds: Dataset;
+  disk: DiskBaseline;
+  report: Report;
+  results: Readonly<Record<string, EngineResult>>;
+}): Record<string, unknown> {
+  const { cfg, ds, disk, report } = run;
   return {
-    node: process.version,
-    cpus: os.cpus().length,
-    cpu: os.cpus()[0]?.model,
-    totalmem: os.totalmem(),
-    loadavgEnd: os.loadavg(),
+    startedAt: run.started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    argv: process.argv.slice(2),
+    config: {
+      count: cfg.count,
+      dim: cfg.dim,
+      batch: cfg.batch,
+      reps: cfg.reps,
+      phases: [...cfg.phases],
+      engines: run.rows.map((r) => r.row),
+      readers: cfg.readers,
+    },
+    // The first build's commit, where files from before `builds` existed had the only one.
+    engine: run.builds[0]?.git,
+    builds: run.builds,
+    machine: {
+      node: process.version,
+      cpus: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      totalmem: os.totalmem(),
+      loadavgEnd: os.loadavg(),
+    },
+    dataset: { n: ds.n, logicalBytes: ds.logicalBytes, contentBytes: ds.contentBytes },
+    bandwidth: { used: disk.bytesPerSec, runs: disk.runs },
+    fdatasync: disk.fdatasync,
+    summary: report.summary,
+    markdownTable: report.md,
+    goals: report.goals,
+    raw: run.results,
   };
 }

@@ -16,14 +16,15 @@ import { type EngineSpec, type WarmstoreBuild, peerSpec, warmstoreSpec } from '.
 import { loadWarmstore } from './engines/warmstore.ts';
 import { type RunConfig, readRunConfig } from './lib/config.ts';
 import { Dataset } from './lib/data.ts';
-import { fmtBytes, fmtUs, measureFdatasync, measureWriteBandwidth, now } from './lib/measure.ts';
+import { DiskBaseline } from './lib/disk-baseline.ts';
+import { fmtBytes, now } from './lib/measure.ts';
 import { type EngineResult, emptyResult, writeResultsFile } from './lib/results.ts';
 import { benchRow } from './phases/index.ts';
 import { log } from './phases/context.ts';
-import { type Baseline, machine, printReport, summarize } from './report.ts';
+import { type BuildInfo, printReport, resultsDocument, summarize } from './report.ts';
 
 /** A build's commit, and whether its src/ had uncommitted changes (dist/ may include them). */
-function gitInfo(build: WarmstoreBuild): { commit: string; dirtySrc: boolean } | undefined {
+function gitInfo(build: WarmstoreBuild): BuildInfo['git'] {
   const root = path.dirname(build.dist);
   try {
     const git = (...args: string[]): string =>
@@ -70,19 +71,17 @@ function rowsOf(cfg: RunConfig, builds: readonly WarmstoreBuild[], rep: number):
 async function main(): Promise<void> {
   const cfg = readRunConfig();
   fs.mkdirSync(cfg.root, { recursive: true });
-  const builds = await loadableBuilds(cfg);
+  const builds: BuildInfo[] = (await loadableBuilds(cfg)).map((b) => ({ ...b, git: gitInfo(b) }));
   const rows = rowsOf(cfg, builds, 0);
   const started = new Date();
   log(
     `warmstore bench: ${cfg.count} records x ${cfg.dim} dims, batches of ${cfg.batch}, ${cfg.reps} reps; ` +
       `engines ${rows.map((r) => r.row).join(', ')}; phases ${[...cfg.phases].join(',')}`,
   );
-  const engines = builds.map((b) => ({ ...b, git: gitInfo(b) }));
-  for (const b of engines)
-    log(
-      `${b.label}: ${b.dist}` +
-        (b.git ? `, commit ${b.git.commit}${b.git.dirtySrc ? ' + uncommitted changes in src/' : ''}` : ''),
-    );
+  for (const b of builds) {
+    const dirty = b.git?.dirtySrc ? ' + uncommitted changes in src/' : '';
+    log(`${b.label}: ${b.dist}${b.git ? `, commit ${b.git.commit}${dirty}` : ''}`);
+  }
   log(
     `node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model}, ${fmtBytes(os.totalmem())} RAM, dir ${cfg.root}`,
   );
@@ -96,63 +95,21 @@ async function main(): Promise<void> {
     `dataset: ${fmtBytes(ds.logicalBytes)} logical (${(ds.logicalBytes / ds.n).toFixed(0)} B/record), ` +
       `content ${fmtBytes(ds.contentBytes)}, generated in ${((now() - tg) / 1000).toFixed(1)} s`,
   );
-
-  // Sequential write bandwidth: measured now and again at the end; the higher figure is used
-  // (this VM's disk varies several-fold from one minute to the next).
-  const bwRuns: number[] = [];
-  const bw: Baseline = { bytesPerSec: NaN, fdatasyncP50us: NaN };
-  let fsyncLat = { p50us: NaN, p99us: NaN };
-  const measureBw = (when: string): void => {
-    if (cfg.bwMib <= 0) return;
-    measureWriteBandwidth(cfg.root, 64 * 2 ** 20); // warm-up
-    const m = measureWriteBandwidth(cfg.root, cfg.bwMib * 2 ** 20);
-    bwRuns.push(m.bytesPerSec);
-    bw.bytesPerSec = Math.max(...bwRuns);
-    log(`sequential write (${when}): ${fmtBytes(m.bytesPerSec)}/s (${cfg.bwMib} MiB, fdatasync at end)`);
-  };
-  measureBw('start');
-  if (cfg.bwMib > 0) {
-    fsyncLat = measureFdatasync(cfg.root);
-    bw.fdatasyncP50us = fsyncLat.p50us;
-    log(`fdatasync of a 4 KiB overwrite: p50 ${fmtUs(fsyncLat.p50us)} p99 ${fmtUs(fsyncLat.p99us)}`);
-  }
+  const disk = new DiskBaseline(cfg.root, cfg.bwMib, log);
+  disk.measure('start');
 
   const results: Record<string, EngineResult> = {};
   for (let rep = 0; rep < cfg.reps; rep++) {
     log(`-- repetition ${rep + 1}/${cfg.reps}`);
     for (const spec of rowsOf(cfg, builds, rep))
-      await benchRow(cfg, spec, ds, rep, bw.bytesPerSec, (results[spec.row] ??= emptyResult()));
+      await benchRow(cfg, spec, ds, rep, disk.bytesPerSec, (results[spec.row] ??= emptyResult()));
   }
 
-  measureBw('end');
-  const report = summarize(rows, results, ds, bw, cfg.bwMib);
+  disk.measure('end');
+  const report = summarize(rows, results, ds, disk);
   printReport(cfg, ds, report);
-  const file = writeResultsFile('', started, {
-    startedAt: started.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
-    config: {
-      count: cfg.count,
-      dim: cfg.dim,
-      batch: cfg.batch,
-      reps: cfg.reps,
-      phases: [...cfg.phases],
-      engines: rows.map((r) => r.row),
-      readers: cfg.readers,
-    },
-    // One entry per warmstore build; `engine` keeps the first build's, as before there were several.
-    engine: engines[0]?.git,
-    builds: engines,
-    machine: machine(),
-    dataset: { n: ds.n, logicalBytes: ds.logicalBytes, contentBytes: ds.contentBytes },
-    bandwidth: { used: bw.bytesPerSec, runs: bwRuns },
-    fdatasync: fsyncLat,
-    summary: report.summary,
-    markdownTable: report.md,
-    goals: report.goals,
-    raw: results,
-  });
-  log(`results written to ${file}`);
+  const doc = resultsDocument({ cfg, started, rows, builds, ds, disk, report, results });
+  log(`results written to ${writeResultsFile('', started, doc)}`);
   if (!cfg.keep) fs.rmSync(cfg.root, { recursive: true, force: true });
 }
 
