@@ -1,5 +1,5 @@
 /**
- * HTTP benchmark of the warmstore server (brief §8) on loopback.
+ * HTTP benchmark of the warmstore server on loopback.
  *
  * The server runs in a child process (this file with --serve) so that the load generator
  * (autocannon, in this process) and the server each have a core of their own. The server listens
@@ -17,30 +17,33 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+import type { Durability } from '../src/index.js';
+import { type Autocannon, type AutocannonRequest, type AutocannonResult, loadPeer } from './engines/peers.ts';
 import { Dataset, rng } from './lib/data.ts';
 import { Lat, fmtNum, fmtUs, mdTable, table } from './lib/measure.ts';
+import { num, opt } from './lib/options.ts';
+import { writeResultsFile } from './lib/results.ts';
 
-const require = createRequire(import.meta.url);
+/** The server entry point, typed by its source; the code that runs is the build. */
+type ServerModule = typeof import('../src/server/index.js');
 
-function opt(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i >= 0) return process.argv[i + 1] ?? def;
-  return process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`] ?? def;
-}
-
-const PRELOAD = Number(opt('preload', '10000'));
-const DURATION = Math.min(Number(opt('duration', '10')), 60); // bounded: never more than 60 s a test
-const CONNECTIONS = Number(opt('connections', '10'));
+const PRELOAD = num('preload', 10_000);
+const DURATION = Math.min(num('duration', 10), 60); // bounded: never more than 60 s a test
+const CONNECTIONS = num('connections', 10);
 const ONLY = opt('only', 'health,get,recall,post').split(',');
-const DURABILITY = opt('durability', 'sync');
+const DURABILITY = ((d: string): Durability => {
+  if (d !== 'sync' && d !== 'relaxed') throw new Error(`--durability: sync or relaxed, got '${d}'`);
+  return d;
+})(opt('durability', 'sync'));
 const DIM = 768;
 
 // ---------------------------------------------------------------- server (child)
 
 async function serve(): Promise<void> {
   const dir = opt('dir', '');
-  const { startServer } = await import(new URL('../dist/server/index.js', import.meta.url).href);
+  const { startServer } = (await import(
+    new URL('../dist/server/index.js', import.meta.url).href
+  )) as ServerModule;
   const server = await startServer({
     dataDir: dir,
     host: '127.0.0.1',
@@ -87,16 +90,21 @@ function request(child: ChildProcess, msg: object): Promise<Record<string, unkno
   });
 }
 
-async function load(name: string, url: string, requests: object[], duration = DURATION): Promise<RunResult> {
-  const autocannon = require('autocannon');
+async function load(
+  name: string,
+  url: string,
+  requests: AutocannonRequest[],
+  duration = DURATION,
+): Promise<RunResult> {
+  const autocannon = loadPeer<Autocannon>('autocannon');
   const lat = new Lat();
-  const result = await new Promise<Record<string, any>>((resolve, reject) => {
+  const result = await new Promise<AutocannonResult>((resolve, reject) => {
     const inst = autocannon(
       { url, connections: CONNECTIONS, pipelining: 1, duration, requests, timeout: 10 },
-      (err: Error | null, res: Record<string, any>) => (err ? reject(err) : resolve(res)),
+      (err, res) => (err ? reject(err) : resolve(res)),
     );
     // autocannon's own histogram has 1 ms resolution; keep a microsecond one beside it.
-    inst.on('response', (_c: unknown, status: number, _b: number, ms: number) => {
+    inst.on('response', (_c, status, _b, ms) => {
       if (status >= 200 && status < 300) lat.ms(ms);
     });
   });
@@ -233,18 +241,14 @@ async function main(): Promise<void> {
     console.log(table(rows));
     console.log('');
     console.log(mdTable(rows));
-    const outDir = new URL('./results/', import.meta.url);
-    fs.mkdirSync(outDir, { recursive: true });
-    const file = new URL(`http-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, outDir);
-    fs.writeFileSync(
-      file,
-      JSON.stringify(
-        { preload: PRELOAD, duration: DURATION, connections: CONNECTIONS, durability: DURABILITY, results },
-        null,
-        2,
-      ),
-    );
-    console.log(`results written to ${file.pathname}`);
+    const file = writeResultsFile('http-', new Date(), {
+      preload: PRELOAD,
+      duration: DURATION,
+      connections: CONNECTIONS,
+      durability: DURABILITY,
+      results,
+    });
+    console.log(`results written to ${file}`);
   } finally {
     if (child.exitCode === null) {
       const exited = new Promise((r) => child.once('exit', r));

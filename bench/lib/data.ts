@@ -2,6 +2,7 @@
  * Deterministic workload: N memories with random 768-dim float32 embeddings, 50..2000 bytes of
  * random (word-like, ASCII) text and cognitive metadata. Every engine stores exactly these records.
  */
+import type { StoredMemory } from '../../src/index.js';
 
 /** mulberry32: small, fast, deterministic. Returns floats in [0, 1). */
 export function rng(seed: number): () => number {
@@ -15,17 +16,8 @@ export function rng(seed: number): () => number {
   };
 }
 
-export interface BenchMemory {
-  id: string;
-  embedding: Float32Array;
-  content: string | null;
-  confidence: number;
-  activation: number;
-  decayRate: number;
-  createdAt: number;
-  lastAccess: number;
-  accessCount: number;
-}
+/** A record as every engine stores and returns it: the engine's own stored shape. */
+export type BenchMemory = StoredMemory;
 
 export const META_BYTES = 6 * 8; // confidence, activation, decayRate, createdAt, lastAccess, accessCount
 
@@ -174,4 +166,23 @@ export function shuffled(n: number, r: () => number): Uint32Array {
     a[j] = t;
   }
   return a;
+}
+
+/** `count` indices drawn uniformly from 0..n-1 (repeats allowed), the same for a given seed. */
+export function randomIndices(n: number, count: number, seed: number): Uint32Array {
+  const r = rng(seed);
+  const a = new Uint32Array(count);
+  for (let i = 0; i < count; i++) a[i] = Math.floor(r() * n);
+  return a;
+}
+
+/** Whether a record read back is the one stored (content, length and a sample of the embedding). */
+export function checkRecord(v: BenchMemory | undefined, want: BenchMemory): boolean {
+  return (
+    v !== undefined &&
+    v.content === want.content &&
+    v.embedding.length === want.embedding.length &&
+    v.embedding[7] === want.embedding[7] &&
+    v.accessCount === want.accessCount
+  );
 }

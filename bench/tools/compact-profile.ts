@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Dataset } from '../lib/data.ts';
-import { loadWarmstore } from '../lib/engines.ts';
+import { loadWarmstore } from '../engines/warmstore.ts';
 import { withCpuProfile } from '../lib/measure.ts';
 
 const n = Number(process.argv[2] ?? 100_000);

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { Dataset } from '../lib/data.ts';
-import { loadWarmstore } from '../lib/engines.ts';
+import { loadWarmstore } from '../engines/warmstore.ts';
 import { withCpuProfile } from '../lib/measure.ts';
 
 const n = Number(process.argv[2] ?? 100_000);
