@@ -18,6 +18,7 @@ import {
 import { HttpError, ajvMessage, fieldFromAjv } from './errors.js';
 import type { BatchLimits, routeSchemas } from './schemas.js';
 import type { StoreApi } from './store-api.js';
+import { READ_SPACE, WRITE_SPACE } from './auth.js';
 import { checkSpace, sendJsonText, viewOf } from './wire.js';
 
 /** What the batch routes need from the server. */
@@ -118,7 +119,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     {
       schema: schemas.batchPut,
       bodyLimit: limits.bodyLimit,
-      config: { swaggerTransform: ({ url }) => ({ schema: batchPutDoc, url }) },
+      config: { auth: WRITE_SPACE, swaggerTransform: ({ url }) => ({ schema: batchPutDoc, url }) },
     },
     async (request, reply) => {
       const { memories } = request.body;
@@ -176,7 +177,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
 
   app.post<{ Body: { ids: string[]; space?: string; fields?: string[]; encoding?: EmbeddingEncoding } }>(
     '/api/v1/memories/batch/get',
-    { schema: schemas.batchGet, bodyLimit: limits.bodyLimit },
+    { schema: schemas.batchGet, bodyLimit: limits.bodyLimit, config: { auth: READ_SPACE } },
     async (request, reply) => {
       const { ids } = request.body;
       checkIds(ids);
@@ -196,7 +197,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
 
   app.post<{ Body: { ids: string[]; space?: string } }>(
     '/api/v1/memories/batch/delete',
-    { schema: schemas.batchDelete, bodyLimit: limits.bodyLimit },
+    { schema: schemas.batchDelete, bodyLimit: limits.bodyLimit, config: { auth: WRITE_SPACE } },
     async (request) => {
       const { ids } = request.body;
       checkIds(ids);
