@@ -1,10 +1,9 @@
 /**
  * The batch routes: put, get and delete many memories in one request, with a result per item.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 // Brings the route option `swaggerTransform` into the Fastify types.
 import type {} from '@fastify/swagger';
-import type { Attributes, Span } from '@opentelemetry/api';
 import { WarmStoreError } from '../errors.js';
 import { checkId } from '../engine/validate.js';
 import type { MemoryRecord } from '../types.js';
@@ -16,18 +15,13 @@ import {
   type MemoryInputJson,
 } from './codec.js';
 import { HttpError, ajvMessage, fieldFromAjv } from './errors.js';
-import type { BatchLimits, routeSchemas } from './schemas.js';
-import type { StoreApi } from './store-api.js';
+import type { BatchLimits } from './schemas.js';
 import { READ_SPACE, WRITE_SPACE } from './auth.js';
-import { checkSpace, sendJsonText, viewOf } from './wire.js';
+import type { RouteContext } from './memory-routes.js';
+import { checkDimension, checkSpace, sendJsonText, viewOf } from './wire.js';
 
 /** What the batch routes need from the server. */
-export interface BatchRouteContext {
-  app: FastifyInstance;
-  store: StoreApi;
-  /** Runs a store call traced and tracked for graceful shutdown. */
-  op: <T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>) => Promise<T>;
-  schemas: ReturnType<typeof routeSchemas>;
+export interface BatchRouteContext extends RouteContext {
   /** Schema of one memory in a request, applied to each item of a batch put on its own. */
   itemSchema: object;
   limits: BatchLimits;
@@ -64,16 +58,6 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     ids.forEach((id, i) => checkId(id, `ids[${i}]`));
   };
 
-  const checkDimension = (embedding: Float32Array): void => {
-    if (embedding.length !== store.dimension) {
-      throw new WarmStoreError(
-        'INVALID_INPUT',
-        `invalid embedding: must have ${store.dimension} values (got ${embedding.length})`,
-        { field: 'embedding' },
-      );
-    }
-  };
-
   /** Checks one item fully; returns its record or the error that refused it. */
   const parseItem = (
     request: FastifyRequest,
@@ -98,7 +82,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
       checkSpace(body.space, 'space');
       checkId(body.id);
       const record = recordFromJson(body);
-      checkDimension(record.embedding);
+      checkDimension(record.embedding, store.dimension);
       return { record };
     } catch (err) {
       return { error: itemError(err, index) };

@@ -8,17 +8,8 @@ import { WarmStore } from '../index.js';
 import { invalid } from '../errors.js';
 import type { WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
-import {
-  ALL_FIELDS,
-  RECALL_FIELDS,
-  decodeEmbedding,
-  memoryJsonText,
-  recordFromJson,
-  type EmbeddingEncoding,
-  type MemoryInputJson,
-} from './codec.js';
 import { registerBatchRoutes } from './batch.js';
-import { checkSpace, jsonNumber, sendJsonText, viewOf } from './wire.js';
+import { registerMemoryRoutes } from './memory-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { attachStoreLogging } from './logging.js';
 import { memoryInputSchema, routeSchemas, sharedSchemas, type BatchLimits } from './schemas.js';
@@ -27,9 +18,7 @@ import { traced } from './tracing.js';
 import {
   KeyRing,
   OPEN,
-  READ_SPACE,
   READ_STORE,
-  WRITE_SPACE,
   WRITE_STORE,
   installAuth,
   isLoopback,
@@ -368,109 +357,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   const schemas = routeSchemas(store.dimension, batchLimits);
 
-  const checkDimension = (embedding: Float32Array): void => {
-    // Arrays are checked by the schema; base64 strings only here, once decoded.
-    if (embedding.length !== store.dimension) {
-      throw invalid('embedding', `must have ${store.dimension} values (got ${embedding.length})`);
-    }
-  };
-
-  app.post<{ Body: MemoryInputJson & { space?: string } }>(
-    '/api/v1/memories',
-    { schema: schemas.putMemory, config: { auth: WRITE_SPACE } },
-    async (request, reply) => {
-      checkSpace(request.body.space, 'space');
-      const record = recordFromJson(request.body);
-      checkDimension(record.embedding);
-      const contentBytes = typeof record.content === 'string' ? Buffer.byteLength(record.content, 'utf8') : 0;
-      const created = await op(
-        'warmstore.put',
-        { 'warmstore.id': record.id, 'warmstore.content_bytes': contentBytes },
-        async () => {
-          // Racy against a concurrent put of the same id, which only mislabels 200 vs 201.
-          const existed = store.has(record.id);
-          await store.put(record);
-          return !existed;
-        },
-      );
-      return reply.code(created ? 201 : 200).send({ id: record.id, created });
-    },
-  );
-
-  app.get<{
-    Params: { id: string };
-    Querystring: { touch?: string; space?: string; fields?: string; encoding?: EmbeddingEncoding };
-  }>(
-    '/api/v1/memories/:id',
-    { schema: schemas.getMemory, config: { auth: READ_SPACE } },
-    async (request, reply) => {
-      const { id } = request.params;
-      const space = checkSpace(request.query.space, 'space');
-      const view = viewOf(request.query.fields, request.query.encoding, ALL_FIELDS);
-      const touch = request.query.touch === 'true' || request.query.touch === '1';
-      const memory = await op(
-        'warmstore.get',
-        { 'warmstore.id': id, 'warmstore.touch': touch },
-        async (span) => {
-          const m = await store.get(id, touch ? { touch: true } : {});
-          if (m !== undefined) {
-            span.setAttribute(
-              'warmstore.content_bytes',
-              m.content === null ? 0 : Buffer.byteLength(m.content),
-            );
-          }
-          return m;
-        },
-      );
-      if (memory === undefined)
-        throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-      return sendJsonText(reply, memoryJsonText(memory, view, space));
-    },
-  );
-
-  app.delete<{ Params: { id: string }; Querystring: { space?: string } }>(
-    '/api/v1/memories/:id',
-    { schema: schemas.deleteMemory, config: { auth: WRITE_SPACE } },
-    async (request) => {
-      const { id } = request.params;
-      checkSpace(request.query.space, 'space');
-      const deleted = await op('warmstore.delete', { 'warmstore.id': id }, () => store.delete(id));
-      if (!deleted) throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-      return { deleted: true };
-    },
-  );
-
-  app.post<{
-    Body: {
-      embedding: number[] | string;
-      k?: number;
-      minScore?: number;
-      touch?: boolean;
-      space?: string;
-      fields?: string[];
-      encoding?: EmbeddingEncoding;
-    };
-  }>('/api/v1/recall', { schema: schemas.recall, config: { auth: READ_SPACE } }, async (request, reply) => {
-    const { k, minScore, touch } = request.body;
-    const space = checkSpace(request.body.space, 'space');
-    const view = viewOf(request.body.fields, request.body.encoding, RECALL_FIELDS);
-    const embedding = decodeEmbedding(request.body.embedding);
-    checkDimension(embedding);
-    const results = await op('warmstore.recall', k === undefined ? {} : { 'warmstore.k': k }, () =>
-      store.recall(embedding, {
-        ...(k === undefined ? {} : { k }),
-        ...(minScore === undefined ? {} : { minScore }),
-        ...(touch === undefined ? {} : { touch }),
-      }),
-    );
-    const hits = results.map(
-      (r) =>
-        `{"id":${JSON.stringify(r.memory.id)},"score":${jsonNumber(r.score)},` +
-        `"memory":${memoryJsonText(r.memory, view, space)}}`,
-    );
-    return sendJsonText(reply, `{"results":[${hits.join(',')}]}`);
-  });
-
+  registerMemoryRoutes({ app, store, op, schemas });
   registerBatchRoutes({
     app,
     store,
