@@ -67,8 +67,9 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     const validate = request.compileValidationSchema(itemSchema);
     if (!validate(item)) {
       const first = validate.errors?.[0] ?? {};
-      const field = fieldFromAjv(first, undefined);
-      const prefixed = field === 'body' ? `memories[${index}]` : `memories[${index}].${field}`;
+      // An empty context names the item itself ('') rather than 'body'.
+      const field = fieldFromAjv(first, '');
+      const prefixed = field === '' ? `memories[${index}]` : `memories[${index}].${field}`;
       return {
         error: {
           code: 'INVALID_INPUT',
