@@ -13,6 +13,7 @@ import {
   recordFromJson,
   type EmbeddingEncoding,
   type MemoryInputJson,
+  type MemoryResponseJson,
 } from './codec.js';
 import { HttpError, ajvMessage, fieldFromAjv } from './errors.js';
 import type { BatchLimits } from './schemas.js';
@@ -27,16 +28,27 @@ export interface BatchRouteContext extends RouteContext {
   limits: BatchLimits;
 }
 
-/** The error of one refused item. */
-interface ItemError {
+/** The error of one refused item of a batch put. */
+export interface BatchItemError {
   code: string;
   message: string;
   field?: string;
 }
 
-type PutResult =
+/** One result of `POST /api/v1/memories/batch`, at the index of its item. */
+export type BatchPutResult =
   | { index: number; id: string; ok: true; created: boolean }
-  | { index: number; id?: string; ok: false; error: ItemError };
+  | { index: number; id?: string; ok: false; error: BatchItemError };
+
+/** One result of `POST /api/v1/memories/batch/get`, in the order of the ids. */
+export type BatchGetResult =
+  { id: string; found: true; memory: MemoryResponseJson } | { id: string; found: false };
+
+/** One result of `POST /api/v1/memories/batch/delete`, in the order of the ids. */
+export interface BatchDeleteResult {
+  id: string;
+  deleted: boolean;
+}
 
 export function registerBatchRoutes(ctx: BatchRouteContext): void {
   const { app, store, op, schemas, itemSchema, limits } = ctx;
@@ -63,7 +75,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     request: FastifyRequest,
     item: unknown,
     index: number,
-  ): { record: MemoryRecord } | { error: ItemError } => {
+  ): { record: MemoryRecord } | { error: BatchItemError } => {
     const validate = request.compileValidationSchema(itemSchema);
     if (!validate(item)) {
       const first = validate.errors?.[0] ?? {};
@@ -109,7 +121,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     async (request, reply) => {
       const { memories } = request.body;
       checkCount(memories.length, 'memories');
-      const results: PutResult[] = new Array(memories.length);
+      const results: BatchPutResult[] = new Array(memories.length);
       const valid: Array<{ index: number; record: MemoryRecord }> = [];
       const seen = new Set<string>();
       memories.forEach((item, index) => {
@@ -191,7 +203,8 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
       const deleted = await op('warmstore.delete_batch', { 'warmstore.batch_size': ids.length }, () =>
         Promise.all(ids.map((id) => store.delete(id))),
       );
-      return { results: ids.map((id, i) => ({ id, deleted: deleted[i] === true })) };
+      const results: BatchDeleteResult[] = ids.map((id, i) => ({ id, deleted: deleted[i] === true }));
+      return { results };
     },
   );
 }
@@ -200,7 +213,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
  * The error of item `index`: an input error names the field inside the batch
  * (`memories[3].content`); any other error keeps its code and message.
  */
-function itemError(err: unknown, index: number): ItemError {
+function itemError(err: unknown, index: number): BatchItemError {
   if (err instanceof HttpError) {
     const field = err.field === undefined ? `memories[${index}]` : `memories[${index}].${err.field}`;
     return { code: err.code, message: err.message, field };
