@@ -8,12 +8,23 @@ import { WarmStore } from '../index.js';
 import { invalid } from '../errors.js';
 import type { WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
-import { decodeEmbedding, memoryToJson, recordFromJson, type MemoryInputJson } from './codec.js';
+import { registerBatchRoutes } from './batch.js';
+import { registerMemoryRoutes } from './memory-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { attachStoreLogging } from './logging.js';
-import { routeSchemas, sharedSchemas } from './schemas.js';
+import { memoryInputSchema, routeSchemas, sharedSchemas, type BatchLimits } from './schemas.js';
 import type { StoreApi } from './store-api.js';
 import { traced } from './tracing.js';
+import {
+  KeyRing,
+  OPEN,
+  READ_STORE,
+  WRITE_STORE,
+  installAuth,
+  isLoopback,
+  parseApiKeys,
+  type ApiKey,
+} from './auth.js';
 
 export {
   STATUS_BY_CODE,
@@ -22,9 +33,28 @@ export {
   type ErrorBody,
   type ServerErrorCode,
 } from './errors.js';
-export { decodeEmbedding, encodeEmbeddingBase64, memoryToJson, recordFromJson } from './codec.js';
-export type { MemoryJson, MemoryInputJson } from './codec.js';
+export {
+  decodeEmbedding,
+  encodeEmbeddingBase64,
+  memoryJsonText,
+  memoryToJson,
+  recordFromJson,
+  EMBEDDING_ENCODINGS,
+  MEMORY_FIELDS,
+} from './codec.js';
+export type { EmbeddingEncoding, MemoryField, MemoryJson, MemoryInputJson, MemoryView } from './codec.js';
 export type { StoreApi } from './store-api.js';
+export { DEFAULT_SPACE, checkSpace } from './wire.js';
+export {
+  KeyRing,
+  MIN_KEY_LENGTH,
+  isLoopback,
+  loadApiKeys,
+  parseApiKeys,
+  type ApiKey,
+  type ApiKeyAccess,
+  type RouteAuth,
+} from './auth.js';
 // The package exports no `warmstore/metrics` entry; applications that embed the store without the
 // server get its metrics and compaction logging from here.
 export {
@@ -37,8 +67,19 @@ export { attachStoreLogging, type StoreLoggingOptions } from './logging.js';
 
 /** Default TCP port of `warmstore serve`. */
 export const DEFAULT_PORT = 7432;
-/** Default interface: loopback, because the API has no authentication. */
+/** Default interface: loopback, the one place an API without keys may listen. */
 export const DEFAULT_HOST = '127.0.0.1';
+
+/** Default most items of one batch request. */
+export const DEFAULT_MAX_BATCH_ITEMS = 1000;
+
+/** Log paths that could carry a credential. */
+const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'request.headers.authorization',
+  'headers.authorization',
+  'authorization',
+];
 
 const DEFAULT_MAX_CONTENT_BYTES = 16 * 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -58,11 +99,29 @@ export interface ServerOptions {
    */
   store?: StoreApi;
   /**
-   * Interface to listen on. Loopback by default because the API has no authentication; bind
-   * elsewhere only behind something that authenticates.
+   * Interface to listen on. Without `apiKeys` the server refuses any host but loopback unless
+   * `insecure` is set.
    * @default '127.0.0.1'
    */
   host?: string;
+  /**
+   * API keys: requests then need `Authorization: Bearer KEY` (401 without a valid key, 403 when
+   * the key's access or spaces do not cover the request). `/healthz` and the API document stay
+   * open. Empty or absent: no authentication.
+   * @default []
+   */
+  apiKeys?: readonly ApiKey[];
+  /**
+   * Listen beyond loopback without API keys, leaving the API open to anyone who can reach it.
+   * @default false
+   */
+  insecure?: boolean;
+  /**
+   * Serve HTTPS with this certificate and private key (PEM). The keys of `apiKeys` cross the
+   * network in the clear without it.
+   * @default undefined (plain HTTP)
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** TCP port to listen on; 0 picks a free one (see `url` of the started server). @default 7432 */
   port?: number;
   /**
@@ -71,6 +130,16 @@ export interface ServerOptions {
    * @default 2 * storeOptions.maxContentBytes + 1 MiB (33 MiB with the store defaults)
    */
   bodyLimit?: number;
+  /**
+   * Most items (memories or ids) one batch request may hold; more answer 413.
+   * @default 1000
+   */
+  maxBatchItems?: number;
+  /**
+   * Largest body of a batch request in bytes; a larger one gets 413.
+   * @default the larger of `bodyLimit` and 64 MiB
+   */
+  batchBodyLimit?: number;
   /**
    * Options of `WarmStore.open` when `dataDir` is used. The server's logger is passed as
    * `logger` unless one is set here.
@@ -116,8 +185,20 @@ export interface WarmStoreServer {
  * can drive it with `app.inject`.
  */
 export async function createServer(options: ServerOptions): Promise<WarmStoreServer> {
-  const logger =
+  const apiKeys = options.apiKeys === undefined ? [] : parseApiKeys(options.apiKeys);
+  const host = options.host ?? DEFAULT_HOST;
+  if (apiKeys.length === 0 && options.insecure !== true && !isLoopback(host)) {
+    throw invalid(
+      'host',
+      `refusing to listen on ${host} without API keys: anyone who can reach it could read and ` +
+        'delete every memory. Configure keys (WARMSTORE_API_KEY or --api-keys FILE), listen on ' +
+        '127.0.0.1, or pass --insecure to accept an open API.',
+    );
+  }
+  const base =
     options.logger === false ? pino({ enabled: false }) : (options.logger ?? pino({ level: 'info' }));
+  // Whatever logger the caller gave, credentials never reach it.
+  const logger = base.child({}, { redact: { paths: REDACTED_PATHS, censor: '[redacted]' } });
   let store: StoreApi;
   const ownsStore = options.store === undefined;
   if (options.store !== undefined) {
@@ -132,7 +213,7 @@ export async function createServer(options: ServerOptions): Promise<WarmStoreSer
   const metrics = new WarmStoreMetrics(store, options.metrics);
   const detachLogging = attachStoreLogging(store, logger.child({ component: 'compaction' }));
   try {
-    return await buildServer({ store, ownsStore, metrics, detachLogging, logger, options });
+    return await buildServer({ apiKeys, store, ownsStore, metrics, detachLogging, logger, options });
   } catch (err) {
     metrics.detach();
     detachLogging();
@@ -142,6 +223,7 @@ export async function createServer(options: ServerOptions): Promise<WarmStoreSer
 }
 
 interface BuildContext {
+  apiKeys: readonly ApiKey[];
   store: StoreApi;
   ownsStore: boolean;
   metrics: WarmStoreMetrics;
@@ -151,14 +233,21 @@ interface BuildContext {
 }
 
 async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
-  const { store, ownsStore, metrics, detachLogging, logger, options } = ctx;
+  const { apiKeys, store, ownsStore, metrics, detachLogging, logger, options } = ctx;
+  const host = options.host ?? DEFAULT_HOST;
   const maxContent = options.storeOptions?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES;
+  const bodyLimit = options.bodyLimit ?? 2 * maxContent + MiB;
+  const batchLimits: BatchLimits = {
+    maxItems: options.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS,
+    bodyLimit: options.batchBodyLimit ?? Math.max(bodyLimit, 64 * MiB),
+  };
   const app = Fastify({
+    ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
     loggerInstance: logger,
     // One line per request at info drowns the compaction log on a busy store; errors are logged
     // by the error handler instead.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: options.bodyLimit ?? 2 * maxContent + MiB,
+    bodyLimit,
     // Fastify's own 503 body has another shape; the onRequest hook below answers instead.
     return503OnClosing: false,
     // A percent-encoded 255-byte id is up to 765 characters; Fastify's default limit is 100.
@@ -197,6 +286,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     const { status, body } = toErrorResponse(err, state.closing);
     if (status >= 500) request.log.error({ err, code: body.error.code }, 'request failed');
     else request.log.debug({ code: body.error.code, field: body.error.field }, body.error.message);
+    if (err instanceof HttpError && err.headers !== undefined) reply.headers(err.headers);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((request, reply) =>
@@ -225,6 +315,8 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     if (state.closing) reply.header('connection', 'close');
   });
 
+  if (apiKeys.length > 0) installAuth(app, new KeyRing(apiKeys));
+
   for (const schema of sharedSchemas) app.addSchema(schema);
 
   if (options.docs ?? true) {
@@ -242,6 +334,17 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
           { name: 'metrics', description: 'Storage statistics and Prometheus metrics' },
           { name: 'health', description: 'Health check' },
         ],
+        components: {
+          securitySchemes: {
+            apiKey: {
+              type: 'http',
+              scheme: 'bearer',
+              description:
+                'An API key as `Authorization: Bearer KEY`, needed when the server was started with keys.',
+            },
+          },
+        },
+        security: [{ apiKey: [] }],
       },
       refResolver: {
         // Name shared schemas by their $id in the document instead of def-0, def-1...
@@ -252,92 +355,17 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     await app.register(swaggerUi, { routePrefix: '/docs' });
   }
 
-  const schemas = routeSchemas(store.dimension);
+  const schemas = routeSchemas(store.dimension, batchLimits);
 
-  const checkDimension = (embedding: Float32Array): void => {
-    // Arrays are checked by the schema; base64 strings only here, once decoded.
-    if (embedding.length !== store.dimension) {
-      throw invalid('embedding', `must have ${store.dimension} values (got ${embedding.length})`);
-    }
-  };
-
-  app.post<{ Body: MemoryInputJson }>(
-    '/api/v1/memories',
-    { schema: schemas.putMemory },
-    async (request, reply) => {
-      const record = recordFromJson(request.body);
-      checkDimension(record.embedding);
-      const contentBytes = typeof record.content === 'string' ? Buffer.byteLength(record.content, 'utf8') : 0;
-      const created = await op(
-        'warmstore.put',
-        { 'warmstore.id': record.id, 'warmstore.content_bytes': contentBytes },
-        async () => {
-          // Racy against a concurrent put of the same id, which only mislabels 200 vs 201.
-          const existed = store.has(record.id);
-          await store.put(record);
-          return !existed;
-        },
-      );
-      return reply.code(created ? 201 : 200).send({ id: record.id, created });
-    },
-  );
-
-  app.get<{ Params: { id: string }; Querystring: { touch?: string } }>(
-    '/api/v1/memories/:id',
-    { schema: schemas.getMemory },
-    async (request) => {
-      const { id } = request.params;
-      const touch = request.query.touch === 'true' || request.query.touch === '1';
-      const memory = await op(
-        'warmstore.get',
-        { 'warmstore.id': id, 'warmstore.touch': touch },
-        async (span) => {
-          const m = await store.get(id, touch ? { touch: true } : {});
-          if (m !== undefined) {
-            span.setAttribute(
-              'warmstore.content_bytes',
-              m.content === null ? 0 : Buffer.byteLength(m.content),
-            );
-          }
-          return m;
-        },
-      );
-      if (memory === undefined)
-        throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-      return memoryToJson(memory);
-    },
-  );
-
-  app.delete<{ Params: { id: string } }>(
-    '/api/v1/memories/:id',
-    { schema: schemas.deleteMemory },
-    async (request) => {
-      const { id } = request.params;
-      const deleted = await op('warmstore.delete', { 'warmstore.id': id }, () => store.delete(id));
-      if (!deleted) throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-      return { deleted: true };
-    },
-  );
-
-  app.post<{ Body: { embedding: number[] | string; k?: number; minScore?: number; touch?: boolean } }>(
-    '/api/v1/recall',
-    { schema: schemas.recall },
-    async (request) => {
-      const { k, minScore, touch } = request.body;
-      const embedding = decodeEmbedding(request.body.embedding);
-      checkDimension(embedding);
-      const results = await op('warmstore.recall', k === undefined ? {} : { 'warmstore.k': k }, () =>
-        store.recall(embedding, {
-          ...(k === undefined ? {} : { k }),
-          ...(minScore === undefined ? {} : { minScore }),
-          ...(touch === undefined ? {} : { touch }),
-        }),
-      );
-      return {
-        results: results.map((r) => ({ id: r.memory.id, score: r.score, memory: memoryToJson(r.memory) })),
-      };
-    },
-  );
+  registerMemoryRoutes({ app, store, op, schemas });
+  registerBatchRoutes({
+    app,
+    store,
+    op,
+    schemas,
+    itemSchema: memoryInputSchema(store.dimension),
+    limits: batchLimits,
+  });
 
   // A POST without a body is a request with default options.
   const emptyBodyIsEmptyObject = async (request: { body: unknown }): Promise<void> => {
@@ -346,7 +374,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   app.post<{ Body: { force?: boolean } }>(
     '/api/v1/maintenance/compact',
-    { schema: schemas.compact, preValidation: emptyBodyIsEmptyObject },
+    { schema: schemas.compact, preValidation: emptyBodyIsEmptyObject, config: { auth: WRITE_STORE } },
     async (request) => {
       const force = request.body.force === true;
       const controller = new AbortController();
@@ -368,22 +396,34 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   app.post(
     '/api/v1/maintenance/run',
-    { schema: schemas.runMaintenance, preValidation: emptyBodyIsEmptyObject },
+    {
+      schema: schemas.runMaintenance,
+      preValidation: emptyBodyIsEmptyObject,
+      config: { auth: WRITE_STORE },
+    },
     async () => op('warmstore.maintenance', {}, () => store.runMaintenance()),
   );
 
-  app.get('/api/v1/metrics/storage', { schema: schemas.storageStats }, async () => ({
-    ...store.contentStorageStats(),
-    size: store.size,
-    isCompacting: store.isCompacting,
-  }));
+  app.get(
+    '/api/v1/metrics/storage',
+    { schema: schemas.storageStats, config: { auth: READ_STORE } },
+    async () => ({
+      ...store.contentStorageStats(),
+      size: store.size,
+      isCompacting: store.isCompacting,
+    }),
+  );
 
-  app.get('/metrics', { schema: schemas.prometheus }, async (_request, reply) => {
-    const text = await metrics.metrics();
-    return reply.header('content-type', metrics.contentType).send(text);
-  });
+  app.get(
+    '/metrics',
+    { schema: schemas.prometheus, config: { auth: READ_STORE } },
+    async (_request, reply) => {
+      const text = await metrics.metrics();
+      return reply.header('content-type', metrics.contentType).send(text);
+    },
+  );
 
-  app.get('/healthz', { schema: schemas.health }, async () => {
+  app.get('/healthz', { schema: schemas.health, config: { auth: OPEN } }, async () => {
     if (store.closed) throw new HttpError(503, 'STORE_CLOSED', 'the store is closed');
     return { status: 'ok' };
   });
@@ -419,10 +459,13 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
       return state.closing;
     },
     async listen() {
-      const url = await app.listen({
-        host: options.host ?? DEFAULT_HOST,
-        port: options.port ?? DEFAULT_PORT,
-      });
+      const url = await app.listen({ host, port: options.port ?? DEFAULT_PORT });
+      if (apiKeys.length > 0 && options.tls === undefined && !isLoopback(host)) {
+        logger.warn({ host }, 'API keys travel in the clear: serve over TLS (--tls-cert, --tls-key)');
+      }
+      if (apiKeys.length === 0 && !isLoopback(host)) {
+        logger.warn({ host }, 'listening beyond loopback without API keys (--insecure): the API is open');
+      }
       return url;
     },
     close() {

@@ -4,7 +4,7 @@
  * names them instead of inlining copies.
  */
 
-import { METADATA_FIELDS } from '../types.js';
+import { EMBEDDING_ENCODINGS, MEMORY_FIELDS } from './codec.js';
 
 export const errorSchema = {
   $id: 'Error',
@@ -29,10 +29,17 @@ export const errorSchema = {
 export const memorySchema = {
   $id: 'Memory',
   type: 'object',
-  required: ['id', 'embedding', 'content', ...METADATA_FIELDS],
+  description:
+    'A stored memory. Every property is present unless `fields` chose fewer: `metadata` stands for ' +
+    'confidence, activation, decayRate, createdAt, lastAccess and accessCount.',
   properties: {
     id: { type: 'string' },
-    embedding: { type: 'array', items: { type: 'number' } },
+    space: { type: 'string', description: "The memory space; 'default' unless one was named." },
+    embedding: {
+      type: ['array', 'string'],
+      items: { type: 'number' },
+      description: 'Numbers by default; base64 of little-endian float32 with encoding=base64.',
+    },
     content: { type: ['string', 'null'], description: 'null when absent; "" is empty content.' },
     confidence: { type: 'number' },
     activation: { type: 'number' },
@@ -95,6 +102,8 @@ export const sharedSchemas = [errorSchema, memorySchema, storageStatsSchema, com
 
 const ref = (id: string): { $ref: string } => ({ $ref: `${id}#` });
 
+// 401 and 403 are listed on every route but the health check: they happen when the server has
+// API keys.
 const errorResponses = (...statuses: number[]): Record<number, { $ref: string }> =>
   Object.fromEntries(statuses.map((s) => [s, ref('Error')]));
 
@@ -111,6 +120,32 @@ function embeddingSchema(dimension: number): object {
   };
 }
 
+const spaceSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 64,
+  description: "Memory space, 1..64 bytes; default 'default'. Only 'default' exists in this version.",
+} as const;
+
+const encodingSchema = {
+  type: 'string',
+  enum: EMBEDDING_ENCODINGS,
+  description:
+    'How response embeddings are written: number arrays (default) or base64 of little-endian float32.',
+} as const;
+
+const fieldsQuery = {
+  type: 'string',
+  description: `Comma-separated parts of each memory to return, among ${MEMORY_FIELDS.join(', ')}; default all.`,
+} as const;
+
+const fieldsBody = (dflt: string): object => ({
+  type: 'array',
+  minItems: 1,
+  items: { type: 'string', enum: MEMORY_FIELDS },
+  description: `Parts of each memory to return; default ${dflt}.`,
+});
+
 const idParams = {
   type: 'object',
   required: ['id'],
@@ -118,9 +153,54 @@ const idParams = {
   properties: { id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' } },
 } as const;
 
+/** A memory as a request carries it: the body of a put and each item of a batch put. */
+export function memoryInputSchema(dimension: number) {
+  return {
+    type: 'object',
+    required: ['id', 'embedding'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' },
+      space: spaceSchema,
+      embedding: embeddingSchema(dimension),
+      content: { type: ['string', 'null'], description: 'null or omitted = absent; "" = empty.' },
+      confidence: { type: 'number', minimum: 0, maximum: 1 },
+      activation: { type: 'number' },
+      decayRate: { type: 'number', minimum: 0 },
+      createdAt: { type: 'number', description: 'Milliseconds since the epoch; default now.' },
+      lastAccess: { type: 'number', description: 'Milliseconds since the epoch; default createdAt.' },
+      accessCount: { type: 'integer', minimum: 0 },
+    },
+  } as const;
+}
+
+/** Limits of the batch routes, shown in the OpenAPI document. */
+export interface BatchLimits {
+  maxItems: number;
+  bodyLimit: number;
+}
+
+const batchIds = (maxItems: number): object => ({
+  type: 'array',
+  items: { type: 'string', minLength: 1, maxLength: 255 },
+  description: `1..${maxItems} ids; more answer 413. Results come in the same order, duplicates included.`,
+});
+
+const itemError = {
+  type: 'object',
+  required: ['code', 'message'],
+  properties: {
+    code: { type: 'string', description: 'INVALID_INPUT, or the store error that refused the item.' },
+    message: { type: 'string' },
+    field: { type: 'string', description: 'The refused field, e.g. memories[3].embedding.' },
+  },
+} as const;
+
 /** Route schemas, built for the store's dimension so that a wrong length is refused by validation. */
-export function routeSchemas(dimension: number) {
+export function routeSchemas(dimension: number, batch: BatchLimits) {
   const embedding = embeddingSchema(dimension);
+  const memoryInput = memoryInputSchema(dimension);
+  const tooLarge = `More than ${batch.maxItems} items or a body over ${batch.bodyLimit} bytes answer 413.`;
   return {
     putMemory: {
       tags: ['memories'],
@@ -128,22 +208,7 @@ export function routeSchemas(dimension: number) {
       description:
         'Durable when the response is sent (under the default sync durability). 201 when the id was new, ' +
         '200 when an existing memory was replaced.',
-      body: {
-        type: 'object',
-        required: ['id', 'embedding'],
-        additionalProperties: false,
-        properties: {
-          id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' },
-          embedding,
-          content: { type: ['string', 'null'], description: 'null or omitted = absent; "" = empty.' },
-          confidence: { type: 'number', minimum: 0, maximum: 1 },
-          activation: { type: 'number' },
-          decayRate: { type: 'number', minimum: 0 },
-          createdAt: { type: 'number', description: 'Milliseconds since the epoch; default now.' },
-          lastAccess: { type: 'number', description: 'Milliseconds since the epoch; default createdAt.' },
-          accessCount: { type: 'integer', minimum: 0 },
-        },
-      },
+      body: memoryInput,
       response: {
         200: {
           type: 'object',
@@ -155,7 +220,7 @@ export function routeSchemas(dimension: number) {
           required: ['id', 'created'],
           properties: { id: { type: 'string' }, created: { type: 'boolean' } },
         },
-        ...errorResponses(400, 413, 500, 503),
+        ...errorResponses(400, 401, 403, 413, 500, 503),
       },
     },
     getMemory: {
@@ -171,26 +236,35 @@ export function routeSchemas(dimension: number) {
             enum: ['true', 'false', '1', '0'],
             description: 'Bump lastAccess and accessCount (a small metadata write).',
           },
+          space: spaceSchema,
+          fields: fieldsQuery,
+          encoding: encodingSchema,
         },
       },
-      response: { 200: ref('Memory'), ...errorResponses(400, 404, 500, 503) },
+      response: { 200: ref('Memory'), ...errorResponses(400, 401, 403, 404, 500, 503) },
     },
     deleteMemory: {
       tags: ['memories'],
       summary: 'Delete a memory by id',
       params: idParams,
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { space: spaceSchema },
+      },
       response: {
         200: {
           type: 'object',
           required: ['deleted'],
           properties: { deleted: { type: 'boolean' } },
         },
-        ...errorResponses(400, 404, 500, 503),
+        ...errorResponses(400, 401, 403, 404, 500, 503),
       },
     },
     recall: {
       tags: ['memories'],
       summary: 'Recall the memories most similar to an embedding (cosine similarity, best first)',
+      description: 'Hits carry every part of the memory but its embedding unless `fields` asks for it.',
       body: {
         type: 'object',
         required: ['embedding'],
@@ -205,6 +279,9 @@ export function routeSchemas(dimension: number) {
           },
           minScore: { type: 'number', description: 'Drop results below this similarity.' },
           touch: { type: 'boolean', description: 'Bump lastAccess/accessCount of the returned memories.' },
+          space: spaceSchema,
+          fields: fieldsBody('all but embedding'),
+          encoding: encodingSchema,
         },
       },
       response: {
@@ -222,14 +299,129 @@ export function routeSchemas(dimension: number) {
             },
           },
         },
-        ...errorResponses(400, 413, 500, 503),
+        ...errorResponses(400, 401, 403, 413, 500, 503),
+      },
+    },
+    batchPut: {
+      tags: ['memories'],
+      summary: 'Create or replace many memories',
+      description:
+        'Each item is validated on its own: valid items are written (durable when the response is ' +
+        'sent) even when others are refused, and each result says which. A batch is not a ' +
+        'transaction. A store failure (5xx) fails the whole request; some items may then be ' +
+        'written, and repeating the request is safe because puts replace. ' +
+        tooLarge,
+      body: {
+        type: 'object',
+        required: ['memories'],
+        additionalProperties: false,
+        properties: {
+          memories: {
+            type: 'array',
+            // Items are checked one by one in the handler, so that one bad item does not refuse
+            // the others; the OpenAPI document shows the item schema (see the swagger transform).
+            items: {},
+            description: `1..${batch.maxItems} memories, each shaped like the body of POST /api/v1/memories.`,
+          },
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['results'],
+          properties: {
+            results: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['index', 'ok'],
+                properties: {
+                  index: { type: 'integer', description: 'Position of the item in `memories`.' },
+                  id: { type: 'string', description: 'The id of the item, when it had a string id.' },
+                  ok: { type: 'boolean', description: 'True when the memory was written.' },
+                  created: { type: 'boolean', description: 'With ok: true when the id was new.' },
+                  error: itemError,
+                },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 401, 403, 413, 500, 503),
+      },
+    },
+    batchGet: {
+      tags: ['memories'],
+      summary: 'Read many memories by id',
+      description: tooLarge,
+      body: {
+        type: 'object',
+        required: ['ids'],
+        additionalProperties: false,
+        properties: {
+          ids: batchIds(batch.maxItems),
+          space: spaceSchema,
+          fields: fieldsBody('all'),
+          encoding: encodingSchema,
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['results'],
+          properties: {
+            results: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'found'],
+                properties: {
+                  id: { type: 'string' },
+                  found: { type: 'boolean' },
+                  memory: { ...ref('Memory'), description: 'Present when found.' },
+                },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 401, 403, 413, 500, 503),
+      },
+    },
+    batchDelete: {
+      tags: ['memories'],
+      summary: 'Delete many memories by id',
+      description: tooLarge,
+      body: {
+        type: 'object',
+        required: ['ids'],
+        additionalProperties: false,
+        properties: { ids: batchIds(batch.maxItems), space: spaceSchema },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['results'],
+          properties: {
+            results: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'deleted'],
+                properties: {
+                  id: { type: 'string' },
+                  deleted: { type: 'boolean', description: 'False when there was no such memory.' },
+                },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 401, 403, 413, 500, 503),
       },
     },
     compact: {
       tags: ['maintenance'],
       summary: 'Compact content segments now',
       description:
-        '409 when a compaction is already running, 507 when disk space or the memory budget is ' +
+        'Needs a write key covering every space ("*") when the server has API keys. 409 when a compaction is already running, 507 when disk space or the memory budget is ' +
         'insufficient, 500 when compaction failed (the store stays consistent).',
       body: {
         type: 'object',
@@ -241,7 +433,7 @@ export function routeSchemas(dimension: number) {
           },
         },
       },
-      response: { 200: ref('CompactionStats'), ...errorResponses(400, 409, 500, 503, 507) },
+      response: { 200: ref('CompactionStats'), ...errorResponses(400, 401, 403, 409, 500, 503, 507) },
     },
     runMaintenance: {
       tags: ['maintenance'],
@@ -259,21 +451,23 @@ export function routeSchemas(dimension: number) {
             checkpointed: { type: 'boolean' },
           },
         },
-        ...errorResponses(400, 500, 503),
+        ...errorResponses(400, 401, 403, 500, 503),
       },
     },
     storageStats: {
       tags: ['metrics'],
       summary: 'Content storage statistics (JSON)',
-      response: { 200: ref('StorageStats'), ...errorResponses(500, 503) },
+      response: { 200: ref('StorageStats'), ...errorResponses(401, 403, 500, 503) },
     },
     prometheus: {
       tags: ['metrics'],
       summary: 'Prometheus metrics (text exposition format)',
+      description: 'Needs a read key covering every space ("*") when the server has API keys.',
     },
     health: {
       tags: ['health'],
       summary: 'Liveness and readiness',
+      security: [],
       response: {
         200: {
           type: 'object',
