@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../engine/options.js';
 import { createRequire } from 'node:module';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -81,7 +82,6 @@ const REDACTED_PATHS = [
   'authorization',
 ];
 
-const DEFAULT_MAX_CONTENT_BYTES = 16 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
 /** Options of `createServer` and `startServer`. */
@@ -235,7 +235,7 @@ interface BuildContext {
 async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
   const { apiKeys, store, ownsStore, metrics, detachLogging, logger, options } = ctx;
   const host = options.host ?? DEFAULT_HOST;
-  const maxContent = options.storeOptions?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES;
+  const maxContent = options.storeOptions?.maxContentBytes ?? DEFAULTS.maxContentBytes;
   const bodyLimit = options.bodyLimit ?? 2 * maxContent + MiB;
   const batchLimits: BatchLimits = {
     maxItems: options.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS,
