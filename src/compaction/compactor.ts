@@ -141,22 +141,31 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     .sort((a, b) => b.dead / Math.max(1, b.totalBytes) - a.dead / Math.max(1, a.totalBytes));
   const bytesToCopy = victims.reduce((n, s) => n + s.live, 0);
 
+  // A refusal is an outcome too: it ends the run with its own event so that it is counted.
+  const refuse = (error: WarmStoreError): WarmStoreError => {
+    host.emit('compactionEnd', { outcome: 'refused', error });
+    return error;
+  };
   const budget = host.memoryBudgetBytes;
   if (victims.length > 0 && budget < MIN_MEMORY_BUDGET) {
-    throw new WarmStoreError(
-      'INSUFFICIENT_RESOURCES',
-      `compaction.memoryBudgetBytes ${budget} is below the minimum of ${MIN_MEMORY_BUDGET}`,
-      { budget, minimum: MIN_MEMORY_BUDGET },
+    throw refuse(
+      new WarmStoreError(
+        'INSUFFICIENT_RESOURCES',
+        `compaction.memoryBudgetBytes ${budget} is below the minimum of ${MIN_MEMORY_BUDGET}`,
+        { budget, minimum: MIN_MEMORY_BUDGET },
+      ),
     );
   }
   if (victims.length > 0) {
     const free = await meter.io(host.fs.freeBytes(host.dir));
     const need = bytesToCopy + host.diskHeadroomBytes;
     if (free < need) {
-      throw new WarmStoreError(
-        'INSUFFICIENT_RESOURCES',
-        `compaction needs ${need} free bytes (live ${bytesToCopy} + headroom ${host.diskHeadroomBytes}), ${free} available`,
-        { free, need, file: host.dir },
+      throw refuse(
+        new WarmStoreError(
+          'INSUFFICIENT_RESOURCES',
+          `compaction needs ${need} free bytes (live ${bytesToCopy} + headroom ${host.diskHeadroomBytes}), ${free} available`,
+          { free, need, file: host.dir },
+        ),
       );
     }
   }
