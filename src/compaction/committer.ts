@@ -104,7 +104,7 @@ export class ChunkCommitter {
     });
     this.#meter.note(r.applyMs);
     this.#host.emit('compactionPause', r.applyMs);
-    this.#writer.committedEnd = end;
+    this.#writer.markCommitted(seg, end);
     this.#recordsMoved += r.moved;
     this.#progress.state.recordsMoved = this.#recordsMoved;
     this.#host.killPoint('chunk-committed');

@@ -8,12 +8,9 @@ import type { PauseMeter } from './pause-meter.js';
  * writer holds a pin on its segment until the segment is full, the run ends or it rolls back.
  */
 export class OutputWriter {
-  /**
-   * End of the last chunk committed into the current segment: what a rollback truncates to.
-   * Set by the chunk committer.
-   */
-  committedEnd = 0;
   #seg: Segment | undefined;
+  /** End of the last chunk committed into the current segment: what a rollback truncates to. */
+  #committedEnd = 0;
   /** File position where `#buf[0]` goes. */
   #pos = 0;
   #len = 0;
@@ -36,6 +33,19 @@ export class OutputWriter {
     return this.#seg;
   }
 
+  get committedEnd(): number {
+    return this.#committedEnd;
+  }
+
+  /**
+   * A chunk commit ending at `end` in `seg` is durable. A commit that carried only done markers
+   * had no segment and moves nothing: it may settle after the next segment was opened, and that
+   * segment's committed end is its own.
+   */
+  markCommitted(seg: Segment | undefined, end: number): void {
+    if (seg !== undefined && seg === this.#seg) this.#committedEnd = end;
+  }
+
   /** File position after everything written to the current segment (the buffer excluded). */
   get writtenEnd(): number {
     return this.#pos;
@@ -51,7 +61,7 @@ export class OutputWriter {
     if (!this.#seg) {
       this.#seg = await this.#meter.io(this.#host.createOutputSegment());
       this.#pos = this.#seg.end;
-      this.committedEnd = this.#seg.end;
+      this.#committedEnd = this.#seg.end;
       this.#len = 0;
     }
     return this.#seg;
@@ -94,8 +104,8 @@ export class OutputWriter {
   async cutUncommitted(): Promise<void> {
     const seg = this.#seg;
     if (!seg) return;
-    await seg.file.truncate(this.committedEnd).catch(() => undefined);
-    seg.end = this.committedEnd;
+    await seg.file.truncate(this.#committedEnd).catch(() => undefined);
+    seg.end = this.#committedEnd;
     seg.pins--;
     this.#seg = undefined;
   }
