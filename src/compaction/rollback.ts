@@ -15,7 +15,8 @@ export interface RollbackScope {
   victims: readonly Segment[];
   writer: OutputWriter;
   committer: ChunkCommitter;
-  bytesCopied: () => number;
+  /** Entry bytes the run had copied when it stopped. */
+  bytesCopied: number;
 }
 
 /**
@@ -35,7 +36,7 @@ export async function rollback(s: RollbackScope, err: unknown): Promise<WarmStor
     .catch(() => undefined);
   const error = wrapFailure(err, s.signal);
   s.host.logger?.[aborted ? 'warn' : 'error'](
-    { runId: s.runId, err: error, recordsMoved: s.committer.recordsMoved, bytesCopied: s.bytesCopied() },
+    { runId: s.runId, err: error, recordsMoved: s.committer.recordsMoved, bytesCopied: s.bytesCopied },
     'compaction stopped',
   );
   s.host.emit('compactionEnd', { outcome: aborted ? 'aborted' : 'failure', error });
