@@ -1,9 +1,10 @@
 /**
- * A rollback cuts the current output segment back to the end of the last chunk committed into
- * that segment, never further. The case here: a commit that carried only a done marker (a victim
- * with nothing live, so no output segment yet) is still in flight when the next victim's copy
- * opens an output segment, and the run then fails. The late commit must not move the new
- * segment's committed end.
+ * Chunk commits of a compaction run, through a file layer that holds WAL fsyncs:
+ * - at most one commit is in flight: while one is held, the copier gets at most one chunk ahead
+ *   (so the staged remaps, and the output not yet committed, stay within the memory budget);
+ * - a rollback cuts the current output segment back to the end of the last chunk committed into
+ *   that segment, never further, even when a commit that carried only a done marker (a victim
+ *   with nothing live, so no output segment yet) settles after the next segment was opened.
  */
 import assert from 'node:assert/strict';
 import { cpSync, readdirSync, statSync } from 'node:fs';
@@ -14,6 +15,7 @@ import type { OpenMode, WsFile, WsFileSystem } from '../../../src/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 import {
   KiB,
+  MiB,
   SEGMENT_HEADER_BYTES,
   deleteAll,
   expectStoreEquals,
@@ -22,6 +24,7 @@ import {
   putAll,
   segmentFiles,
   versions,
+  waitFor,
   type Model,
 } from './fixture.js';
 
@@ -35,6 +38,11 @@ class GatedFileSystem implements WsFileSystem {
   #failRead = 0;
   /** Called when the failing read is made, before it rejects. */
   onFailedRead: (() => void) | undefined;
+
+  /** A WAL fsync is being held now. */
+  get walSyncHeld(): boolean {
+    return this.#heldSync !== undefined;
+  }
 
   holdNextWalSync(): void {
     this.#holdWalSync = true;
@@ -112,6 +120,56 @@ class GatedFileSystem implements WsFileSystem {
     return nodeFileSystem.freeBytes(path);
   }
 }
+
+describe('at most one chunk commit in flight', () => {
+  it('while a chunk commit waits for its WAL fsync, the next chunk waits for it before committing', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new GatedFileSystem();
+    const store = await openStore(dir, {
+      fileSystem: fs,
+      segmentBytes: 1 * MiB,
+      // The minimum budget: chunks of 512 remaps, so the run below makes several.
+      compaction: { memoryBudgetBytes: 256 * KiB },
+      onKillPoint: (name) => {
+        // The next WAL fsync is the first chunk commit's.
+        if (name === 'begin-committed') fs.holdNextWalSync();
+      },
+    });
+    t.after(() => store.close());
+    const model: Model = new Map();
+    const ids = idList(6000, 'p');
+    await putAll(store, model, versions(ids, 1), { min: 100, max: 400 });
+    await deleteAll(
+      store,
+      model,
+      ids.filter((_, i) => i % 2 === 0),
+    );
+
+    let flushes = 0;
+    let segmentsDone = 0;
+    const run = store.compact({
+      force: true,
+      onProgress: (p) => {
+        if (p.phase === 'commit') flushes++;
+        segmentsDone = p.segmentsDone;
+      },
+    });
+    assert.ok(await waitFor(() => fs.walSyncHeld, 20_000), 'the first chunk commit reached its fsync');
+    // Given time, an unbounded pipeline would copy every victim while the first commit waits.
+    await waitFor(() => flushes > 2, 1500);
+    const whileHeld = { flushes, segmentsDone };
+    fs.releaseWalSync();
+    const stats = await run;
+    assert.deepEqual(
+      whileHeld,
+      { flushes: 2, segmentsDone: 0 },
+      'while the first chunk commit was held: it, and the second chunk waiting for it; no victim done',
+    );
+    assert.equal(stats.recordsMoved, 3000);
+    assert.ok(flushes > 2, `the run went on once the commit settled (${flushes} flushes)`);
+    expectStoreEquals(store, model, 'after the run');
+  });
+});
 
 describe('rollback and a late commit without output', () => {
   it('keeps the header and committed end of the output segment opened after it', async (t) => {
