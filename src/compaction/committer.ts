@@ -7,9 +7,11 @@ import type { ProgressReporter } from './progress.js';
 
 /**
  * Chunk commits of a run, pipelined: while chunk k's output is fsynced and its remaps committed
- * through the WAL, chunk k+1 is already being copied. Commits stay in order (each waits for the
- * one before), at most one is in flight, and it always belongs to the current output segment (a
- * segment that fills up waits for its commit before the next one starts).
+ * through the WAL, chunk k+1 is already being copied. At most one commit is in flight: chunk k+1's
+ * commit starts only once chunk k's settled, so commits stay in order and the copier is never more
+ * than one chunk ahead (its staged remaps stay within the budget). The commit in flight always
+ * belongs to the current output segment (a segment that fills up waits for its commit before the
+ * next one starts).
  */
 export class ChunkCommitter {
   #inflight: Promise<void> | undefined;
@@ -50,17 +52,19 @@ export class ChunkCommitter {
   }
 
   /**
-   * Writes the output buffer and starts the commit of everything staged, marking `victimsDone`
-   * done. Returns once the commit is under way, or once it settled when the segment is full.
+   * Writes the output buffer, waits for the commit in flight, and starts the commit of everything
+   * staged, marking `victimsDone` done. Returns once the commit is under way, or once it settled
+   * when the segment is full.
    */
   async flush(victimsDone: number[]): Promise<void> {
     this.#progress.report('commit');
     await this.#writer.write();
+    await this.settle();
     const seg = this.#writer.segment;
     const end = this.#writer.writtenEnd;
     const remaps = this.#staged;
     this.#staged = [];
-    const task = this.#commit(this.#inflight, seg, end, victimsDone, remaps);
+    const task = this.#commit(seg, end, victimsDone, remaps);
     // Awaited later (by the next flush, settle() or drain()); never an unhandled rejection.
     task.catch(() => undefined);
     this.#inflight = task;
@@ -82,13 +86,11 @@ export class ChunkCommitter {
   }
 
   async #commit(
-    prev: Promise<void> | undefined,
     seg: Segment | undefined,
     end: number,
     victimsDone: number[],
     remaps: Remap[],
   ): Promise<void> {
-    if (prev) await prev;
     if (seg && end > this.#writer.committedEnd) {
       await seg.file.sync();
       this.#host.killPoint('copy-synced');
