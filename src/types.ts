@@ -225,8 +225,14 @@ export interface WarmStoreEvents {
   op: (op: 'put' | 'get' | 'delete' | 'recall', durationMs: number) => void;
   compactionStart: (info: { runId: number; victims: number; resumed: boolean }) => void;
   compactionProgress: (p: CompactProgress) => void;
+  /**
+   * Every compaction run ends with exactly one of these. `refused`: INSUFFICIENT_RESOURCES (memory
+   * budget or free disk), decided before anything was written; no `compactionStart` precedes it.
+   */
   compactionEnd: (
-    result: { outcome: 'success'; stats: CompactionStats } | { outcome: 'failure' | 'aborted'; error: Error },
+    result:
+      | { outcome: 'success'; stats: CompactionStats }
+      | { outcome: 'failure' | 'aborted' | 'refused'; error: Error },
   ) => void;
   compactionPause: (ms: number) => void;
 }

@@ -32,11 +32,13 @@ export interface MetricsOptions {
   defaultLabels?: Record<string, string>;
 }
 
-export type CompactionResult = 'success' | 'failure' | 'aborted';
+export type CompactionResult = 'success' | 'failure' | 'aborted' | 'refused';
 export type OperationName = 'put' | 'get' | 'delete' | 'recall';
 
 const OPS: readonly OperationName[] = ['put', 'get', 'delete', 'recall'];
-const RESULTS: readonly CompactionResult[] = ['success', 'failure', 'aborted'];
+const RESULTS: readonly CompactionResult[] = ['success', 'failure', 'aborted', 'refused'];
+/** A refused compaction never started, so it has no duration. */
+const TIMED_RESULTS: readonly CompactionResult[] = ['success', 'failure', 'aborted'];
 
 // Operations are microseconds to tens of milliseconds (an fsync); pauses are compaction steps,
 // aimed at 10 ms or less and never 100 ms; whole compactions are seconds to minutes.
@@ -154,7 +156,7 @@ export class WarmStoreMetrics {
     });
     this.compactionsTotal = new Counter({
       name: 'warmstore_compactions_total',
-      help: 'Compactions finished, by result.',
+      help: 'Compactions ended, by result (refused: not started for lack of memory or free disk).',
       labelNames: ['result'],
       registers,
     });
@@ -183,10 +185,8 @@ export class WarmStoreMetrics {
       this.operationsTotal.inc({ op }, 0);
       this.operationDuration.zero({ op });
     }
-    for (const result of RESULTS) {
-      this.compactionsTotal.inc({ result }, 0);
-      this.compactionDuration.zero({ result });
-    }
+    for (const result of RESULTS) this.compactionsTotal.inc({ result }, 0);
+    for (const result of TIMED_RESULTS) this.compactionDuration.zero({ result });
 
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
@@ -235,6 +235,7 @@ export class WarmStoreMetrics {
       this.#compactionStartedAt.clear();
       return;
     }
+    if (result.outcome === 'refused') return;
     // A failed or aborted run carries no stats; its duration is measured from its start event.
     // The end event does not name the run, and only one compaction runs at a time, so the one
     // start on record is this run's.

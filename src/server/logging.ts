@@ -50,6 +50,8 @@ export function attachStoreLogging(
       logger.info({ ...result.stats }, 'compaction finished');
     } else if (result.outcome === 'aborted') {
       logger.warn({ err: result.error }, 'compaction aborted');
+    } else if (result.outcome === 'refused') {
+      logger.warn({ err: result.error }, 'compaction refused');
     } else {
       logger.error({ err: result.error }, 'compaction failed');
     }

@@ -1,0 +1,32 @@
+import type { Segment } from '../content/segment.js';
+import type { WsFileSystem } from '../fs/types.js';
+import type { RecordTable } from '../records/table.js';
+import type { ContentStorageStats, WarmStoreEvents, WarmStoreLogger } from '../types.js';
+import type { WalEntryInput } from '../wal/entries.js';
+
+/** What the compactor may touch of the engine; everything else stays private to the store. */
+export interface CompactorHost {
+  fs: WsFileSystem;
+  dir: string;
+  segmentBytes: number;
+  memoryBudgetBytes: number;
+  minSegmentDeadRatio: number;
+  diskHeadroomBytes: number;
+  logger: WarmStoreLogger | undefined;
+  killPoint(name: string): void;
+  table(): RecordTable;
+  /** One past the highest slot ever used. */
+  slotLimit(): number;
+  segments(): Map<number, Segment>;
+  activeId(): number;
+  stats(): ContentStorageStats;
+  nextRunId(): number;
+  /** A new sealed, pinned segment whose directory entry is durable. */
+  createOutputSegment(): Promise<Segment>;
+  /** Seals the active segment (between two write batches) so it can be a victim. */
+  sealActive(): Promise<void>;
+  /** Commits a compaction WAL entry through the writer; resolves after it is durable and applied. */
+  submit(entry: WalEntryInput): Promise<{ moved: number; applyMs: number }>;
+  checkpoint(): Promise<void>;
+  emit<K extends keyof WarmStoreEvents>(event: K, arg: Parameters<WarmStoreEvents[K]>[0]): void;
+}
