@@ -1,4 +1,5 @@
-import { trace, type Span } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
+import { startSpan } from '../engine/tracing.js';
 import type { Segment } from '../content/segment.js';
 import { WarmStoreError } from '../errors.js';
 import type { CompactProgress, CompactionStats, ContentStorageStats } from '../types.js';
@@ -17,8 +18,6 @@ import { WindowCopier } from './window-copier.js';
 
 export type { CompactorHost } from './host.js';
 export { MIN_MEMORY_BUDGET } from './resources.js';
-
-const tracer = trace.getTracer('warmstore');
 
 export interface RunOptions {
   signal: AbortSignal;
@@ -90,7 +89,7 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     sizes,
   );
   for (const v of victims) v.pins++;
-  const span = tracer.startSpan('warmstore.compaction', { attributes: { 'warmstore.run_id': runId } });
+  const span = startSpan('warmstore.compaction', { 'warmstore.run_id': runId });
   let reclaimedVictimBytes: number;
   try {
     reclaimedVictimBytes = await copyVictims(run, runId, plan, victims, progress, { committer, copier });
@@ -181,8 +180,9 @@ async function copyVictims(
   for (const v of victims) {
     throwIfAborted(run.o.signal);
     progress.report('copy');
-    const copySpan = tracer.startSpan('warmstore.compaction.copy', {
-      attributes: { 'warmstore.segment': v.id, 'warmstore.phase': 'copy' },
+    const copySpan = startSpan('warmstore.compaction.copy', {
+      'warmstore.segment': v.id,
+      'warmstore.phase': 'copy',
     });
     try {
       await copier.copy(v);

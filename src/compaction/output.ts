@@ -1,4 +1,5 @@
-import { writeFully, type Segment } from '../content/segment.js';
+import type { Segment } from '../content/segment.js';
+import { writeFully } from '../fs/io.js';
 import type { CompactorHost } from './host.js';
 import type { PauseMeter } from './pause-meter.js';
 

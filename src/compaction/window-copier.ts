@@ -1,4 +1,5 @@
-import { ENTRY_HEADER_BYTES, entryBytes, verifyEntry, writeFully, type Segment } from '../content/segment.js';
+import { ENTRY_HEADER_BYTES, entryBytes, verifyEntry, type Segment } from '../content/segment.js';
+import { writeFully } from '../fs/io.js';
 import { WarmStoreError } from '../errors.js';
 import { crc32c } from '../format/crc.js';
 import { CHUNK_SLOTS } from '../records/table.js';

@@ -5,9 +5,6 @@ import { crc32c } from '../format/crc.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
 import { readFully, readFullySync } from '../fs/io.js';
 
-// Kept while callers move to ../fs/io.js.
-export { writeFully, writeFullySync } from '../fs/io.js';
-
 /**
  * A content segment: header, then entries appended back to back:
  *   0 crc32c u32 (of bytes 4..end)  4 content length u32  8 id length u8  9 flags u8  10 reserved u16

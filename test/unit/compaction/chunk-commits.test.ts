@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { WarmStoreError, nodeFileSystem } from '../../../src/index.js';
 import type { OpenMode, WsFile, WsFileSystem } from '../../../src/index.js';
+import { withTestHooks } from '../../../src/testing/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 import {
   KiB,
@@ -125,16 +126,23 @@ describe('at most one chunk commit in flight', () => {
   it('while a chunk commit waits for its WAL fsync, the next chunk waits for it before committing', async (t) => {
     const dir = await tempDir(t);
     const fs = new GatedFileSystem();
-    const store = await openStore(dir, {
-      fileSystem: fs,
-      segmentBytes: 1 * MiB,
-      // The minimum budget: chunks of 512 remaps, so the run below makes several.
-      compaction: { memoryBudgetBytes: 256 * KiB },
-      onKillPoint: (name) => {
-        // The next WAL fsync is the first chunk commit's.
-        if (name === 'begin-committed') fs.holdNextWalSync();
-      },
-    });
+    const store = await openStore(
+      dir,
+      withTestHooks(
+        {
+          fileSystem: fs,
+          segmentBytes: 1 * MiB,
+          // The minimum budget: chunks of 512 remaps, so the run below makes several.
+          compaction: { memoryBudgetBytes: 256 * KiB },
+        },
+        {
+          onKillPoint: (name) => {
+            // The next WAL fsync is the first chunk commit's.
+            if (name === 'begin-committed') fs.holdNextWalSync();
+          },
+        },
+      ),
+    );
     t.after(() => store.close());
     const model: Model = new Map();
     const ids = idList(6000, 'p');

@@ -10,13 +10,12 @@ import {
   parseSegmentFileName,
   segmentFileName,
   verifyEntry,
-  writeFully,
-  writeFullySync,
 } from '../../../src/content/segment.js';
 import { WarmStoreError } from '../../../src/errors.js';
 import { crc32c } from '../../../src/format/crc.js';
 import { HEADER_BYTES, encodeHeader } from '../../../src/format/header.js';
 import { FaultyFileSystem } from '../../../src/testing/index.js';
+import { writeFully, writeFullySync } from '../../../src/fs/io.js';
 import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import { tempDir } from '../../helpers/tmp.js';
 
