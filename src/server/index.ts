@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { pino, type Logger } from 'pino';
@@ -8,7 +8,18 @@ import { WarmStore } from '../index.js';
 import { invalid } from '../errors.js';
 import type { WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
-import { decodeEmbedding, memoryToJson, recordFromJson, type MemoryInputJson } from './codec.js';
+import {
+  ALL_FIELDS,
+  RECALL_FIELDS,
+  decodeEmbedding,
+  memoryJsonText,
+  parseFields,
+  recordFromJson,
+  type EmbeddingEncoding,
+  type MemoryField,
+  type MemoryInputJson,
+  type MemoryView,
+} from './codec.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { attachStoreLogging } from './logging.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
@@ -22,8 +33,16 @@ export {
   type ErrorBody,
   type ServerErrorCode,
 } from './errors.js';
-export { decodeEmbedding, encodeEmbeddingBase64, memoryToJson, recordFromJson } from './codec.js';
-export type { MemoryJson, MemoryInputJson } from './codec.js';
+export {
+  decodeEmbedding,
+  encodeEmbeddingBase64,
+  memoryJsonText,
+  memoryToJson,
+  recordFromJson,
+  EMBEDDING_ENCODINGS,
+  MEMORY_FIELDS,
+} from './codec.js';
+export type { EmbeddingEncoding, MemoryField, MemoryJson, MemoryInputJson, MemoryView } from './codec.js';
 export type { StoreApi } from './store-api.js';
 // The package exports no `warmstore/metrics` entry; applications that embed the store without the
 // server get its metrics and compaction logging from here.
@@ -261,10 +280,18 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     }
   };
 
-  app.post<{ Body: MemoryInputJson }>(
+  // What a memory in a response carries; the schema has checked `encoding` already.
+  const viewOf = (
+    fields: string | readonly string[] | undefined,
+    encoding: EmbeddingEncoding | undefined,
+    defaults: ReadonlySet<MemoryField>,
+  ): MemoryView => ({ fields: parseFields(fields, defaults), encoding: encoding ?? 'array' });
+
+  app.post<{ Body: MemoryInputJson & { space?: string } }>(
     '/api/v1/memories',
     { schema: schemas.putMemory },
     async (request, reply) => {
+      checkSpace(request.body.space, 'space');
       const record = recordFromJson(request.body);
       checkDimension(record.embedding);
       const contentBytes = typeof record.content === 'string' ? Buffer.byteLength(record.content, 'utf8') : 0;
@@ -282,62 +309,72 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { touch?: string } }>(
-    '/api/v1/memories/:id',
-    { schema: schemas.getMemory },
-    async (request) => {
-      const { id } = request.params;
-      const touch = request.query.touch === 'true' || request.query.touch === '1';
-      const memory = await op(
-        'warmstore.get',
-        { 'warmstore.id': id, 'warmstore.touch': touch },
-        async (span) => {
-          const m = await store.get(id, touch ? { touch: true } : {});
-          if (m !== undefined) {
-            span.setAttribute(
-              'warmstore.content_bytes',
-              m.content === null ? 0 : Buffer.byteLength(m.content),
-            );
-          }
-          return m;
-        },
-      );
-      if (memory === undefined)
-        throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-      return memoryToJson(memory);
-    },
-  );
+  app.get<{
+    Params: { id: string };
+    Querystring: { touch?: string; space?: string; fields?: string; encoding?: EmbeddingEncoding };
+  }>('/api/v1/memories/:id', { schema: schemas.getMemory }, async (request, reply) => {
+    const { id } = request.params;
+    const space = checkSpace(request.query.space, 'space');
+    const view = viewOf(request.query.fields, request.query.encoding, ALL_FIELDS);
+    const touch = request.query.touch === 'true' || request.query.touch === '1';
+    const memory = await op(
+      'warmstore.get',
+      { 'warmstore.id': id, 'warmstore.touch': touch },
+      async (span) => {
+        const m = await store.get(id, touch ? { touch: true } : {});
+        if (m !== undefined) {
+          span.setAttribute('warmstore.content_bytes', m.content === null ? 0 : Buffer.byteLength(m.content));
+        }
+        return m;
+      },
+    );
+    if (memory === undefined)
+      throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
+    return sendJsonText(reply, memoryJsonText(memory, view, space));
+  });
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete<{ Params: { id: string }; Querystring: { space?: string } }>(
     '/api/v1/memories/:id',
     { schema: schemas.deleteMemory },
     async (request) => {
       const { id } = request.params;
+      checkSpace(request.query.space, 'space');
       const deleted = await op('warmstore.delete', { 'warmstore.id': id }, () => store.delete(id));
       if (!deleted) throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
       return { deleted: true };
     },
   );
 
-  app.post<{ Body: { embedding: number[] | string; k?: number; minScore?: number; touch?: boolean } }>(
-    '/api/v1/recall',
-    { schema: schemas.recall },
-    async (request) => {
-      const { k, minScore, touch } = request.body;
-      const embedding = decodeEmbedding(request.body.embedding);
-      checkDimension(embedding);
-      const results = await op('warmstore.recall', k === undefined ? {} : { 'warmstore.k': k }, () =>
-        store.recall(embedding, {
-          ...(k === undefined ? {} : { k }),
-          ...(minScore === undefined ? {} : { minScore }),
-          ...(touch === undefined ? {} : { touch }),
-        }),
-      );
-      return {
-        results: results.map((r) => ({ id: r.memory.id, score: r.score, memory: memoryToJson(r.memory) })),
-      };
-    },
-  );
+  app.post<{
+    Body: {
+      embedding: number[] | string;
+      k?: number;
+      minScore?: number;
+      touch?: boolean;
+      space?: string;
+      fields?: string[];
+      encoding?: EmbeddingEncoding;
+    };
+  }>('/api/v1/recall', { schema: schemas.recall }, async (request, reply) => {
+    const { k, minScore, touch } = request.body;
+    const space = checkSpace(request.body.space, 'space');
+    const view = viewOf(request.body.fields, request.body.encoding, RECALL_FIELDS);
+    const embedding = decodeEmbedding(request.body.embedding);
+    checkDimension(embedding);
+    const results = await op('warmstore.recall', k === undefined ? {} : { 'warmstore.k': k }, () =>
+      store.recall(embedding, {
+        ...(k === undefined ? {} : { k }),
+        ...(minScore === undefined ? {} : { minScore }),
+        ...(touch === undefined ? {} : { touch }),
+      }),
+    );
+    const hits = results.map(
+      (r) =>
+        `{"id":${JSON.stringify(r.memory.id)},"score":${jsonNumber(r.score)},` +
+        `"memory":${memoryJsonText(r.memory, view, space)}}`,
+    );
+    return sendJsonText(reply, `{"results":[${hits.join(',')}]}`);
+  });
 
   // A POST without a body is a request with default options.
   const emptyBodyIsEmptyObject = async (request: { body: unknown }): Promise<void> => {
@@ -430,6 +467,29 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
       return state.closePromise;
     },
   };
+}
+
+/**
+ * Memory spaces are named by the wire format already so that clients written now keep working,
+ * but the engine has a single keyspace: naming another space is refused rather than silently
+ * reading or writing the shared one.
+ */
+export function checkSpace(space: string | undefined, field: string): string {
+  if (space === undefined || space === DEFAULT_SPACE) return DEFAULT_SPACE;
+  throw new HttpError(400, 'INVALID_INPUT', 'memory spaces are not supported by this store yet', field);
+}
+
+/** The space of requests that name none. */
+export const DEFAULT_SPACE = 'default';
+
+const jsonNumber = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
+
+/**
+ * Sends JSON text built by hand (see `memoryJsonText`). Fastify sends a string as it is, so the
+ * route's response schema documents the shape without a second serialization.
+ */
+function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(text);
 }
 
 /** A listening server: `url` is its base URL. */

@@ -4,7 +4,7 @@
  * names them instead of inlining copies.
  */
 
-import { METADATA_FIELDS } from '../types.js';
+import { EMBEDDING_ENCODINGS, MEMORY_FIELDS } from './codec.js';
 
 export const errorSchema = {
   $id: 'Error',
@@ -29,10 +29,17 @@ export const errorSchema = {
 export const memorySchema = {
   $id: 'Memory',
   type: 'object',
-  required: ['id', 'embedding', 'content', ...METADATA_FIELDS],
+  description:
+    'A stored memory. Every property is present unless `fields` chose fewer: `metadata` stands for ' +
+    'confidence, activation, decayRate, createdAt, lastAccess and accessCount.',
   properties: {
     id: { type: 'string' },
-    embedding: { type: 'array', items: { type: 'number' } },
+    space: { type: 'string', description: "The memory space; 'default' unless one was named." },
+    embedding: {
+      type: ['array', 'string'],
+      items: { type: 'number' },
+      description: 'Numbers by default; base64 of little-endian float32 with encoding=base64.',
+    },
     content: { type: ['string', 'null'], description: 'null when absent; "" is empty content.' },
     confidence: { type: 'number' },
     activation: { type: 'number' },
@@ -111,6 +118,32 @@ function embeddingSchema(dimension: number): object {
   };
 }
 
+const spaceSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 64,
+  description: "Memory space, 1..64 bytes; default 'default'. Only 'default' exists in this version.",
+} as const;
+
+const encodingSchema = {
+  type: 'string',
+  enum: EMBEDDING_ENCODINGS,
+  description:
+    'How response embeddings are written: number arrays (default) or base64 of little-endian float32.',
+} as const;
+
+const fieldsQuery = {
+  type: 'string',
+  description: `Comma-separated parts of each memory to return, among ${MEMORY_FIELDS.join(', ')}; default all.`,
+} as const;
+
+const fieldsBody = (dflt: string): object => ({
+  type: 'array',
+  minItems: 1,
+  items: { type: 'string', enum: MEMORY_FIELDS },
+  description: `Parts of each memory to return; default ${dflt}.`,
+});
+
 const idParams = {
   type: 'object',
   required: ['id'],
@@ -134,6 +167,7 @@ export function routeSchemas(dimension: number) {
         additionalProperties: false,
         properties: {
           id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' },
+          space: spaceSchema,
           embedding,
           content: { type: ['string', 'null'], description: 'null or omitted = absent; "" = empty.' },
           confidence: { type: 'number', minimum: 0, maximum: 1 },
@@ -171,6 +205,9 @@ export function routeSchemas(dimension: number) {
             enum: ['true', 'false', '1', '0'],
             description: 'Bump lastAccess and accessCount (a small metadata write).',
           },
+          space: spaceSchema,
+          fields: fieldsQuery,
+          encoding: encodingSchema,
         },
       },
       response: { 200: ref('Memory'), ...errorResponses(400, 404, 500, 503) },
@@ -179,6 +216,11 @@ export function routeSchemas(dimension: number) {
       tags: ['memories'],
       summary: 'Delete a memory by id',
       params: idParams,
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { space: spaceSchema },
+      },
       response: {
         200: {
           type: 'object',
@@ -191,6 +233,7 @@ export function routeSchemas(dimension: number) {
     recall: {
       tags: ['memories'],
       summary: 'Recall the memories most similar to an embedding (cosine similarity, best first)',
+      description: 'Hits carry every part of the memory but its embedding unless `fields` asks for it.',
       body: {
         type: 'object',
         required: ['embedding'],
@@ -205,6 +248,9 @@ export function routeSchemas(dimension: number) {
           },
           minScore: { type: 'number', description: 'Drop results below this similarity.' },
           touch: { type: 'boolean', description: 'Bump lastAccess/accessCount of the returned memories.' },
+          space: spaceSchema,
+          fields: fieldsBody('all but embedding'),
+          encoding: encodingSchema,
         },
       },
       response: {

@@ -87,6 +87,7 @@ describe('HTTP API end to end', () => {
     assert.equal(got.status, 200);
     assert.deepEqual(got.json, {
       id: 'm1',
+      space: 'default',
       embedding: Array.from(Float32Array.from(embedding)),
       content: 'héllo 🧠',
       confidence: 0.75,

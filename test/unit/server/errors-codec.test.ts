@@ -5,8 +5,12 @@ import { STATUS_BY_CODE, HttpError, fieldFromAjv, toErrorResponse } from '../../
 import {
   decodeEmbedding,
   encodeEmbeddingBase64,
+  memoryJsonText,
   memoryToJson,
+  parseFields,
   recordFromJson,
+  ALL_FIELDS,
+  RECALL_FIELDS,
 } from '../../../src/server/codec.js';
 import { parseRecordLine } from '../../../src/cli/commands/import.js';
 
@@ -141,6 +145,63 @@ describe('embedding codec', () => {
       accessCount: 0,
     });
     assert.equal(json.embedding[0], Math.fround(0.1));
+  });
+});
+
+describe('memory JSON text', () => {
+  const m = {
+    id: 'a "quoted" \u2028 id',
+    embedding: Float32Array.from([0.1, -0, 3.4028234663852886e38, 1.401298464324817e-45, -7.25]),
+    content: 'line\nbreak and "quotes" and 🧠',
+    confidence: 0.25,
+    activation: -3,
+    decayRate: 0.001,
+    createdAt: 1_700_000_000_000,
+    lastAccess: 1_700_000_000_001,
+    accessCount: 7,
+  };
+
+  it('writes what JSON.stringify writes, numbers exact to the float32 bit', () => {
+    const text = memoryJsonText(m, { fields: ALL_FIELDS, encoding: 'array' }, 'default');
+    assert.deepEqual(JSON.parse(text), { space: 'default', ...memoryToJson(m) });
+    const back = Float32Array.from((JSON.parse(text) as { embedding: number[] }).embedding);
+    assert.deepEqual(new Uint8Array(back.buffer), new Uint8Array(m.embedding.buffer));
+  });
+
+  it('writes base64 and absent content, and only the chosen fields', () => {
+    const absent = { ...m, content: null };
+    const all = JSON.parse(memoryJsonText(absent, { fields: ALL_FIELDS, encoding: 'base64' }, 'default'));
+    assert.equal(all.content, null);
+    assert.deepEqual(decodeEmbedding(all.embedding), m.embedding);
+    const some = JSON.parse(
+      memoryJsonText(m, { fields: parseFields('id,space', ALL_FIELDS), encoding: 'array' }, 'x'),
+    );
+    assert.deepEqual(some, { id: m.id, space: 'x' });
+    const recall = JSON.parse(memoryJsonText(m, { fields: RECALL_FIELDS, encoding: 'array' }, 'default'));
+    assert.equal('embedding' in recall, false);
+  });
+
+  it('parses fields from a query string or a list, refusing unknown names', () => {
+    assert.equal(parseFields(undefined, RECALL_FIELDS), RECALL_FIELDS);
+    assert.deepEqual([...parseFields(' id , metadata', ALL_FIELDS)], ['id', 'metadata']);
+    assert.deepEqual([...parseFields(['embedding'], ALL_FIELDS)], ['embedding']);
+    for (const bad of ['id,vector', '', ',']) {
+      assert.throws(
+        () => parseFields(bad, ALL_FIELDS),
+        (e: unknown) => WarmStoreError.is(e, 'INVALID_INPUT') && e.details.field === 'fields',
+      );
+    }
+  });
+
+  it('refuses non-finite values naming the element', () => {
+    assert.throws(
+      () => decodeEmbedding(encodeEmbeddingBase64(Float32Array.from([1, Number.POSITIVE_INFINITY]))),
+      (e: unknown) => WarmStoreError.is(e, 'INVALID_INPUT') && e.details.field === 'embedding[1]',
+    );
+    assert.throws(
+      () => decodeEmbedding([0, 0, 1e39]),
+      (e: unknown) => WarmStoreError.is(e, 'INVALID_INPUT') && e.details.field === 'embedding[2]',
+    );
   });
 });
 
