@@ -377,6 +377,49 @@ export class WarmStoreClient {
     return res.body as MaintenanceReport;
   }
 
+  /**
+   * Every memory, streamed from the server in one response (JSON Lines, base64 embeddings), with
+   * backpressure: memory stays flat whatever the store's size. A memory written meanwhile may or
+   * may not appear. Stop early with `break`. A connection broken mid-stream is not retried (the
+   * iteration could not resume where it stopped): it rejects with `CONNECTION_FAILED`.
+   */
+  async *entries(options?: CallOptions): AsyncGenerator<StoredMemory> {
+    this.#checkOpen();
+    const call = callOf(options);
+    const res = await this.#transport.stream('GET', 'api/v1/export?encoding=base64', call);
+    if (res.body === null) return;
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    let pending = '';
+    let count = 0;
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        pending += decoder.decode(chunk, { stream: true });
+        let start = 0;
+        for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n', start)) {
+          const line = pending.slice(start, nl);
+          start = nl + 1;
+          if (line === '') continue;
+          yield lineToMemory(line, count);
+          count++;
+        }
+        pending = pending.slice(start);
+      }
+      pending += decoder.decode();
+    } catch (err) {
+      if (call.signal?.aborted) throw call.signal.reason;
+      if (err instanceof WarmStoreError || err instanceof WarmStoreClientError) throw err;
+      throw new WarmStoreClientError(
+        'CONNECTION_FAILED',
+        `the export was cut short after ${count} memories: ${(err as Error).message}`,
+        res.status,
+        { request: 'GET /api/v1/export', received: count },
+        err,
+      );
+    }
+    // Every line ends with a newline: text after the last one is a line cut short.
+    if (pending !== '') throw badShape('export', `ends with an incomplete line after ${count} memories`);
+  }
+
   /** Resolves when the server answers its health check with 200. */
   async health(options?: CallOptions): Promise<void> {
     this.#checkOpen();
@@ -398,6 +441,16 @@ export class WarmStoreClient {
 
 function badShape(what: string, why: string): WarmStoreClientError {
   return new WarmStoreClientError('BAD_RESPONSE', `the ${what} response ${why}`, undefined, {});
+}
+
+function lineToMemory(line: string, index: number): StoredMemory {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw badShape('export', `line ${index + 1} is not JSON`);
+  }
+  return memoryFromWire(value, `export line ${index + 1}`);
 }
 
 /** The per-item results of a batch response, one per request item. */

@@ -21,6 +21,7 @@ import {
   type MemoryView,
 } from './codec.js';
 import { HttpError, toErrorResponse } from './errors.js';
+import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
 import type { StoreApi } from './store-api.js';
@@ -408,6 +409,8 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     { schema: schemas.runMaintenance, preValidation: emptyBodyIsEmptyObject },
     async () => op('warmstore.maintenance', {}, () => store.runMaintenance()),
   );
+
+  registerExportRoute(app, { store, checkSpace, track: (name, fn) => op(name, {}, fn) });
 
   app.get('/api/v1/metrics/storage', { schema: schemas.storageStats }, async () => ({
     ...store.contentStorageStats(),

@@ -155,7 +155,8 @@ describe('WarmStoreClient against a real server', () => {
   it('touch bumps accessCount, a plain get does not', async () => {
     await client.put({ id: 'touched', embedding: embeddingOf(22), accessCount: 3 });
     assert.equal((await client.get('touched'))?.accessCount, 3);
-    assert.equal((await client.get('touched', { touch: true }))?.accessCount, 3);
+    assert.equal((await client.get('touched'))?.accessCount, 3);
+    assert.equal((await client.get('touched', { touch: true }))?.accessCount, 4);
     assert.equal((await client.get('touched'))?.accessCount, 4);
   });
 
