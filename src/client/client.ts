@@ -1,4 +1,4 @@
-import { WarmStoreError, invalid } from '../errors.js';
+import { ERROR_CODES, WarmStoreError, invalid, type WarmStoreErrorCode } from '../errors.js';
 import type {
   CompactionStats,
   ContentStorageStats,
@@ -47,6 +47,12 @@ export interface WarmStoreClientOptions {
   backoffMs?: number;
   /** Ceiling of one retry delay in ms, also capping a server's `Retry-After`. @default 5000 */
   maxBackoffMs?: number;
+  /**
+   * Most records or ids sent in one batch request; `putMany`, `getMany` and `deleteMany` split
+   * larger arrays. Match the server's `maxBatchItems` (a larger batch answers 413).
+   * @default 1000
+   */
+  maxBatchItems?: number;
   /**
    * The fetch implementation, for a custom undici dispatcher (TLS options, connection limits) or
    * an instrumented fetch.
@@ -126,6 +132,7 @@ function idPath(id: string): string | undefined {
  */
 export class WarmStoreClient {
   readonly #transport: HttpTransport;
+  readonly #maxBatchItems: number;
   #closed = false;
 
   constructor(options: WarmStoreClientOptions) {
@@ -148,6 +155,9 @@ export class WarmStoreClient {
     if (options.fetch !== undefined && typeof options.fetch !== 'function') {
       throw invalid('fetch', 'must be a function');
     }
+    this.#maxBatchItems =
+      options.maxBatchItems === undefined ? 1000 : nonNegativeInteger(options.maxBatchItems, 'maxBatchItems');
+    if (this.#maxBatchItems === 0) throw invalid('maxBatchItems', 'must be at least 1');
     this.#transport = new HttpTransport({
       baseUrl: url,
       apiKey: options.apiKey,
@@ -182,16 +192,43 @@ export class WarmStoreClient {
   }
 
   /**
-   * Stores many memories in one request and one group commit on the server. Every record is
-   * checked before any is written: a refused record fails the whole call with `INVALID_INPUT`
-   * naming it (`details.id`, `details.index`), and nothing is written.
+   * Stores many memories, `maxBatchItems` per request. Unlike the embedded store's `putMany`,
+   * which writes all or nothing, the server writes every valid record of a batch and refuses the
+   * others one by one: when any is refused this rejects, after every request was sent, with a
+   * `WarmStoreError` (`INVALID_INPUT`) naming the first one (`details.field` such as
+   * `records[3].content`, `details.index`, `details.id`) and listing all of them in
+   * `details.refused`. Records the client itself cannot encode are refused before anything is sent.
    */
   async putMany(records: readonly MemoryRecord[], options?: CallOptions): Promise<void> {
     this.#checkOpen();
     if (!Array.isArray(records)) throw invalid('records', 'must be an array');
+    const call = callOf(options);
     const memories = records.map((r, i) => recordToWire(r, `records[${i}]`));
-    if (memories.length === 0) return;
-    await this.#transport.json('POST', `${MEMORIES}/batch`, { memories }, callOf(options));
+    const refused: RefusedRecord[] = [];
+    for (let offset = 0; offset < memories.length; offset += this.#maxBatchItems) {
+      const chunk = memories.slice(offset, offset + this.#maxBatchItems);
+      const res = await this.#transport.json('POST', `${MEMORIES}/batch`, { memories: chunk }, call);
+      batchResults(res.body, chunk.length).forEach((r, k) => {
+        if (r['ok'] === true) return;
+        refused.push(refusedRecord(r['error'], offset + k, k, records[offset + k]?.id));
+      });
+    }
+    const first = refused[0];
+    if (first === undefined) return;
+    const message =
+      `${refused.length} of ${records.length} records refused (the others were written); ` +
+      `first: ${first.message}`;
+    const details = {
+      field: first.field,
+      index: first.index,
+      ...(first.id === undefined ? {} : { id: first.id }),
+      refused,
+      status: 200,
+    };
+    if (STORE_CODES.has(first.code)) {
+      throw new WarmStoreError(first.code as WarmStoreErrorCode, message, details);
+    }
+    throw new WarmStoreClientError(first.code, message, 200, details);
   }
 
   /** The memory stored under `id`, or undefined. */
@@ -203,41 +240,39 @@ export class WarmStoreClient {
     if (touch !== undefined && typeof touch !== 'boolean')
       throw invalid('options.touch', 'must be a boolean');
     const path = idPath(id);
-    if (path === undefined) return (await this.#getMany([id], touch === true, call))[0];
+    if (path === undefined) {
+      if (touch === true) throw invalid('options.touch', `cannot be sent for the id ${JSON.stringify(id)}`);
+      return (await this.#getMany([id], call))[0];
+    }
     const query = `?encoding=base64${touch === true ? '&touch=true' : ''}`;
     const res = await this.#transport.json('GET', path + query, undefined, call, [404]);
     if (res.status === 404) return this.#notFound(res.body, undefined);
     return memoryFromWire(res.body);
   }
 
-  /** The memories stored under `ids`, in order, undefined for those missing. One request. */
-  async getMany(
-    ids: readonly string[],
-    options?: GetOptions & CallOptions,
-  ): Promise<Array<StoredMemory | undefined>> {
+  /**
+   * The memories stored under `ids`, in order, undefined for those missing; `maxBatchItems` ids
+   * per request. Batch reads do not touch.
+   */
+  async getMany(ids: readonly string[], options?: CallOptions): Promise<Array<StoredMemory | undefined>> {
     this.#checkOpen();
     if (!Array.isArray(ids)) throw invalid('ids', 'must be an array');
     ids.forEach((id, i) => checkId(id, `ids[${i}]`));
-    const touch = options?.touch;
-    if (touch !== undefined && typeof touch !== 'boolean')
-      throw invalid('options.touch', 'must be a boolean');
-    if (ids.length === 0) return [];
-    return this.#getMany(ids, touch === true, callOf(options));
+    return this.#getMany(ids, callOf(options));
   }
 
-  async #getMany(
-    ids: readonly string[],
-    touch: boolean,
-    call: CallOptions,
-  ): Promise<Array<StoredMemory | undefined>> {
-    const body: Record<string, unknown> = { ids, encoding: 'base64' };
-    if (touch) body['touch'] = true;
-    const res = await this.#transport.json('POST', `${MEMORIES}/batch/get`, body, call);
-    const results = batchResults(res.body, ids.length);
-    return results.map((r, i) => {
-      if (r['found'] === false || r['memory'] === undefined || r['memory'] === null) return undefined;
-      return memoryFromWire(r['memory'], `memory ${i} of the batch`);
-    });
+  async #getMany(ids: readonly string[], call: CallOptions): Promise<Array<StoredMemory | undefined>> {
+    const out: Array<StoredMemory | undefined> = [];
+    for (let offset = 0; offset < ids.length; offset += this.#maxBatchItems) {
+      const chunk = ids.slice(offset, offset + this.#maxBatchItems);
+      const body = { ids: chunk, encoding: 'base64' };
+      const res = await this.#transport.json('POST', `${MEMORIES}/batch/get`, body, call);
+      batchResults(res.body, chunk.length).forEach((r, k) => {
+        const what = `memory ${offset + k} of the batch`;
+        out.push(r['found'] === true ? memoryFromWire(r['memory'], what) : undefined);
+      });
+    }
+    return out;
   }
 
   /** True when a memory is stored under `id` (a read of the id alone, without content). */
@@ -246,7 +281,7 @@ export class WarmStoreClient {
     checkId(id);
     const call = callOf(options);
     const path = idPath(id);
-    if (path === undefined) return (await this.#getMany([id], false, call))[0] !== undefined;
+    if (path === undefined) return (await this.#getMany([id], call))[0] !== undefined;
     const res = await this.#transport.json('GET', `${path}?fields=id`, undefined, call, [404]);
     if (res.status === 404) return this.#notFound(res.body, false);
     return true;
@@ -272,13 +307,17 @@ export class WarmStoreClient {
     this.#checkOpen();
     if (!Array.isArray(ids)) throw invalid('ids', 'must be an array');
     ids.forEach((id, i) => checkId(id, `ids[${i}]`));
-    if (ids.length === 0) return [];
     return this.#deleteMany(ids, callOf(options));
   }
 
   async #deleteMany(ids: readonly string[], call: CallOptions): Promise<boolean[]> {
-    const res = await this.#transport.json('POST', `${MEMORIES}/batch/delete`, { ids }, call);
-    return batchResults(res.body, ids.length).map((r) => r['deleted'] === true);
+    const out: boolean[] = [];
+    for (let offset = 0; offset < ids.length; offset += this.#maxBatchItems) {
+      const chunk = ids.slice(offset, offset + this.#maxBatchItems);
+      const res = await this.#transport.json('POST', `${MEMORIES}/batch/delete`, { ids: chunk }, call);
+      for (const r of batchResults(res.body, chunk.length)) out.push(r['deleted'] === true);
+    }
+    return out;
   }
 
   /**
@@ -437,6 +476,34 @@ export class WarmStoreClient {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** A record a batch put refused, as `putMany` reports it in `details.refused`. */
+export interface RefusedRecord {
+  /** Position in the array given to `putMany`. */
+  index: number;
+  id: string | undefined;
+  code: string;
+  message: string;
+  /** The refused field, named from the caller's array: `records[3].content`. */
+  field: string;
+}
+
+const STORE_CODES = new Set<string>(ERROR_CODES);
+
+/**
+ * The server names fields inside the request it received (`memories[k].content`, k within the
+ * chunk); the caller knows them as `records[i].content` in the array it passed.
+ */
+function refusedRecord(error: unknown, index: number, k: number, id: string | undefined): RefusedRecord {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
+  const code = typeof e['code'] === 'string' ? e['code'] : 'INVALID_INPUT';
+  const from = `memories[${k}]`;
+  const to = `records[${index}]`;
+  const rename = (s: string): string => s.split(from).join(to);
+  const field = typeof e['field'] === 'string' ? rename(e['field']) : to;
+  const message = typeof e['message'] === 'string' ? rename(e['message']) : `invalid ${field}`;
+  return { index, id, code, message, field };
 }
 
 function badShape(what: string, why: string): WarmStoreClientError {

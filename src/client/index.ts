@@ -7,6 +7,7 @@ export {
   type WarmStoreClientOptions,
   type RemoteStorageStats,
   type RemoteCompactOptions,
+  type RefusedRecord,
 } from './client.js';
 export type { CallOptions } from './transport.js';
 export { WarmStoreClientError, type ClientErrorCode, type ClientErrorDetails } from './errors.js';

@@ -180,18 +180,58 @@ describe('WarmStoreClient against a real server', () => {
     assert.deepEqual(await client.deleteMany([]), []);
   });
 
-  it('putMany refuses the whole batch when one record is invalid', async () => {
+  it('putMany writes the valid records and rejects naming every refused one, as records[i]', async () => {
     const records: MemoryRecord[] = [
-      { id: 'pm-ok', embedding: embeddingOf(200) },
-      { id: 'pm-bad', embedding: new Float32Array(DIM + 1) },
+      { id: 'pm-ok-0', embedding: embeddingOf(200) },
+      { id: 'pm-bad-dim', embedding: new Float32Array(DIM + 1) },
+      { id: 'pm-ok-2', embedding: embeddingOf(202), content: 'kept' },
+      { id: 'pm-bad-conf', embedding: embeddingOf(203), confidence: 7 },
     ];
     await assert.rejects(client.putMany(records), (err: unknown) => {
       assert.ok(err instanceof WarmStoreError, String(err));
       assert.equal(err.code, 'INVALID_INPUT');
-      assert.equal(err.details['status'], 400);
+      assert.equal(err.details.field, 'records[1].embedding');
+      assert.equal(err.details.id, 'pm-bad-dim');
+      assert.equal(err.details['index'], 1);
+      const refused = err.details['refused'] as Array<{ index: number; field: string }>;
+      assert.deepEqual(
+        refused.map((r) => [r.index, r.field]),
+        [
+          [1, 'records[1].embedding'],
+          [3, 'records[3].confidence'],
+        ],
+      );
       return true;
     });
-    assert.equal(await client.has('pm-ok'), false, 'nothing of a refused batch is written');
+    assert.deepEqual(
+      (await client.getMany(records.map((r) => r.id))).map((m) => m?.content),
+      [null, undefined, 'kept', undefined],
+    );
+  });
+
+  it('splits batches at maxBatchItems', async () => {
+    const small = countingFetch();
+    const c = new WarmStoreClient({ url: server.url, maxBatchItems: 3, fetch: small.fetch });
+    const records = Array.from({ length: 7 }, (_, i) => ({
+      id: `split-${i}`,
+      embedding: embeddingOf(400 + i),
+    }));
+    await c.putMany(records);
+    assert.equal(small.count(), 3);
+    const got = await c.getMany([...records.map((r) => r.id), 'split-missing']);
+    assert.equal(small.count(), 6);
+    assert.deepEqual(
+      got.map((m) => m?.id),
+      [...records.map((r) => r.id), undefined],
+    );
+    assert.deepEqual(await c.deleteMany(['split-0', 'split-0', 'split-6', 'x', 'y']), [
+      true,
+      false,
+      true,
+      false,
+      false,
+    ]);
+    assert.equal(small.count(), 8);
   });
 
   it('recalls best first with scores and full memories', async () => {
