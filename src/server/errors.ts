@@ -88,7 +88,7 @@ export function fieldFromAjv(e: AjvErrorLike, context: string | undefined): stri
   return field === '' ? (context ?? 'body') : field;
 }
 
-function ajvMessage(e: AjvErrorLike): string {
+export function ajvMessage(e: AjvErrorLike): string {
   if (e.keyword === 'required') return 'is required';
   if (e.keyword === 'additionalProperties') return 'is not a known field';
   return e.message ?? 'is invalid';

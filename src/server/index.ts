@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { pino, type Logger } from 'pino';
@@ -13,17 +13,16 @@ import {
   RECALL_FIELDS,
   decodeEmbedding,
   memoryJsonText,
-  parseFields,
   recordFromJson,
   type EmbeddingEncoding,
-  type MemoryField,
   type MemoryInputJson,
-  type MemoryView,
 } from './codec.js';
+import { registerBatchRoutes } from './batch.js';
+import { checkSpace, jsonNumber, sendJsonText, viewOf } from './wire.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
-import { routeSchemas, sharedSchemas } from './schemas.js';
+import { memoryInputSchema, routeSchemas, sharedSchemas, type BatchLimits } from './schemas.js';
 import type { StoreApi } from './store-api.js';
 import { traced } from './tracing.js';
 
@@ -45,6 +44,7 @@ export {
 } from './codec.js';
 export type { EmbeddingEncoding, MemoryField, MemoryJson, MemoryInputJson, MemoryView } from './codec.js';
 export type { StoreApi } from './store-api.js';
+export { DEFAULT_SPACE, checkSpace } from './wire.js';
 // The package exports no `warmstore/metrics` entry; applications that embed the store without the
 // server get its metrics and compaction logging from here.
 export {
@@ -59,6 +59,9 @@ export { attachStoreLogging, type StoreLoggingOptions } from './logging.js';
 export const DEFAULT_PORT = 7432;
 /** Default interface: loopback, because the API has no authentication. */
 export const DEFAULT_HOST = '127.0.0.1';
+
+/** Default most items of one batch request. */
+export const DEFAULT_MAX_BATCH_ITEMS = 1000;
 
 const DEFAULT_MAX_CONTENT_BYTES = 16 * 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -91,6 +94,16 @@ export interface ServerOptions {
    * @default 2 * storeOptions.maxContentBytes + 1 MiB (33 MiB with the store defaults)
    */
   bodyLimit?: number;
+  /**
+   * Most items (memories or ids) one batch request may hold; more answer 413.
+   * @default 1000
+   */
+  maxBatchItems?: number;
+  /**
+   * Largest body of a batch request in bytes; a larger one gets 413.
+   * @default the larger of `bodyLimit` and 64 MiB
+   */
+  batchBodyLimit?: number;
   /**
    * Options of `WarmStore.open` when `dataDir` is used. The server's logger is passed as
    * `logger` unless one is set here.
@@ -173,12 +186,17 @@ interface BuildContext {
 async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
   const { store, ownsStore, metrics, detachLogging, logger, options } = ctx;
   const maxContent = options.storeOptions?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES;
+  const bodyLimit = options.bodyLimit ?? 2 * maxContent + MiB;
+  const batchLimits: BatchLimits = {
+    maxItems: options.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS,
+    bodyLimit: options.batchBodyLimit ?? Math.max(bodyLimit, 64 * MiB),
+  };
   const app = Fastify({
     loggerInstance: logger,
     // One line per request at info drowns the compaction log on a busy store; errors are logged
     // by the error handler instead.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: options.bodyLimit ?? 2 * maxContent + MiB,
+    bodyLimit,
     // Fastify's own 503 body has another shape; the onRequest hook below answers instead.
     return503OnClosing: false,
     // A percent-encoded 255-byte id is up to 765 characters; Fastify's default limit is 100.
@@ -272,7 +290,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     await app.register(swaggerUi, { routePrefix: '/docs' });
   }
 
-  const schemas = routeSchemas(store.dimension);
+  const schemas = routeSchemas(store.dimension, batchLimits);
 
   const checkDimension = (embedding: Float32Array): void => {
     // Arrays are checked by the schema; base64 strings only here, once decoded.
@@ -280,13 +298,6 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
       throw invalid('embedding', `must have ${store.dimension} values (got ${embedding.length})`);
     }
   };
-
-  // What a memory in a response carries; the schema has checked `encoding` already.
-  const viewOf = (
-    fields: string | readonly string[] | undefined,
-    encoding: EmbeddingEncoding | undefined,
-    defaults: ReadonlySet<MemoryField>,
-  ): MemoryView => ({ fields: parseFields(fields, defaults), encoding: encoding ?? 'array' });
 
   app.post<{ Body: MemoryInputJson & { space?: string } }>(
     '/api/v1/memories',
@@ -375,6 +386,15 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
         `"memory":${memoryJsonText(r.memory, view, space)}}`,
     );
     return sendJsonText(reply, `{"results":[${hits.join(',')}]}`);
+  });
+
+  registerBatchRoutes({
+    app,
+    store,
+    op,
+    schemas,
+    itemSchema: memoryInputSchema(store.dimension),
+    limits: batchLimits,
   });
 
   // A POST without a body is a request with default options.
@@ -470,29 +490,6 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
       return state.closePromise;
     },
   };
-}
-
-/**
- * Memory spaces are named by the wire format already so that clients written now keep working,
- * but the engine has a single keyspace: naming another space is refused rather than silently
- * reading or writing the shared one.
- */
-export function checkSpace(space: string | undefined, field: string): string {
-  if (space === undefined || space === DEFAULT_SPACE) return DEFAULT_SPACE;
-  throw new HttpError(400, 'INVALID_INPUT', 'memory spaces are not supported by this store yet', field);
-}
-
-/** The space of requests that name none. */
-export const DEFAULT_SPACE = 'default';
-
-const jsonNumber = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
-
-/**
- * Sends JSON text built by hand (see `memoryJsonText`). Fastify sends a string as it is, so the
- * route's response schema documents the shape without a second serialization.
- */
-function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
-  return reply.type('application/json; charset=utf-8').send(text);
 }
 
 /** A listening server: `url` is its base URL. */

@@ -151,9 +151,54 @@ const idParams = {
   properties: { id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' } },
 } as const;
 
+/** A memory as a request carries it: the body of a put and each item of a batch put. */
+export function memoryInputSchema(dimension: number) {
+  return {
+    type: 'object',
+    required: ['id', 'embedding'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' },
+      space: spaceSchema,
+      embedding: embeddingSchema(dimension),
+      content: { type: ['string', 'null'], description: 'null or omitted = absent; "" = empty.' },
+      confidence: { type: 'number', minimum: 0, maximum: 1 },
+      activation: { type: 'number' },
+      decayRate: { type: 'number', minimum: 0 },
+      createdAt: { type: 'number', description: 'Milliseconds since the epoch; default now.' },
+      lastAccess: { type: 'number', description: 'Milliseconds since the epoch; default createdAt.' },
+      accessCount: { type: 'integer', minimum: 0 },
+    },
+  } as const;
+}
+
+/** Limits of the batch routes, shown in the OpenAPI document. */
+export interface BatchLimits {
+  maxItems: number;
+  bodyLimit: number;
+}
+
+const batchIds = (maxItems: number): object => ({
+  type: 'array',
+  items: { type: 'string', minLength: 1, maxLength: 255 },
+  description: `1..${maxItems} ids; more answer 413. Results come in the same order, duplicates included.`,
+});
+
+const itemError = {
+  type: 'object',
+  required: ['code', 'message'],
+  properties: {
+    code: { type: 'string', description: 'INVALID_INPUT, or the store error that refused the item.' },
+    message: { type: 'string' },
+    field: { type: 'string', description: 'The refused field, e.g. memories[3].embedding.' },
+  },
+} as const;
+
 /** Route schemas, built for the store's dimension so that a wrong length is refused by validation. */
-export function routeSchemas(dimension: number) {
+export function routeSchemas(dimension: number, batch: BatchLimits) {
   const embedding = embeddingSchema(dimension);
+  const memoryInput = memoryInputSchema(dimension);
+  const tooLarge = `More than ${batch.maxItems} items or a body over ${batch.bodyLimit} bytes answer 413.`;
   return {
     putMemory: {
       tags: ['memories'],
@@ -161,23 +206,7 @@ export function routeSchemas(dimension: number) {
       description:
         'Durable when the response is sent (under the default sync durability). 201 when the id was new, ' +
         '200 when an existing memory was replaced.',
-      body: {
-        type: 'object',
-        required: ['id', 'embedding'],
-        additionalProperties: false,
-        properties: {
-          id: { type: 'string', minLength: 1, maxLength: 255, description: '1..255 bytes of UTF-8.' },
-          space: spaceSchema,
-          embedding,
-          content: { type: ['string', 'null'], description: 'null or omitted = absent; "" = empty.' },
-          confidence: { type: 'number', minimum: 0, maximum: 1 },
-          activation: { type: 'number' },
-          decayRate: { type: 'number', minimum: 0 },
-          createdAt: { type: 'number', description: 'Milliseconds since the epoch; default now.' },
-          lastAccess: { type: 'number', description: 'Milliseconds since the epoch; default createdAt.' },
-          accessCount: { type: 'integer', minimum: 0 },
-        },
-      },
+      body: memoryInput,
       response: {
         200: {
           type: 'object',
@@ -264,6 +293,121 @@ export function routeSchemas(dimension: number) {
                 type: 'object',
                 required: ['id', 'score', 'memory'],
                 properties: { id: { type: 'string' }, score: { type: 'number' }, memory: ref('Memory') },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 413, 500, 503),
+      },
+    },
+    batchPut: {
+      tags: ['memories'],
+      summary: 'Create or replace many memories',
+      description:
+        'Each item is validated on its own: valid items are written (durable when the response is ' +
+        'sent) even when others are refused, and each result says which. A batch is not a ' +
+        'transaction. A store failure (5xx) fails the whole request; some items may then be ' +
+        'written, and repeating the request is safe because puts replace. ' +
+        tooLarge,
+      body: {
+        type: 'object',
+        required: ['memories'],
+        additionalProperties: false,
+        properties: {
+          memories: {
+            type: 'array',
+            // Items are checked one by one in the handler, so that one bad item does not refuse
+            // the others; the OpenAPI document shows the item schema (see the swagger transform).
+            items: {},
+            description: `1..${batch.maxItems} memories, each shaped like the body of POST /api/v1/memories.`,
+          },
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['results'],
+          properties: {
+            results: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['index', 'ok'],
+                properties: {
+                  index: { type: 'integer', description: 'Position of the item in `memories`.' },
+                  id: { type: 'string', description: 'The id of the item, when it had a string id.' },
+                  ok: { type: 'boolean', description: 'True when the memory was written.' },
+                  created: { type: 'boolean', description: 'With ok: true when the id was new.' },
+                  error: itemError,
+                },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 413, 500, 503),
+      },
+    },
+    batchGet: {
+      tags: ['memories'],
+      summary: 'Read many memories by id',
+      description: tooLarge,
+      body: {
+        type: 'object',
+        required: ['ids'],
+        additionalProperties: false,
+        properties: {
+          ids: batchIds(batch.maxItems),
+          space: spaceSchema,
+          fields: fieldsBody('all'),
+          encoding: encodingSchema,
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['results'],
+          properties: {
+            results: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'found'],
+                properties: {
+                  id: { type: 'string' },
+                  found: { type: 'boolean' },
+                  memory: { ...ref('Memory'), description: 'Present when found.' },
+                },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 413, 500, 503),
+      },
+    },
+    batchDelete: {
+      tags: ['memories'],
+      summary: 'Delete many memories by id',
+      description: tooLarge,
+      body: {
+        type: 'object',
+        required: ['ids'],
+        additionalProperties: false,
+        properties: { ids: batchIds(batch.maxItems), space: spaceSchema },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['results'],
+          properties: {
+            results: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'deleted'],
+                properties: {
+                  id: { type: 'string' },
+                  deleted: { type: 'boolean', description: 'False when there was no such memory.' },
+                },
               },
             },
           },

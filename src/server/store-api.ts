@@ -23,6 +23,8 @@ export interface StoreApi {
   readonly isCompacting: boolean;
   readonly size: number;
   put(record: MemoryRecord): Promise<void>;
+  /** Validates every record before writing any (INVALID_INPUT names `records[i].field`), one commit. */
+  putMany(records: MemoryRecord[]): Promise<void>;
   get(id: string, options?: GetOptions): Promise<StoredMemory | undefined>;
   delete(id: string): Promise<boolean>;
   has(id: string): boolean;

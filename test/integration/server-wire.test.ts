@@ -26,6 +26,8 @@ describe('HTTP wire format', () => {
       dataDir: t.dir,
       port: 0,
       logger: false,
+      maxBatchItems: 50,
+      batchBodyLimit: 32 * 1024,
       storeOptions: { dimension: DIM, maxContentBytes: 4096, maintenanceIntervalMs: false },
     });
     base = server.url;
@@ -176,6 +178,185 @@ describe('HTTP wire format', () => {
       const bad = await call(base, 'POST', '/api/v1/recall', { embedding: query, fields: ['vector'] });
       assert.equal(bad.status, 400);
       assert.equal(errorOf(bad.json).field, 'fields[0]');
+    });
+  });
+
+  describe('batches', () => {
+    interface PutItem {
+      index: number;
+      id?: string;
+      ok: boolean;
+      created?: boolean;
+      error?: { code: string; message: string; field?: string };
+    }
+
+    it('puts many: valid items are written, each refused item is named', async () => {
+      const e = (i: number): string => b64(embeddingOf(i));
+      const memories: unknown[] = [
+        { id: 'bp0', embedding: e(10), content: 'zero' },
+        { id: 'bp1', embedding: b64(new Float32Array(DIM - 1)) },
+        { id: 'bp2', embedding: e(12), colour: 'red' },
+        { id: 'bp3', embedding: e(13), space: 'alice' },
+        { id: 'bp4', embedding: e(14), content: 'x'.repeat(5000) },
+        { id: '€'.repeat(100), embedding: e(15) },
+        { embedding: e(16) },
+        'not an object',
+        { id: 'bp8', embedding: Array.from(embeddingOf(18)), confidence: 0.25 },
+        { id: 'bp0', embedding: e(19), content: 'zero again' },
+      ];
+      const r = await call(base, 'POST', '/api/v1/memories/batch', { memories });
+      assert.equal(r.status, 200, r.text);
+      const results = r.json['results'] as PutItem[];
+      assert.equal(results.length, memories.length);
+      results.forEach((x, i) => assert.equal(x.index, i));
+      const refused = Object.fromEntries(
+        results.filter((x) => !x.ok).map((x) => [x.index, [x.error?.code, x.error?.field]]),
+      );
+      assert.deepEqual(refused, {
+        1: ['INVALID_INPUT', 'memories[1].embedding'],
+        2: ['INVALID_INPUT', 'memories[2].colour'],
+        3: ['INVALID_INPUT', 'memories[3].space'],
+        4: ['INVALID_INPUT', 'memories[4].content'],
+        5: ['INVALID_INPUT', 'memories[5].id'],
+        6: ['INVALID_INPUT', 'memories[6].id'],
+        7: ['INVALID_INPUT', 'memories[7]'],
+      });
+      assert.match(results[4]?.error?.message ?? '', /memories\[4\]\.content/);
+      assert.equal(results[1]?.id, 'bp1', 'a refused item keeps its id when it had one');
+      assert.deepEqual(
+        results.filter((x) => x.ok).map((x) => [x.index, x.id, x.created]),
+        [
+          [0, 'bp0', true],
+          [8, 'bp8', true],
+          [9, 'bp0', false],
+        ],
+      );
+      const got = await call(base, 'GET', '/api/v1/memories/bp0');
+      assert.equal(got.json['content'], 'zero again', 'the later item of a repeated id wins');
+      assert.equal((await call(base, 'GET', '/api/v1/memories/bp8')).json['confidence'], 0.25);
+      for (const id of ['bp1', 'bp2', 'bp3', 'bp4']) {
+        assert.equal((await call(base, 'GET', `/api/v1/memories/${id}`)).status, 404, `${id} not written`);
+      }
+    });
+
+    it('puts many when every item is valid, reporting created and replaced', async () => {
+      const memories = [0, 1, 2].map((i) => ({ id: `ok${i}`, embedding: b64(embeddingOf(20 + i)) }));
+      const first = await call(base, 'POST', '/api/v1/memories/batch', { memories });
+      assert.deepEqual(
+        (first.json['results'] as PutItem[]).map((x) => [x.ok, x.created]),
+        [
+          [true, true],
+          [true, true],
+          [true, true],
+        ],
+      );
+      const again = await call(base, 'POST', '/api/v1/memories/batch', { memories });
+      assert.deepEqual(
+        (again.json['results'] as PutItem[]).map((x) => x.created),
+        [false, false, false],
+      );
+      const got = await call(base, 'GET', '/api/v1/memories/ok2?encoding=base64');
+      assert.deepEqual(fromB64(got.json['embedding'] as string), embeddingOf(22));
+    });
+
+    it('413 with a JSON body past the item limit or the body limit, and nothing written', async () => {
+      const many = Array.from({ length: 51 }, (_, i) => ({ id: `many${i}`, embedding: b64(embeddingOf(i)) }));
+      const r = await call(base, 'POST', '/api/v1/memories/batch', { memories: many });
+      assert.equal(r.status, 413, r.text);
+      assert.equal(errorOf(r.json).code, 'PAYLOAD_TOO_LARGE');
+      assert.match(errorOf(r.json).message, /at most 50 items/);
+      assert.equal((await call(base, 'GET', '/api/v1/memories/many0')).status, 404);
+
+      const big = Array.from({ length: 20 }, (_, i) => ({
+        id: `big${i}`,
+        embedding: b64(embeddingOf(i)),
+        content: 'y'.repeat(2000),
+      }));
+      const r2 = await call(base, 'POST', '/api/v1/memories/batch', { memories: big });
+      assert.equal(r2.status, 413, r2.text);
+      assert.equal(errorOf(r2.json).code, 'PAYLOAD_TOO_LARGE');
+      assert.equal((await call(base, 'GET', '/api/v1/memories/big0')).status, 404);
+
+      const ids = Array.from({ length: 51 }, (_, i) => `id${i}`);
+      for (const path of ['/api/v1/memories/batch/get', '/api/v1/memories/batch/delete']) {
+        const r3 = await call(base, 'POST', path, { ids });
+        assert.equal(r3.status, 413, `${path}: ${r3.text}`);
+        assert.equal(errorOf(r3.json).field, 'ids');
+      }
+    });
+
+    it('400 naming the field for a malformed batch request', async () => {
+      for (const [path, body, field] of [
+        ['/api/v1/memories/batch', { memories: 'all' }, 'memories'],
+        ['/api/v1/memories/batch', {}, 'memories'],
+        ['/api/v1/memories/batch/get', { ids: ['a', 5] }, 'ids[1]'],
+        ['/api/v1/memories/batch/get', { ids: ['a'], space: 'alice' }, 'space'],
+        ['/api/v1/memories/batch/get', { ids: ['a'], encoding: 'hex' }, 'encoding'],
+        ['/api/v1/memories/batch/get', { ids: ['€'.repeat(100)] }, 'ids[0]'],
+        ['/api/v1/memories/batch/delete', { ids: [''] }, 'ids[0]'],
+        ['/api/v1/memories/batch/delete', { ids: ['w1'], space: 'alice' }, 'space'],
+      ] as const) {
+        const r = await call(base, 'POST', path, body);
+        assert.equal(r.status, 400, `${path} ${JSON.stringify(body)}: ${r.text}`);
+        assert.equal(errorOf(r.json).code, 'INVALID_INPUT');
+        assert.equal(errorOf(r.json).field, field);
+      }
+      assert.equal((await call(base, 'GET', '/api/v1/memories/w1')).status, 200, 'nothing deleted');
+    });
+
+    it('gets many in order, with found false for missing ids, fields and base64', async () => {
+      const r = await call(base, 'POST', '/api/v1/memories/batch/get', {
+        ids: ['ok1', 'missing', 'ok0', 'ok1'],
+        fields: ['id', 'embedding'],
+        encoding: 'base64',
+      });
+      assert.equal(r.status, 200, r.text);
+      const results = r.json['results'] as Array<{ id: string; found: boolean; memory?: Json }>;
+      assert.deepEqual(
+        results.map((x) => [x.id, x.found]),
+        [
+          ['ok1', true],
+          ['missing', false],
+          ['ok0', true],
+          ['ok1', true],
+        ],
+      );
+      assert.equal(results[1]?.memory, undefined);
+      assert.deepEqual(Object.keys(results[0]?.memory ?? {}).sort(), ['embedding', 'id']);
+      assert.deepEqual(fromB64(results[2]?.memory?.['embedding'] as string), embeddingOf(20));
+      const plain = await call(base, 'POST', '/api/v1/memories/batch/get', { ids: ['w1'] });
+      const m = (plain.json['results'] as Array<{ memory: Json }>)[0]!.memory;
+      assert.equal(m['space'], 'default');
+      assert.deepEqual(Float32Array.from(m['embedding'] as number[]), embeddingOf(1));
+    });
+
+    it('deletes many, answering deleted per id', async () => {
+      const r = await call(base, 'POST', '/api/v1/memories/batch/delete', {
+        ids: ['ok0', 'nope', 'ok1', 'ok0'],
+      });
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.json['results'], [
+        { id: 'ok0', deleted: true },
+        { id: 'nope', deleted: false },
+        { id: 'ok1', deleted: true },
+        { id: 'ok0', deleted: false },
+      ]);
+      assert.equal((await call(base, 'GET', '/api/v1/memories/ok0')).status, 404);
+      assert.equal((await call(base, 'GET', '/api/v1/memories/ok2')).status, 200, 'others untouched');
+    });
+
+    it('the OpenAPI document lists the batch routes and the item schema', async () => {
+      const doc = await call(base, 'GET', '/docs/json');
+      const paths = doc.json['paths'] as Record<string, Record<string, Json>>;
+      for (const p of [
+        '/api/v1/memories/batch',
+        '/api/v1/memories/batch/get',
+        '/api/v1/memories/batch/delete',
+      ]) {
+        assert.ok(paths[p]?.['post'], `OpenAPI lacks ${p}`);
+      }
+      const body = JSON.stringify(paths['/api/v1/memories/batch']?.['post']?.['requestBody']);
+      assert.match(body, /"accessCount"/, 'items are documented with the memory schema');
     });
   });
 });

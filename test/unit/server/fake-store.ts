@@ -51,12 +51,16 @@ export class FakeStore extends EventEmitter implements StoreApi {
     if (this.closed) throw new WarmStoreError('STORE_CLOSED', 'the store is closed');
   }
 
-  async put(r: MemoryRecord): Promise<void> {
-    this.#open();
+  #check(r: MemoryRecord): void {
     if (r.embedding.length !== this.dimension) throw invalid('embedding', 'wrong dimension');
     if (r.content !== undefined && r.content !== null && r.content.length > 1000) {
       throw invalid('content', 'too long');
     }
+  }
+
+  async put(r: MemoryRecord): Promise<void> {
+    this.#open();
+    this.#check(r);
     const createdAt = r.createdAt ?? Date.now();
     this.records.set(r.id, {
       id: r.id,
@@ -70,6 +74,19 @@ export class FakeStore extends EventEmitter implements StoreApi {
       accessCount: r.accessCount ?? 0,
     });
     this.emit('op', 'put', 0.05);
+  }
+
+  async putMany(records: MemoryRecord[]): Promise<void> {
+    this.#open();
+    records.forEach((r, i) => {
+      try {
+        this.#check(r);
+      } catch (err) {
+        const e = err as WarmStoreError;
+        throw invalid(`records[${i}].${e.details.field ?? 'record'}`, e.message);
+      }
+    });
+    for (const r of records) await this.put(r);
   }
 
   async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {

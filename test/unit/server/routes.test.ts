@@ -216,6 +216,67 @@ describe('server routes (fake store)', () => {
     assert.ok(doc.components.schemas.Memory, 'shared schemas are named by $id');
   });
 
+  it('batch put: an item refused by the store alone is named, the others are written', async () => {
+    const r = await inject('POST', '/api/v1/memories/batch', {
+      memories: [
+        { id: 'a', embedding: [1, 2, 3, 4], content: 'x'.repeat(2000) },
+        { id: 'b', embedding: [1, 2, 3, 4] },
+      ],
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    const [a, b] = r.json().results;
+    assert.deepEqual(a.error, {
+      code: 'INVALID_INPUT',
+      message: 'invalid memories[0].content: too long',
+      field: 'memories[0].content',
+    });
+    assert.deepEqual(b, { index: 1, id: 'b', ok: true, created: true });
+    assert.deepEqual([...store.records.keys()], ['b']);
+  });
+
+  it('batch put: a store failure fails the whole request with its status', async () => {
+    store.putMany = async () => {
+      throw new WarmStoreError('IO_ERROR', 'disk on fire');
+    };
+    const r = await inject('POST', '/api/v1/memories/batch', {
+      memories: [{ id: 'a', embedding: [1, 2, 3, 4] }],
+    });
+    assert.equal(r.statusCode, 500);
+    assert.equal(r.json().error.code, 'IO_ERROR');
+    store.getError = new WarmStoreError('CORRUPTION_DETECTED', 'bad crc');
+    const g = await inject('POST', '/api/v1/memories/batch/get', { ids: ['a'] });
+    assert.equal(g.statusCode, 500);
+    assert.equal(g.json().error.code, 'CORRUPTION_DETECTED');
+  });
+
+  it('batch limits come from the options', async () => {
+    const small = await createServer({
+      store,
+      logger: false,
+      metrics: { defaultMetrics: false },
+      maxBatchItems: 2,
+      batchBodyLimit: 200,
+    });
+    try {
+      const ids = await small.app.inject({
+        method: 'POST',
+        url: '/api/v1/memories/batch/delete',
+        payload: { ids: ['a', 'b', 'c'] },
+      });
+      assert.equal(ids.statusCode, 413);
+      assert.equal(ids.json().error.code, 'PAYLOAD_TOO_LARGE');
+      const body = await small.app.inject({
+        method: 'POST',
+        url: '/api/v1/memories/batch/get',
+        payload: { ids: ['x'.repeat(250)] },
+      });
+      assert.equal(body.statusCode, 413);
+      assert.equal(body.json().error.code, 'PAYLOAD_TOO_LARGE');
+    } finally {
+      await small.close();
+    }
+  });
+
   it('503 STORE_CLOSED once the store is closed', async () => {
     await store.close();
     const r = await inject('GET', '/api/v1/memories/a');

@@ -1,0 +1,40 @@
+/**
+ * Request and response helpers shared by the routes: the space a request names, what a memory
+ * in a response carries, and JSON text sent as it is.
+ */
+import type { FastifyReply } from 'fastify';
+import { parseFields, type EmbeddingEncoding, type MemoryField, type MemoryView } from './codec.js';
+import { HttpError } from './errors.js';
+
+/** The space of requests that name none. */
+export const DEFAULT_SPACE = 'default';
+
+/**
+ * Memory spaces are named by the wire format already so that clients written now keep working,
+ * but the engine has a single keyspace: naming another space is refused rather than silently
+ * reading or writing the shared one.
+ */
+export function checkSpace(space: string | undefined, field: string): string {
+  if (space === undefined || space === DEFAULT_SPACE) return DEFAULT_SPACE;
+  throw new HttpError(400, 'INVALID_INPUT', 'memory spaces are not supported by this store yet', field);
+}
+
+/** What a memory in a response carries; the route schema has checked `encoding` already. */
+export function viewOf(
+  fields: string | readonly string[] | undefined,
+  encoding: EmbeddingEncoding | undefined,
+  defaults: ReadonlySet<MemoryField>,
+): MemoryView {
+  return { fields: parseFields(fields, defaults), encoding: encoding ?? 'array' };
+}
+
+/** A number as `JSON.stringify` writes it. */
+export const jsonNumber = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
+
+/**
+ * Sends JSON text built by hand (see `memoryJsonText`). Fastify sends a string as it is, so the
+ * route's response schema documents the shape without a second serialization.
+ */
+export function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(text);
+}
