@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { EMBEDDING_ENCODINGS, memoryJsonText, type EmbeddingEncoding, type MemoryField } from './codec.js';
 import { HttpError } from './errors.js';
 import type { StoreApi } from './store-api.js';
+import { checkSpace } from './wire.js';
 
 /**
  * Lines carry everything but the space, so that an export over HTTP is the same file as
@@ -43,15 +44,13 @@ export const exportSchema = {
 /** What the export route needs from the server. */
 export interface ExportRouteContext {
   store: StoreApi;
-  /** Refuses a space the store does not have; returns the space's name. */
-  checkSpace: (space: string | undefined, field: string) => string;
   /** Tracks the stream like any store call, so that a graceful shutdown waits for it. */
   track: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 /** `GET /api/v1/export`: the whole store as JSON Lines, with backpressure. */
 export function registerExportRoute(app: FastifyInstance, ctx: ExportRouteContext): void {
-  const { store, checkSpace, track } = ctx;
+  const { store, track } = ctx;
   app.get<{ Querystring: { encoding?: EmbeddingEncoding; space?: string } }>(
     '/api/v1/export',
     { schema: exportSchema },

@@ -430,7 +430,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     async () => op('warmstore.maintenance', {}, () => store.runMaintenance()),
   );
 
-  registerExportRoute(app, { store, checkSpace, track: (name, fn) => op(name, {}, fn) });
+  registerExportRoute(app, { store, track: (name, fn) => op(name, {}, fn) });
 
   app.get('/api/v1/metrics/storage', { schema: schemas.storageStats }, async () => ({
     ...store.contentStorageStats(),
