@@ -50,6 +50,12 @@ export function parseIntOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+export function parseNumberOption(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a finite number');
+  return n;
+}
+
 /** True when `dir` holds nothing (or does not exist), i.e. opening it would create a new store. */
 export function isNewStoreDir(dir: string): boolean {
   try {

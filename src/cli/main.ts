@@ -5,6 +5,7 @@ import type { BenchOptions } from './commands/bench.js';
 import type { CompactCliOptions } from './commands/compact.js';
 import type { ExportOptions } from './commands/export.js';
 import type { ImportOptions } from './commands/import.js';
+import type { RecallCliOptions } from './commands/recall.js';
 import type { StatsOptions } from './commands/stats.js';
 import {
   CliError,
@@ -13,6 +14,7 @@ import {
   formatError,
   packageVersion,
   parseIntOption,
+  parseNumberOption,
 } from './common.js';
 
 const dataOption = (): Option =>
@@ -155,6 +157,25 @@ function buildProgram(): Command {
       }
       const { exportJsonl } = await import('./commands/export.js');
       await exportJsonl(file, opts);
+    });
+
+  program
+    .command('recall')
+    .description('print the memories most similar to an embedding, or to a stored memory (--like)')
+    .argument('[embedding]', 'a JSON array of numbers, or base64 of little-endian float32')
+    .option('--like <id>', 'use the embedding of this stored memory')
+    .addOption(new Option('-k, --k <n>', 'results at most').default(10).argParser(parseIntOption(1, 10_000)))
+    .addOption(
+      new Option('--min-score <x>', 'drop results below this cosine similarity').argParser(parseNumberOption),
+    )
+    .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
+    .addOption(jsonOption())
+    .action(async (embedding: string | undefined, opts: RecallCliOptions, command: Command) => {
+      checkRemote(command);
+      const { recall } = await import('./commands/recall.js');
+      await recall(embedding, opts);
     });
 
   program

@@ -187,6 +187,35 @@ describe('warmstore CLI with --url', () => {
     assert.equal((JSON.parse(check.stdout) as { size: number }).size, records.length + 2);
   });
 
+  it('recall --url finds a memory by its own embedding, given as --like, JSON or base64', async () => {
+    const like = await run(['recall', '--like', 'meta', '--url', server.url, '--json', '-k', '3']);
+    assert.equal(like.code, 0, like.stderr);
+    const { results } = JSON.parse(like.stdout) as {
+      results: Array<{ id: string; score: number; content: string }>;
+    };
+    assert.equal(results.length, 3);
+    assert.equal(results[0]?.id, 'meta');
+    assert.equal(results[0]?.content, 'with metadata\nand a newline and "quotes"');
+    assert.ok(Math.abs((results[0]?.score ?? 0) - 1) < 1e-6);
+    assert.equal('embedding' in (results[0] ?? {}), false, 'no embeddings in the output');
+
+    const e = embeddingOf(4);
+    const base64 = Buffer.from(e.buffer, e.byteOffset, e.byteLength).toString('base64');
+    for (const query of [JSON.stringify(Array.from(e)), base64]) {
+      // The fixture's embeddings come close to each other, so the hit may share first place.
+      const r = await run(['recall', query, '--url', server.url, '-k', '3']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.split('\n').length, 4, r.stdout);
+      assert.match(r.stdout, /^1\.0000 {2}"long" {2}L{79}…$/m);
+    }
+    const missing = await run(['recall', '--like', 'nope', '--url', server.url]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^error NOT_FOUND: /m);
+    const wrongDim = await run(['recall', '[1,2,3]', '--url', server.url]);
+    assert.equal(wrongDim.code, 2);
+    assert.match(wrongDim.stderr, /^error INVALID_INPUT: .*embedding/m);
+  });
+
   it('compact --url runs a compaction on the server', async () => {
     const r = await run(['compact', '--url', server.url, '--force', '--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -219,6 +248,13 @@ describe('warmstore CLI with --url', () => {
     assert.equal(local.code, 0, local.stderr);
     const remote = await readFile(join(root, 'remote.jsonl'), 'utf8');
     assert.ok(local.stdout.startsWith(remote), 'the remote export is what the directory holds');
+
+    const localRecall = await run(['recall', '--like', 'meta', '--data', dir, '--json', '-k', '3']);
+    assert.equal(localRecall.code, 0, localRecall.stderr);
+    assert.equal(
+      (JSON.parse(localRecall.stdout) as { results: Array<{ id: string }> }).results[0]?.id,
+      'meta',
+    );
 
     const gone = await run(['stats', '--url', server.url]);
     assert.equal(gone.code, 2);
