@@ -7,6 +7,7 @@ import type { ExportOptions } from './commands/export.js';
 import type { ImportOptions } from './commands/import.js';
 import type { RecallCliOptions } from './commands/recall.js';
 import type { StatsOptions } from './commands/stats.js';
+import type { ServeOptions } from './commands/serve.js';
 import {
   CliError,
   DEFAULT_DATA_DIR,
@@ -78,12 +79,30 @@ function buildProgram(): Command {
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
         .default('info'),
     )
-    .action(
-      async (opts: { data: string; port: number; host: string; dimension?: number; logLevel: string }) => {
-        const { serve } = await import('./commands/serve.js');
-        await serve(opts);
-      },
-    );
+    .addOption(
+      new Option(
+        '--api-keys <file>',
+        'JSON file of API keys: [{ "key", "spaces": ["*" or names], "access": "read" | "write" }] ' +
+          '(WARMSTORE_API_KEY adds one key allowed everything)',
+      ),
+    )
+    .addOption(new Option('--insecure', 'allow listening beyond loopback without API keys'))
+    .addOption(new Option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)'))
+    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert'))
+    .addOption(
+      new Option('--max-batch-items <n>', 'most items of one batch request (413 beyond)').argParser(
+        parseIntOption(1, 1_000_000),
+      ),
+    )
+    .addOption(
+      new Option('--batch-body-limit <bytes>', 'largest batch request body (413 beyond)').argParser(
+        parseIntOption(1024),
+      ),
+    )
+    .action(async (opts: ServeOptions) => {
+      const { serve } = await import('./commands/serve.js');
+      await serve(opts);
+    });
 
   program
     .command('stats')

@@ -1,10 +1,9 @@
 /**
  * The batch routes: put, get and delete many memories in one request, with a result per item.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 // Brings the route option `swaggerTransform` into the Fastify types.
 import type {} from '@fastify/swagger';
-import type { Attributes, Span } from '@opentelemetry/api';
 import { WarmStoreError } from '../errors.js';
 import { checkId } from '../engine/validate.js';
 import type { MemoryRecord } from '../types.js';
@@ -14,34 +13,42 @@ import {
   recordFromJson,
   type EmbeddingEncoding,
   type MemoryInputJson,
+  type MemoryResponseJson,
 } from './codec.js';
 import { HttpError, ajvMessage, fieldFromAjv } from './errors.js';
-import type { BatchLimits, routeSchemas } from './schemas.js';
-import type { StoreApi } from './store-api.js';
-import { checkSpace, sendJsonText, viewOf } from './wire.js';
+import type { BatchLimits } from './schemas.js';
+import { READ_SPACE, WRITE_SPACE } from './auth.js';
+import type { RouteContext } from './memory-routes.js';
+import { checkDimension, checkSpace, sendJsonText, viewOf } from './wire.js';
 
 /** What the batch routes need from the server. */
-export interface BatchRouteContext {
-  app: FastifyInstance;
-  store: StoreApi;
-  /** Runs a store call traced and tracked for graceful shutdown. */
-  op: <T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>) => Promise<T>;
-  schemas: ReturnType<typeof routeSchemas>;
+export interface BatchRouteContext extends RouteContext {
   /** Schema of one memory in a request, applied to each item of a batch put on its own. */
   itemSchema: object;
   limits: BatchLimits;
 }
 
-/** The error of one refused item. */
-interface ItemError {
+/** The error of one refused item of a batch put. */
+export interface BatchItemError {
   code: string;
   message: string;
   field?: string;
 }
 
-type PutResult =
+/** One result of `POST /api/v1/memories/batch`, at the index of its item. */
+export type BatchPutResult =
   | { index: number; id: string; ok: true; created: boolean }
-  | { index: number; id?: string; ok: false; error: ItemError };
+  | { index: number; id?: string; ok: false; error: BatchItemError };
+
+/** One result of `POST /api/v1/memories/batch/get`, in the order of the ids. */
+export type BatchGetResult =
+  { id: string; found: true; memory: MemoryResponseJson } | { id: string; found: false };
+
+/** One result of `POST /api/v1/memories/batch/delete`, in the order of the ids. */
+export interface BatchDeleteResult {
+  id: string;
+  deleted: boolean;
+}
 
 export function registerBatchRoutes(ctx: BatchRouteContext): void {
   const { app, store, op, schemas, itemSchema, limits } = ctx;
@@ -63,27 +70,18 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     ids.forEach((id, i) => checkId(id, `ids[${i}]`));
   };
 
-  const checkDimension = (embedding: Float32Array): void => {
-    if (embedding.length !== store.dimension) {
-      throw new WarmStoreError(
-        'INVALID_INPUT',
-        `invalid embedding: must have ${store.dimension} values (got ${embedding.length})`,
-        { field: 'embedding' },
-      );
-    }
-  };
-
   /** Checks one item fully; returns its record or the error that refused it. */
   const parseItem = (
     request: FastifyRequest,
     item: unknown,
     index: number,
-  ): { record: MemoryRecord } | { error: ItemError } => {
+  ): { record: MemoryRecord } | { error: BatchItemError } => {
     const validate = request.compileValidationSchema(itemSchema);
     if (!validate(item)) {
       const first = validate.errors?.[0] ?? {};
-      const field = fieldFromAjv(first, undefined);
-      const prefixed = field === 'body' ? `memories[${index}]` : `memories[${index}].${field}`;
+      // An empty context names the item itself ('') rather than 'body'.
+      const field = fieldFromAjv(first, '');
+      const prefixed = field === '' ? `memories[${index}]` : `memories[${index}].${field}`;
       return {
         error: {
           code: 'INVALID_INPUT',
@@ -97,7 +95,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
       checkSpace(body.space, 'space');
       checkId(body.id);
       const record = recordFromJson(body);
-      checkDimension(record.embedding);
+      checkDimension(record.embedding, store.dimension);
       return { record };
     } catch (err) {
       return { error: itemError(err, index) };
@@ -118,12 +116,12 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     {
       schema: schemas.batchPut,
       bodyLimit: limits.bodyLimit,
-      config: { swaggerTransform: ({ url }) => ({ schema: batchPutDoc, url }) },
+      config: { auth: WRITE_SPACE, swaggerTransform: ({ url }) => ({ schema: batchPutDoc, url }) },
     },
     async (request, reply) => {
       const { memories } = request.body;
       checkCount(memories.length, 'memories');
-      const results: PutResult[] = new Array(memories.length);
+      const results: BatchPutResult[] = new Array(memories.length);
       const valid: Array<{ index: number; record: MemoryRecord }> = [];
       const seen = new Set<string>();
       memories.forEach((item, index) => {
@@ -176,7 +174,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
 
   app.post<{ Body: { ids: string[]; space?: string; fields?: string[]; encoding?: EmbeddingEncoding } }>(
     '/api/v1/memories/batch/get',
-    { schema: schemas.batchGet, bodyLimit: limits.bodyLimit },
+    { schema: schemas.batchGet, bodyLimit: limits.bodyLimit, config: { auth: READ_SPACE } },
     async (request, reply) => {
       const { ids } = request.body;
       checkIds(ids);
@@ -196,7 +194,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
 
   app.post<{ Body: { ids: string[]; space?: string } }>(
     '/api/v1/memories/batch/delete',
-    { schema: schemas.batchDelete, bodyLimit: limits.bodyLimit },
+    { schema: schemas.batchDelete, bodyLimit: limits.bodyLimit, config: { auth: WRITE_SPACE } },
     async (request) => {
       const { ids } = request.body;
       checkIds(ids);
@@ -205,7 +203,8 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
       const deleted = await op('warmstore.delete_batch', { 'warmstore.batch_size': ids.length }, () =>
         Promise.all(ids.map((id) => store.delete(id))),
       );
-      return { results: ids.map((id, i) => ({ id, deleted: deleted[i] === true })) };
+      const results: BatchDeleteResult[] = ids.map((id, i) => ({ id, deleted: deleted[i] === true }));
+      return { results };
     },
   );
 }
@@ -214,7 +213,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
  * The error of item `index`: an input error names the field inside the batch
  * (`memories[3].content`); any other error keeps its code and message.
  */
-function itemError(err: unknown, index: number): ItemError {
+function itemError(err: unknown, index: number): BatchItemError {
   if (err instanceof HttpError) {
     const field = err.field === undefined ? `memories[${index}]` : `memories[${index}].${err.field}`;
     return { code: err.code, message: err.message, field };

@@ -135,6 +135,15 @@ export interface MemoryView {
   encoding: EmbeddingEncoding;
 }
 
+/**
+ * A memory in a response: the parts `fields` chose (all by default), the embedding as numbers or,
+ * with `encoding: 'base64'`, as a base64 string.
+ */
+export type MemoryResponseJson = Partial<Omit<StoredMemory, 'embedding'>> & {
+  space?: string;
+  embedding?: number[] | string;
+};
+
 /** Every part of a memory: the default of reads by id. */
 export const ALL_FIELDS: ReadonlySet<MemoryField> = new Set(MEMORY_FIELDS);
 /** Recall hits leave the embedding out unless it is asked for: the caller already has a query vector. */

@@ -23,6 +23,8 @@ export type HttpOnlyErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
   | 'SHUTTING_DOWN'
   | 'INTERNAL_ERROR';
 
@@ -41,6 +43,8 @@ export interface ErrorBody {
 /** An error raised by a route for a condition that is not a store error (missing memory, shutdown). */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
+  /** Response headers that go with the error (`WWW-Authenticate` on 401). */
+  headers: Record<string, string> | undefined;
   constructor(
     readonly status: number,
     readonly code: ServerErrorCode,

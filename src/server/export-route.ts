@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import { EMBEDDING_ENCODINGS, memoryJsonText, type EmbeddingEncoding, type MemoryField } from './codec.js';
+import { READ_SPACE } from './auth.js';
 import { HttpError } from './errors.js';
 import type { StoreApi } from './store-api.js';
 import { checkSpace } from './wire.js';
@@ -53,7 +54,7 @@ export function registerExportRoute(app: FastifyInstance, ctx: ExportRouteContex
   const { store, track } = ctx;
   app.get<{ Querystring: { encoding?: EmbeddingEncoding; space?: string } }>(
     '/api/v1/export',
-    { schema: exportSchema },
+    { schema: exportSchema, config: { auth: READ_SPACE } },
     async (request, reply) => {
       const space = checkSpace(request.query.space, 'space');
       // Checked here so that a closed store gets its 503 before the 200 headers go out.

@@ -8,23 +8,24 @@ import { WarmStore } from '../index.js';
 import { invalid } from '../errors.js';
 import type { WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
-import {
-  ALL_FIELDS,
-  RECALL_FIELDS,
-  decodeEmbedding,
-  memoryJsonText,
-  recordFromJson,
-  type EmbeddingEncoding,
-  type MemoryInputJson,
-} from './codec.js';
 import { registerBatchRoutes } from './batch.js';
-import { checkSpace, jsonNumber, sendJsonText, viewOf } from './wire.js';
+import { registerMemoryRoutes } from './memory-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
 import { memoryInputSchema, routeSchemas, sharedSchemas, type BatchLimits } from './schemas.js';
 import type { StoreApi } from './store-api.js';
 import { traced } from './tracing.js';
+import {
+  KeyRing,
+  OPEN,
+  READ_STORE,
+  WRITE_STORE,
+  installAuth,
+  isLoopback,
+  parseApiKeys,
+  type ApiKey,
+} from './auth.js';
 
 export {
   STATUS_BY_CODE,
@@ -45,6 +46,16 @@ export {
 export type { EmbeddingEncoding, MemoryField, MemoryJson, MemoryInputJson, MemoryView } from './codec.js';
 export type { StoreApi } from './store-api.js';
 export { DEFAULT_SPACE, checkSpace } from './wire.js';
+export {
+  KeyRing,
+  MIN_KEY_LENGTH,
+  isLoopback,
+  loadApiKeys,
+  parseApiKeys,
+  type ApiKey,
+  type ApiKeyAccess,
+  type RouteAuth,
+} from './auth.js';
 // The package exports no `warmstore/metrics` entry; applications that embed the store without the
 // server get its metrics and compaction logging from here.
 export {
@@ -57,11 +68,19 @@ export { attachStoreLogging, type StoreLoggingOptions } from './logging.js';
 
 /** Default TCP port of `warmstore serve`. */
 export const DEFAULT_PORT = 7432;
-/** Default interface: loopback, because the API has no authentication. */
+/** Default interface: loopback, the one place an API without keys may listen. */
 export const DEFAULT_HOST = '127.0.0.1';
 
 /** Default most items of one batch request. */
 export const DEFAULT_MAX_BATCH_ITEMS = 1000;
+
+/** Log paths that could carry a credential. */
+const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'request.headers.authorization',
+  'headers.authorization',
+  'authorization',
+];
 
 const DEFAULT_MAX_CONTENT_BYTES = 16 * 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -81,11 +100,29 @@ export interface ServerOptions {
    */
   store?: StoreApi;
   /**
-   * Interface to listen on. Loopback by default because the API has no authentication; bind
-   * elsewhere only behind something that authenticates.
+   * Interface to listen on. Without `apiKeys` the server refuses any host but loopback unless
+   * `insecure` is set.
    * @default '127.0.0.1'
    */
   host?: string;
+  /**
+   * API keys: requests then need `Authorization: Bearer KEY` (401 without a valid key, 403 when
+   * the key's access or spaces do not cover the request). `/healthz` and the API document stay
+   * open. Empty or absent: no authentication.
+   * @default []
+   */
+  apiKeys?: readonly ApiKey[];
+  /**
+   * Listen beyond loopback without API keys, leaving the API open to anyone who can reach it.
+   * @default false
+   */
+  insecure?: boolean;
+  /**
+   * Serve HTTPS with this certificate and private key (PEM). The keys of `apiKeys` cross the
+   * network in the clear without it.
+   * @default undefined (plain HTTP)
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** TCP port to listen on; 0 picks a free one (see `url` of the started server). @default 7432 */
   port?: number;
   /**
@@ -149,8 +186,20 @@ export interface WarmStoreServer {
  * can drive it with `app.inject`.
  */
 export async function createServer(options: ServerOptions): Promise<WarmStoreServer> {
-  const logger =
+  const apiKeys = options.apiKeys === undefined ? [] : parseApiKeys(options.apiKeys);
+  const host = options.host ?? DEFAULT_HOST;
+  if (apiKeys.length === 0 && options.insecure !== true && !isLoopback(host)) {
+    throw invalid(
+      'host',
+      `refusing to listen on ${host} without API keys: anyone who can reach it could read and ` +
+        'delete every memory. Configure keys (WARMSTORE_API_KEY or --api-keys FILE), listen on ' +
+        '127.0.0.1, or pass --insecure to accept an open API.',
+    );
+  }
+  const base =
     options.logger === false ? pino({ enabled: false }) : (options.logger ?? pino({ level: 'info' }));
+  // Whatever logger the caller gave, credentials never reach it.
+  const logger = base.child({}, { redact: { paths: REDACTED_PATHS, censor: '[redacted]' } });
   let store: StoreApi;
   const ownsStore = options.store === undefined;
   if (options.store !== undefined) {
@@ -165,7 +214,7 @@ export async function createServer(options: ServerOptions): Promise<WarmStoreSer
   const metrics = new WarmStoreMetrics(store, options.metrics);
   const detachLogging = attachStoreLogging(store, logger.child({ component: 'compaction' }));
   try {
-    return await buildServer({ store, ownsStore, metrics, detachLogging, logger, options });
+    return await buildServer({ apiKeys, store, ownsStore, metrics, detachLogging, logger, options });
   } catch (err) {
     metrics.detach();
     detachLogging();
@@ -175,6 +224,7 @@ export async function createServer(options: ServerOptions): Promise<WarmStoreSer
 }
 
 interface BuildContext {
+  apiKeys: readonly ApiKey[];
   store: StoreApi;
   ownsStore: boolean;
   metrics: WarmStoreMetrics;
@@ -184,7 +234,8 @@ interface BuildContext {
 }
 
 async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
-  const { store, ownsStore, metrics, detachLogging, logger, options } = ctx;
+  const { apiKeys, store, ownsStore, metrics, detachLogging, logger, options } = ctx;
+  const host = options.host ?? DEFAULT_HOST;
   const maxContent = options.storeOptions?.maxContentBytes ?? DEFAULT_MAX_CONTENT_BYTES;
   const bodyLimit = options.bodyLimit ?? 2 * maxContent + MiB;
   const batchLimits: BatchLimits = {
@@ -192,6 +243,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     bodyLimit: options.batchBodyLimit ?? Math.max(bodyLimit, 64 * MiB),
   };
   const app = Fastify({
+    ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
     loggerInstance: logger,
     // One line per request at info drowns the compaction log on a busy store; errors are logged
     // by the error handler instead.
@@ -235,6 +287,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     const { status, body } = toErrorResponse(err, state.closing);
     if (status >= 500) request.log.error({ err, code: body.error.code }, 'request failed');
     else request.log.debug({ code: body.error.code, field: body.error.field }, body.error.message);
+    if (err instanceof HttpError && err.headers !== undefined) reply.headers(err.headers);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((request, reply) =>
@@ -263,6 +316,8 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     if (state.closing) reply.header('connection', 'close');
   });
 
+  if (apiKeys.length > 0) installAuth(app, new KeyRing(apiKeys));
+
   for (const schema of sharedSchemas) app.addSchema(schema);
 
   if (options.docs ?? true) {
@@ -280,6 +335,17 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
           { name: 'metrics', description: 'Storage statistics and Prometheus metrics' },
           { name: 'health', description: 'Health check' },
         ],
+        components: {
+          securitySchemes: {
+            apiKey: {
+              type: 'http',
+              scheme: 'bearer',
+              description:
+                'An API key as `Authorization: Bearer KEY`, needed when the server was started with keys.',
+            },
+          },
+        },
+        security: [{ apiKey: [] }],
       },
       refResolver: {
         // Name shared schemas by their $id in the document instead of def-0, def-1...
@@ -292,102 +358,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   const schemas = routeSchemas(store.dimension, batchLimits);
 
-  const checkDimension = (embedding: Float32Array): void => {
-    // Arrays are checked by the schema; base64 strings only here, once decoded.
-    if (embedding.length !== store.dimension) {
-      throw invalid('embedding', `must have ${store.dimension} values (got ${embedding.length})`);
-    }
-  };
-
-  app.post<{ Body: MemoryInputJson & { space?: string } }>(
-    '/api/v1/memories',
-    { schema: schemas.putMemory },
-    async (request, reply) => {
-      checkSpace(request.body.space, 'space');
-      const record = recordFromJson(request.body);
-      checkDimension(record.embedding);
-      const contentBytes = typeof record.content === 'string' ? Buffer.byteLength(record.content, 'utf8') : 0;
-      const created = await op(
-        'warmstore.put',
-        { 'warmstore.id': record.id, 'warmstore.content_bytes': contentBytes },
-        async () => {
-          // Racy against a concurrent put of the same id, which only mislabels 200 vs 201.
-          const existed = store.has(record.id);
-          await store.put(record);
-          return !existed;
-        },
-      );
-      return reply.code(created ? 201 : 200).send({ id: record.id, created });
-    },
-  );
-
-  app.get<{
-    Params: { id: string };
-    Querystring: { touch?: string; space?: string; fields?: string; encoding?: EmbeddingEncoding };
-  }>('/api/v1/memories/:id', { schema: schemas.getMemory }, async (request, reply) => {
-    const { id } = request.params;
-    const space = checkSpace(request.query.space, 'space');
-    const view = viewOf(request.query.fields, request.query.encoding, ALL_FIELDS);
-    const touch = request.query.touch === 'true' || request.query.touch === '1';
-    const memory = await op(
-      'warmstore.get',
-      { 'warmstore.id': id, 'warmstore.touch': touch },
-      async (span) => {
-        const m = await store.get(id, touch ? { touch: true } : {});
-        if (m !== undefined) {
-          span.setAttribute('warmstore.content_bytes', m.content === null ? 0 : Buffer.byteLength(m.content));
-        }
-        return m;
-      },
-    );
-    if (memory === undefined)
-      throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-    return sendJsonText(reply, memoryJsonText(memory, view, space));
-  });
-
-  app.delete<{ Params: { id: string }; Querystring: { space?: string } }>(
-    '/api/v1/memories/:id',
-    { schema: schemas.deleteMemory },
-    async (request) => {
-      const { id } = request.params;
-      checkSpace(request.query.space, 'space');
-      const deleted = await op('warmstore.delete', { 'warmstore.id': id }, () => store.delete(id));
-      if (!deleted) throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-      return { deleted: true };
-    },
-  );
-
-  app.post<{
-    Body: {
-      embedding: number[] | string;
-      k?: number;
-      minScore?: number;
-      touch?: boolean;
-      space?: string;
-      fields?: string[];
-      encoding?: EmbeddingEncoding;
-    };
-  }>('/api/v1/recall', { schema: schemas.recall }, async (request, reply) => {
-    const { k, minScore, touch } = request.body;
-    const space = checkSpace(request.body.space, 'space');
-    const view = viewOf(request.body.fields, request.body.encoding, RECALL_FIELDS);
-    const embedding = decodeEmbedding(request.body.embedding);
-    checkDimension(embedding);
-    const results = await op('warmstore.recall', k === undefined ? {} : { 'warmstore.k': k }, () =>
-      store.recall(embedding, {
-        ...(k === undefined ? {} : { k }),
-        ...(minScore === undefined ? {} : { minScore }),
-        ...(touch === undefined ? {} : { touch }),
-      }),
-    );
-    const hits = results.map(
-      (r) =>
-        `{"id":${JSON.stringify(r.memory.id)},"score":${jsonNumber(r.score)},` +
-        `"memory":${memoryJsonText(r.memory, view, space)}}`,
-    );
-    return sendJsonText(reply, `{"results":[${hits.join(',')}]}`);
-  });
-
+  registerMemoryRoutes({ app, store, op, schemas });
   registerBatchRoutes({
     app,
     store,
@@ -404,7 +375,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   app.post<{ Body: { force?: boolean } }>(
     '/api/v1/maintenance/compact',
-    { schema: schemas.compact, preValidation: emptyBodyIsEmptyObject },
+    { schema: schemas.compact, preValidation: emptyBodyIsEmptyObject, config: { auth: WRITE_STORE } },
     async (request) => {
       const force = request.body.force === true;
       const controller = new AbortController();
@@ -426,24 +397,36 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   app.post(
     '/api/v1/maintenance/run',
-    { schema: schemas.runMaintenance, preValidation: emptyBodyIsEmptyObject },
+    {
+      schema: schemas.runMaintenance,
+      preValidation: emptyBodyIsEmptyObject,
+      config: { auth: WRITE_STORE },
+    },
     async () => op('warmstore.maintenance', {}, () => store.runMaintenance()),
   );
 
   registerExportRoute(app, { store, track: (name, fn) => op(name, {}, fn) });
 
-  app.get('/api/v1/metrics/storage', { schema: schemas.storageStats }, async () => ({
-    ...store.contentStorageStats(),
-    size: store.size,
-    isCompacting: store.isCompacting,
-  }));
+  app.get(
+    '/api/v1/metrics/storage',
+    { schema: schemas.storageStats, config: { auth: READ_STORE } },
+    async () => ({
+      ...store.contentStorageStats(),
+      size: store.size,
+      isCompacting: store.isCompacting,
+    }),
+  );
 
-  app.get('/metrics', { schema: schemas.prometheus }, async (_request, reply) => {
-    const text = await metrics.metrics();
-    return reply.header('content-type', metrics.contentType).send(text);
-  });
+  app.get(
+    '/metrics',
+    { schema: schemas.prometheus, config: { auth: READ_STORE } },
+    async (_request, reply) => {
+      const text = await metrics.metrics();
+      return reply.header('content-type', metrics.contentType).send(text);
+    },
+  );
 
-  app.get('/healthz', { schema: schemas.health }, async () => {
+  app.get('/healthz', { schema: schemas.health, config: { auth: OPEN } }, async () => {
     if (store.closed) throw new HttpError(503, 'STORE_CLOSED', 'the store is closed');
     return { status: 'ok' };
   });
@@ -479,10 +462,13 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
       return state.closing;
     },
     async listen() {
-      const url = await app.listen({
-        host: options.host ?? DEFAULT_HOST,
-        port: options.port ?? DEFAULT_PORT,
-      });
+      const url = await app.listen({ host, port: options.port ?? DEFAULT_PORT });
+      if (apiKeys.length > 0 && options.tls === undefined && !isLoopback(host)) {
+        logger.warn({ host }, 'API keys travel in the clear: serve over TLS (--tls-cert, --tls-key)');
+      }
+      if (apiKeys.length === 0 && !isLoopback(host)) {
+        logger.warn({ host }, 'listening beyond loopback without API keys (--insecure): the API is open');
+      }
       return url;
     },
     close() {

@@ -102,6 +102,8 @@ export const sharedSchemas = [errorSchema, memorySchema, storageStatsSchema, com
 
 const ref = (id: string): { $ref: string } => ({ $ref: `${id}#` });
 
+// 401 and 403 are listed on every route but the health check: they happen when the server has
+// API keys.
 const errorResponses = (...statuses: number[]): Record<number, { $ref: string }> =>
   Object.fromEntries(statuses.map((s) => [s, ref('Error')]));
 
@@ -218,7 +220,7 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
           required: ['id', 'created'],
           properties: { id: { type: 'string' }, created: { type: 'boolean' } },
         },
-        ...errorResponses(400, 413, 500, 503),
+        ...errorResponses(400, 401, 403, 413, 500, 503),
       },
     },
     getMemory: {
@@ -239,7 +241,7 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
           encoding: encodingSchema,
         },
       },
-      response: { 200: ref('Memory'), ...errorResponses(400, 404, 500, 503) },
+      response: { 200: ref('Memory'), ...errorResponses(400, 401, 403, 404, 500, 503) },
     },
     deleteMemory: {
       tags: ['memories'],
@@ -256,7 +258,7 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
           required: ['deleted'],
           properties: { deleted: { type: 'boolean' } },
         },
-        ...errorResponses(400, 404, 500, 503),
+        ...errorResponses(400, 401, 403, 404, 500, 503),
       },
     },
     recall: {
@@ -297,7 +299,7 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
             },
           },
         },
-        ...errorResponses(400, 413, 500, 503),
+        ...errorResponses(400, 401, 403, 413, 500, 503),
       },
     },
     batchPut: {
@@ -344,7 +346,7 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
             },
           },
         },
-        ...errorResponses(400, 413, 500, 503),
+        ...errorResponses(400, 401, 403, 413, 500, 503),
       },
     },
     batchGet: {
@@ -381,7 +383,7 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
             },
           },
         },
-        ...errorResponses(400, 413, 500, 503),
+        ...errorResponses(400, 401, 403, 413, 500, 503),
       },
     },
     batchDelete: {
@@ -412,14 +414,14 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
             },
           },
         },
-        ...errorResponses(400, 413, 500, 503),
+        ...errorResponses(400, 401, 403, 413, 500, 503),
       },
     },
     compact: {
       tags: ['maintenance'],
       summary: 'Compact content segments now',
       description:
-        '409 when a compaction is already running, 507 when disk space or the memory budget is ' +
+        'Needs a write key covering every space ("*") when the server has API keys. 409 when a compaction is already running, 507 when disk space or the memory budget is ' +
         'insufficient, 500 when compaction failed (the store stays consistent).',
       body: {
         type: 'object',
@@ -431,7 +433,7 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
           },
         },
       },
-      response: { 200: ref('CompactionStats'), ...errorResponses(400, 409, 500, 503, 507) },
+      response: { 200: ref('CompactionStats'), ...errorResponses(400, 401, 403, 409, 500, 503, 507) },
     },
     runMaintenance: {
       tags: ['maintenance'],
@@ -449,21 +451,23 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
             checkpointed: { type: 'boolean' },
           },
         },
-        ...errorResponses(400, 500, 503),
+        ...errorResponses(400, 401, 403, 500, 503),
       },
     },
     storageStats: {
       tags: ['metrics'],
       summary: 'Content storage statistics (JSON)',
-      response: { 200: ref('StorageStats'), ...errorResponses(500, 503) },
+      response: { 200: ref('StorageStats'), ...errorResponses(401, 403, 500, 503) },
     },
     prometheus: {
       tags: ['metrics'],
       summary: 'Prometheus metrics (text exposition format)',
+      description: 'Needs a read key covering every space ("*") when the server has API keys.',
     },
     health: {
       tags: ['health'],
       summary: 'Liveness and readiness',
+      security: [],
       response: {
         200: {
           type: 'object',

@@ -4,6 +4,7 @@
  */
 import type { FastifyReply } from 'fastify';
 import { parseFields, type EmbeddingEncoding, type MemoryField, type MemoryView } from './codec.js';
+import { invalid } from '../errors.js';
 import { HttpError } from './errors.js';
 
 /** The space of requests that name none. */
@@ -17,6 +18,13 @@ export const DEFAULT_SPACE = 'default';
 export function checkSpace(space: string | undefined, field: string): string {
   if (space === undefined || space === DEFAULT_SPACE) return DEFAULT_SPACE;
   throw new HttpError(400, 'INVALID_INPUT', 'memory spaces are not supported by this store yet', field);
+}
+
+/** Arrays are checked by the route schemas; base64 strings only here, once decoded. */
+export function checkDimension(embedding: Float32Array, dimension: number): void {
+  if (embedding.length !== dimension) {
+    throw invalid('embedding', `must have ${dimension} values (got ${embedding.length})`);
+  }
 }
 
 /** What a memory in a response carries; the route schema has checked `encoding` already. */

@@ -1,8 +1,15 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
-import { startServer } from '../../server/index.js';
+import {
+  MIN_KEY_LENGTH,
+  loadApiKeys,
+  startServer,
+  type ApiKey,
+  type ServerOptions,
+} from '../../server/index.js';
 import type { WarmStoreOptions } from '../../types.js';
-import { EXIT_ERROR, EXIT_INTERRUPTED } from '../common.js';
+import { CliError, EXIT_ERROR, EXIT_INTERRUPTED } from '../common.js';
 
 export interface ServeOptions {
   data: string;
@@ -10,6 +17,48 @@ export interface ServeOptions {
   host: string;
   dimension?: number;
   logLevel: string;
+  /** JSON file of scoped API keys. */
+  apiKeys?: string;
+  /** Listen beyond loopback without API keys. */
+  insecure?: boolean;
+  /** PEM certificate and private key files for HTTPS; both or neither. */
+  tlsCert?: string;
+  tlsKey?: string;
+  maxBatchItems?: number;
+  batchBodyLimit?: number;
+}
+
+/** The environment variable holding one API key allowed everything. */
+export const API_KEY_ENV = 'WARMSTORE_API_KEY';
+
+/**
+ * The keys of the server: `WARMSTORE_API_KEY` (one key, every space, write) and the entries of
+ * `--api-keys FILE`. The key is read from the environment rather than a flag so that it does not
+ * show in the process list.
+ */
+async function apiKeysOf(opts: ServeOptions): Promise<ApiKey[]> {
+  const keys: ApiKey[] = [];
+  const envKey = process.env[API_KEY_ENV];
+  if (envKey !== undefined && envKey !== '') {
+    if (envKey.length < MIN_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(envKey)) {
+      throw new CliError(
+        'INVALID_INPUT',
+        `${API_KEY_ENV} must be at least ${MIN_KEY_LENGTH} printable ASCII characters without spaces`,
+      );
+    }
+    keys.push({ key: envKey, spaces: ['*'], access: 'write' });
+  }
+  if (opts.apiKeys !== undefined) keys.push(...(await loadApiKeys(resolve(opts.apiKeys))));
+  return keys;
+}
+
+async function tlsOf(opts: ServeOptions): Promise<ServerOptions['tls']> {
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) return undefined;
+  if (opts.tlsCert === undefined || opts.tlsKey === undefined) {
+    throw new CliError('INVALID_INPUT', '--tls-cert and --tls-key go together');
+  }
+  const [cert, key] = await Promise.all([readFile(resolve(opts.tlsCert)), readFile(resolve(opts.tlsKey))]);
+  return { cert, key };
 }
 
 /**
@@ -21,13 +70,21 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const logger = pino({ level: opts.logLevel, base: { pid: process.pid } });
   const storeOptions: WarmStoreOptions = {};
   if (opts.dimension !== undefined) storeOptions.dimension = opts.dimension;
+  const apiKeys = await apiKeysOf(opts);
+  const tls = await tlsOf(opts);
   const server = await startServer({
     dataDir: resolve(opts.data),
     host: opts.host,
     port: opts.port,
     logger,
     storeOptions,
+    apiKeys,
+    insecure: opts.insecure === true,
+    ...(tls === undefined ? {} : { tls }),
+    ...(opts.maxBatchItems === undefined ? {} : { maxBatchItems: opts.maxBatchItems }),
+    ...(opts.batchBodyLimit === undefined ? {} : { batchBodyLimit: opts.batchBodyLimit }),
   });
+  logger.info({ apiKeys: apiKeys.length, tls: tls !== undefined }, 'authentication configured');
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

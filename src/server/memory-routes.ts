@@ -1,0 +1,128 @@
+/**
+ * The routes of single memories: put, get and delete by id, and recall.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Attributes, Span } from '@opentelemetry/api';
+import { READ_SPACE, WRITE_SPACE } from './auth.js';
+import {
+  ALL_FIELDS,
+  RECALL_FIELDS,
+  decodeEmbedding,
+  memoryJsonText,
+  recordFromJson,
+  type EmbeddingEncoding,
+  type MemoryInputJson,
+} from './codec.js';
+import { HttpError } from './errors.js';
+import type { routeSchemas } from './schemas.js';
+import type { StoreApi } from './store-api.js';
+import { checkDimension, checkSpace, jsonNumber, sendJsonText, viewOf } from './wire.js';
+
+/** What the routes need from the server. */
+export interface RouteContext {
+  app: FastifyInstance;
+  store: StoreApi;
+  /** Runs a store call traced and tracked for graceful shutdown. */
+  op: <T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>) => Promise<T>;
+  schemas: ReturnType<typeof routeSchemas>;
+}
+
+export function registerMemoryRoutes(ctx: RouteContext): void {
+  const { app, store, op, schemas } = ctx;
+
+  app.post<{ Body: MemoryInputJson & { space?: string } }>(
+    '/api/v1/memories',
+    { schema: schemas.putMemory, config: { auth: WRITE_SPACE } },
+    async (request, reply) => {
+      checkSpace(request.body.space, 'space');
+      const record = recordFromJson(request.body);
+      checkDimension(record.embedding, store.dimension);
+      const contentBytes = typeof record.content === 'string' ? Buffer.byteLength(record.content, 'utf8') : 0;
+      const created = await op(
+        'warmstore.put',
+        { 'warmstore.id': record.id, 'warmstore.content_bytes': contentBytes },
+        async () => {
+          // Racy against a concurrent put of the same id, which only mislabels 200 vs 201.
+          const existed = store.has(record.id);
+          await store.put(record);
+          return !existed;
+        },
+      );
+      return reply.code(created ? 201 : 200).send({ id: record.id, created });
+    },
+  );
+
+  app.get<{
+    Params: { id: string };
+    Querystring: { touch?: string; space?: string; fields?: string; encoding?: EmbeddingEncoding };
+  }>(
+    '/api/v1/memories/:id',
+    { schema: schemas.getMemory, config: { auth: READ_SPACE } },
+    async (request, reply) => {
+      const { id } = request.params;
+      const space = checkSpace(request.query.space, 'space');
+      const view = viewOf(request.query.fields, request.query.encoding, ALL_FIELDS);
+      const touch = request.query.touch === 'true' || request.query.touch === '1';
+      const memory = await op(
+        'warmstore.get',
+        { 'warmstore.id': id, 'warmstore.touch': touch },
+        async (span) => {
+          const m = await store.get(id, touch ? { touch: true } : {});
+          if (m !== undefined) {
+            span.setAttribute(
+              'warmstore.content_bytes',
+              m.content === null ? 0 : Buffer.byteLength(m.content),
+            );
+          }
+          return m;
+        },
+      );
+      if (memory === undefined)
+        throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
+      return sendJsonText(reply, memoryJsonText(memory, view, space));
+    },
+  );
+
+  app.delete<{ Params: { id: string }; Querystring: { space?: string } }>(
+    '/api/v1/memories/:id',
+    { schema: schemas.deleteMemory, config: { auth: WRITE_SPACE } },
+    async (request) => {
+      const { id } = request.params;
+      checkSpace(request.query.space, 'space');
+      const deleted = await op('warmstore.delete', { 'warmstore.id': id }, () => store.delete(id));
+      if (!deleted) throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
+      return { deleted: true };
+    },
+  );
+
+  app.post<{
+    Body: {
+      embedding: number[] | string;
+      k?: number;
+      minScore?: number;
+      touch?: boolean;
+      space?: string;
+      fields?: string[];
+      encoding?: EmbeddingEncoding;
+    };
+  }>('/api/v1/recall', { schema: schemas.recall, config: { auth: READ_SPACE } }, async (request, reply) => {
+    const { k, minScore, touch } = request.body;
+    const space = checkSpace(request.body.space, 'space');
+    const view = viewOf(request.body.fields, request.body.encoding, RECALL_FIELDS);
+    const embedding = decodeEmbedding(request.body.embedding);
+    checkDimension(embedding, store.dimension);
+    const results = await op('warmstore.recall', k === undefined ? {} : { 'warmstore.k': k }, () =>
+      store.recall(embedding, {
+        ...(k === undefined ? {} : { k }),
+        ...(minScore === undefined ? {} : { minScore }),
+        ...(touch === undefined ? {} : { touch }),
+      }),
+    );
+    const hits = results.map(
+      (r) =>
+        `{"id":${JSON.stringify(r.memory.id)},"score":${jsonNumber(r.score)},` +
+        `"memory":${memoryJsonText(r.memory, view, space)}}`,
+    );
+    return sendJsonText(reply, `{"results":[${hits.join(',')}]}`);
+  });
+}
