@@ -48,11 +48,14 @@ function run(
 }
 
 /** `warmstore serve` on a free port; resolves with its URL once it logs that it listens. */
-async function serve(dir: string): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
+async function serve(
+  dir: string,
+  env: Record<string, string> = {},
+): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
   const child = spawn(
     process.execPath,
     [CLI, 'serve', '--data', dir, '--port', '0', '--host', '127.0.0.1', '--dimension', String(DIM)],
-    { env: cleanEnv() },
+    { env: cleanEnv(env) },
   );
   let url: string | undefined;
   let stderr = '';
@@ -259,5 +262,34 @@ describe('warmstore CLI with --url', () => {
     const gone = await run(['stats', '--url', server.url]);
     assert.equal(gone.code, 2);
     assert.match(gone.stderr, /^error CONNECTION_FAILED: .*ECONNREFUSED/m);
+  });
+});
+
+describe('warmstore CLI with --url and an API key', () => {
+  const KEY = 'cli-remote-key-0123456789';
+
+  it('--api-key or WARMSTORE_API_KEY authenticates; without one the server answers 401', async () => {
+    const t = await tempDir('warmstore-cli-remote-auth-');
+    const server = await serve(join(t.dir, 'store'), { WARMSTORE_API_KEY: KEY });
+    try {
+      const none = await run(['stats', '--url', server.url]);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /^error UNAUTHORIZED: /m);
+      const wrong = await run(['stats', '--url', server.url, '--api-key', 'wrong-key-0123456789']);
+      assert.equal(wrong.code, 2);
+      assert.match(wrong.stderr, /^error UNAUTHORIZED: /m);
+      assert.ok(!wrong.stderr.includes('wrong-key'), 'the key is not echoed');
+
+      const flag = await run(['stats', '--url', server.url, '--api-key', KEY, '--json']);
+      assert.equal(flag.code, 0, flag.stderr);
+      assert.equal((JSON.parse(flag.stdout) as { size: number }).size, 0);
+      const env = await run(['export', '--url', server.url], { env: { WARMSTORE_API_KEY: KEY } });
+      assert.equal(env.code, 0, env.stderr);
+      assert.equal(env.stdout, '');
+    } finally {
+      server.child.kill('SIGTERM');
+      await once(server.child, 'exit');
+      await t.cleanup();
+    }
   });
 });
