@@ -9,6 +9,7 @@ import type {
   RecallResult,
   StoredMemory,
 } from '../types.js';
+import type { BatchDeleteResult, BatchGetResult, BatchPutResult } from '../server/batch.js';
 import { WarmStoreClientError } from './errors.js';
 import { HttpTransport, type CallOptions } from './transport.js';
 import { checkId, embeddingToWire, memoryFromWire, recordToWire } from './wire.js';
@@ -208,9 +209,9 @@ export class WarmStoreClient {
     for (let offset = 0; offset < memories.length; offset += this.#maxBatchItems) {
       const chunk = memories.slice(offset, offset + this.#maxBatchItems);
       const res = await this.#transport.json('POST', `${MEMORIES}/batch`, { memories: chunk }, call);
-      batchResults(res.body, chunk.length).forEach((r, k) => {
-        if (r['ok'] === true) return;
-        refused.push(refusedRecord(r['error'], offset + k, k, records[offset + k]?.id));
+      batchResults<BatchPutResult>(res.body, chunk.length).forEach((r, k) => {
+        if (r.ok === true) return;
+        refused.push(refusedRecord(r.error, offset + k, k, records[offset + k]?.id));
       });
     }
     const first = refused[0];
@@ -267,9 +268,9 @@ export class WarmStoreClient {
       const chunk = ids.slice(offset, offset + this.#maxBatchItems);
       const body = { ids: chunk, encoding: 'base64' };
       const res = await this.#transport.json('POST', `${MEMORIES}/batch/get`, body, call);
-      batchResults(res.body, chunk.length).forEach((r, k) => {
+      batchResults<BatchGetResult>(res.body, chunk.length).forEach((r, k) => {
         const what = `memory ${offset + k} of the batch`;
-        out.push(r['found'] === true ? memoryFromWire(r['memory'], what) : undefined);
+        out.push(r.found === true ? memoryFromWire(r.memory, what) : undefined);
       });
     }
     return out;
@@ -315,7 +316,7 @@ export class WarmStoreClient {
     for (let offset = 0; offset < ids.length; offset += this.#maxBatchItems) {
       const chunk = ids.slice(offset, offset + this.#maxBatchItems);
       const res = await this.#transport.json('POST', `${MEMORIES}/batch/delete`, { ids: chunk }, call);
-      for (const r of batchResults(res.body, chunk.length)) out.push(r['deleted'] === true);
+      for (const r of batchResults<BatchDeleteResult>(res.body, chunk.length)) out.push(r.deleted === true);
     }
     return out;
   }
@@ -520,14 +521,17 @@ function lineToMemory(line: string, index: number): StoredMemory {
   return memoryFromWire(value, `export line ${index + 1}`);
 }
 
-/** The per-item results of a batch response, one per request item. */
-function batchResults(body: unknown, expected: number): Array<Record<string, unknown>> {
+/**
+ * The per-item results of a batch response, one per request item. Only their count and that each
+ * is an object are checked here; every field is checked where it is read.
+ */
+function batchResults<T>(body: unknown, expected: number): T[] {
   const results = (body as { results?: unknown } | undefined)?.results;
   if (!Array.isArray(results) || results.length !== expected) {
     throw badShape('batch', `does not hold ${expected} results`);
   }
   return results.map((r: unknown, i) => {
     if (typeof r !== 'object' || r === null) throw badShape('batch', `result ${i} is not an object`);
-    return r as Record<string, unknown>;
+    return r as T;
   });
 }
