@@ -19,6 +19,7 @@ export interface WarmStoreClientOptions {
   /**
    * Base URL of the server, e.g. `http://127.0.0.1:7432` (what `warmstore serve` logs). A path
    * prefix is kept, for a server behind a proxy at `https://host/warmstore/`.
+   * @default none: required
    */
   url: string | URL;
   /**

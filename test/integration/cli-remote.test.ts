@@ -51,10 +51,11 @@ function run(
 async function serve(
   dir: string,
   env: Record<string, string> = {},
+  args: string[] = [],
 ): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
   const child = spawn(
     process.execPath,
-    [CLI, 'serve', '--data', dir, '--port', '0', '--host', '127.0.0.1', '--dimension', String(DIM)],
+    [CLI, 'serve', '--data', dir, '--port', '0', '--host', '127.0.0.1', '--dimension', String(DIM), ...args],
     { env: cleanEnv(env) },
   );
   let url: string | undefined;
@@ -267,10 +268,13 @@ describe('warmstore CLI with --url', () => {
 
 describe('warmstore CLI with --url and an API key', () => {
   const KEY = 'cli-remote-key-0123456789';
+  const NARROW = 'cli-remote-default-reader-0123';
 
   it('--api-key or WARMSTORE_API_KEY authenticates; without one the server answers 401', async () => {
     const t = await tempDir('warmstore-cli-remote-auth-');
-    const server = await serve(join(t.dir, 'store'), { WARMSTORE_API_KEY: KEY });
+    const keysFile = join(t.dir, 'keys.json');
+    await writeFile(keysFile, JSON.stringify([{ key: NARROW, spaces: ['default'], access: 'read' }]));
+    const server = await serve(join(t.dir, 'store'), { WARMSTORE_API_KEY: KEY }, ['--api-keys', keysFile]);
     try {
       const none = await run(['stats', '--url', server.url]);
       assert.equal(none.code, 2);
@@ -286,6 +290,17 @@ describe('warmstore CLI with --url and an API key', () => {
       const env = await run(['export', '--url', server.url], { env: { WARMSTORE_API_KEY: KEY } });
       assert.equal(env.code, 0, env.stderr);
       assert.equal(env.stdout, '');
+
+      // A key for the default space only may export (to a file, with its progress total left
+      // out) but not read the store-wide statistics.
+      const narrowExport = await run(['export', join(t.dir, 'out.jsonl'), '--url', server.url, '--json'], {
+        env: { WARMSTORE_API_KEY: NARROW },
+      });
+      assert.equal(narrowExport.code, 0, narrowExport.stderr);
+      assert.equal((JSON.parse(narrowExport.stdout) as { exported: number }).exported, 0);
+      const narrowStats = await run(['stats', '--url', server.url, '--api-key', NARROW]);
+      assert.equal(narrowStats.code, 2);
+      assert.match(narrowStats.stderr, /^error FORBIDDEN: /m);
     } finally {
       server.child.kill('SIGTERM');
       await once(server.child, 'exit');

@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import { resolve } from 'node:path';
 import { memoryToJson } from '../../server/codec.js';
 import type { StoredMemory } from '../../types.js';
+import { WarmStoreClientError } from '../../client/index.js';
 import {
   formatBytes,
   formatCount,
@@ -39,8 +40,16 @@ export async function exportJsonl(file: string | undefined, opts: ExportOptions)
   let result: { count: number; bytes: number } | undefined;
   if (opts.url !== undefined) {
     const client = openCliClient({ ...opts, url: opts.url });
-    const { size } = await client.contentStorageStats();
-    result = await writeExport(target, opts, { total: size, entries: client.entries() });
+    // The total only feeds the progress bar, and storage stats need a key for every space while
+    // the export itself needs one for the default space: a narrower key exports without a total.
+    const total = await client.contentStorageStats().then(
+      (s) => s.size,
+      (err: unknown) => {
+        if (WarmStoreClientError.is(err, 'FORBIDDEN')) return 0;
+        throw err;
+      },
+    );
+    result = await writeExport(target, opts, { total, entries: client.entries() });
   } else {
     const store = await openCliStore(opts.data, { mustExist: true });
     result = await withStore(store, () =>
