@@ -8,6 +8,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { AddressInfo } from 'node:net';
 import { startServer, type StartedServer } from '../../../src/server/index.js';
 import { WarmStoreClient, WarmStoreClientError, WarmStoreError } from '../../../src/client/index.js';
+import { networkErrorCode } from '../../../src/client/transport.js';
 import { DIM, embeddingOf, tempDir } from '../server/fixtures.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, attempt: number) => void;
@@ -163,6 +164,30 @@ describe('client retries, timeouts and aborts', () => {
       assert.equal(proxy.requests.length, 2);
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('retries a connection reset (RST) before any answer', async () => {
+    const s = await stub((req, res, attempt) => {
+      if (attempt === 1) {
+        req.socket.resetAndDestroy();
+        return;
+      }
+      json(res, 200, { status: 'ok' });
+    });
+    try {
+      const seen: Array<string | undefined> = [];
+      // Records the error of the first attempt, to show it was a reset and not something else.
+      const observing: typeof fetch = (input, init) =>
+        fetch(input, init).catch((err: unknown) => {
+          seen.push(networkErrorCode(err));
+          throw err;
+        });
+      await new WarmStoreClient({ url: s.url, fetch: observing, ...FAST }).health();
+      assert.equal(s.requests.length, 2);
+      assert.deepEqual(seen, ['ECONNRESET']);
+    } finally {
+      await s.close();
     }
   });
 
