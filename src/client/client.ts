@@ -304,7 +304,7 @@ export class WarmStoreClient {
     return true;
   }
 
-  /** Deletes many memories in one request; one boolean per id, true when it existed. */
+  /** Deletes many memories, `maxBatchItems` ids per request; one boolean per id, true when it existed. */
   async deleteMany(ids: readonly string[], options?: CallOptions): Promise<boolean[]> {
     this.#checkOpen();
     if (!Array.isArray(ids)) throw invalid('ids', 'must be an array');
