@@ -111,6 +111,18 @@ export class FakeStore extends EventEmitter implements StoreApi {
     return this.records.has(id);
   }
 
+  /** Thrown by entries() after this many memories when set (an export cut short). */
+  entriesErrorAfter: number | undefined;
+
+  async *entries(): AsyncGenerator<StoredMemory> {
+    this.#open();
+    let n = 0;
+    for (const m of this.records.values()) {
+      if (n++ === this.entriesErrorAfter) throw new WarmStoreError('IO_ERROR', 'read failed');
+      yield m;
+    }
+  }
+
   async recall(_embedding: Float32Array | number[], options: RecallOptions = {}): Promise<RecallResult[]> {
     this.#open();
     return [...this.records.values()].slice(0, options.k ?? 10).map((memory) => ({ memory, score: 0.5 }));
