@@ -73,6 +73,7 @@ export function memoryFromWire(value: unknown, what = 'a memory'): StoredMemory 
   }
   const m: StoredMemory = {
     id: o['id'],
+    space: typeof o['space'] === 'string' ? o['space'] : 'default',
     embedding,
     content,
     confidence: 0,

@@ -105,6 +105,7 @@ function jsonl(records: MemoryRecord[]): string {
     .map((r) => {
       const stored: StoredMemory = {
         id: r.id,
+        space: r.space ?? 'default',
         embedding: r.embedding,
         content: r.content ?? null,
         confidence: r.confidence ?? 1,

@@ -64,6 +64,7 @@ export class FakeStore extends EventEmitter implements StoreApi {
     const createdAt = r.createdAt ?? Date.now();
     this.records.set(r.id, {
       id: r.id,
+      space: r.space ?? 'default',
       embedding: Float32Array.from(r.embedding),
       content: r.content ?? null,
       confidence: r.confidence ?? 1,

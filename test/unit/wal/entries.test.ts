@@ -27,6 +27,7 @@ function put(id: string, kind: ContentKind, seed: number): WalEntryInput {
   return {
     type: WalType.Put,
     slot: 1000 + seed,
+    space: seed % 2 === 0 ? 0 : 0xffffffff - seed,
     id,
     idBytes,
     kind,
