@@ -23,6 +23,7 @@ export type {
   RecallOptions,
   RecallResult,
   ContentStorageStats,
+  StorageStatus,
   CompactOptions,
   CompactProgress,
   CompactionPhase,

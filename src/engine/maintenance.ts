@@ -13,6 +13,7 @@ import type {
 import type { WalLog } from '../wal/log.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { CompactionJournal } from './compaction-journal.js';
+import { isNoSpace } from './disk-space.js';
 import type { StoreEvents } from './events.js';
 import {
   decideMaintenance,
@@ -43,6 +44,8 @@ export interface MaintenanceDeps {
   /** The compaction interrupted by a crash that open found, if any. */
   interrupted: InterruptedCompaction | undefined;
   isOpen(): boolean;
+  /** Gives the disk reserve back when a compaction meets a full disk (DiskSpace). */
+  space: { onNoSpace(err: unknown): Promise<void> };
 }
 
 /**
@@ -93,10 +96,17 @@ export class Maintenance {
       resumeVictims: interrupted?.victimsRemaining ?? [],
       resumed: interrupted !== undefined,
     })
-      .then((stats) => {
-        this.#interrupted = undefined;
-        return stats;
-      })
+      .then(
+        (stats) => {
+          this.#interrupted = undefined;
+          return stats;
+        },
+        async (err: unknown) => {
+          // The run rolled back; the next one finds the reserve's room (and takes what fits).
+          if (isNoSpace(err)) await this.#d.space.onNoSpace(err);
+          throw err;
+        },
+      )
       .finally(() => {
         options.signal?.removeEventListener('abort', onAbort);
         this.#run = undefined;
