@@ -78,6 +78,17 @@ export class Checkpointer {
     });
   }
 
+  /**
+   * Bytes the next checkpoint adds to records.dat and vectors.dat: the slots in use past what the
+   * files hold. At most about the WAL written since the last checkpoint (each put entry carries its
+   * embedding), and the old WAL goes only after the checkpoint: a disk needs both at once.
+   */
+  growthBytes(): number {
+    const d = this.#d;
+    const missing = d.keyspace.slotLimit - d.files.headerSlots();
+    return missing > 0 ? missing * (SLOT_HEADER_BYTES + d.files.vectorBytes) : 0;
+  }
+
   /** After a commit: a WAL past its size limit gets a background checkpoint. */
   afterCommit(): void {
     if (this.#d.wal.bytes > this.#d.walCheckpointBytes && !this.#pending) {

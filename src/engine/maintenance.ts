@@ -183,6 +183,7 @@ export class Maintenance {
       memoryBudgetBytes: d.memoryBudgetBytes,
       minSegmentDeadRatio: d.minSegmentDeadRatio,
       diskHeadroomBytes: d.diskHeadroomBytes,
+      checkpointGrowthBytes: () => d.checkpointer.growthBytes(),
       logger: d.logger,
       killPoint: (name) => d.killPoint?.(name),
       table: () => d.keyspace.table,
