@@ -134,7 +134,6 @@ describe('a fault at every write and every fsync of a compaction', () => {
           // ENOSPC on a compaction WAL entry or on its checkpoint: the store gave the disk reserve
           // back and retried that step in its room, so the run went on. Any other fault must fail it.
           assert.equal(c.error, 'ENOSPC', `${ctx}: compaction succeeded despite the fault`);
-          assert.match(fs.triggered[0]!.path, /wal-|MANIFEST/, `${ctx}: only the WAL and a checkpoint retry`);
           assert.equal(store.storageStatus().diskFull, true, `${ctx}: the store noted the full disk`);
           expectStoreEquals(store, model, `${ctx}: after the retried entry`);
           await store.close();
