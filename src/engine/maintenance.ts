@@ -44,8 +44,8 @@ export interface MaintenanceDeps {
   /** The compaction interrupted by a crash that open found, if any. */
   interrupted: InterruptedCompaction | undefined;
   isOpen(): boolean;
-  /** Gives the disk reserve back when a compaction meets a full disk (DiskSpace). */
-  space: { onNoSpace(err: unknown): Promise<void> };
+  /** The disk-full state: maintenance compacts any dead bytes then, and reports ENOSPC to it. */
+  space: { readonly full: boolean; onNoSpace(err: unknown): Promise<void> };
 }
 
 /**
@@ -127,7 +127,13 @@ export class Maintenance {
   async runMaintenance(): Promise<MaintenanceReport> {
     const d = this.#d;
     const stats = d.segments.stats();
-    const decision = decideMaintenance(stats, d.thresholds, this.isCompacting, this.#interrupted);
+    const decision = decideMaintenance(
+      stats,
+      d.thresholds,
+      this.isCompacting,
+      this.#interrupted,
+      d.space.full,
+    );
     const report: MaintenanceReport = {
       at: Date.now(),
       stats,
@@ -139,7 +145,7 @@ export class Maintenance {
     if (this.#interrupted) report.interruptedCompaction = { ...this.#interrupted };
     if (decision.action === 'compact') {
       try {
-        report.compaction = await this.compact();
+        report.compaction = await this.compact({ force: decision.force === true });
         report.decision = 'compacted';
       } catch (err) {
         report.decision = WarmStoreError.is(err, 'COMPACTION_IN_PROGRESS') ? 'busy' : 'failed';
