@@ -555,11 +555,7 @@ export class WarmStore {
    * (2) is taken before the writer queue (3), never the other way round.
    */
   checkpoint(): Promise<void> {
-    try {
-      return this.#w().checkpointer.checkpoint();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#w().checkpointer.checkpoint();
   }
 
   /** Online compaction. See docs/ARCHITECTURE.md, "Compaction state machine". */
