@@ -1,9 +1,14 @@
 import type { WsFileSystem } from './fs/types.js';
 
-/** One memory. See brief §2. */
+/** One memory: an id within a space, an embedding, optional content and cognitive metadata. */
 export interface MemoryRecord {
-  /** 1..255 bytes of UTF-8. */
+  /** 1..255 bytes of UTF-8, unique within its space. */
   id: string;
+  /**
+   * The memory space (a tenant: a user, an agent), 1..64 bytes of UTF-8. The same id in two spaces
+   * is two memories. @default 'default'
+   */
+  space?: string;
   /** Exactly `dimension` finite values. */
   embedding: Float32Array;
   /** `undefined`/`null` = absent; `''` = empty. The two stay distinct. */
@@ -57,6 +62,7 @@ export function metadataOf(m: MemoryMetadata): MemoryMetadata {
 /** A memory as stored: every field filled in. `content` is `null` when absent. */
 export interface StoredMemory extends MemoryMetadata {
   id: string;
+  space: string;
   embedding: Float32Array;
   content: string | null;
 }
@@ -174,18 +180,50 @@ export interface StorageStatus {
   reserveHeldBytes: number;
 }
 
-export interface GetOptions {
+/** Which memory space an id is looked up in. */
+export interface SpaceOptions {
+  /** The memory space. @default 'default' */
+  space?: string;
+}
+
+export interface GetOptions extends SpaceOptions {
   /** Bump `lastAccess` and `accessCount` (a small metadata write). @default false */
   touch?: boolean;
 }
 
-export interface RecallOptions {
+/** A range over one metadata number; every bound given must hold. */
+export interface Range {
+  gt?: number;
+  gte?: number;
+  lt?: number;
+  lte?: number;
+}
+
+/** Ranges over the metadata numbers, e.g. `{ confidence: { gte: 0.5 }, createdAt: { gte: t0, lt: t1 } }`. */
+export type MetadataFilter = { [K in keyof MemoryMetadata]?: Range };
+
+export interface RecallOptions extends SpaceOptions {
   /** How many results at most. @default 10 */
   k?: number;
   /** Drop results scoring below this cosine similarity. @default -Infinity */
   minScore?: number;
+  /** Only memories whose metadata fall in these ranges; results satisfy it exactly. @default undefined */
+  filter?: MetadataFilter;
+  /** Scan every vector of the space (the ground truth) instead of using an index. @default false */
+  exact?: boolean;
   /** Bump `lastAccess`/`accessCount` of the returned memories. @default false */
   touch?: boolean;
+}
+
+export interface EntriesOptions {
+  /** Only this memory space; every space when undefined. @default undefined */
+  space?: string;
+}
+
+/** A memory space and how many memories it holds. */
+export interface SpaceInfo {
+  name: string;
+  size: number;
 }
 
 export interface RecallResult {

@@ -158,6 +158,7 @@ export class Checkpointer {
         nextCompactionRunId: d.journal.nextRunId,
         compaction: d.journal.snapshot(),
         slots,
+        ...d.keyspace.spaces.snapshot(),
       };
       await writeManifest(d.fs, d.dir, this.#manifest);
     } catch (err) {

@@ -1,4 +1,5 @@
 import { CHUNK_SLOTS, type RecordTable } from '../records/table.js';
+import type { CompiledFilter } from './filter.js';
 import { ContentKind } from '../wal/entries.js';
 
 export interface Hit {
@@ -8,7 +9,8 @@ export interface Hit {
 }
 
 /**
- * Exact cosine top-k over the dense chunks. Ties are broken by id so results are deterministic
+ * Exact cosine top-k over the memories of one space (and, given a filter, only those whose
+ * metadata match it) in the dense chunks. Ties are broken by id so results are deterministic
  * whatever the slot layout. Yields to the event loop after each chunk (8192 records) so a recall
  * over a large store never stalls other requests for long.
  */
@@ -18,6 +20,8 @@ export async function exactTopK(
   query: Float32Array,
   k: number,
   minScore: number,
+  space: number,
+  filter: CompiledFilter | undefined,
   yieldNow: () => Promise<void>,
 ): Promise<Hit[]> {
   const dim = table.dim;
@@ -34,8 +38,10 @@ export async function exactTopK(
     const emb = c.emb;
     const kind = c.kind;
     const norm = c.norm;
+    const spaces = c.space;
     for (let i = 0; i < n; i++) {
-      if (kind[i] === ContentKind.Free) continue;
+      if (kind[i] === ContentKind.Free || spaces[i] !== space) continue;
+      if (filter && !filter.matches(c, i)) continue;
       const nv = norm[i]!;
       let score = 0;
       if (nv > 0) {

@@ -13,12 +13,15 @@ import type {
   CompactionStats,
   ContentStorageStats,
   CorruptRecord,
+  EntriesOptions,
   GetOptions,
   InterruptedCompaction,
   MaintenanceReport,
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  SpaceInfo,
+  SpaceOptions,
   StorageStatus,
   StoredMemory,
   VerifyOptions,
@@ -37,7 +40,10 @@ import { Reader } from './reader.js';
 import { exactTopK } from './recall.js';
 import { createStore, recover, repair } from './recovery.js';
 import { traced } from './tracing.js';
-import { checkId, normalizeRecord, validateEmbedding } from './validate.js';
+import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
+import { compileFilter } from './filter.js';
+import { DEFAULT_SPACE } from '../records/spaces.js';
+import type { Transitions } from './transitions.js';
 import { verifyStore } from './verify.js';
 import { Writer } from './writer.js';
 
@@ -49,6 +55,7 @@ interface Parts {
   wal: WalLog;
   writer: Writer;
   reader: Reader;
+  transitions: Transitions;
   checkpointer: Checkpointer;
   maintenance: Maintenance;
   space: DiskSpace;
@@ -72,6 +79,7 @@ export class WarmStore {
   #state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
   #releaseLock: (() => Promise<void>) | undefined;
   #timers: NodeJS.Timeout[] = [];
+  #sweeping = false;
 
   private constructor(dir: string, opts: ResolvedOptions) {
     this.dir = dir;
@@ -289,7 +297,7 @@ export class WarmStore {
       isOpen: () => this.#state === 'open',
       space,
     });
-    this.#parts = { ...partial, writer, checkpointer, maintenance };
+    this.#parts = { ...partial, writer, transitions: r.transitions, checkpointer, maintenance };
     try {
       await checkpointer.recoveryCheckpoint();
     } catch (err) {
@@ -444,21 +452,65 @@ export class WarmStore {
   }
 
   /** Deletes a memory; resolves true if it existed. */
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, options?: SpaceOptions): Promise<boolean> {
     const p = this.#w();
     checkId(id);
+    const space = spaceOption(options);
     const t0 = performance.now();
-    const r = await traced('warmstore.delete', { 'warmstore.id': id }, () => p.writer.delete(id));
+    const r = await traced('warmstore.delete', { 'warmstore.id': id }, () => p.writer.delete(space, id));
     this.#events.emit('op', 'delete', performance.now() - t0);
     return r;
   }
 
+  // ------------------------------------------------------------------ spaces
+
+  /** The live memory spaces and how many memories each holds ('default' always listed). */
+  spaces(): SpaceInfo[] {
+    const ks = this.#p().keyspace;
+    const out = ks.spaces.entries().map(([name, id]) => ({ name, size: ks.sizeOf(id) }));
+    if (!out.some((s) => s.name === DEFAULT_SPACE)) out.push({ name: DEFAULT_SPACE, size: 0 });
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * Deletes a memory space and every memory in it: durable when it resolves (one WAL entry), and
+   * online (the memories vanish at once; their slots are freed in the background, and their content
+   * becomes dead bytes for compaction). Resolves with how many memories the space held.
+   */
+  async deleteSpace(space: string): Promise<number> {
+    const p = this.#w();
+    const name = checkSpace(space);
+    const n = await traced('warmstore.deleteSpace', { 'warmstore.space': name }, () =>
+      p.writer.dropSpace(name),
+    );
+    if (n > 0) this.#sweep(p);
+    return n;
+  }
+
+  /** Frees the slots of dropped spaces a chunk at a time, between other work. */
+  #sweep(p: Parts): void {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    let from = 0;
+    const step = (): void => {
+      if (this.#state !== 'open' || from >= p.keyspace.slotLimit) {
+        this.#sweeping = false;
+        return;
+      }
+      p.transitions.sweep(from, CHUNK_SLOTS);
+      from += CHUNK_SLOTS;
+      setImmediate(step);
+    };
+    setImmediate(step);
+  }
+
   // ------------------------------------------------------------------ reads
 
-  has(id: string): boolean {
+  has(id: string, options?: SpaceOptions): boolean {
     const p = this.#p();
     checkId(id);
-    return p.keyspace.lookup(id) !== undefined;
+    const sid = p.keyspace.spaces.idOf(spaceOption(options));
+    return sid !== undefined && p.keyspace.lookup(sid, id) !== undefined;
   }
 
   /**
@@ -469,12 +521,12 @@ export class WarmStore {
   async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
     const p = this.#p();
     checkId(id);
-    if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    const space = spaceOption(options);
     const t0 = performance.now();
     try {
       return await traced('warmstore.get', { 'warmstore.id': id }, async (span) => {
-        if (options.touch === true) await this.#w().writer.touch(id, Date.now());
-        const slot = p.keyspace.lookup(id);
+        if (options.touch === true) await this.#w().writer.touch(space, id, Date.now());
+        const slot = this.#slotOf(p, space, id);
         if (slot === undefined) return undefined;
         const m = await p.reader.read(slot, id);
         span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
@@ -489,26 +541,50 @@ export class WarmStore {
    * Synchronous read: a page-cached pread, no hop through the thread pool. On a page-cache miss it
    * waits for the disk on the calling thread; `get` avoids that.
    */
-  getSync(id: string): StoredMemory | undefined {
+  getSync(id: string, options?: SpaceOptions): StoredMemory | undefined {
     const p = this.#p();
     checkId(id);
-    const slot = p.keyspace.lookup(id);
+    const slot = this.#slotOf(p, spaceOption(options), id);
     return slot === undefined ? undefined : p.reader.readSync(slot, id);
   }
 
-  /** Every memory, in slot order. A memory written during iteration may or may not appear. */
-  async *entries(): AsyncGenerator<StoredMemory> {
+  #slotOf(p: ReadParts, space: string, id: string): number | undefined {
+    const sid = p.keyspace.spaces.idOf(space);
+    return sid === undefined ? undefined : p.keyspace.lookup(sid, id);
+  }
+
+  /**
+   * Every memory of one space, or of every space, in slot order. A memory written during
+   * iteration may or may not appear.
+   */
+  async *entries(options: EntriesOptions = {}): AsyncGenerator<StoredMemory> {
     const p = this.#p();
+    if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    let sid: number | undefined;
+    if (options.space !== undefined) {
+      sid = p.keyspace.spaces.idOf(checkSpace(options.space));
+      if (sid === undefined) return;
+    }
     yield* p.reader.entries(() => {
       if (this.#state !== 'open') throw new WarmStoreError('STORE_CLOSED', 'store closed during iteration');
-    });
+    }, sid);
   }
 
-  *ids(): IterableIterator<string> {
-    yield* this.#p().keyspace.ids();
+  /** Ids of one space, or of every space. */
+  *ids(options: EntriesOptions = {}): IterableIterator<string> {
+    const ks = this.#p().keyspace;
+    if (options.space === undefined) {
+      yield* ks.ids();
+      return;
+    }
+    const sid = ks.spaces.idOf(checkSpace(options.space));
+    if (sid !== undefined) yield* ks.ids(sid);
   }
 
-  /** Exact cosine top-k over every memory, best first; ties broken by id. */
+  /**
+   * Cosine top-k of one space, best first (ties broken by id). With a filter, only memories whose
+   * metadata fall in its ranges; k results whenever k memories match.
+   */
   async recall(embedding: Float32Array | number[], options: RecallOptions = {}): Promise<RecallResult[]> {
     const p = this.#p();
     const q = validateEmbedding(embedding, this.#dim);
@@ -517,20 +593,28 @@ export class WarmStore {
     if (!Number.isInteger(k) || k < 1 || k > 100_000) throw invalid('k', 'must be an integer in [1, 100000]');
     const minScore = options.minScore ?? -Infinity;
     if (typeof minScore !== 'number' || Number.isNaN(minScore)) throw invalid('minScore', 'must be a number');
+    if (options.exact !== undefined && typeof options.exact !== 'boolean')
+      throw invalid('exact', 'must be a boolean');
+    const space = spaceOption(options);
+    const filter = compileFilter(options.filter);
     let qn = 0;
     for (let d = 0; d < q.length; d++) qn += q[d]! * q[d]!;
     if (qn === 0) throw invalid('embedding', 'must not be the zero vector (cosine is undefined)');
     const t0 = performance.now();
     const out = await traced('warmstore.recall', { 'warmstore.k': k }, async () => {
       const ks = p.keyspace;
-      const hits = await exactTopK(ks.table, ks.slotLimit, q, k, minScore, () => yieldImmediate());
+      const sid = ks.spaces.idOf(space);
+      if (sid === undefined) return [];
+      const hits = await exactTopK(ks.table, ks.slotLimit, q, k, minScore, sid, filter, () =>
+        yieldImmediate(),
+      );
       const results: RecallResult[] = [];
       for (const h of hits) {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
-        if (!ks.holds(h.id, h.slot)) continue;
+        if (!ks.holds(sid, h.id, h.slot)) continue;
         if (options.touch === true) {
-          await this.#w().writer.touch(h.id, Date.now());
-          if (!ks.holds(h.id, h.slot)) continue;
+          await this.#w().writer.touch(space, h.id, Date.now());
+          if (!ks.holds(sid, h.id, h.slot)) continue;
         }
         results.push({ memory: await p.reader.readBulk(h.slot), score: h.score });
       }

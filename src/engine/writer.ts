@@ -17,8 +17,16 @@ const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 
 type Op =
   | { t: 'put'; rec: NormalizedRecord; resolve: () => void; reject: (e: unknown) => void }
-  | { t: 'delete'; id: string; resolve: (b: boolean) => void; reject: (e: unknown) => void }
-  | { t: 'touch'; id: string; at: number; resolve: (found: boolean) => void; reject: (e: unknown) => void }
+  | { t: 'delete'; space: string; id: string; resolve: (b: boolean) => void; reject: (e: unknown) => void }
+  | {
+      t: 'touch';
+      space: string;
+      id: string;
+      at: number;
+      resolve: (found: boolean) => void;
+      reject: (e: unknown) => void;
+    }
+  | { t: 'dropSpace'; space: string; resolve: (n: number) => void; reject: (e: unknown) => void }
   | {
       t: 'compact';
       entry: WalEntryInput;
@@ -34,7 +42,8 @@ export interface CompactionCommit {
 }
 
 interface PlannedOp {
-  op: Op;
+  /** Undefined for an entry the batch adds itself (a new space's definition). */
+  op: Op | undefined;
   entry: WalEntryInput | undefined;
   /** For puts: bytes of content to append; offset assigned when the batch is laid out. */
   content: Buffer | null;
@@ -108,13 +117,18 @@ export class Writer {
     return this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject }));
   }
 
-  delete(id: string): Promise<boolean> {
-    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'delete', id, resolve, reject }));
+  delete(space: string, id: string): Promise<boolean> {
+    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'delete', space, id, resolve, reject }));
   }
 
   /** Bumps lastAccess/accessCount; resolves false if the id is not there. */
-  touch(id: string, at: number): Promise<boolean> {
-    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', id, at, resolve, reject }));
+  touch(space: string, id: string, at: number): Promise<boolean> {
+    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', space, id, at, resolve, reject }));
+  }
+
+  /** Drops a memory space (one WAL entry); resolves with how many memories it held. */
+  dropSpace(space: string): Promise<number> {
+    return this.#enqueue<number>((resolve, reject) => ({ t: 'dropSpace', space, resolve, reject }));
   }
 
   /** Commits a compaction WAL entry; resolves once it is durable and applied. */
@@ -184,27 +198,48 @@ export class Writer {
     }
   }
 
-  /** Assigns slots and builds the WAL entries; touches no shared state but slot allocation. */
+  /**
+   * Assigns slots and builds the WAL entries; touches no shared state but slot and space-number
+   * allocation. Ops see the effects of earlier ops of the same batch (an overlay of ids and spaces).
+   */
   #plan(batch: Op[], allocated: number[]): { planned: PlannedOp[]; contentBytes: number } {
     const ks = this.#d.keyspace;
     const overlay = new Map<string, number>();
+    /** Spaces this batch defines (name -> number) or drops (name -> -1). */
+    const spaceOverlay = new Map<string, number>();
     const access = new Map<number, number>();
     const planned: PlannedOp[] = [];
     let contentBytes = 0;
-    const slotOf = (id: string): number => {
-      const o = overlay.get(id);
-      return o !== undefined ? o : (ks.lookup(id) ?? -1);
+    const spaceOf = (name: string): number => {
+      const o = spaceOverlay.get(name);
+      return o !== undefined ? o : (ks.spaces.idOf(name) ?? -1);
+    };
+    const key = (space: number, id: string): string => `${space}\u0000${id}`;
+    const slotOf = (space: number, id: string): number => {
+      if (space < 0) return -1;
+      const o = overlay.get(key(space, id));
+      return o !== undefined ? o : (ks.lookup(space, id) ?? -1);
     };
     for (const op of batch) {
       switch (op.t) {
         case 'put': {
           const r = op.rec;
-          let slot = slotOf(r.id);
+          let space = spaceOf(r.space);
+          if (space < 0) {
+            space = ks.spaces.allocate();
+            spaceOverlay.set(r.space, space);
+            planned.push({
+              op: undefined,
+              content: null,
+              entry: { type: WalType.SpaceDefine, space, name: r.space },
+            });
+          }
+          let slot = slotOf(space, r.id);
           if (slot < 0) {
             slot = ks.allocate();
             allocated.push(slot);
           }
-          overlay.set(r.id, slot);
+          overlay.set(key(space, r.id), slot);
           access.set(slot, r.accessCount);
           if (r.content) contentBytes += entryBytes(r.idBytes.length, r.content.length);
           planned.push({
@@ -213,6 +248,7 @@ export class Writer {
             entry: {
               type: WalType.Put,
               slot,
+              space,
               id: r.id,
               idBytes: r.idBytes,
               kind: r.kind,
@@ -226,17 +262,18 @@ export class Writer {
           break;
         }
         case 'delete': {
-          const slot = slotOf(op.id);
+          const space = spaceOf(op.space);
+          const slot = slotOf(space, op.id);
           if (slot < 0) {
             planned.push({ op, entry: undefined, content: null });
           } else {
-            overlay.set(op.id, -1);
+            overlay.set(key(space, op.id), -1);
             planned.push({ op, entry: { type: WalType.Delete, slot, id: op.id }, content: null });
           }
           break;
         }
         case 'touch': {
-          const slot = slotOf(op.id);
+          const slot = slotOf(spaceOf(op.space), op.id);
           if (slot < 0 || ks.isCorrupt(slot)) {
             planned.push({ op, entry: undefined, content: null });
           } else {
@@ -247,6 +284,17 @@ export class Writer {
               entry: { type: WalType.Touch, slot, lastAccess: op.at, accessCount: prev + 1 },
               content: null,
             });
+          }
+          break;
+        }
+        case 'dropSpace': {
+          const space = spaceOf(op.space);
+          if (space < 0) {
+            planned.push({ op, entry: undefined, content: null });
+          } else {
+            spaceOverlay.set(op.space, -1);
+            for (const k of overlay.keys()) if (k.startsWith(`${space}\u0000`)) overlay.set(k, -1);
+            planned.push({ op, entry: { type: WalType.SpaceDrop, space }, content: null });
           }
           break;
         }
@@ -339,10 +387,7 @@ export class Writer {
         }
       }
       await d.wal.cutBack();
-      await this.#failBatch(
-        planned.map((p) => p.op),
-        ioError('commit', d.wal.path, err),
-      );
+      await this.#failBatch(batch, ioError('commit', d.wal.path, err));
       return;
     }
 
@@ -419,9 +464,10 @@ export class Writer {
 
   #apply(p: PlannedOp, lsn: number): void {
     const op = p.op;
-    if (op.t === 'barrier') return;
+    if (op?.t === 'barrier') return;
     if (!p.entry) {
-      if (op.t === 'delete' || op.t === 'touch') op.resolve(false);
+      if (op?.t === 'delete' || op?.t === 'touch') op.resolve(false);
+      else if (op?.t === 'dropSpace') op.resolve(0);
       return;
     }
     const t = performance.now();
@@ -429,7 +475,7 @@ export class Writer {
     const e = p.entry as WalEntry;
     e.lsn = lsn;
     const r = this.#d.transitions.apply(e);
-    switch (op.t) {
+    switch (op?.t) {
       case 'put':
         op.resolve();
         return;
@@ -437,8 +483,11 @@ export class Writer {
       case 'touch':
         op.resolve(r.found);
         return;
+      case 'dropSpace':
+        op.resolve(r.count);
+        return;
       case 'compact':
-        op.resolve({ moved: r.moved, applyMs: performance.now() - t });
+        op.resolve({ moved: r.count, applyMs: performance.now() - t });
         return;
     }
   }

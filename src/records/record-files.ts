@@ -25,9 +25,12 @@ export class RecordFiles {
   readonly vectorsPath: string;
   readonly #records: WsFile;
   readonly #vectors: WsFile;
+  /** records.dat's header names an older format whose body reads as the current one. */
+  readonly olderHeader: boolean;
 
-  private constructor(dim: number, dir: string, records: WsFile, vectors: WsFile) {
+  private constructor(dim: number, dir: string, records: WsFile, vectors: WsFile, olderHeader: boolean) {
     this.dim = dim;
+    this.olderHeader = olderHeader;
     this.recordsPath = join(dir, RECORDS_FILE);
     this.vectorsPath = join(dir, VECTORS_FILE);
     this.#records = records;
@@ -104,7 +107,21 @@ export class RecordFiles {
       await vectors?.close().catch(() => undefined);
       throw err;
     }
-    return new RecordFiles(dim, dir, records, vectors);
+    return new RecordFiles(dim, dir, records, vectors, h.migrations.length > 0);
+  }
+
+  /**
+   * Rewrites records.dat's file header at the current format version (a format-2 file reads as
+   * format 3 unchanged; the new version keeps older warmstores from misreading memory spaces).
+   * One 32-byte write inside the first sector, then fsync.
+   */
+  async stampVersion(): Promise<void> {
+    try {
+      await writeFully(this.#records, encodeHeader('RECS', [this.dim, SLOT_HEADER_BYTES, 0, 0]), 0);
+      await this.#records.sync();
+    } catch (err) {
+      throw ioError('write', this.recordsPath, err);
+    }
   }
 
   /** Whole slot headers records.dat holds. */

@@ -18,6 +18,8 @@ export class Chunk {
   /** CRC32C of each embedding, kept so a header-only checkpoint never rehashes the vector. */
   readonly embCrc = new Uint32Array(CHUNK_SLOTS);
   readonly kind = new Uint8Array(CHUNK_SLOTS);
+  /** The memory space's number (see SpaceRegistry). */
+  readonly space = new Uint32Array(CHUNK_SLOTS);
   readonly idLen = new Uint8Array(CHUNK_SLOTS);
   readonly seg = new Uint32Array(CHUNK_SLOTS);
   readonly clen = new Uint32Array(CHUNK_SLOTS);
@@ -45,6 +47,7 @@ export class Chunk {
 
 export interface SlotValue extends MemoryMetadata {
   id: string;
+  space: number;
   idLen: number;
   kind: ContentKind;
   seg: number;
@@ -114,6 +117,7 @@ export class RecordTable {
     const c = this.chunk(slot);
     const i = slot & CHUNK_MASK;
     c.ids[i] = v.id;
+    c.space[i] = v.space;
     c.idLen[i] = v.idLen;
     c.kind[i] = v.kind;
     c.seg[i] = v.seg;
@@ -145,6 +149,7 @@ export class RecordTable {
     const c = this.chunk(slot);
     const i = slot & CHUNK_MASK;
     c.ids[i] = undefined;
+    c.space[i] = 0;
     c.kind[i] = ContentKind.Free;
     c.seg[i] = 0;
     c.clen[i] = 0;
@@ -168,6 +173,7 @@ export class RecordTable {
     const base = i * this.dim;
     return {
       id: c.ids[i] ?? '',
+      space: c.space[i]!,
       idLen: c.idLen[i]!,
       kind: c.kind[i] as ContentKind,
       seg: c.seg[i]!,

@@ -12,6 +12,7 @@ import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
 import { registerBatchRoutes } from './batch.js';
 import { registerMemoryRoutes } from './memory-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
+import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
 import { memoryInputSchema, routeSchemas, sharedSchemas, type BatchLimits } from './schemas.js';
 import type { StoreApi } from './store-api.js';
@@ -403,6 +404,8 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     },
     async () => op('warmstore.maintenance', {}, () => store.runMaintenance()),
   );
+
+  registerExportRoute(app, { store, track: (name, fn) => op(name, {}, fn) });
 
   app.get(
     '/api/v1/metrics/storage',

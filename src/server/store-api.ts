@@ -29,6 +29,8 @@ export interface StoreApi {
   get(id: string, options?: GetOptions): Promise<StoredMemory | undefined>;
   delete(id: string): Promise<boolean>;
   has(id: string): boolean;
+  /** Every memory, for the export route. */
+  entries(): AsyncIterable<StoredMemory>;
   recall(embedding: Float32Array | number[], options?: RecallOptions): Promise<RecallResult[]>;
   contentStorageStats(): ContentStorageStats;
   /** The disk and write state; optional so that test doubles may leave it out (then healthy). */
