@@ -142,6 +142,22 @@ describe('a full disk (fault layer)', () => {
     assert.equal(await store.delete('k2'), true);
   });
 
+  it('deleteSpace on a full disk is retried in the room the reserve leaves, like a delete', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    t.after(() => store.close());
+    for (let i = 0; i < 6; i++) await store.put({ ...fullDiskRecord(i), space: 'tenant' });
+    await store.put(fullDiskRecord(6));
+    fs.failAt({ op: 'write', nth: 1, error: 'ENOSPC', pathIncludes: 'seg-', persistent: true });
+    await assert.rejects(store.put(fullDiskRecord(7)), code('DISK_FULL'));
+    fs.failAt({ op: 'write', nth: 1, error: 'ENOSPC', pathIncludes: 'wal-' });
+    assert.equal(await store.deleteSpace('tenant'), 6);
+    assert.equal(fs.pendingFaults, 0, 'the drop met the full disk once');
+    assert.equal(store.has('k0', { space: 'tenant' }), false);
+    assert.equal(store.size, 1);
+  });
+
   it('open on a full disk gives the reserve to recovery and opens writable in the full state', async (t) => {
     const dir = await tempDir(t);
     await withRecords(dir, 10);
