@@ -148,6 +148,7 @@ export class DiskSpace {
       await this.#shrinkTo(0);
       return;
     }
+    if (this.#held > d.reserveBytes) await this.#shrinkTo(d.reserveBytes);
     if (this.#held >= d.reserveBytes) return;
     if (free < d.reserveBytes - this.#held + MIN_RESUME_MARGIN) {
       this.#enter(`only ${free} bytes free at open, below the reserve of ${d.reserveBytes}`);
