@@ -76,6 +76,8 @@ export class WarmStore {
   #parts: ReadParts | undefined;
   /** Why the store refuses every mutation (opened read-only, or open could not write). */
   #readOnly: string | undefined;
+  /** Open fell back to read-only because the disk was full: reported as full too. */
+  #fullAtOpen: string | undefined;
   #state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
   #releaseLock: (() => Promise<void>) | undefined;
   #timers: NodeJS.Timeout[] = [];
@@ -176,8 +178,10 @@ export class WarmStore {
     }
   }
 
+  /** Open could not write on a full disk: the store serves reads only, and says so. */
   #enterReadOnly(reason: string, err?: unknown): void {
     this.#readOnly = reason;
+    this.#fullAtOpen = reason;
     this.#opts.logger?.warn(
       { dir: this.dir, reason, err },
       'store opened read-only: reads work, every write is refused until a reopen with free space',
@@ -384,6 +388,10 @@ export class WarmStore {
       reserveBytes: this.#readOnly !== undefined ? 0 : this.#opts.diskReserveBytes,
       reserveHeldBytes: 0,
     };
+    if (!space.diskFull && this.#fullAtOpen !== undefined) {
+      space.diskFull = true;
+      space.diskFullReason = this.#fullAtOpen;
+    }
     return {
       ...space,
       readOnly: this.#readOnly !== undefined,

@@ -5,7 +5,7 @@
  * closes and opens again while the disk is full (also after a kill -9, see the crash child).
  */
 import assert from 'node:assert/strict';
-import { unlink, writeFile } from 'node:fs/promises';
+import { open, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { WarmStore, WarmStoreError, type WarmStoreLogger } from '../../src/index.js';
@@ -165,6 +165,49 @@ describe('a full disk (tmpfs)', () => {
     await expectAll(store, acked, 'after space returned');
     const report = await store.verify();
     assert.ok(report.ok, JSON.stringify(report.problems.slice(0, 3)));
+  });
+
+  it('with not one byte free and no reserve left, open falls back to read-only and reads everything', async (t) => {
+    const mount = await mountTmpfs(t, 16);
+    if (mount === undefined) return;
+    const dir = join(mount, 'store');
+    const acked = new Set<number>();
+    const first = await WarmStore.open(dir, OPTS);
+    await fillUp(first, acked, 0);
+    await first.close();
+    // Take every last page, the reserve's slack included.
+    await unlink(join(dir, 'RESERVE'));
+    const plug = join(mount, 'plug');
+    const fh = await open(plug, 'w');
+    try {
+      const page = Buffer.alloc(4096);
+      for (;;) await fh.write(page);
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    } finally {
+      await fh.close();
+    }
+    assert.equal(await freeBytes(mount), 0);
+
+    const logger = recordingLogger();
+    const ro = await WarmStore.open(dir, { ...OPTS, logger });
+    const s = ro.storageStatus();
+    t.diagnostic(`opened with no byte free: ${JSON.stringify(s)}`);
+    assert.equal(s.readOnly, true, JSON.stringify(s));
+    assert.equal(s.diskFull, true, 'the reason is the full disk');
+    assert.equal(count(logger.lines, 'store opened read-only'), 1);
+    assert.equal(ro.size, acked.size);
+    await expectAll(ro, acked, 'read-only on a full disk');
+    await assert.rejects(ro.delete('k1'), (err: unknown) => WarmStoreError.is(err, 'READ_ONLY'));
+    await ro.close();
+
+    await unlink(plug);
+    const rw = await WarmStore.open(dir, OPTS);
+    t.after(() => rw.close());
+    assert.equal(rw.readOnly, false);
+    assert.equal(await rw.delete('k1'), acked.has(1));
+    acked.delete(1);
+    await expectAll(rw, acked, 'writable again');
   });
 
   it('kill -9 while the disk is full loses nothing acknowledged', async (t) => {
