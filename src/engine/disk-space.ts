@@ -104,7 +104,8 @@ export class DiskSpace {
 
   /**
    * Before the lock file can be written on a full disk: gives up the reserve entirely. Safe without
-   * the lock: the reserve is only ever space, never data, and its owner re-reads its size.
+   * the lock: the reserve is only ever space, never data, and a running owner's next fill starts
+   * from the file's real size (its figure of what it holds is only used to decide when to try).
    */
   static async freeForLock(fs: WsFileSystem, dir: string): Promise<boolean> {
     const path = join(dir, RESERVE_FILE);
