@@ -28,6 +28,7 @@ export type {
   RecallOptions,
   RecallResult,
   ContentStorageStats,
+  StorageStatus,
   CompactOptions,
   CompactProgress,
   CompactionPhase,

@@ -7,6 +7,7 @@ import type {
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  StorageStatus,
   StoredMemory,
   WarmStoreEvents,
 } from '../types.js';
@@ -32,6 +33,8 @@ export interface StoreApi {
   entries(): AsyncIterable<StoredMemory>;
   recall(embedding: Float32Array | number[], options?: RecallOptions): Promise<RecallResult[]>;
   contentStorageStats(): ContentStorageStats;
+  /** The disk and write state; optional so that test doubles may leave it out (then healthy). */
+  storageStatus?(): StorageStatus;
   compact(options?: CompactOptions): Promise<CompactionStats>;
   runMaintenance(): Promise<MaintenanceReport>;
   close(): Promise<void>;
