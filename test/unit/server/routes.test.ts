@@ -198,6 +198,7 @@ describe('server routes (fake store)', () => {
       segments: 2,
       size: 0,
       isCompacting: false,
+      spaces: [{ name: 'default', size: 0 }],
     });
     assert.deepEqual((await inject('GET', '/healthz')).json(), { status: 'ok' });
     const m = await inject('GET', '/metrics');
@@ -209,11 +210,24 @@ describe('server routes (fake store)', () => {
       '/api/v1/memories',
       '/api/v1/memories/{id}',
       '/api/v1/recall',
+      '/api/v1/spaces',
+      '/api/v1/spaces/{space}',
       '/api/v1/maintenance/compact',
     ]) {
       assert.ok(doc.paths[p], `OpenAPI document lacks ${p}`);
     }
     assert.ok(doc.components.schemas.Memory, 'shared schemas are named by $id');
+    assert.ok(doc.components.schemas.SpaceInfo, 'the spaces list names its item schema');
+    const recallBody = doc.paths['/api/v1/recall'].post.requestBody.content['application/json'].schema;
+    assert.deepEqual(Object.keys(recallBody.properties.filter.properties).sort(), [
+      'accessCount',
+      'activation',
+      'confidence',
+      'createdAt',
+      'decayRate',
+      'lastAccess',
+    ]);
+    assert.equal(recallBody.properties.exact.type, 'boolean');
   });
 
   it('batch put: an item refused by the store alone is named, the others are written', async () => {
