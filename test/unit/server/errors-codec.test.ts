@@ -176,7 +176,10 @@ describe('memory JSON text', () => {
     assert.equal(all.content, null);
     assert.deepEqual(decodeEmbedding(all.embedding), m.embedding);
     const some = JSON.parse(
-      memoryJsonText({ ...m, space: 'x' }, { fields: parseFields('id,space', ALL_FIELDS), encoding: 'array' }),
+      memoryJsonText(
+        { ...m, space: 'x' },
+        { fields: parseFields('id,space', ALL_FIELDS), encoding: 'array' },
+      ),
     );
     assert.deepEqual(some, { id: m.id, space: 'x' });
     const recall = JSON.parse(memoryJsonText(m, { fields: RECALL_FIELDS, encoding: 'array' }));

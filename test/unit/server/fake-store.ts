@@ -156,7 +156,9 @@ export class FakeStore extends EventEmitter implements StoreApi {
     this.#open();
     let n = 0;
     const spaces =
-      options.space === undefined ? [...this.bySpace.values()] : [this.bySpace.get(options.space) ?? new Map()];
+      options.space === undefined
+        ? [...this.bySpace.values()]
+        : [this.bySpace.get(options.space) ?? new Map()];
     for (const m of spaces.flatMap((s) => [...s.values()])) {
       if (n++ === this.entriesErrorAfter) throw new WarmStoreError('IO_ERROR', 'read failed');
       yield m;
