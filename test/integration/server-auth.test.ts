@@ -52,6 +52,8 @@ const ROUTES: Array<[method: string, path: string, body?: unknown]> = [
   ['POST', '/api/v1/maintenance/run'],
   ['GET', '/api/v1/metrics/storage'],
   ['GET', '/metrics'],
+  ['GET', '/api/v1/spaces'],
+  ['DELETE', '/api/v1/spaces/scratch'],
   ['GET', '/api/v2/unknown'],
 ];
 
