@@ -1,6 +1,6 @@
 import type { WsFileSystem } from './fs/types.js';
 
-/** One memory. See brief §2. */
+/** One memory: an id within a space, an embedding, optional content and cognitive metadata. */
 export interface MemoryRecord {
   /** 1..255 bytes of UTF-8, unique within its space. */
   id: string;

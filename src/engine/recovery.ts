@@ -208,6 +208,7 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
     }
 
     // Slots of spaces dropped before the crash: a drop is durable before its slots are swept.
+    keyspace.dropDeadSpaceIndexes();
     const swept = transitions.sweep(0, keyspace.slotLimit);
     if (swept > 0) logger?.info({ swept }, 'freed the slots of dropped memory spaces');
     checkReferences(keyspace, segments, badSegments);

@@ -86,6 +86,11 @@ export class Keyspace {
     if (m?.delete(id)) this.#size--;
   }
 
+  /** Forgets the index of every space the registry no longer has (at open, before the sweep). */
+  dropDeadSpaceIndexes(): void {
+    for (const space of [...this.#index.keys()]) if (!this.spaces.isLive(space)) this.dropSpaceIndex(space);
+  }
+
   /** Forgets a dropped space's index at once; its slots are swept afterwards. Returns its size. */
   dropSpaceIndex(space: number): number {
     const m = this.#index.get(space);
