@@ -29,6 +29,7 @@ import type {
   WarmStoreOptions,
 } from '../types.js';
 import { WalLog } from '../wal/log.js';
+import { ScanPool } from '../scan/pool.js';
 import { Checkpointer } from './checkpointer.js';
 import { StoreEvents } from './events.js';
 import { acquireLock } from './lock.js';
@@ -72,6 +73,8 @@ export class WarmStore {
   #releaseLock: (() => Promise<void>) | undefined;
   #timers: NodeJS.Timeout[] = [];
   #sweeping = false;
+  /** null: not started yet; undefined: could not start (recall scans inline). */
+  #pool: ScanPool | undefined | null = null;
 
   private constructor(dir: string, opts: ResolvedOptions) {
     this.dir = dir;
@@ -405,6 +408,12 @@ export class WarmStore {
     return slot === undefined ? undefined : p.reader.readSync(slot, id);
   }
 
+  /** The scan workers, started by the first recall over more than one table chunk. */
+  #scanPool(ks: Keyspace): ScanPool | undefined {
+    if (this.#pool === null) this.#pool = ScanPool.create(ks.table);
+    return this.#pool;
+  }
+
   #slotOf(p: Parts, space: string, id: string): number | undefined {
     const sid = p.keyspace.spaces.idOf(space);
     return sid === undefined ? undefined : p.keyspace.lookup(sid, id);
@@ -462,8 +471,17 @@ export class WarmStore {
       const ks = p.keyspace;
       const sid = ks.spaces.idOf(space);
       if (sid === undefined) return [];
-      const hits = await exactTopK(ks.table, ks.slotLimit, q, k, minScore, sid, filter, () =>
-        yieldImmediate(),
+      const pool = ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined;
+      const hits = await exactTopK(
+        ks.table,
+        ks.slotLimit,
+        q,
+        k,
+        minScore,
+        sid,
+        filter,
+        () => yieldImmediate(),
+        pool,
       );
       const results: RecallResult[] = [];
       for (const h of hits) {
@@ -560,6 +578,7 @@ export class WarmStore {
         this.#opts.logger?.error({ err }, 'checkpoint at close failed');
       }
     }
+    await this.#pool?.close().catch(() => undefined);
     try {
       await this.#closeFiles();
     } finally {
