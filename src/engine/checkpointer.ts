@@ -75,6 +75,20 @@ export class Checkpointer {
     });
   }
 
+  /**
+   * Runs `fn` on the checkpoint chain, between two checkpoints: until it settles, records.dat,
+   * vectors.dat, the MANIFEST and the WAL files stay as the last checkpoint left them (but for
+   * appends to the current WAL), and no segment is deleted. For the backup.
+   */
+  betweenCheckpoints<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn);
+    this.#chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   /** After a commit: a WAL past its size limit gets a background checkpoint. */
   afterCommit(): void {
     if (this.#d.wal.bytes > this.#d.walCheckpointBytes && !this.#pending) {

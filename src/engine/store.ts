@@ -9,6 +9,8 @@ import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { CHUNK_SLOTS } from '../records/table.js';
 import type {
+  BackupOptions,
+  BackupResult,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -26,6 +28,7 @@ import type {
   WarmStoreOptions,
 } from '../types.js';
 import { WalLog } from '../wal/log.js';
+import { Backup, refuseIncompleteBackup } from './backup.js';
 import { Checkpointer } from './checkpointer.js';
 import { StoreEvents } from './events.js';
 import { acquireLock } from './lock.js';
@@ -49,6 +52,7 @@ interface Parts {
   reader: Reader;
   checkpointer: Checkpointer;
   maintenance: Maintenance;
+  backup: Backup;
 }
 
 /**
@@ -87,6 +91,7 @@ export class WarmStore {
     } catch (err) {
       throw ioError('mkdir', this.dir, err);
     }
+    await refuseIncompleteBackup(fs, this.dir);
     let key = this.dir;
     try {
       key = realpathSync(this.dir);
@@ -185,6 +190,16 @@ export class WarmStore {
       reader: new Reader(r.keyspace, r.segments),
       checkpointer,
       maintenance,
+      backup: new Backup({
+        fs,
+        dir: this.dir,
+        files: r.files,
+        segments: r.segments,
+        journal: r.journal,
+        wal,
+        writer,
+        betweenCheckpoints: (fn) => checkpointer.betweenCheckpoints(fn),
+      }),
     };
     await checkpointer.recoveryCheckpoint();
   }
@@ -452,6 +467,27 @@ export class WarmStore {
         checkpoint: () => p.checkpointer.checkpoint(),
       },
       options,
+    );
+  }
+
+  /**
+   * Online backup into `dir` (absent or empty, outside the store): a copy as of one LSN, taken
+   * while reads and writes go on, openable as a store. Every write acknowledged before the call
+   * is in it. Sealed segments are hard-linked (see `BackupOptions.link`), the rest copied. Until it
+   * resolves, `dir` holds BACKUP-INCOMPLETE and `open` refuses it. See docs/operations.md.
+   */
+  async backup(dir: string, options: BackupOptions = {}): Promise<BackupResult> {
+    const p = this.#p();
+    if (typeof dir !== 'string' || dir.length === 0) throw invalid('dir', 'must be a non-empty path');
+    if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    if (options.link !== undefined && typeof options.link !== 'boolean')
+      throw invalid('link', 'must be a boolean');
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw invalid('onProgress', 'must be a function');
+    }
+    const target = resolve(dir);
+    return traced('warmstore.backup', { 'warmstore.backup_dir': target }, () =>
+      p.backup.run(target, options),
     );
   }
 
