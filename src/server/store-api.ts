@@ -1,4 +1,6 @@
 import type {
+  BackupOptions,
+  BackupResult,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -32,6 +34,7 @@ export interface StoreApi {
   contentStorageStats(): ContentStorageStats;
   compact(options?: CompactOptions): Promise<CompactionStats>;
   runMaintenance(): Promise<MaintenanceReport>;
+  backup(dir: string, options?: BackupOptions): Promise<BackupResult>;
   close(): Promise<void>;
   on<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
   off<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;

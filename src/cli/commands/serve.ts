@@ -26,6 +26,8 @@ export interface ServeOptions {
   tlsKey?: string;
   maxBatchItems?: number;
   batchBodyLimit?: number;
+  /** Directory for backups made through `POST /api/v1/maintenance/backup`. */
+  backupDir?: string;
 }
 
 /** The environment variable holding one API key allowed everything. */
@@ -83,6 +85,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     ...(tls === undefined ? {} : { tls }),
     ...(opts.maxBatchItems === undefined ? {} : { maxBatchItems: opts.maxBatchItems }),
     ...(opts.batchBodyLimit === undefined ? {} : { batchBodyLimit: opts.batchBodyLimit }),
+    ...(opts.backupDir === undefined ? {} : { backupDir: resolve(opts.backupDir) }),
   });
   logger.info({ apiKeys: apiKeys.length, tls: tls !== undefined }, 'authentication configured');
 
