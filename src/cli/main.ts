@@ -69,6 +69,11 @@ function buildProgram(): Command {
       ),
     )
     .addOption(
+      new Option('--segment-bytes <n>', 'target size of a content segment (default 64 MiB)').argParser(
+        parseIntOption(4096),
+      ),
+    )
+    .addOption(
       new Option(
         '--backup-dir <dir>',
         'directory for backups made through POST /api/v1/maintenance/backup (disabled without it)',

@@ -26,6 +26,8 @@ export interface ServeOptions {
   tlsKey?: string;
   maxBatchItems?: number;
   batchBodyLimit?: number;
+  /** Target size of a content segment (`segmentBytes` of the store). */
+  segmentBytes?: number;
   /** Directory for backups made through `POST /api/v1/maintenance/backup`. */
   backupDir?: string;
 }
@@ -72,6 +74,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const logger = pino({ level: opts.logLevel, base: { pid: process.pid } });
   const storeOptions: WarmStoreOptions = {};
   if (opts.dimension !== undefined) storeOptions.dimension = opts.dimension;
+  if (opts.segmentBytes !== undefined) storeOptions.segmentBytes = opts.segmentBytes;
   const apiKeys = await apiKeysOf(opts);
   const tls = await tlsOf(opts);
   const server = await startServer({
