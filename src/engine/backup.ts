@@ -77,7 +77,23 @@ export class Backup {
     this.#d = deps;
   }
 
-  async run(target: string, options: BackupOptions): Promise<BackupResult> {
+  /** Backups in progress, which `close` lets finish: their pins keep segments from deletion. */
+  readonly #running = new Set<Promise<unknown>>();
+
+  run(target: string, options: BackupOptions): Promise<BackupResult> {
+    const p = this.#run(target, options);
+    const tracked = p.catch(() => undefined);
+    this.#running.add(tracked);
+    void tracked.then(() => this.#running.delete(tracked));
+    return p;
+  }
+
+  /** Settles once every backup started so far has finished, however it ended. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#running]);
+  }
+
+  async #run(target: string, options: BackupOptions): Promise<BackupResult> {
     const d = this.#d;
     const t0 = performance.now();
     const link = options.link ?? true;

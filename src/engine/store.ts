@@ -502,6 +502,8 @@ export class WarmStore {
     const p = this.#parts;
     if (p) {
       await p.maintenance.stopCompaction(new Error('store closing'));
+      // A backup still copying holds pins that the next owner of the directory would not see.
+      await p.backup.settled();
       try {
         if (this.#opts.durability === 'relaxed') await p.writer.syncAll();
         else await p.writer.barrier(async () => undefined);

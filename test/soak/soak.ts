@@ -11,7 +11,7 @@
  *   npm run soak -- --duration 10m          (default 10m; 1h for the long run)
  *   options: --duration 90s|10m|1h  --out docs  --data DIR  --seed N  --dimension 64
  *            --writers 10  --readers 10  --ids 300 (per writer)  --kill-every 45 (mean seconds)
- *            --segment-bytes 4194304 (small, so segments seal and compaction has work)
+ *            --segment-bytes 1048576 (small, so segments seal and compaction has work)
  *
  * Needs `npm run build` first (`npm run soak` does it): the server is dist/cli/main.js.
  */
@@ -50,7 +50,7 @@ const { values: args } = parseArgs({
     writers: { type: 'string', default: '10' },
     readers: { type: 'string', default: '10' },
     ids: { type: 'string', default: '300' },
-    'segment-bytes': { type: 'string', default: String(4 * 2 ** 20) },
+    'segment-bytes': { type: 'string', default: String(2 ** 20) },
     'kill-every': { type: 'string', default: '45' },
   },
 });
@@ -658,7 +658,9 @@ more and the store opened in-process.
 ${r.failures.length === 0 ? '**Result: passed.**' : `**Result: FAILED**\n\n${r.failures.map((f) => `- ${f}`).join('\n')}`}
 
 This run: **${(r.runS / 60).toFixed(1)} minutes** (${new Date().toISOString().slice(0, 10)}, a 2-core
-machine shared with other jobs, so absolute rates are low and noisy).
+machine shared with other jobs, so absolute rates are low and noisy). \`npm run soak\` runs 10
+minutes by default; \`npm run soak -- --duration 1h\` is the hour-long run. It exits 1 when a check
+fails, and keeps the store and the server log with \`--data DIR\`.
 
 ![throughput, latency and disk over time](soak.svg)
 

@@ -205,6 +205,23 @@ describe('backup', () => {
     }
   });
 
+  test('close lets a backup in progress finish', async (t) => {
+    const root = await tempDir(t);
+    const store = await WarmStore.open(join(root, 'store'), OPTS);
+    for (let i = 0; i < 200; i++) await store.put(recordFor(`c${i}`, i + 1, DIM));
+    const backup = store.backup(join(root, 'backup'));
+    await store.close();
+    const result = await backup;
+    assert.ok(result.files > 3, JSON.stringify(result));
+    const copy = await WarmStore.open(join(root, 'backup'), OPTS);
+    try {
+      assert.equal(copy.size, 200);
+      assert.equal((await copy.verify()).ok, true);
+    } finally {
+      await copy.close();
+    }
+  });
+
   test('refuses a target that is not empty, is the store or lies inside it, and bad options', async (t) => {
     const root = await tempDir(t);
     const src = join(root, 'store');
