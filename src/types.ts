@@ -1,9 +1,14 @@
 import type { WsFileSystem } from './fs/types.js';
 
-/** One memory. See brief §2. */
+/** One memory: an id within a space, an embedding, optional content and cognitive metadata. */
 export interface MemoryRecord {
-  /** 1..255 bytes of UTF-8. */
+  /** 1..255 bytes of UTF-8, unique within its space. */
   id: string;
+  /**
+   * The memory space (a tenant: a user, an agent), 1..64 bytes of UTF-8. The same id in two spaces
+   * is two memories. @default 'default'
+   */
+  space?: string;
   /** Exactly `dimension` finite values. */
   embedding: Float32Array;
   /** `undefined`/`null` = absent; `''` = empty. The two stay distinct. */
@@ -57,6 +62,7 @@ export function metadataOf(m: MemoryMetadata): MemoryMetadata {
 /** A memory as stored: every field filled in. `content` is `null` when absent. */
 export interface StoredMemory extends MemoryMetadata {
   id: string;
+  space: string;
   embedding: Float32Array;
   content: string | null;
 }
@@ -80,8 +86,10 @@ export interface CompactionLimits {
    */
   minSegmentDeadRatio?: number;
   /**
-   * Extra free disk, beyond the live bytes to be copied, that must be available before starting.
-   * @default 16777216 (16 MiB)
+   * Extra free disk, beyond the live bytes of the victims a run copies, that must be available
+   * before starting (the run's WAL entries and the checkpoint's MANIFEST). On a disk short of
+   * space a run takes only the victims whose live bytes fit, so it can still free space.
+   * @default 1048576 (1 MiB)
    */
   diskHeadroomBytes?: number;
 }
@@ -137,20 +145,85 @@ export interface WarmStoreOptions {
   logger?: WarmStoreLogger;
   /** File layer; tests inject faults here. @default the Node fs layer */
   fileSystem?: WsFileSystem;
+  /**
+   * Disk space the store keeps for itself in a `RESERVE` file of real zero bytes, given back to
+   * the file system when a write hits a full disk (ENOSPC) so that deletes, checkpoints and a
+   * compaction can still run and free space, and taken again when space returns. Sized for a
+   * compaction of one segment: its live bytes never exceed `segmentBytes`. 0 keeps no reserve.
+   * @default the smaller of 16777216 (16 MiB) and `segmentBytes`
+   */
+  diskReserveBytes?: number;
+  /**
+   * Open for inspection or backup: nothing is written (no lock file, no repair, no recovery
+   * checkpoint, no reserve) and every mutation is refused with READ_ONLY. No lock is taken, so a
+   * writer may be running: the store is read as its files were at open (WAL replayed in memory).
+   * @default false
+   */
+  readOnly?: boolean;
 }
 
-export interface GetOptions {
+/** The store's disk and write state (`WarmStore.storageStatus()`). */
+export interface StorageStatus {
+  /** A write hit a full disk and space has not returned yet: new content is refused (DISK_FULL). */
+  diskFull: boolean;
+  /** Why the store entered the full state. */
+  diskFullReason?: string;
+  /** When it did (ms since the epoch). */
+  diskFullSince?: number;
+  /** Opened with `readOnly`, or fell back to it because open could not write on a full disk. */
+  readOnly: boolean;
+  /** Why the store is read-only. */
+  readOnlyReason?: string;
+  /** The reserve's configured size (`diskReserveBytes`). */
+  reserveBytes: number;
+  /** Bytes the reserve file holds now (less than `reserveBytes` while the disk is full). */
+  reserveHeldBytes: number;
+}
+
+/** Which memory space an id is looked up in. */
+export interface SpaceOptions {
+  /** The memory space. @default 'default' */
+  space?: string;
+}
+
+export interface GetOptions extends SpaceOptions {
   /** Bump `lastAccess` and `accessCount` (a small metadata write). @default false */
   touch?: boolean;
 }
 
-export interface RecallOptions {
+/** A range over one metadata number; every bound given must hold. */
+export interface Range {
+  gt?: number;
+  gte?: number;
+  lt?: number;
+  lte?: number;
+}
+
+/** Ranges over the metadata numbers, e.g. `{ confidence: { gte: 0.5 }, createdAt: { gte: t0, lt: t1 } }`. */
+export type MetadataFilter = { [K in keyof MemoryMetadata]?: Range };
+
+export interface RecallOptions extends SpaceOptions {
   /** How many results at most. @default 10 */
   k?: number;
   /** Drop results scoring below this cosine similarity. @default -Infinity */
   minScore?: number;
+  /** Only memories whose metadata fall in these ranges; results satisfy it exactly. @default undefined */
+  filter?: MetadataFilter;
+  /** Scan every vector of the space (the ground truth) instead of using an index. @default false */
+  exact?: boolean;
   /** Bump `lastAccess`/`accessCount` of the returned memories. @default false */
   touch?: boolean;
+}
+
+export interface EntriesOptions {
+  /** Only this memory space; every space when undefined. @default undefined */
+  space?: string;
+}
+
+/** A memory space and how many memories it holds. */
+export interface SpaceInfo {
+  name: string;
+  size: number;
 }
 
 export interface RecallResult {

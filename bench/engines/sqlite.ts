@@ -33,6 +33,7 @@ interface Open {
 function fromRow(r: Row): BenchMemory {
   return {
     id: r.id,
+    space: 'default',
     embedding: bufferToEmb(r.embedding),
     content: r.content,
     confidence: r.confidence,

@@ -56,6 +56,7 @@ export class Dataset {
       const createdAt = now - Math.floor(r() * 86_400_000 * 365);
       this.records[i] = {
         id,
+        space: 'default',
         embedding: this.embeddings.subarray(i * dim, (i + 1) * dim),
         content: text,
         confidence: Math.round(r() * 1000) / 1000,
@@ -132,6 +133,7 @@ export function decodeValue(id: string, buf: Uint8Array, dim: number): BenchMemo
   new Uint8Array(emb.buffer).set(b.subarray(HEADER, HEADER + embBytes));
   return {
     id,
+    space: 'default',
     embedding: emb,
     content: clen === 0xffffffff ? null : b.toString('utf8', HEADER + embBytes, HEADER + embBytes + clen),
     confidence: b.readDoubleLE(8),

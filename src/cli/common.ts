@@ -5,6 +5,7 @@ import { InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { WarmStore } from '../index.js';
 import { WarmStoreError } from '../errors.js';
+import { WarmStoreClient, WarmStoreClientError } from '../client/index.js';
 import type { WarmStoreOptions } from '../types.js';
 
 export const DEFAULT_DATA_DIR = './warmstore-data';
@@ -28,7 +29,9 @@ export class CliError extends Error {
 
 /** `error CODE: message` for any thrown value; the one format scripts can grep. */
 export function formatError(err: unknown): string {
-  if (err instanceof WarmStoreError || err instanceof CliError) return `error ${err.code}: ${err.message}`;
+  if (err instanceof WarmStoreError || err instanceof CliError || err instanceof WarmStoreClientError) {
+    return `error ${err.code}: ${err.message}`;
+  }
   const errno = (err as NodeJS.ErrnoException | undefined)?.code;
   if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) {
     return `error IO_ERROR: ${(err as Error).message}`;
@@ -45,6 +48,12 @@ export function parseIntOption(min: number, max = Number.MAX_SAFE_INTEGER) {
     }
     return n;
   };
+}
+
+export function parseNumberOption(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a finite number');
+  return n;
 }
 
 /** True when `dir` holds nothing (or does not exist), i.e. opening it would create a new store. */
@@ -79,6 +88,35 @@ export async function openCliStore(dataDir: string, options: OpenCliStoreOptions
   };
   if (options.dimension !== undefined) storeOptions.dimension = options.dimension;
   return WarmStore.open(dir, storeOptions);
+}
+
+/** Options of a command that can work through a running server (`--url`) instead of a directory. */
+export interface RemoteCliOptions {
+  /** Base URL of a `warmstore serve`; the command then goes through the HTTP API. */
+  url?: string;
+  /** Bearer key for the server (`--api-key` or WARMSTORE_API_KEY). */
+  apiKey?: string;
+}
+
+/**
+ * The client of a one-shot command. The client's retries cover a server that is restarting; the
+ * per-request timeout stays, except for compaction, which waits as long as it takes.
+ */
+export function openCliClient(opts: RemoteCliOptions & { url: string }): WarmStoreClient {
+  try {
+    return new WarmStoreClient({
+      url: opts.url,
+      ...(opts.apiKey === undefined ? {} : { apiKey: opts.apiKey }),
+    });
+  } catch (err) {
+    if (WarmStoreError.is(err, 'INVALID_INPUT')) {
+      throw new CliError(
+        'INVALID_INPUT',
+        `--${err.details.field === 'apiKey' ? 'api-key' : 'url'}: ${err.message}`,
+      );
+    }
+    throw err;
+  }
 }
 
 /** Runs `fn` with the store and closes it whatever happens; a close error surfaces only if `fn` succeeded. */

@@ -2,6 +2,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/index.js';
 import type { BenchOptions } from './commands/bench.js';
+import type { CompactCliOptions } from './commands/compact.js';
+import type { ExportOptions } from './commands/export.js';
+import type { ImportOptions } from './commands/import.js';
+import type { RecallCliOptions } from './commands/recall.js';
+import type { StatsOptions } from './commands/stats.js';
 import type { ServeOptions } from './commands/serve.js';
 import {
   CliError,
@@ -10,10 +15,36 @@ import {
   formatError,
   packageVersion,
   parseIntOption,
+  parseNumberOption,
 } from './common.js';
 
 const dataOption = (): Option =>
   new Option('-d, --data <dir>', 'store directory').env('WARMSTORE_DATA').default(DEFAULT_DATA_DIR);
+const urlOption = (): Option =>
+  new Option('--url <url>', 'work through a running `warmstore serve` at this URL instead of --data');
+const apiKeyOption = (): Option =>
+  new Option('--api-key <key>', 'API key for --url (sent as a bearer token)').env('WARMSTORE_API_KEY');
+
+/**
+ * `--url` replaces `--data`: naming both on the command line is a mistake worth stopping. A data
+ * directory from WARMSTORE_DATA is only a default and gives way.
+ */
+function checkRemote(command: Command): void {
+  const opts = command.opts<{ url?: string; apiKey?: string }>();
+  if (opts.url === undefined) {
+    if (command.getOptionValueSource('apiKey') === 'cli') {
+      throw new CliError('INVALID_INPUT', '--api-key needs --url');
+    }
+    return;
+  }
+  if (command.getOptionValueSource('data') === 'cli') {
+    throw new CliError(
+      'INVALID_INPUT',
+      '--url and --data are exclusive: one names a server, the other a directory',
+    );
+  }
+}
+
 const jsonOption = (): Option => new Option('--json', 'print one JSON object on stdout (for scripts)');
 const dimensionOption = (): Option =>
   new Option('--dimension <n>', 'embedding dimension, used when a new store is created').argParser(
@@ -88,8 +119,11 @@ function buildProgram(): Command {
     .command('stats')
     .description('print content storage statistics')
     .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
     .addOption(jsonOption())
-    .action(async (opts: { data: string; json?: boolean }) => {
+    .action(async (opts: StatsOptions, command: Command) => {
+      checkRemote(command);
       const { stats } = await import('./commands/stats.js');
       await stats(opts);
     });
@@ -98,9 +132,12 @@ function buildProgram(): Command {
     .command('compact')
     .description('compact content segments now (Ctrl-C aborts safely)')
     .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
     .option('--force', 'compact every sealed segment holding dead bytes, whatever its ratio')
     .addOption(jsonOption())
-    .action(async (opts: { data: string; force?: boolean; json?: boolean }) => {
+    .action(async (opts: CompactCliOptions, command: Command) => {
+      checkRemote(command);
       const { compact } = await import('./commands/compact.js');
       await compact(opts);
     });
@@ -135,6 +172,8 @@ function buildProgram(): Command {
     .description('import memories from a JSON Lines file ("-" for stdin); puts replace existing ids')
     .argument('<file>', 'JSON Lines file, one memory per line')
     .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
     .addOption(jsonOption())
     .addOption(dimensionOption())
     .addOption(
@@ -142,25 +181,46 @@ function buildProgram(): Command {
         .default(1000)
         .argParser(parseIntOption(1, 1_000_000)),
     )
-    .action(
-      async (file: string, opts: { data: string; json?: boolean; dimension?: number; batch: number }) => {
-        const { importJsonl } = await import('./commands/import.js');
-        await importJsonl(file, opts);
-      },
-    );
+    .action(async (file: string, opts: ImportOptions, command: Command) => {
+      checkRemote(command);
+      const { importJsonl } = await import('./commands/import.js');
+      await importJsonl(file, opts);
+    });
 
   program
     .command('export')
     .description('export every memory as JSON Lines to a file, or to stdout')
     .argument('[file]', 'output file; stdout when omitted or "-"')
     .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
     .addOption(new Option('--json', 'print a JSON summary on stdout (with a file only)'))
-    .action(async (file: string | undefined, opts: { data: string; json?: boolean }) => {
+    .action(async (file: string | undefined, opts: ExportOptions, command: Command) => {
+      checkRemote(command);
       if (opts.json && (file === undefined || file === '-')) {
         throw new CliError('INVALID_INPUT', '--json needs an output file: stdout carries the export');
       }
       const { exportJsonl } = await import('./commands/export.js');
       await exportJsonl(file, opts);
+    });
+
+  program
+    .command('recall')
+    .description('print the memories most similar to an embedding, or to a stored memory (--like)')
+    .argument('[embedding]', 'a JSON array of numbers, or base64 of little-endian float32')
+    .option('--like <id>', 'use the embedding of this stored memory')
+    .addOption(new Option('-k, --k <n>', 'results at most').default(10).argParser(parseIntOption(1, 10_000)))
+    .addOption(
+      new Option('--min-score <x>', 'drop results below this cosine similarity').argParser(parseNumberOption),
+    )
+    .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
+    .addOption(jsonOption())
+    .action(async (embedding: string | undefined, opts: RecallCliOptions, command: Command) => {
+      checkRemote(command);
+      const { recall } = await import('./commands/recall.js');
+      await recall(embedding, opts);
     });
 
   program

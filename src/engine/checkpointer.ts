@@ -15,6 +15,7 @@ import { CHUNK_MASK, CHUNK_SLOTS, DIRTY_FULL } from '../records/table.js';
 import type { WarmStoreLogger } from '../types.js';
 import type { WalLog } from '../wal/log.js';
 import type { CompactionJournal } from './compaction-journal.js';
+import { isNoSpace } from './disk-space.js';
 import type { Writer } from './writer.js';
 
 /** Headers written in one pwrite at most (180 KB). */
@@ -41,6 +42,8 @@ export interface CheckpointerDeps {
   manifest: Manifest;
   walCheckpointBytes: number;
   logger: WarmStoreLogger | undefined;
+  /** Gives the disk reserve back when a checkpoint meets a full disk (DiskSpace). */
+  onNoSpace(err: unknown): Promise<void>;
 }
 
 /**
@@ -68,7 +71,7 @@ export class Checkpointer {
   /** Queues a checkpoint after the one running, if any. */
   checkpoint(): Promise<void> {
     this.#pending = true;
-    const run = this.#chain.then(() => this.#run(true));
+    const run = this.#chain.then(() => this.#withRoom(true));
     this.#chain = run.catch(() => undefined);
     return run.finally(() => {
       this.#pending = false;
@@ -89,6 +92,17 @@ export class Checkpointer {
     return run;
   }
 
+  /**
+   * Bytes the next checkpoint adds to records.dat and vectors.dat: the slots in use past what the
+   * files hold. At most about the WAL written since the last checkpoint (each put entry carries its
+   * embedding), and the old WAL goes only after the checkpoint: a disk needs both at once.
+   */
+  growthBytes(): number {
+    const d = this.#d;
+    const missing = d.keyspace.slotLimit - d.files.headerSlots();
+    return missing > 0 ? missing * (SLOT_HEADER_BYTES + d.files.vectorBytes) : 0;
+  }
+
   /** After a commit: a WAL past its size limit gets a background checkpoint. */
   afterCommit(): void {
     if (this.#d.wal.bytes > this.#d.walCheckpointBytes && !this.#pending) {
@@ -103,7 +117,22 @@ export class Checkpointer {
    * writer runs yet (the WAL file it starts from is already the fresh one).
    */
   recoveryCheckpoint(): Promise<void> {
-    return this.#run(false);
+    return this.#withRoom(false);
+  }
+
+  /**
+   * A checkpoint that meets a full disk is run once more in the room the released reserve leaves:
+   * it frees space itself (old WAL files, emptied segments) and must not be what stops a full
+   * store from recovering. A failed run leaves the previous checkpoint intact, so a rerun is safe.
+   */
+  async #withRoom(rotateWal: boolean): Promise<void> {
+    try {
+      await this.#run(rotateWal);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      await this.#d.onNoSpace(err);
+      await this.#run(rotateWal);
+    }
   }
 
   async #run(rotateWal: boolean): Promise<void> {
@@ -143,6 +172,7 @@ export class Checkpointer {
         nextCompactionRunId: d.journal.nextRunId,
         compaction: d.journal.snapshot(),
         slots,
+        ...d.keyspace.spaces.snapshot(),
       };
       await writeManifest(d.fs, d.dir, this.#manifest);
     } catch (err) {

@@ -3,6 +3,7 @@ import type { SegmentSet } from '../content/segment-set.js';
 import { entryBytes, verifyEntry, type Segment } from '../content/segment.js';
 import { corruption } from '../errors.js';
 import type { Keyspace } from '../records/keyspace.js';
+import { CHUNK_MASK } from '../records/table.js';
 import { metadataOf, type StoredMemory } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 
@@ -78,14 +79,18 @@ export class Reader {
   }
 
   /**
-   * Every memory in slot order; a memory written during iteration may or may not appear.
-   * `checkOpen` throws once the store is closing, ending the iteration.
+   * Every memory of `space` (of every live space when undefined) in slot order; a memory written
+   * during iteration may or may not appear. `checkOpen` throws once the store is closing, ending
+   * the iteration.
    */
-  async *entries(checkOpen: () => void): AsyncGenerator<StoredMemory> {
+  async *entries(checkOpen: () => void, space: number | undefined): AsyncGenerator<StoredMemory> {
+    const ks = this.#keyspace;
     let n = 0;
-    for (let slot = 0; slot < this.#keyspace.slotLimit; slot++) {
+    for (let slot = 0; slot < ks.slotLimit; slot++) {
       checkOpen();
-      if (!this.#keyspace.isUsed(slot)) continue;
+      if (!ks.isUsed(slot)) continue;
+      const s = ks.table.chunk(slot).space[slot & CHUNK_MASK]!;
+      if (space === undefined ? !ks.spaces.isLive(s) : s !== space) continue;
       yield await this.readBulk(slot);
       if (++n % 4096 === 0) await yieldImmediate();
     }
@@ -108,6 +113,7 @@ export class Reader {
     const v = this.#keyspace.table.get(slot);
     const memory: StoredMemory = {
       id: v.id,
+      space: this.#keyspace.spaces.nameOf(v.space) ?? '',
       embedding: v.embedding,
       content: v.kind === ContentKind.Absent ? null : '',
       ...metadataOf(v),

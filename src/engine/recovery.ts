@@ -7,6 +7,7 @@ import { MANIFEST_FILE, writeManifest, type Manifest } from '../format/manifest.
 import { writeFully } from '../fs/io.js';
 import type { WsFileSystem } from '../fs/types.js';
 import { Keyspace } from '../records/keyspace.js';
+import { SpaceRegistry } from '../records/spaces.js';
 import { loadRecords } from '../records/loader.js';
 import { RecordFiles } from '../records/record-files.js';
 import { RECORDS_DATA_START, RECORDS_FILE, VECTORS_FILE, slotBytesFor } from '../records/slot-codec.js';
@@ -46,6 +47,8 @@ export interface RecoveryContext {
   /** The dimension the caller asked for, checked against the store's. */
   dimension: number | undefined;
   logger: WarmStoreLogger | undefined;
+  /** Open every file for reading only, and refuse a format-1 records.dat (migrating writes). */
+  readOnly?: boolean;
 }
 
 /**
@@ -115,6 +118,8 @@ export async function createStore(
     compaction: null,
     createdAt: Date.now(),
     slots: 0,
+    spaces: { default: 0 },
+    nextSpaceId: 1,
   };
   await writeManifest(fs, dir, m);
   return m;
@@ -138,12 +143,13 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
     });
   }
   const names = await listDir(fs, dir);
-  const files = await RecordFiles.open(fs, dir, dim, logger);
+  const readOnly = ctx.readOnly === true;
+  const files = await RecordFiles.open(fs, dir, dim, logger, readOnly);
   const segments = new SegmentSet(fs, dir, manifest.nextSegmentId);
   try {
-    const keyspace = new Keyspace(dim);
+    const keyspace = new Keyspace(dim, new SpaceRegistry(manifest.spaces, manifest.nextSpaceId));
     await loadRecords(files, keyspace, manifest.slots);
-    const badSegments = segments.openAll(names);
+    const badSegments = segments.openAll(names, readOnly);
     const journal = new CompactionJournal(manifest.compaction, manifest.nextCompactionRunId);
     const transitions = new Transitions(keyspace, segments, journal);
 
@@ -204,6 +210,10 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
       journal.end();
     }
 
+    // Slots of spaces dropped before the crash: a drop is durable before its slots are swept.
+    keyspace.dropDeadSpaceIndexes();
+    const swept = transitions.sweep(0, keyspace.slotLimit);
+    if (swept > 0) logger?.info({ swept }, 'freed the slots of dropped memory spaces');
     checkReferences(keyspace, segments, badSegments);
     keyspace.rebuildFreeList();
     const lastWal = walNos.length > 0 ? walNos[walNos.length - 1]! : manifest.walFileNo - 1;
@@ -235,6 +245,7 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
  * then starts a fresh WAL and runs the recovery checkpoint.
  */
 export async function repair(fs: WsFileSystem, r: Recovered): Promise<void> {
+  if (r.files.olderHeader) await r.files.stampVersion();
   for (const { seg, end } of r.cuts) {
     try {
       await seg.file.truncate(end);

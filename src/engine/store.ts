@@ -1,10 +1,10 @@
 import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import type { SegmentSet } from '../content/segment-set.js';
 import { ENTRY_HEADER_BYTES } from '../content/segment.js';
 import { WarmStoreError, invalid, ioError } from '../errors.js';
-import { readManifest } from '../format/manifest.js';
+import { MANIFEST_FILE, readManifest } from '../format/manifest.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { CHUNK_SLOTS } from '../records/table.js';
@@ -15,12 +15,16 @@ import type {
   CompactionStats,
   ContentStorageStats,
   CorruptRecord,
+  EntriesOptions,
   GetOptions,
   InterruptedCompaction,
   MaintenanceReport,
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  SpaceInfo,
+  SpaceOptions,
+  StorageStatus,
   StoredMemory,
   VerifyOptions,
   VerifyReport,
@@ -29,7 +33,9 @@ import type {
 } from '../types.js';
 import { WalLog } from '../wal/log.js';
 import { Backup, refuseIncompleteBackup } from './backup.js';
+import { ScanPool } from '../scan/pool.js';
 import { Checkpointer } from './checkpointer.js';
+import { DiskSpace, isNoSpace } from './disk-space.js';
 import { StoreEvents } from './events.js';
 import { acquireLock } from './lock.js';
 import { Maintenance } from './maintenance.js';
@@ -38,7 +44,10 @@ import { Reader } from './reader.js';
 import { exactTopK } from './recall.js';
 import { createStore, recover, repair } from './recovery.js';
 import { traced } from './tracing.js';
-import { checkId, normalizeRecord, validateEmbedding } from './validate.js';
+import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
+import { compileFilter } from './filter.js';
+import { DEFAULT_SPACE } from '../records/spaces.js';
+import type { Transitions } from './transitions.js';
 import { verifyStore } from './verify.js';
 import { Writer } from './writer.js';
 
@@ -50,10 +59,15 @@ interface Parts {
   wal: WalLog;
   writer: Writer;
   reader: Reader;
+  transitions: Transitions;
   checkpointer: Checkpointer;
   maintenance: Maintenance;
   backup: Backup;
+  space: DiskSpace;
 }
+
+/** What a read-only store has: recovery's state and a reader, nothing that writes. */
+type ReadParts = Pick<Parts, 'files' | 'keyspace' | 'segments' | 'reader'> & Partial<Parts>;
 
 /**
  * The storage engine's facade: validation, tracing, lifecycle and delegation to its components
@@ -64,10 +78,17 @@ export class WarmStore {
   readonly #opts: ResolvedOptions;
   readonly #events: StoreEvents;
   #dim = 0;
-  #parts: Parts | undefined;
+  #parts: ReadParts | undefined;
+  /** Why the store refuses every mutation (opened read-only, or open could not write). */
+  #readOnly: string | undefined;
+  /** Open fell back to read-only because the disk was full: reported as full too. */
+  #fullAtOpen: string | undefined;
   #state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
   #releaseLock: (() => Promise<void>) | undefined;
   #timers: NodeJS.Timeout[] = [];
+  #sweeping = false;
+  /** null: not started yet; undefined: could not start (recall scans inline). */
+  #pool: ScanPool | undefined | null = null;
 
   private constructor(dir: string, opts: ResolvedOptions) {
     this.dir = dir;
@@ -86,6 +107,18 @@ export class WarmStore {
   async #open(): Promise<void> {
     const o = this.#opts;
     const fs = o.fileSystem;
+    if (o.readOnly) {
+      // No lock: taking it is a write, and a writer may be running (a backup of a live store).
+      this.#readOnly = 'opened with readOnly';
+      try {
+        await this.#composeReadOnly();
+      } catch (err) {
+        await this.#closeFiles();
+        throw err;
+      }
+      this.#state = 'open';
+      return;
+    }
     try {
       await fs.mkdir(this.dir);
     } catch (err) {
@@ -98,7 +131,17 @@ export class WarmStore {
     } catch {
       // fall back to the resolved path
     }
-    this.#releaseLock = await acquireLock(fs, this.dir, key);
+    this.#releaseLock = await this.#lock(key);
+    if (!this.#releaseLock) {
+      try {
+        await this.#composeReadOnly();
+      } catch (err) {
+        await this.#closeFiles();
+        throw err;
+      }
+      this.#state = 'open';
+      return;
+    }
     try {
       await this.#compose();
       this.#state = 'open';
@@ -107,14 +150,77 @@ export class WarmStore {
       await this.#unlock();
       throw err;
     }
+    if (this.#readOnly !== undefined) return;
     this.#startTimers();
     try {
-      await this.#parts!.maintenance.startupCheck();
+      await this.#parts!.maintenance!.startupCheck();
     } catch (err) {
       // A failed blocking startup compaction fails the open: release everything it held.
       await this.close();
       throw err;
     }
+  }
+
+  /**
+   * The lock, taken by writing a small file. On a full disk that write may need the reserve's
+   * last pages first; with no reserve to give up, the store opens read-only without the lock
+   * (undefined) rather than not at all.
+   */
+  async #lock(key: string): Promise<(() => Promise<void>) | undefined> {
+    const fs = this.#opts.fileSystem;
+    try {
+      return await acquireLock(fs, this.dir, key);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      if (await DiskSpace.freeForLock(fs, this.dir)) {
+        try {
+          return await acquireLock(fs, this.dir, key);
+        } catch (again) {
+          if (!isNoSpace(again)) throw again;
+        }
+      }
+      // A store that does not exist yet cannot be read either: the lock's error stands.
+      if (!(await fs.exists(join(this.dir, MANIFEST_FILE)))) throw err;
+      this.#enterReadOnly('the disk is full: the lock file could not be written', err);
+      return undefined;
+    }
+  }
+
+  /** Open could not write on a full disk: the store serves reads only, and says so. */
+  #enterReadOnly(reason: string, err?: unknown): void {
+    this.#readOnly = reason;
+    this.#fullAtOpen = reason;
+    this.#opts.logger?.warn(
+      { dir: this.dir, reason, err },
+      'store opened read-only: reads work, every write is refused until a reopen with free space',
+    );
+  }
+
+  /** Recovery only: every file opened for reading, nothing written, no writer. */
+  async #composeReadOnly(): Promise<void> {
+    const o = this.#opts;
+    const fs = o.fileSystem;
+    const manifest = await readManifest(fs, this.dir);
+    if (!manifest) {
+      throw new WarmStoreError('READ_ONLY', `no store in ${this.dir}: a read-only open does not create one`, {
+        file: this.dir,
+      });
+    }
+    const r = await recover({
+      fs,
+      dir: this.dir,
+      manifest,
+      dimension: o.dimension,
+      logger: o.logger,
+      readOnly: true,
+    });
+    this.#dim = r.dim;
+    this.#parts = {
+      files: r.files,
+      keyspace: r.keyspace,
+      segments: r.segments,
+      reader: new Reader(r.keyspace, r.segments),
+    };
   }
 
   /** Recovery (reads), repair (writes), then the live components over the recovered state. */
@@ -126,13 +232,29 @@ export class WarmStore {
       (await createStore(fs, this.dir, o.dimension ?? DEFAULTS.dimension, o.durability));
     const r = await recover({ fs, dir: this.dir, manifest, dimension: o.dimension, logger: o.logger });
     const wal = new WalLog(fs, this.dir, o.durability === 'relaxed');
-    const partial = { files: r.files, keyspace: r.keyspace, segments: r.segments, wal };
-    this.#parts = partial as Parts;
+    const space = new DiskSpace({ fs, dir: this.dir, reserveBytes: o.diskReserveBytes, logger: o.logger });
+    const partial = {
+      files: r.files,
+      keyspace: r.keyspace,
+      segments: r.segments,
+      wal,
+      space,
+      reader: new Reader(r.keyspace, r.segments),
+    };
+    this.#parts = partial;
     this.#dim = r.dim;
-    await repair(fs, r);
-    // The recovery checkpoint makes the replayed state durable in records.dat and starts a clean
-    // WAL, so torn tails never have to be appended after.
-    await wal.start(r.nextWalNo);
+    // Before recovery writes anything: on a nearly full disk the reserve makes room for it.
+    await space.open();
+    try {
+      await repair(fs, r);
+      // The recovery checkpoint makes the replayed state durable in records.dat and starts a clean
+      // WAL, so torn tails never have to be appended after.
+      await wal.start(r.nextWalNo);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      this.#enterReadOnly('the disk is full: recovery could not write', err);
+      return;
+    }
     const writer = new Writer({
       keyspace: r.keyspace,
       segments: r.segments,
@@ -143,6 +265,7 @@ export class WarmStore {
       dim: r.dim,
       lastLsn: r.lastLsn,
       logger: o.logger,
+      space,
       // Set below: the checkpointer needs the writer, the writer only notifies it.
       onCommitted: () => this.#parts?.checkpointer?.afterCommit(),
     });
@@ -158,6 +281,7 @@ export class WarmStore {
       manifest: r.manifest,
       walCheckpointBytes: o.walCheckpointBytes,
       logger: o.logger,
+      onNoSpace: (err) => space.onNoSpace(err),
     });
     const maintenance = new Maintenance({
       fs,
@@ -183,11 +307,12 @@ export class WarmStore {
       killPoint: o.onKillPoint,
       interrupted: r.interrupted,
       isOpen: () => this.#state === 'open',
+      space,
     });
     this.#parts = {
       ...partial,
       writer,
-      reader: new Reader(r.keyspace, r.segments),
+      transitions: r.transitions,
       checkpointer,
       maintenance,
       backup: new Backup({
@@ -201,12 +326,18 @@ export class WarmStore {
         betweenCheckpoints: (fn) => checkpointer.betweenCheckpoints(fn),
       }),
     };
-    await checkpointer.recoveryCheckpoint();
+    try {
+      await checkpointer.recoveryCheckpoint();
+    } catch (err) {
+      // Nothing is lost: the WAL still holds what the checkpoint would have written.
+      if (!isNoSpace(err)) throw err;
+      this.#enterReadOnly('the disk is full: the recovery checkpoint could not be written', err);
+    }
   }
 
   #startTimers(): void {
     const o = this.#opts;
-    const p = this.#parts!;
+    const p = this.#parts as Parts;
     if (o.maintenanceIntervalMs !== false) {
       this.#timers.push(
         setInterval(() => {
@@ -229,11 +360,22 @@ export class WarmStore {
   }
 
   /** The components, once open; STORE_CLOSED otherwise. */
-  #p(): Parts {
+  #p(): ReadParts {
     if (this.#state !== 'open') {
       throw new WarmStoreError('STORE_CLOSED', `store ${this.dir} is ${this.#state}`, { file: this.dir });
     }
     return this.#parts!;
+  }
+
+  /** The components of a writable store; READ_ONLY when it is not one. */
+  #w(): Parts {
+    const p = this.#p();
+    if (this.#readOnly !== undefined) {
+      throw new WarmStoreError('READ_ONLY', `store ${this.dir} is read-only (${this.#readOnly})`, {
+        file: this.dir,
+      });
+    }
+    return p as Parts;
   }
 
   // ------------------------------------------------------------------ state
@@ -251,7 +393,34 @@ export class WarmStore {
   }
 
   get isCompacting(): boolean {
-    return this.#parts?.maintenance.isCompacting ?? false;
+    return this.#parts?.maintenance?.isCompacting ?? false;
+  }
+
+  /** True when every mutation is refused with READ_ONLY (see `storageStatus().readOnlyReason`). */
+  get readOnly(): boolean {
+    return this.#readOnly !== undefined;
+  }
+
+  /**
+   * The disk and write state: whether the disk is full (new content refused with DISK_FULL until
+   * space returns; reads, deletes and compaction go on), whether the store is read-only, and the
+   * disk reserve. O(1), no I/O.
+   */
+  storageStatus(): StorageStatus {
+    const space = this.#parts?.space?.status() ?? {
+      diskFull: false,
+      reserveBytes: this.#readOnly !== undefined ? 0 : this.#opts.diskReserveBytes,
+      reserveHeldBytes: 0,
+    };
+    if (!space.diskFull && this.#fullAtOpen !== undefined) {
+      space.diskFull = true;
+      space.diskFullReason = this.#fullAtOpen;
+    }
+    return {
+      ...space,
+      readOnly: this.#readOnly !== undefined,
+      ...(this.#readOnly !== undefined ? { readOnlyReason: this.#readOnly } : {}),
+    };
   }
 
   /** Records that failed their checks at open (also reported by `verify`). */
@@ -261,12 +430,12 @@ export class WarmStore {
 
   /** The last maintenance report, if any ran. */
   get lastMaintenance(): MaintenanceReport | undefined {
-    return this.#parts?.maintenance.lastReport;
+    return this.#parts?.maintenance?.lastReport;
   }
 
   /** The interrupted compaction found at open, until a compaction completes. */
   get interruptedCompaction(): InterruptedCompaction | undefined {
-    return this.#parts?.maintenance.interrupted;
+    return this.#parts?.maintenance?.interrupted;
   }
 
   on<K extends keyof WarmStoreEvents>(event: K, listener: WarmStoreEvents[K]): this {
@@ -283,7 +452,7 @@ export class WarmStore {
 
   /** Stores (creates or replaces) a memory. Durable when it resolves under 'sync' durability. */
   async put(record: MemoryRecord): Promise<void> {
-    const p = this.#p();
+    const p = this.#w();
     const t0 = performance.now();
     const rec = normalizeRecord(record, this.#dim, this.#opts.maxContentBytes, Date.now());
     await traced(
@@ -296,7 +465,7 @@ export class WarmStore {
 
   /** Stores several memories; all are validated before any is written, and share one commit. */
   async putMany(records: MemoryRecord[]): Promise<void> {
-    const p = this.#p();
+    const p = this.#w();
     if (!Array.isArray(records)) throw invalid('records', 'must be an array');
     const now = Date.now();
     const recs = records.map((r, i) => {
@@ -315,21 +484,65 @@ export class WarmStore {
   }
 
   /** Deletes a memory; resolves true if it existed. */
-  async delete(id: string): Promise<boolean> {
-    const p = this.#p();
+  async delete(id: string, options?: SpaceOptions): Promise<boolean> {
+    const p = this.#w();
     checkId(id);
+    const space = spaceOption(options);
     const t0 = performance.now();
-    const r = await traced('warmstore.delete', { 'warmstore.id': id }, () => p.writer.delete(id));
+    const r = await traced('warmstore.delete', { 'warmstore.id': id }, () => p.writer.delete(space, id));
     this.#events.emit('op', 'delete', performance.now() - t0);
     return r;
   }
 
+  // ------------------------------------------------------------------ spaces
+
+  /** The live memory spaces and how many memories each holds ('default' always listed). */
+  spaces(): SpaceInfo[] {
+    const ks = this.#p().keyspace;
+    const out = ks.spaces.entries().map(([name, id]) => ({ name, size: ks.sizeOf(id) }));
+    if (!out.some((s) => s.name === DEFAULT_SPACE)) out.push({ name: DEFAULT_SPACE, size: 0 });
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * Deletes a memory space and every memory in it: durable when it resolves (one WAL entry), and
+   * online (the memories vanish at once; their slots are freed in the background, and their content
+   * becomes dead bytes for compaction). Resolves with how many memories the space held.
+   */
+  async deleteSpace(space: string): Promise<number> {
+    const p = this.#w();
+    const name = checkSpace(space);
+    const n = await traced('warmstore.deleteSpace', { 'warmstore.space': name }, () =>
+      p.writer.dropSpace(name),
+    );
+    if (n > 0) this.#sweep(p);
+    return n;
+  }
+
+  /** Frees the slots of dropped spaces a chunk at a time, between other work. */
+  #sweep(p: Parts): void {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    let from = 0;
+    const step = (): void => {
+      if (this.#state !== 'open' || from >= p.keyspace.slotLimit) {
+        this.#sweeping = false;
+        return;
+      }
+      p.transitions.sweep(from, CHUNK_SLOTS);
+      from += CHUNK_SLOTS;
+      setImmediate(step);
+    };
+    setImmediate(step);
+  }
+
   // ------------------------------------------------------------------ reads
 
-  has(id: string): boolean {
+  has(id: string, options?: SpaceOptions): boolean {
     const p = this.#p();
     checkId(id);
-    return p.keyspace.lookup(id) !== undefined;
+    const sid = p.keyspace.spaces.idOf(spaceOption(options));
+    return sid !== undefined && p.keyspace.lookup(sid, id) !== undefined;
   }
 
   /**
@@ -340,12 +553,12 @@ export class WarmStore {
   async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
     const p = this.#p();
     checkId(id);
-    if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    const space = spaceOption(options);
     const t0 = performance.now();
     try {
       return await traced('warmstore.get', { 'warmstore.id': id }, async (span) => {
-        if (options.touch === true) await p.writer.touch(id, Date.now());
-        const slot = p.keyspace.lookup(id);
+        if (options.touch === true) await this.#w().writer.touch(space, id, Date.now());
+        const slot = this.#slotOf(p, space, id);
         if (slot === undefined) return undefined;
         const m = await p.reader.read(slot, id);
         span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
@@ -360,26 +573,56 @@ export class WarmStore {
    * Synchronous read: a page-cached pread, no hop through the thread pool. On a page-cache miss it
    * waits for the disk on the calling thread; `get` avoids that.
    */
-  getSync(id: string): StoredMemory | undefined {
+  getSync(id: string, options?: SpaceOptions): StoredMemory | undefined {
     const p = this.#p();
     checkId(id);
-    const slot = p.keyspace.lookup(id);
+    const slot = this.#slotOf(p, spaceOption(options), id);
     return slot === undefined ? undefined : p.reader.readSync(slot, id);
   }
 
-  /** Every memory, in slot order. A memory written during iteration may or may not appear. */
-  async *entries(): AsyncGenerator<StoredMemory> {
+  /** The scan workers, started by the first recall over more than one table chunk. */
+  #scanPool(ks: Keyspace): ScanPool | undefined {
+    if (this.#pool === null) this.#pool = ScanPool.create(ks.table);
+    return this.#pool;
+  }
+
+  #slotOf(p: ReadParts, space: string, id: string): number | undefined {
+    const sid = p.keyspace.spaces.idOf(space);
+    return sid === undefined ? undefined : p.keyspace.lookup(sid, id);
+  }
+
+  /**
+   * Every memory of one space, or of every space, in slot order. A memory written during
+   * iteration may or may not appear.
+   */
+  async *entries(options: EntriesOptions = {}): AsyncGenerator<StoredMemory> {
     const p = this.#p();
+    if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    let sid: number | undefined;
+    if (options.space !== undefined) {
+      sid = p.keyspace.spaces.idOf(checkSpace(options.space));
+      if (sid === undefined) return;
+    }
     yield* p.reader.entries(() => {
       if (this.#state !== 'open') throw new WarmStoreError('STORE_CLOSED', 'store closed during iteration');
-    });
+    }, sid);
   }
 
-  *ids(): IterableIterator<string> {
-    yield* this.#p().keyspace.ids();
+  /** Ids of one space, or of every space. */
+  *ids(options: EntriesOptions = {}): IterableIterator<string> {
+    const ks = this.#p().keyspace;
+    if (options.space === undefined) {
+      yield* ks.ids();
+      return;
+    }
+    const sid = ks.spaces.idOf(checkSpace(options.space));
+    if (sid !== undefined) yield* ks.ids(sid);
   }
 
-  /** Exact cosine top-k over every memory, best first; ties broken by id. */
+  /**
+   * Cosine top-k of one space, best first (ties broken by id). With a filter, only memories whose
+   * metadata fall in its ranges; k results whenever k memories match.
+   */
   async recall(embedding: Float32Array | number[], options: RecallOptions = {}): Promise<RecallResult[]> {
     const p = this.#p();
     const q = validateEmbedding(embedding, this.#dim);
@@ -388,20 +631,37 @@ export class WarmStore {
     if (!Number.isInteger(k) || k < 1 || k > 100_000) throw invalid('k', 'must be an integer in [1, 100000]');
     const minScore = options.minScore ?? -Infinity;
     if (typeof minScore !== 'number' || Number.isNaN(minScore)) throw invalid('minScore', 'must be a number');
+    if (options.exact !== undefined && typeof options.exact !== 'boolean')
+      throw invalid('exact', 'must be a boolean');
+    const space = spaceOption(options);
+    const filter = compileFilter(options.filter);
     let qn = 0;
     for (let d = 0; d < q.length; d++) qn += q[d]! * q[d]!;
     if (qn === 0) throw invalid('embedding', 'must not be the zero vector (cosine is undefined)');
     const t0 = performance.now();
     const out = await traced('warmstore.recall', { 'warmstore.k': k }, async () => {
       const ks = p.keyspace;
-      const hits = await exactTopK(ks.table, ks.slotLimit, q, k, minScore, () => yieldImmediate());
+      const sid = ks.spaces.idOf(space);
+      if (sid === undefined) return [];
+      const pool = ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined;
+      const hits = await exactTopK(
+        ks.table,
+        ks.slotLimit,
+        q,
+        k,
+        minScore,
+        sid,
+        filter,
+        () => yieldImmediate(),
+        pool,
+      );
       const results: RecallResult[] = [];
       for (const h of hits) {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
-        if (!ks.holds(h.id, h.slot)) continue;
+        if (!ks.holds(sid, h.id, h.slot)) continue;
         if (options.touch === true) {
-          await p.writer.touch(h.id, Date.now());
-          if (!ks.holds(h.id, h.slot)) continue;
+          await this.#w().writer.touch(space, h.id, Date.now());
+          if (!ks.holds(sid, h.id, h.slot)) continue;
         }
         results.push({ memory: await p.reader.readBulk(h.slot), score: h.score });
       }
@@ -426,14 +686,14 @@ export class WarmStore {
    * (2) is taken before the writer queue (3), never the other way round.
    */
   checkpoint(): Promise<void> {
-    return this.#p().checkpointer.checkpoint();
+    return this.#w().checkpointer.checkpoint();
   }
 
   /** Online compaction. See docs/ARCHITECTURE.md, "Compaction state machine". */
   compact(options: CompactOptions = {}): Promise<CompactionStats> {
     let p: Parts;
     try {
-      p = this.#p();
+      p = this.#w();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -444,7 +704,7 @@ export class WarmStore {
   runMaintenance(): Promise<MaintenanceReport> {
     let p: Parts;
     try {
-      p = this.#p();
+      p = this.#w();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -464,7 +724,8 @@ export class WarmStore {
         files: p.files,
         segments: p.segments,
         reader: p.reader,
-        checkpoint: () => p.checkpointer.checkpoint(),
+        // A read-only store checks what its files hold; the WAL's newer state is not in them.
+        checkpoint: () => (this.#readOnly === undefined ? p.checkpointer!.checkpoint() : Promise.resolve()),
       },
       options,
     );
@@ -485,10 +746,18 @@ export class WarmStore {
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw invalid('onProgress', 'must be a function');
     }
+    const backup = p.backup;
+    if (backup === undefined) {
+      throw new WarmStoreError(
+        'READ_ONLY',
+        `store ${this.dir} was opened read-only: back up its directory as it is`,
+        {
+          file: this.dir,
+        },
+      );
+    }
     const target = resolve(dir);
-    return traced('warmstore.backup', { 'warmstore.backup_dir': target }, () =>
-      p.backup.run(target, options),
-    );
+    return traced('warmstore.backup', { 'warmstore.backup_dir': target }, () => backup.run(target, options));
   }
 
   // ------------------------------------------------------------------ close
@@ -500,10 +769,10 @@ export class WarmStore {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     const p = this.#parts;
-    if (p) {
+    // A backup still copying holds pins that the next owner of the directory would not see.
+    await p?.backup?.settled();
+    if (p?.maintenance && p.writer && p.checkpointer && this.#readOnly === undefined) {
       await p.maintenance.stopCompaction(new Error('store closing'));
-      // A backup still copying holds pins that the next owner of the directory would not see.
-      await p.backup.settled();
       try {
         if (this.#opts.durability === 'relaxed') await p.writer.syncAll();
         else await p.writer.barrier(async () => undefined);
@@ -513,6 +782,8 @@ export class WarmStore {
         this.#opts.logger?.error({ err }, 'checkpoint at close failed');
       }
     }
+    await this.#pool?.close().catch(() => undefined);
+    p?.space?.close();
     try {
       await this.#closeFiles();
     } finally {

@@ -9,8 +9,8 @@ import type { CompactionJournal } from './compaction-journal.js';
 export interface Applied {
   /** delete: whether the id was there; touch: whether the slot was used. */
   found: boolean;
-  /** compaction chunk: records whose content moved. */
-  moved: number;
+  /** compaction chunk: records whose content moved; space drop: memories dropped. */
+  count: number;
 }
 
 /**
@@ -42,27 +42,54 @@ export class Transitions {
     switch (e.type) {
       case WalType.Put: {
         this.#dropLive(e.slot);
-        const other = ks.indexed(e.id);
+        const other = ks.indexed(e.space, e.id);
         if (other !== undefined && other !== e.slot) this.#dropLive(other);
         ks.put(e.slot, e, e.lsn);
         if (e.kind === ContentKind.Present)
           this.#segments.addLive(e.seg, entryBytes(e.idBytes.length, e.clen));
-        return { found: true, moved: 0 };
+        return { found: true, count: 0 };
       }
       case WalType.Delete:
         this.#dropLive(e.slot);
-        return { found: ks.delete(e.slot, e.id), moved: 0 };
+        return { found: ks.delete(e.slot, e.id), count: 0 };
       case WalType.Touch:
-        return { found: ks.touch(e.slot, e.lastAccess, e.accessCount), moved: 0 };
+        return { found: ks.touch(e.slot, e.lastAccess, e.accessCount), count: 0 };
       case WalType.CompactBegin:
         this.#journal.begin(e.runId, e.victims);
-        return { found: true, moved: 0 };
+        return { found: true, count: 0 };
       case WalType.CompactChunk:
-        return { found: true, moved: this.#applyChunk(e) };
+        return { found: true, count: this.#applyChunk(e) };
       case WalType.CompactEnd:
         this.#journal.end();
-        return { found: true, moved: 0 };
+        return { found: true, count: 0 };
+      case WalType.SpaceDefine:
+        ks.spaces.define(e.name, e.space);
+        return { found: true, count: 0 };
+      case WalType.SpaceDrop: {
+        const live = ks.spaces.isLive(e.space);
+        ks.spaces.drop(e.space);
+        return { found: live, count: ks.dropSpaceIndex(e.space) };
+      }
     }
+  }
+
+  /**
+   * Frees the slots of dropped spaces among `count` slots from `from` (their index is already
+   * gone, so no reader can reach them); returns how many it freed. The sweep after a space drop
+   * runs in such bounded steps; recovery sweeps everything at once.
+   */
+  sweep(from: number, count: number): number {
+    const ks = this.#keyspace;
+    const end = Math.min(ks.slotLimit, from + count);
+    let freed = 0;
+    for (let slot = from; slot < end; slot++) {
+      const live = ks.liveContent(slot);
+      if (ks.sweep(slot)) {
+        if (live) this.#segments.dropLive(live.seg, live.bytes);
+        freed++;
+      }
+    }
+    return freed;
   }
 
   #dropLive(slot: number): void {

@@ -1,13 +1,16 @@
 import { invalid } from '../errors.js';
 import type { MemoryMetadata, MemoryRecord } from '../types.js';
+import { DEFAULT_SPACE } from '../records/spaces.js';
 import { ContentKind } from '../wal/entries.js';
 
 export const MAX_ID_BYTES = 255;
+export const MAX_SPACE_BYTES = 64;
 export const MAX_CONTENT_LIMIT = 0xffffffff;
 
 /** A record checked and converted to what the engine stores. */
 export interface NormalizedRecord extends MemoryMetadata {
   id: string;
+  space: string;
   idBytes: Buffer;
   embedding: Float32Array;
   kind: ContentKind;
@@ -24,6 +27,26 @@ export function checkId(id: unknown, field = 'id'): void {
     if (n > MAX_ID_BYTES) throw invalid(field, `is ${n} bytes of UTF-8; at most ${MAX_ID_BYTES}`);
   }
   if (!id.isWellFormed()) throw invalid(field, 'must be well-formed UTF-16 (no lone surrogates)');
+}
+
+/** A memory space's name: 1..64 bytes of well-formed UTF-8; undefined is the default space. */
+export function checkSpace(space: unknown, field = 'space'): string {
+  if (space === undefined) return DEFAULT_SPACE;
+  if (typeof space !== 'string') throw invalid(field, 'must be a string');
+  if (space.length === 0) throw invalid(field, 'must not be empty');
+  if (!space.isWellFormed()) throw invalid(field, 'must be well-formed UTF-16 (no lone surrogates)');
+  if (space.length * 3 > MAX_SPACE_BYTES) {
+    const n = Buffer.byteLength(space, 'utf8');
+    if (n > MAX_SPACE_BYTES) throw invalid(field, `is ${n} bytes of UTF-8; at most ${MAX_SPACE_BYTES}`);
+  }
+  return space;
+}
+
+/** The `space` of an options object (get, has, delete, recall), checked; the default when absent. */
+export function spaceOption(options: unknown): string {
+  if (options === undefined) return DEFAULT_SPACE;
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+  return checkSpace((options as { space?: unknown }).space);
 }
 
 export function validateId(id: unknown, field = 'id'): Buffer {
@@ -76,6 +99,7 @@ export function normalizeRecord(
   if (typeof r !== 'object' || r === null || Array.isArray(r)) throw invalid('record', 'must be an object');
   const rec = r as MemoryRecord;
   const idBytes = validateId(rec.id);
+  const space = checkSpace(rec.space);
   const embedding = validateEmbedding(rec.embedding, dimension);
   let kind: ContentKind;
   let content: Buffer | null = null;
@@ -110,6 +134,7 @@ export function normalizeRecord(
   );
   return {
     id: rec.id,
+    space,
     idBytes,
     embedding,
     kind,

@@ -8,6 +8,7 @@ import { CHUNK_MASK } from '../records/table.js';
 import { metadataOf, type Durability, type WarmStoreLogger } from '../types.js';
 import { WalType, encodeWalEntry, walEntrySize, type WalEntry, type WalEntryInput } from '../wal/entries.js';
 import type { WalLog } from '../wal/log.js';
+import { isNoSpace } from './disk-space.js';
 import type { Transitions } from './transitions.js';
 import type { NormalizedRecord } from './validate.js';
 
@@ -16,8 +17,16 @@ const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 
 type Op =
   | { t: 'put'; rec: NormalizedRecord; resolve: () => void; reject: (e: unknown) => void }
-  | { t: 'delete'; id: string; resolve: (b: boolean) => void; reject: (e: unknown) => void }
-  | { t: 'touch'; id: string; at: number; resolve: (found: boolean) => void; reject: (e: unknown) => void }
+  | { t: 'delete'; space: string; id: string; resolve: (b: boolean) => void; reject: (e: unknown) => void }
+  | {
+      t: 'touch';
+      space: string;
+      id: string;
+      at: number;
+      resolve: (found: boolean) => void;
+      reject: (e: unknown) => void;
+    }
+  | { t: 'dropSpace'; space: string; resolve: (n: number) => void; reject: (e: unknown) => void }
   | {
       t: 'compact';
       entry: WalEntryInput;
@@ -33,7 +42,8 @@ export interface CompactionCommit {
 }
 
 interface PlannedOp {
-  op: Op;
+  /** Undefined for an entry the batch adds itself (a new space's definition). */
+  op: Op | undefined;
   entry: WalEntryInput | undefined;
   /** For puts: bytes of content to append; offset assigned when the batch is laid out. */
   content: Buffer | null;
@@ -47,6 +57,18 @@ interface ContentPart {
   len: number;
 }
 
+/** What the writer knows of the disk's state (the DiskSpace component). */
+export interface DiskGate {
+  /** A write hit a full disk and space has not returned: new content is refused. */
+  readonly full: boolean;
+  /** Enters the full state and gives the reserve back; never throws. */
+  onNoSpace(err: unknown): Promise<void>;
+  /** While full: whether space returned (and writes may resume). */
+  recheck(): Promise<boolean>;
+  /** The error a put gets while the disk is full. */
+  fullError(cause?: unknown): Error;
+}
+
 export interface WriterDeps {
   keyspace: Keyspace;
   segments: SegmentSet;
@@ -58,6 +80,7 @@ export interface WriterDeps {
   /** The last LSN handed out (recovery's high-water mark). */
   lastLsn: number;
   logger: WarmStoreLogger | undefined;
+  space: DiskGate;
   /** Called after each committed batch (the checkpointer watches the WAL's size). */
   onCommitted(): void;
 }
@@ -77,6 +100,8 @@ export class Writer {
   #queue: Op[] = [];
   #flushing = false;
   #lastLsn: number;
+  /** Ops already put back once after a full disk: a second ENOSPC rejects them. */
+  readonly #retried = new WeakSet<Op>();
 
   constructor(deps: WriterDeps) {
     this.#d = deps;
@@ -92,13 +117,18 @@ export class Writer {
     return this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject }));
   }
 
-  delete(id: string): Promise<boolean> {
-    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'delete', id, resolve, reject }));
+  delete(space: string, id: string): Promise<boolean> {
+    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'delete', space, id, resolve, reject }));
   }
 
   /** Bumps lastAccess/accessCount; resolves false if the id is not there. */
-  touch(id: string, at: number): Promise<boolean> {
-    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', id, at, resolve, reject }));
+  touch(space: string, id: string, at: number): Promise<boolean> {
+    return this.#enqueue<boolean>((resolve, reject) => ({ t: 'touch', space, id, at, resolve, reject }));
+  }
+
+  /** Drops a memory space (one WAL entry); resolves with how many memories it held. */
+  dropSpace(space: string): Promise<number> {
+    return this.#enqueue<number>((resolve, reject) => ({ t: 'dropSpace', space, resolve, reject }));
   }
 
   /** Commits a compaction WAL entry; resolves once it is durable and applied. */
@@ -168,27 +198,48 @@ export class Writer {
     }
   }
 
-  /** Assigns slots and builds the WAL entries; touches no shared state but slot allocation. */
+  /**
+   * Assigns slots and builds the WAL entries; touches no shared state but slot and space-number
+   * allocation. Ops see the effects of earlier ops of the same batch (an overlay of ids and spaces).
+   */
   #plan(batch: Op[], allocated: number[]): { planned: PlannedOp[]; contentBytes: number } {
     const ks = this.#d.keyspace;
     const overlay = new Map<string, number>();
+    /** Spaces this batch defines (name -> number) or drops (name -> -1). */
+    const spaceOverlay = new Map<string, number>();
     const access = new Map<number, number>();
     const planned: PlannedOp[] = [];
     let contentBytes = 0;
-    const slotOf = (id: string): number => {
-      const o = overlay.get(id);
-      return o !== undefined ? o : (ks.lookup(id) ?? -1);
+    const spaceOf = (name: string): number => {
+      const o = spaceOverlay.get(name);
+      return o !== undefined ? o : (ks.spaces.idOf(name) ?? -1);
+    };
+    const key = (space: number, id: string): string => `${space}\u0000${id}`;
+    const slotOf = (space: number, id: string): number => {
+      if (space < 0) return -1;
+      const o = overlay.get(key(space, id));
+      return o !== undefined ? o : (ks.lookup(space, id) ?? -1);
     };
     for (const op of batch) {
       switch (op.t) {
         case 'put': {
           const r = op.rec;
-          let slot = slotOf(r.id);
+          let space = spaceOf(r.space);
+          if (space < 0) {
+            space = ks.spaces.allocate();
+            spaceOverlay.set(r.space, space);
+            planned.push({
+              op: undefined,
+              content: null,
+              entry: { type: WalType.SpaceDefine, space, name: r.space },
+            });
+          }
+          let slot = slotOf(space, r.id);
           if (slot < 0) {
             slot = ks.allocate();
             allocated.push(slot);
           }
-          overlay.set(r.id, slot);
+          overlay.set(key(space, r.id), slot);
           access.set(slot, r.accessCount);
           if (r.content) contentBytes += entryBytes(r.idBytes.length, r.content.length);
           planned.push({
@@ -197,6 +248,7 @@ export class Writer {
             entry: {
               type: WalType.Put,
               slot,
+              space,
               id: r.id,
               idBytes: r.idBytes,
               kind: r.kind,
@@ -210,17 +262,18 @@ export class Writer {
           break;
         }
         case 'delete': {
-          const slot = slotOf(op.id);
+          const space = spaceOf(op.space);
+          const slot = slotOf(space, op.id);
           if (slot < 0) {
             planned.push({ op, entry: undefined, content: null });
           } else {
-            overlay.set(op.id, -1);
+            overlay.set(key(space, op.id), -1);
             planned.push({ op, entry: { type: WalType.Delete, slot, id: op.id }, content: null });
           }
           break;
         }
         case 'touch': {
-          const slot = slotOf(op.id);
+          const slot = slotOf(spaceOf(op.space), op.id);
           if (slot < 0 || ks.isCorrupt(slot)) {
             planned.push({ op, entry: undefined, content: null });
           } else {
@@ -231,6 +284,17 @@ export class Writer {
               entry: { type: WalType.Touch, slot, lastAccess: op.at, accessCount: prev + 1 },
               content: null,
             });
+          }
+          break;
+        }
+        case 'dropSpace': {
+          const space = spaceOf(op.space);
+          if (space < 0) {
+            planned.push({ op, entry: undefined, content: null });
+          } else {
+            spaceOverlay.set(op.space, -1);
+            for (const k of overlay.keys()) if (k.startsWith(`${space}\u0000`)) overlay.set(k, -1);
+            planned.push({ op, entry: { type: WalType.SpaceDrop, space }, content: null });
           }
           break;
         }
@@ -245,8 +309,10 @@ export class Writer {
   }
 
   /** One group commit: plan, write, fsync, then apply in order and resolve. */
-  async #commit(batch: Op[]): Promise<void> {
+  async #commit(all: Op[]): Promise<void> {
     const d = this.#d;
+    const batch = await this.#admit(all);
+    if (batch.length === 0) return;
     const allocated: number[] = [];
     const limitBefore = d.keyspace.slotLimit;
     let planned: PlannedOp[];
@@ -270,8 +336,7 @@ export class Writer {
       await d.wal.ensureWritable();
     } catch (err) {
       d.keyspace.release(allocated, limitBefore);
-      const e = ioError('create WAL', d.wal.path, err);
-      for (const op of batch) op.reject(e);
+      await this.#failBatch(batch, ioError('create WAL', d.wal.path, err));
       return;
     }
     let lsn = this.#lastLsn;
@@ -322,14 +387,53 @@ export class Writer {
         }
       }
       await d.wal.cutBack();
-      const e = ioError('commit', d.wal.path, err);
-      for (const p of planned) p.op.reject(e);
+      await this.#failBatch(batch, ioError('commit', d.wal.path, err));
       return;
     }
 
     // Committed: apply in order. Nothing below awaits, so readers see each op whole.
     for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!);
     d.onCommitted();
+  }
+
+  /**
+   * While the disk is full, puts are refused before anything is written (unless space returned);
+   * deletes, touches and compaction entries go on: they add no content, and the released reserve
+   * holds their WAL entries.
+   */
+  async #admit(batch: Op[]): Promise<Op[]> {
+    const space = this.#d.space;
+    if (!space.full || !batch.some((op) => op.t === 'put')) return batch;
+    if (await space.recheck()) return batch;
+    const e = space.fullError();
+    return batch.filter((op) => {
+      if (op.t !== 'put') return true;
+      op.reject(e);
+      return false;
+    });
+  }
+
+  /**
+   * A batch failed and nothing of it was applied. On a full disk the reserve is given back, the
+   * puts are refused with DISK_FULL and the other ops go back to the head of the queue once, so a
+   * delete that met the full disk is retried in the room the reserve left.
+   */
+  async #failBatch(ops: Op[], e: WarmStoreError): Promise<void> {
+    if (!isNoSpace(e)) {
+      for (const op of ops) op.reject(e);
+      return;
+    }
+    await this.#d.space.onNoSpace(e);
+    const again: Op[] = [];
+    for (const op of ops) {
+      if (op.t === 'put') op.reject(this.#d.space.fullError(e));
+      else if (this.#retried.has(op)) op.reject(e);
+      else {
+        this.#retried.add(op);
+        again.push(op);
+      }
+    }
+    this.#queue.unshift(...again);
   }
 
   /** Assigns content offsets over the active segment and, when it fills, fresh ones. */
@@ -360,9 +464,10 @@ export class Writer {
 
   #apply(p: PlannedOp, lsn: number): void {
     const op = p.op;
-    if (op.t === 'barrier') return;
+    if (op?.t === 'barrier') return;
     if (!p.entry) {
-      if (op.t === 'delete' || op.t === 'touch') op.resolve(false);
+      if (op?.t === 'delete' || op?.t === 'touch') op.resolve(false);
+      else if (op?.t === 'dropSpace') op.resolve(0);
       return;
     }
     const t = performance.now();
@@ -370,7 +475,7 @@ export class Writer {
     const e = p.entry as WalEntry;
     e.lsn = lsn;
     const r = this.#d.transitions.apply(e);
-    switch (op.t) {
+    switch (op?.t) {
       case 'put':
         op.resolve();
         return;
@@ -378,8 +483,11 @@ export class Writer {
       case 'touch':
         op.resolve(r.found);
         return;
+      case 'dropSpace':
+        op.resolve(r.count);
+        return;
       case 'compact':
-        op.resolve({ moved: r.moved, applyMs: performance.now() - t });
+        op.resolve({ moved: r.count, applyMs: performance.now() - t });
         return;
     }
   }

@@ -40,6 +40,12 @@ export interface Manifest {
    * was kept (checked from their next checkpoint on).
    */
   slots?: number;
+  /**
+   * Live memory spaces by name -> number, and the next number to hand out. Absent in stores
+   * written before spaces existed: every memory there is in 'default' (number 0).
+   */
+  spaces?: Record<string, number>;
+  nextSpaceId?: number;
 }
 
 export function encodeManifest(m: Manifest): Buffer {

@@ -3,6 +3,7 @@ import { corruption, WarmStoreError } from '../errors.js';
 import { metadataOf, type MemoryMetadata } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 import { idHash } from './slot-codec.js';
+import { DEFAULT_SPACE_ID, SpaceRegistry } from './spaces.js';
 import { CHUNK_MASK, RecordTable } from './table.js';
 
 /** A slot that failed its checks at open, or whose content reference points nowhere. */
@@ -18,6 +19,7 @@ export interface CorruptSlot {
 /** What a put stores in a slot: the record's values and where its content lies. */
 export interface SlotWrite extends MemoryMetadata {
   id: string;
+  space: number;
   idBytes: Uint8Array;
   kind: ContentKind;
   seg: number;
@@ -36,7 +38,10 @@ export interface SlotWrite extends MemoryMetadata {
  */
 export class Keyspace {
   readonly table: RecordTable;
-  readonly #index = new Map<string, number>();
+  readonly spaces: SpaceRegistry;
+  /** Per memory space (by number): id -> slot. */
+  readonly #index = new Map<number, Map<string, number>>();
+  #size = 0;
   #free: number[] = [];
   #limit = 0;
   readonly #corrupt = new Map<number, CorruptSlot>();
@@ -46,12 +51,53 @@ export class Keyspace {
    */
   readonly #lostIds = new Map<number, number>();
 
-  constructor(dim: number) {
+  constructor(dim: number, spaces: SpaceRegistry = new SpaceRegistry(undefined, undefined)) {
     this.table = new RecordTable(dim);
+    this.spaces = spaces;
   }
 
+  /** Memories in every live space. */
   get size(): number {
-    return this.#index.size;
+    return this.#size;
+  }
+
+  /** Memories in one space. */
+  sizeOf(space: number): number {
+    return this.#index.get(space)?.size ?? 0;
+  }
+
+  #map(space: number): Map<string, number> {
+    let m = this.#index.get(space);
+    if (!m) {
+      m = new Map();
+      this.#index.set(space, m);
+    }
+    return m;
+  }
+
+  #indexSet(space: number, id: string, slot: number): void {
+    const m = this.#map(space);
+    if (!m.has(id)) this.#size++;
+    m.set(id, slot);
+  }
+
+  #indexDelete(space: number, id: string): void {
+    const m = this.#index.get(space);
+    if (m?.delete(id)) this.#size--;
+  }
+
+  /** Forgets the index of every space the registry no longer has (at open, before the sweep). */
+  dropDeadSpaceIndexes(): void {
+    for (const space of [...this.#index.keys()]) if (!this.spaces.isLive(space)) this.dropSpaceIndex(space);
+  }
+
+  /** Forgets a dropped space's index at once; its slots are swept afterwards. Returns its size. */
+  dropSpaceIndex(space: number): number {
+    const m = this.#index.get(space);
+    if (!m) return 0;
+    this.#index.delete(space);
+    this.#size -= m.size;
+    return m.size;
   }
 
   /** One past the highest slot ever used. */
@@ -59,17 +105,22 @@ export class Keyspace {
     return this.#limit;
   }
 
-  ids(): IterableIterator<string> {
-    return this.#index.keys();
+  /** Ids of one space, or of every space. */
+  *ids(space?: number): IterableIterator<string> {
+    if (space !== undefined) {
+      yield* this.#index.get(space)?.keys() ?? [];
+      return;
+    }
+    for (const m of this.#index.values()) yield* m.keys();
   }
 
   isUsed(slot: number): boolean {
     return slot < this.#limit && this.table.isUsed(slot);
   }
 
-  /** The slot the index holds for `id` (no fallback to damaged ids). */
-  indexed(id: string): number | undefined {
-    return this.#index.get(id);
+  /** The slot the index holds for `id` in `space` (no fallback to damaged ids). */
+  indexed(space: number, id: string): number | undefined {
+    return this.#index.get(space)?.get(id);
   }
 
   /**
@@ -84,14 +135,17 @@ export class Keyspace {
     return { seg: c.seg[i]!, bytes: entryBytes(c.idLen[i]!, c.clen[i]!) };
   }
 
-  /** The slot of `id` while it still holds that id (a scan that yielded re-checks with this). */
-  holds(id: string, slot: number): boolean {
-    return this.#index.get(id) === slot;
+  /** Whether `slot` still holds `id` of `space` (a scan that yielded re-checks with this). */
+  holds(space: number, id: string, slot: number): boolean {
+    return this.#index.get(space)?.get(id) === slot;
   }
 
-  /** The slot holding `id`: the index, else a corrupt slot whose header kept this id's checksum. */
-  lookup(id: string): number | undefined {
-    const slot = this.#index.get(id);
+  /**
+   * The slot holding `id` in `space`: the index, else a corrupt slot whose header kept this id's
+   * checksum (its space cannot be trusted either, so that fallback ignores spaces).
+   */
+  lookup(space: number, id: string): number | undefined {
+    const slot = this.#index.get(space)?.get(id);
     if (slot !== undefined || this.#lostIds.size === 0) return slot;
     return this.#lostIds.get(idHash(id));
   }
@@ -179,8 +233,8 @@ export class Keyspace {
    */
   put(slot: number, v: SlotWrite, lsn: number): number | undefined {
     this.cover(slot);
-    this.#forgetOccupant(slot, v.id);
-    const other = this.#index.get(v.id);
+    this.#forgetOccupant(slot, v.space, v.id);
+    const other = this.#index.get(v.space)?.get(v.id);
     let evicted: number | undefined;
     if (other !== undefined && other !== slot) {
       this.table.clear(other);
@@ -191,6 +245,7 @@ export class Keyspace {
     }
     this.table.set(slot, {
       id: v.id,
+      space: v.space,
       idLen: v.idBytes.length,
       kind: v.kind,
       seg: v.kind === ContentKind.Present ? v.seg : 0,
@@ -200,7 +255,7 @@ export class Keyspace {
       ...metadataOf(v),
       embedding: v.embedding,
     });
-    this.#index.set(v.id, slot);
+    this.#indexSet(v.space, v.id, slot);
     this.#clearCorrupt(slot);
     this.table.markFull(slot);
     return evicted;
@@ -213,9 +268,10 @@ export class Keyspace {
   delete(slot: number, id: string): boolean {
     const holds =
       this.isUsed(slot) && (this.table.id(slot) === id || this.#corrupt.get(slot)?.lostHash === idHash(id));
-    if (this.#index.get(id) === slot) this.#index.delete(id);
     if (!holds) return false;
-    this.#forgetOccupant(slot, id);
+    const space = this.table.chunk(slot).space[slot & CHUNK_MASK]!;
+    if (this.#index.get(space)?.get(id) === slot) this.#indexDelete(space, id);
+    this.#forgetOccupant(slot, space, id);
     this.table.clear(slot);
     this.#clearCorrupt(slot);
     this.table.markFull(slot);
@@ -242,7 +298,8 @@ export class Keyspace {
    */
   load(id: string, slot: number, clsn: number): boolean {
     this.cover(slot);
-    const prev = this.#index.get(id);
+    const space = this.table.chunk(slot).space[slot & CHUNK_MASK]!;
+    const prev = this.#index.get(space)?.get(id);
     if (prev !== undefined && prev !== slot) {
       if (this.table.chunk(prev).clsn[prev & CHUNK_MASK]! > clsn) {
         this.table.clear(slot);
@@ -252,7 +309,20 @@ export class Keyspace {
       this.table.clear(prev);
       this.table.markFull(prev);
     }
-    this.#index.set(id, slot);
+    this.#indexSet(space, id, slot);
+    return true;
+  }
+
+  /**
+   * Frees a slot whose space was dropped (the sweep after `dropSpaceIndex`). Returns whether it
+   * did: a slot of a live space, or a corrupt one, is left alone.
+   */
+  sweep(slot: number): boolean {
+    if (!this.isUsed(slot) || this.#corrupt.has(slot)) return false;
+    if (this.spaces.isLive(this.table.chunk(slot).space[slot & CHUNK_MASK]!)) return false;
+    this.table.clear(slot);
+    this.table.markFull(slot);
+    this.#free.push(slot);
     return true;
   }
 
@@ -269,9 +339,14 @@ export class Keyspace {
     storedIdHash = 0,
   ): void {
     this.cover(slot);
-    const id = guessId !== undefined && !this.#index.has(guessId) ? guessId : `<slot ${slot}>`;
+    // The header's space cannot be trusted: a corrupt slot is held in the default space.
+    const id =
+      guessId !== undefined && this.indexed(DEFAULT_SPACE_ID, guessId) === undefined
+        ? guessId
+        : `<slot ${slot}>`;
     this.table.set(slot, {
       id,
+      space: DEFAULT_SPACE_ID,
       idLen: Buffer.byteLength(id),
       kind: ContentKind.Absent,
       seg: 0,
@@ -287,7 +362,7 @@ export class Keyspace {
       embedding: new Float32Array(this.table.dim),
     });
     this.table.chunk(slot).norm[slot & CHUNK_MASK] = 0;
-    if (guessId !== undefined && id === guessId) this.#index.set(id, slot);
+    if (guessId !== undefined && id === guessId) this.#indexSet(DEFAULT_SPACE_ID, id, slot);
     const c: CorruptSlot = { reason, file, raw: true };
     // The id bytes read may be the damaged part: unless they match the stored id checksum, the slot
     // is also registered under that checksum (a flip in the checksum instead leaves the id right,
@@ -313,10 +388,12 @@ export class Keyspace {
    * id checksum is indexed under the damaged id it was read with, until a put or delete of its
    * real id repairs it.
    */
-  #forgetOccupant(slot: number, id: string): void {
-    const occupant = this.table.isUsed(slot) ? this.table.id(slot) : undefined;
-    if (occupant !== undefined && occupant !== id && this.#index.get(occupant) === slot)
-      this.#index.delete(occupant);
+  #forgetOccupant(slot: number, space: number, id: string): void {
+    if (!this.table.isUsed(slot)) return;
+    const occupant = this.table.id(slot);
+    const occSpace = this.table.chunk(slot).space[slot & CHUNK_MASK]!;
+    if (occupant === undefined || (occupant === id && occSpace === space)) return;
+    if (this.#index.get(occSpace)?.get(occupant) === slot) this.#indexDelete(occSpace, occupant);
   }
 
   #clearCorrupt(slot: number): void {

@@ -23,6 +23,18 @@ registerMigration({
   migrateFields: ([dim]) => [dim, SLOT_HEADER_BYTES, 0, 0],
 });
 
+/**
+ * RECS v3 gives a slot header its memory space (bytes 92..96), which format 2 kept reserved and
+ * zero: zero is the default space, so a format-2 header reads as a memory of the default space
+ * unchanged. Only the file header's version is rewritten (by the open that finds it).
+ */
+registerMigration({
+  kind: 'RECS',
+  fromVersion: 2,
+  toVersion: 3,
+  migrateFields: (f) => f,
+});
+
 const STAGED = '.migrating';
 
 /**

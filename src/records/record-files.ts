@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { corruption, ioError } from '../errors.js';
+import { WarmStoreError, corruption, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
 import { readFully, readFullySync, writeFully } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
@@ -25,9 +25,12 @@ export class RecordFiles {
   readonly vectorsPath: string;
   readonly #records: WsFile;
   readonly #vectors: WsFile;
+  /** records.dat's header names an older format whose body reads as the current one. */
+  readonly olderHeader: boolean;
 
-  private constructor(dim: number, dir: string, records: WsFile, vectors: WsFile) {
+  private constructor(dim: number, dir: string, records: WsFile, vectors: WsFile, olderHeader: boolean) {
     this.dim = dim;
+    this.olderHeader = olderHeader;
     this.recordsPath = join(dir, RECORDS_FILE);
     this.vectorsPath = join(dir, VECTORS_FILE);
     this.#records = records;
@@ -67,27 +70,36 @@ export class RecordFiles {
     dir: string,
     dim: number,
     logger: WarmStoreLogger | undefined,
+    readOnly = false,
   ): Promise<RecordFiles> {
     const path = join(dir, RECORDS_FILE);
     const vpath = join(dir, VECTORS_FILE);
-    let records = openFile(fs, path);
+    const mode = readOnly ? 'r' : 'rw';
+    let records = openFile(fs, path, mode);
     let h = readFileHeader(records, 'RECS', path);
     if (h.version === 1) {
       checkLayout([h.fields[0], 0], dim, 0, path, 'records');
       await records.close().catch(() => undefined);
+      if (readOnly) {
+        throw new WarmStoreError(
+          'READ_ONLY',
+          `${path} is in format 1 and must be migrated by one writable open before a read-only one`,
+          { file: path },
+        );
+      }
       try {
         await splitV1Records(fs, dir, dim);
       } catch (err) {
         throw ioError('migrate', path, err);
       }
       logger?.info({ file: path }, 'records.dat migrated from format 1 to 2');
-      records = openFile(fs, path);
+      records = openFile(fs, path, mode);
       h = readFileHeader(records, 'RECS', path);
     }
     let vectors: WsFile | undefined;
     try {
       checkLayout(h.fields, dim, SLOT_HEADER_BYTES, path, 'records');
-      vectors = openFile(fs, vpath);
+      vectors = openFile(fs, vpath, mode);
       const vh = readFileHeader(vectors, 'VECS', vpath);
       checkLayout(vh.fields, dim, dim * 4, vpath, 'vectors');
     } catch (err) {
@@ -95,7 +107,21 @@ export class RecordFiles {
       await vectors?.close().catch(() => undefined);
       throw err;
     }
-    return new RecordFiles(dim, dir, records, vectors);
+    return new RecordFiles(dim, dir, records, vectors, h.migrations.length > 0);
+  }
+
+  /**
+   * Rewrites records.dat's file header at the current format version (a format-2 file reads as
+   * format 3 unchanged; the new version keeps older warmstores from misreading memory spaces).
+   * One 32-byte write inside the first sector, then fsync.
+   */
+  async stampVersion(): Promise<void> {
+    try {
+      await writeFully(this.#records, encodeHeader('RECS', [this.dim, SLOT_HEADER_BYTES, 0, 0]), 0);
+      await this.#records.sync();
+    } catch (err) {
+      throw ioError('write', this.recordsPath, err);
+    }
   }
 
   /** Whole slot headers records.dat holds. */
@@ -156,9 +182,9 @@ export class RecordFiles {
   }
 }
 
-function openFile(fs: WsFileSystem, path: string): WsFile {
+function openFile(fs: WsFileSystem, path: string, mode: 'r' | 'rw'): WsFile {
   try {
-    return fs.open(path, 'rw');
+    return fs.open(path, mode);
   } catch (err) {
     throw ioError('open', path, err);
   }

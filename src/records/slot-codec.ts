@@ -12,7 +12,8 @@ import type { Chunk, SlotValue } from './table.js';
  *   8 segment u32  12 content length u32  16 content offset f64  24 content LSN f64
  *   32 confidence  40 activation  48 decayRate  56 createdAt  64 lastAccess  72 accessCount (f64)
  *   80 embedding crc32c u32  84 id crc32c u32 (never 0; 0 in headers format 1 wrote)
- *   88 embedding norm f32 (when flag bit 0; saves open a pass over every vector)  92 reserved
+ *   88 embedding norm f32 (when flag bit 0; saves open a pass over every vector)
+ *   92 memory space number u32 (format 3; reserved and zero before, which is the default space)
  *   96 id (up to 255 bytes)
  * vectors.dat (VECS v1): a 4 KiB area holding the file header, then dim x f32 per slot.
  *
@@ -64,6 +65,7 @@ export function encodeSlotHeader(b: Buffer, pos: number, c: Chunk, i: number): v
   b[pos + 5] = idLen;
   b[pos + 6] = FLAG_NORM;
   dv.setFloat32(pos + 88, c.norm[i]!, true);
+  dv.setUint32(pos + 92, c.space[i]!, true);
   dv.setUint32(pos + 8, c.seg[i]!, true);
   dv.setUint32(pos + 12, c.clen[i]!, true);
   dv.setFloat64(pos + 16, c.off[i]!, true);
@@ -105,6 +107,7 @@ export function loadSlotHeader(b: Buffer, pos: number, c: Chunk, i: number, dim:
   c.lastAccess[i] = dv.getFloat64(pos + 64, true);
   c.accessCount[i] = dv.getFloat64(pos + 72, true);
   c.embCrc[i] = dv.getUint32(pos + 80, true);
+  c.space[i] = dv.getUint32(pos + 92, true);
   if ((b[pos + 6]! & FLAG_NORM) !== 0) {
     c.norm[i] = dv.getFloat32(pos + 88, true);
   } else {
@@ -261,6 +264,7 @@ export function decodeSlot(
     norm: ((b[pos + 6] ?? 0) & FLAG_NORM) !== 0 ? b.readFloatLE(pos + 88) : undefined,
     value: {
       id: guessId ?? '',
+      space: b.readUInt32LE(pos + 92),
       idLen,
       kind,
       seg: b.readUInt32LE(pos + 8),

@@ -110,6 +110,7 @@ export function recordFromJson(body: MemoryInputJson): MemoryRecord {
 export function memoryToJson(m: StoredMemory): MemoryJson {
   return {
     id: m.id,
+    space: m.space,
     embedding: Array.from(m.embedding),
     content: m.content,
     confidence: m.confidence,

@@ -8,12 +8,13 @@ import { pino, type Logger } from 'pino';
 import type { Attributes, Span } from '@opentelemetry/api';
 import { WarmStore } from '../index.js';
 import { invalid } from '../errors.js';
-import type { WarmStoreOptions } from '../types.js';
+import type { StorageStatus, WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
 import { registerBackupRoute } from './backup-route.js';
 import { registerBatchRoutes } from './batch.js';
 import { registerMemoryRoutes } from './memory-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
+import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
 import { memoryInputSchema, routeSchemas, sharedSchemas, type BatchLimits } from './schemas.js';
 import type { StoreApi } from './store-api.js';
@@ -418,15 +419,21 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     op,
     backupDir: options.backupDir === undefined ? undefined : resolve(options.backupDir),
   });
+  registerExportRoute(app, { store, track: (name, fn) => op(name, {}, fn) });
 
   app.get(
     '/api/v1/metrics/storage',
     { schema: schemas.storageStats, config: { auth: READ_STORE } },
-    async () => ({
-      ...store.contentStorageStats(),
-      size: store.size,
-      isCompacting: store.isCompacting,
-    }),
+    async () => {
+      const status = storageStatusOf(store);
+      return {
+        ...store.contentStorageStats(),
+        size: store.size,
+        isCompacting: store.isCompacting,
+        diskFull: status.diskFull,
+        readOnly: status.readOnly,
+      };
+    },
   );
 
   app.get(
@@ -440,7 +447,10 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   app.get('/healthz', { schema: schemas.health, config: { auth: OPEN } }, async () => {
     if (store.closed) throw new HttpError(503, 'STORE_CLOSED', 'the store is closed');
-    return { status: 'ok' };
+    // Still 200: the store serves reads, so a load balancer must keep sending them; the body says
+    // which writes are refused and why, for the operator and for alerting.
+    const reasons = degradedReasons(storageStatusOf(store));
+    return reasons.length === 0 ? { status: 'ok' } : { status: 'degraded', reasons };
   });
 
   await app.ready();
@@ -517,4 +527,25 @@ function packageVersion(): string {
   } catch {
     return '0.0.0';
   }
+}
+
+/** A store without `storageStatus` (a test double) is taken as healthy and writable. */
+function storageStatusOf(
+  store: StoreApi,
+): Pick<StorageStatus, 'diskFull' | 'diskFullReason' | 'readOnly' | 'readOnlyReason'> {
+  return store.storageStatus?.() ?? { diskFull: false, readOnly: false };
+}
+
+/** Why `/healthz` reports degraded: every condition under which a write is refused. */
+export function degradedReasons(
+  s: Pick<StorageStatus, 'diskFull' | 'diskFullReason' | 'readOnly' | 'readOnlyReason'>,
+): string[] {
+  const reasons: string[] = [];
+  if (s.diskFull)
+    reasons.push(
+      `disk full: new content is refused (507) until space returns (${s.diskFullReason ?? 'ENOSPC'})`,
+    );
+  if (s.readOnly)
+    reasons.push(`read-only: every write is refused (405) (${s.readOnlyReason ?? 'read-only'})`);
+  return reasons;
 }

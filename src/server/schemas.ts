@@ -70,6 +70,11 @@ export const storageStatsSchema = {
     segments: { type: 'integer' },
     size: { type: 'integer', description: 'Number of memories.' },
     isCompacting: { type: 'boolean' },
+    diskFull: {
+      type: 'boolean',
+      description: 'A write hit a full disk: new content is refused (507) until space returns.',
+    },
+    readOnly: { type: 'boolean', description: 'Every write is refused (405).' },
   },
 } as const;
 
@@ -472,7 +477,14 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
         200: {
           type: 'object',
           required: ['status'],
-          properties: { status: { type: 'string', enum: ['ok'] } },
+          properties: {
+            status: {
+              type: 'string',
+              enum: ['ok', 'degraded'],
+              description: '`degraded`: reads work, some writes are refused (see `reasons`).',
+            },
+            reasons: { type: 'array', items: { type: 'string' } },
+          },
         },
         ...errorResponses(503),
       },

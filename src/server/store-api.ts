@@ -9,6 +9,7 @@ import type {
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  StorageStatus,
   StoredMemory,
   WarmStoreEvents,
 } from '../types.js';
@@ -30,8 +31,12 @@ export interface StoreApi {
   get(id: string, options?: GetOptions): Promise<StoredMemory | undefined>;
   delete(id: string): Promise<boolean>;
   has(id: string): boolean;
+  /** Every memory, for the export route. */
+  entries(): AsyncIterable<StoredMemory>;
   recall(embedding: Float32Array | number[], options?: RecallOptions): Promise<RecallResult[]>;
   contentStorageStats(): ContentStorageStats;
+  /** The disk and write state; optional so that test doubles may leave it out (then healthy). */
+  storageStatus?(): StorageStatus;
   compact(options?: CompactOptions): Promise<CompactionStats>;
   runMaintenance(): Promise<MaintenanceReport>;
   backup(dir: string, options?: BackupOptions): Promise<BackupResult>;

@@ -1,4 +1,5 @@
 import { crc32c } from '../format/crc.js';
+import { FORMAT_VERSION } from '../format/header.js';
 import type { MemoryMetadata } from '../types.js';
 
 /**
@@ -15,6 +16,10 @@ export enum WalType {
   CompactBegin = 4,
   CompactChunk = 5,
   CompactEnd = 6,
+  /** Gives a memory space its number (written in the batch of the space's first put). */
+  SpaceDefine = 7,
+  /** Drops a memory space and every memory in it. */
+  SpaceDrop = 8,
 }
 
 export enum ContentKind {
@@ -28,6 +33,8 @@ export interface PutEntry extends MemoryMetadata {
   type: WalType.Put;
   lsn: number;
   slot: number;
+  /** The memory space's number (0 in WAL format 1, which had no spaces). */
+  space: number;
   id: string;
   idBytes: Buffer;
   kind: ContentKind;
@@ -79,8 +86,26 @@ export interface CompactEndEntry {
   runId: number;
   outcome: number;
 }
+export interface SpaceDefineEntry {
+  type: WalType.SpaceDefine;
+  lsn: number;
+  space: number;
+  name: string;
+}
+export interface SpaceDropEntry {
+  type: WalType.SpaceDrop;
+  lsn: number;
+  space: number;
+}
 export type WalEntry =
-  PutEntry | DeleteEntry | TouchEntry | CompactBeginEntry | CompactChunkEntry | CompactEndEntry;
+  | PutEntry
+  | DeleteEntry
+  | TouchEntry
+  | CompactBeginEntry
+  | CompactChunkEntry
+  | CompactEndEntry
+  | SpaceDefineEntry
+  | SpaceDropEntry;
 export type WalEntryInput = WalEntry extends infer E ? (E extends WalEntry ? Omit<E, 'lsn'> : never) : never;
 
 /** Exact encoded size, so a batch is encoded into one buffer without growing it. */
@@ -88,7 +113,13 @@ export function walEntrySize(e: WalEntryInput): number {
   let body = 1;
   switch (e.type) {
     case WalType.Put:
-      body += 4 + 1 + 1 + 4 + 4 + 8 * 7 + e.idBytes.length + e.embedding.length * 4;
+      body += 4 + 4 + 1 + 1 + 4 + 4 + 8 * 7 + e.idBytes.length + e.embedding.length * 4;
+      break;
+    case WalType.SpaceDefine:
+      body += 4 + 1 + Buffer.byteLength(e.name);
+      break;
+    case WalType.SpaceDrop:
+      body += 4;
       break;
     case WalType.Delete:
       body += 4 + 1 + Buffer.byteLength(e.id);
@@ -109,6 +140,14 @@ export function walEntrySize(e: WalEntryInput): number {
   return WAL_ENTRY_HEADER + body;
 }
 
+/** A u32, then a string of at most 255 UTF-8 bytes after its u8 length; returns the new position. */
+function writeNumberAndName(b: Buffer, pos: number, n: number, name: string): number {
+  b.writeUInt32LE(n, pos);
+  const len = b.write(name, pos + 5, 'utf8');
+  b[pos + 4] = len;
+  return pos + 5 + len;
+}
+
 /** Set on the type byte of the first entry of each group commit. */
 export const BATCH_START = 0x80;
 
@@ -127,6 +166,8 @@ export function encodeWalEntry(
   switch (e.type) {
     case WalType.Put: {
       b.writeUInt32LE(e.slot, pos);
+      b.writeUInt32LE(e.space, pos + 4);
+      pos += 4;
       b[pos + 4] = e.kind;
       b[pos + 5] = e.idBytes.length;
       b.writeUInt32LE(e.seg, pos + 6);
@@ -149,13 +190,9 @@ export function encodeWalEntry(
       pos += emb.copy(b, pos);
       break;
     }
-    case WalType.Delete: {
-      b.writeUInt32LE(e.slot, pos);
-      const n = b.write(e.id, pos + 5, 'utf8');
-      b[pos + 4] = n;
-      pos += 5 + n;
+    case WalType.Delete:
+      pos = writeNumberAndName(b, pos, e.slot, e.id);
       break;
-    }
     case WalType.Touch:
       b.writeUInt32LE(e.slot, pos);
       b.writeDoubleLE(e.lastAccess, pos + 4);
@@ -197,6 +234,13 @@ export function encodeWalEntry(
       b[pos + 4] = e.outcome;
       pos += 5;
       break;
+    case WalType.SpaceDefine:
+      pos = writeNumberAndName(b, pos, e.space, e.name);
+      break;
+    case WalType.SpaceDrop:
+      b.writeUInt32LE(e.space, pos);
+      pos += 4;
+      break;
   }
   // body length excludes the LSN; crc covers length, LSN and body.
   b.writeUInt32LE(pos - start - WAL_ENTRY_HEADER, start + 4);
@@ -218,8 +262,17 @@ export interface DecodeResult {
   laterBatchAt?: number;
 }
 
-/** Decodes entries from `start`; stops (without throwing) at a torn or stale tail. */
-export function decodeWal(b: Buffer, start: number, dimension: number, afterLsn: number): DecodeResult {
+/**
+ * Decodes entries from `start`; stops (without throwing) at a torn or stale tail. `version` is the
+ * file's WAL format: version 1 puts carry no memory space (they belong to the default one).
+ */
+export function decodeWal(
+  b: Buffer,
+  start: number,
+  dimension: number,
+  afterLsn: number,
+  version: number = FORMAT_VERSION.WALG,
+): DecodeResult {
   const entries: WalEntry[] = [];
   let pos = start;
   let lastLsn = afterLsn;
@@ -241,7 +294,7 @@ export function decodeWal(b: Buffer, start: number, dimension: number, afterLsn:
     const lsn = b.readDoubleLE(pos + 8);
     if (!(lsn > lastLsn))
       return { entries, validEnd: pos, stopReason: 'stale entry (LSN does not increase)' };
-    const e = decodeBody(b, pos + WAL_ENTRY_HEADER, end, lsn, dimension);
+    const e = decodeBody(b, pos + WAL_ENTRY_HEADER, end, lsn, dimension, version);
     if (!e) return { entries, validEnd: pos, stopReason: 'malformed entry' };
     entries.push(e);
     lastLsn = lsn;
@@ -263,11 +316,23 @@ function findLaterBatch(b: Buffer, pos: number): number | undefined {
   return undefined;
 }
 
-function decodeBody(b: Buffer, pos: number, end: number, lsn: number, dim: number): WalEntry | undefined {
+function decodeBody(
+  b: Buffer,
+  pos: number,
+  end: number,
+  lsn: number,
+  dim: number,
+  version: number,
+): WalEntry | undefined {
   const type = (b[pos++] ?? 0) & ~BATCH_START;
   switch (type) {
     case WalType.Put: {
       const slot = b.readUInt32LE(pos);
+      let space = 0;
+      if (version >= 2) {
+        space = b.readUInt32LE(pos + 4);
+        pos += 4;
+      }
       const kind = b[pos + 4] as ContentKind;
       const idLen = b[pos + 5] ?? 0;
       const seg = b.readUInt32LE(pos + 6);
@@ -284,6 +349,7 @@ function decodeBody(b: Buffer, pos: number, end: number, lsn: number, dim: numbe
         type: WalType.Put,
         lsn,
         slot,
+        space,
         id: idBytes.toString('utf8'),
         idBytes,
         kind,
@@ -349,6 +415,19 @@ function decodeBody(b: Buffer, pos: number, end: number, lsn: number, dim: numbe
     case WalType.CompactEnd:
       if (pos + 5 !== end) return undefined;
       return { type: WalType.CompactEnd, lsn, runId: b.readUInt32LE(pos), outcome: b[pos + 4] ?? 0 };
+    case WalType.SpaceDefine: {
+      const n = b[pos + 4] ?? 0;
+      if (version < 2 || pos + 5 + n !== end) return undefined;
+      return {
+        type: WalType.SpaceDefine,
+        lsn,
+        space: b.readUInt32LE(pos),
+        name: b.toString('utf8', pos + 5, pos + 5 + n),
+      };
+    }
+    case WalType.SpaceDrop:
+      if (version < 2 || pos + 4 !== end) return undefined;
+      return { type: WalType.SpaceDrop, lsn, space: b.readUInt32LE(pos) };
     default:
       return undefined;
   }

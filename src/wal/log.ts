@@ -1,10 +1,16 @@
 import { join } from 'node:path';
 import { corruption, ioError } from '../errors.js';
-import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
+import { HEADER_BYTES, decodeHeader, encodeHeader, registerMigration } from '../format/header.js';
 import { writeFully } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { WarmStoreLogger } from '../types.js';
 import { decodeWal, type WalEntry } from './entries.js';
+
+/**
+ * WALG v2 added memory spaces (a put carries its space's number; two entry types define and drop
+ * spaces). A version-1 file is read as it is: its puts belong to the default space.
+ */
+registerMigration({ kind: 'WALG', fromVersion: 1, toVersion: 2, migrateFields: (f) => f });
 
 export function walFileName(n: number): string {
   return `wal-${String(n).padStart(8, '0')}.log`;
@@ -53,8 +59,9 @@ export async function readWalFile(
     throw ioError('read', path, err);
   }
   if (buf.length < HEADER_BYTES) return undefined; // created, but its header never became durable
-  const relaxed = decodeHeader(buf.subarray(0, HEADER_BYTES), 'WALG', path).fields[1] === 1;
-  const res = decodeWal(buf, HEADER_BYTES, dimension, afterLsn);
+  const header = decodeHeader(buf.subarray(0, HEADER_BYTES), 'WALG', path);
+  const relaxed = header.fields[1] === 1;
+  const res = decodeWal(buf, HEADER_BYTES, dimension, afterLsn, header.version);
   if (res.laterBatchAt !== undefined && !relaxed) {
     throw corruption(
       `WAL entry at offset ${res.validEnd} is damaged but the batch at ${res.laterBatchAt} after it is intact`,

@@ -1,23 +1,46 @@
-import type { CompactProgress } from '../../types.js';
+import type { CompactionStats, CompactProgress } from '../../types.js';
 import {
   CliError,
   EXIT_INTERRUPTED,
   formatBytes,
   formatCount,
   onInterrupt,
+  openCliClient,
   openCliStore,
   printJson,
   progressBar,
   withStore,
+  type RemoteCliOptions,
 } from '../common.js';
 
-export interface CompactCliOptions {
+export interface CompactCliOptions extends RemoteCliOptions {
   data: string;
   force?: boolean;
   json?: boolean;
 }
 
 export async function compact(opts: CompactCliOptions): Promise<void> {
+  const stats =
+    opts.url === undefined ? await compactLocal(opts) : await compactRemote({ ...opts, url: opts.url });
+  if (opts.json) {
+    printJson(stats);
+    return;
+  }
+  if (stats.segmentsCompacted === 0) {
+    process.stdout.write(
+      `nothing to compact (no sealed segment above the dead-byte threshold${opts.force ? '' : '; try --force'})\n`,
+    );
+    return;
+  }
+  process.stdout.write(
+    `compacted ${formatCount(stats.segmentsCompacted)} segment(s): moved ${formatCount(stats.recordsMoved)} records, ` +
+      `reclaimed ${formatBytes(stats.bytesReclaimed)} (${formatBytes(stats.bytesBefore)} -> ${formatBytes(stats.bytesAfter)}) ` +
+      `in ${stats.durationMs.toFixed(0)} ms; longest pause ${stats.maxPauseMs.toFixed(2)} ms` +
+      `${stats.resumed ? '; resumed an interrupted run' : ''}\n`,
+  );
+}
+
+async function compactLocal(opts: CompactCliOptions): Promise<CompactionStats> {
   const store = await openCliStore(opts.data, { mustExist: true });
   const bar = progressBar(
     !opts.json,
@@ -30,7 +53,7 @@ export async function compact(opts: CompactCliOptions): Promise<void> {
     controller.abort(new CliError('ABORTED', 'compaction interrupted', EXIT_INTERRUPTED)),
   );
   try {
-    const stats = await withStore(store, async () => {
+    return await withStore(store, async () => {
       let started = false;
       const onProgress = (p: CompactProgress): void => {
         const payload = {
@@ -53,25 +76,32 @@ export async function compact(opts: CompactCliOptions): Promise<void> {
         bar.stop();
       }
     });
-    if (opts.json) {
-      printJson(stats);
-      return;
-    }
-    if (stats.segmentsCompacted === 0) {
-      process.stdout.write(
-        `nothing to compact (no sealed segment above the dead-byte threshold${opts.force ? '' : '; try --force'})\n`,
-      );
-      return;
-    }
-    process.stdout.write(
-      `compacted ${formatCount(stats.segmentsCompacted)} segment(s): moved ${formatCount(stats.recordsMoved)} records, ` +
-        `reclaimed ${formatBytes(stats.bytesReclaimed)} (${formatBytes(stats.bytesBefore)} -> ${formatBytes(stats.bytesAfter)}) ` +
-        `in ${stats.durationMs.toFixed(0)} ms; longest pause ${stats.maxPauseMs.toFixed(2)} ms` +
-        `${stats.resumed ? '; resumed an interrupted run' : ''}\n`,
-    );
   } catch (err) {
     if (controller.signal.aborted) throw controller.signal.reason;
     throw err;
+  } finally {
+    removeHandlers();
+  }
+}
+
+/**
+ * Asks the server to compact and waits for its answer; HTTP carries no progress, so there is no
+ * bar. Ctrl-C only stops the waiting: the compaction goes on in the server, which is safe.
+ */
+async function compactRemote(opts: CompactCliOptions & { url: string }): Promise<CompactionStats> {
+  const client = openCliClient(opts);
+  const controller = new AbortController();
+  const removeHandlers = onInterrupt(() =>
+    controller.abort(
+      new CliError(
+        'ABORTED',
+        'stopped waiting for the server; the compaction goes on there',
+        EXIT_INTERRUPTED,
+      ),
+    ),
+  );
+  try {
+    return await client.compact({ force: opts.force === true, signal: controller.signal });
   } finally {
     removeHandlers();
   }

@@ -4,11 +4,29 @@ import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import { resolve } from 'node:path';
 import { memoryToJson } from '../../server/codec.js';
-import { formatBytes, formatCount, openCliStore, printJson, progressBar, withStore } from '../common.js';
+import type { StoredMemory } from '../../types.js';
+import { WarmStoreClientError } from '../../client/index.js';
+import {
+  formatBytes,
+  formatCount,
+  openCliClient,
+  openCliStore,
+  printJson,
+  progressBar,
+  withStore,
+  type RemoteCliOptions,
+} from '../common.js';
 
-export interface ExportOptions {
+export interface ExportOptions extends RemoteCliOptions {
   data: string;
   json?: boolean;
+}
+
+/** Where the memories come from: a store opened here, or a server (`--url`). */
+interface ExportSource {
+  /** How many memories to expect, for the progress bar. */
+  total: number;
+  entries: AsyncIterable<StoredMemory>;
 }
 
 /**
@@ -19,7 +37,37 @@ export interface ExportOptions {
  */
 export async function exportJsonl(file: string | undefined, opts: ExportOptions): Promise<void> {
   const target = file === undefined || file === '-' ? undefined : resolve(file);
-  const store = await openCliStore(opts.data, { mustExist: true });
+  let result: { count: number; bytes: number } | undefined;
+  if (opts.url !== undefined) {
+    const client = openCliClient({ ...opts, url: opts.url });
+    // The total only feeds the progress bar, and storage stats need a key for every space while
+    // the export itself needs one for the default space: a narrower key exports without a total.
+    const total = await client.contentStorageStats().then(
+      (s) => s.size,
+      (err: unknown) => {
+        if (WarmStoreClientError.is(err, 'FORBIDDEN')) return 0;
+        throw err;
+      },
+    );
+    result = await writeExport(target, opts, { total, entries: client.entries() });
+  } else {
+    const store = await openCliStore(opts.data, { mustExist: true });
+    result = await withStore(store, () =>
+      writeExport(target, opts, { total: store.size, entries: store.entries() }),
+    );
+  }
+  if (result === undefined) return;
+  const { count, bytes } = result;
+  if (opts.json) printJson({ exported: count, file: target, bytes });
+  else process.stderr.write(`exported ${formatCount(count)} records (${formatBytes(bytes)}) to ${target}\n`);
+}
+
+/** Writes the lines; resolves with the figures, or undefined when the output was stdout. */
+async function writeExport(
+  target: string | undefined,
+  opts: ExportOptions,
+  source: ExportSource,
+): Promise<{ count: number; bytes: number } | undefined> {
   const tmp = target === undefined ? undefined : `${target}.tmp-${process.pid}`;
   const out: Writable = tmp === undefined ? process.stdout : createWriteStream(tmp);
   let outError: NodeJS.ErrnoException | undefined;
@@ -36,23 +84,21 @@ export async function exportJsonl(file: string | undefined, opts: ExportOptions)
     'exporting [{bar}] {percentage}% | {value}/{total} records',
   );
   try {
-    await withStore(store, async () => {
-      bar.start(Math.max(store.size, 1));
-      for await (const m of store.entries()) {
-        if (outError) break;
-        const line = `${JSON.stringify(memoryToJson(m))}\n`;
-        bytes += Buffer.byteLength(line);
-        count++;
-        if (count % 256 === 0) bar.update(count);
-        if (!out.write(line) && !outError) await drainOrError(out);
-      }
-      bar.update(count);
-    });
+    bar.start(Math.max(source.total, 1));
+    for await (const m of source.entries) {
+      if (outError) break;
+      const line = `${JSON.stringify(memoryToJson(m))}\n`;
+      bytes += Buffer.byteLength(line);
+      count++;
+      if (count % 256 === 0) bar.update(count);
+      if (!out.write(line) && !outError) await drainOrError(out);
+    }
+    bar.update(count);
     bar.stop();
     // `warmstore export | head` closing the pipe is the reader being done, not an error.
     if (target === undefined) {
       if (outError !== undefined && outError.code !== 'EPIPE') throw outError;
-      return;
+      return undefined;
     }
     if (outError !== undefined) throw outError;
     out.end();
@@ -72,8 +118,7 @@ export async function exportJsonl(file: string | undefined, opts: ExportOptions)
     }
     throw err;
   }
-  if (opts.json) printJson({ exported: count, file: target, bytes });
-  else process.stderr.write(`exported ${formatCount(count)} records (${formatBytes(bytes)}) to ${target}\n`);
+  return { count, bytes };
 }
 
 /** Resolves on 'drain' or 'error' (the error itself is recorded by the stream's error listener). */

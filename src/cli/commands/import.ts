@@ -12,12 +12,22 @@ import {
   formatCount,
   isNewStoreDir,
   onInterrupt,
+  openCliClient,
   openCliStore,
   printJson,
   progressBar,
+  type RemoteCliOptions,
 } from '../common.js';
 
-export interface ImportOptions {
+/** Where the records go: a store opened here, or a server (`--url`). */
+interface ImportSink {
+  putMany(records: MemoryRecord[]): Promise<void>;
+  close(): Promise<void>;
+  /** What became of a batch in which a record was refused, when the error does not say. */
+  readonly onRefusal: string | undefined;
+}
+
+export interface ImportOptions extends RemoteCliOptions {
   data: string;
   json?: boolean;
   dimension?: number;
@@ -60,6 +70,9 @@ export function parseRecordLine(line: string): MemoryRecord {
  * the batches before it are already durable, and re-running the import is idempotent (puts replace).
  */
 export async function importJsonl(file: string, opts: ImportOptions): Promise<void> {
+  if (opts.url !== undefined && opts.dimension !== undefined) {
+    throw new CliError('INVALID_INPUT', '--dimension cannot be used with --url: the server has its own');
+  }
   const started = performance.now();
   let totalBytes = 0;
   if (file !== '-') {
@@ -85,40 +98,52 @@ export async function importJsonl(file: string, opts: ImportOptions): Promise<vo
     interrupted.value = true;
   });
 
-  const newStore = isNewStoreDir(opts.data);
-  let store: WarmStore | undefined;
+  const newStore = opts.url === undefined && isNewStoreDir(opts.data);
+  let sink: ImportSink | undefined;
   let batch: MemoryRecord[] = [];
-  let batchFirstLine = 0;
+  // The line of each record of the batch: blank lines make the two counts drift apart.
+  let batchLines: number[] = [];
   let lineNo = 0;
   let imported = 0;
 
+  const openSink = async (first: MemoryRecord | undefined): Promise<ImportSink> => {
+    if (opts.url !== undefined) {
+      const client = openCliClient({ ...opts, url: opts.url });
+      return {
+        putMany: (records) => client.putMany(records),
+        close: () => client.close(),
+        // The client's error says which records were written.
+        onRefusal: undefined,
+      };
+    }
+    // A new store takes its dimension from --dimension or else from the first record, so that
+    // `warmstore import dump.jsonl` works on an empty directory without knowing the model.
+    const dimension = opts.dimension ?? (newStore ? first?.embedding.length : undefined);
+    const store: WarmStore = await openCliStore(opts.data, { mustExist: false, dimension });
+    return {
+      putMany: (records) => store.putMany(records),
+      close: () => store.close(),
+      onRefusal: 'nothing from this batch was written',
+    };
+  };
+
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
-    if (store === undefined) {
-      // A new store takes its dimension from --dimension or else from the first record, so that
-      // `warmstore import dump.jsonl` works on an empty directory without knowing the model.
-      const dimension = opts.dimension ?? (newStore ? batch[0]?.embedding.length : undefined);
-      store = await openCliStore(opts.data, { mustExist: false, dimension });
-    }
+    sink ??= await openSink(batch[0]);
     try {
-      await store.putMany(batch);
+      await sink.putMany(batch);
     } catch (err) {
       if (WarmStoreError.is(err, 'INVALID_INPUT')) {
-        const id = err.details.id;
-        const where =
-          id !== undefined
-            ? `line ${batchFirstLine + batch.findIndex((r) => r.id === id)}`
-            : `lines ${batchFirstLine}-${lineNo}`;
-        throw new WarmStoreError(
-          'INVALID_INPUT',
-          `${where}: ${err.message} (nothing from this batch was written)`,
-          err.details,
-        );
+        const index = refusedIndex(err, batch);
+        const where = index !== undefined ? `line ${batchLines[index]}` : `lines ${batchLines[0]}-${lineNo}`;
+        const why = sink.onRefusal === undefined ? '' : ` (${sink.onRefusal})`;
+        throw new WarmStoreError('INVALID_INPUT', `${where}: ${err.message}${why}`, err.details);
       }
       throw err;
     }
     imported += batch.length;
     batch = [];
+    batchLines = [];
     bar.update(totalBytes > 0 ? Math.min(bytesRead, totalBytes) : imported, {
       records: formatCount(imported),
       read: formatBytes(bytesRead),
@@ -144,8 +169,8 @@ export async function importJsonl(file: string, opts: ImportOptions): Promise<vo
           }
           throw err;
         }
-        if (batch.length === 0) batchFirstLine = lineNo;
         batch.push(record);
+        batchLines.push(lineNo);
         if (batch.length >= opts.batch) await flush();
       }
       if (!interrupted.value) await flush();
@@ -158,7 +183,7 @@ export async function importJsonl(file: string, opts: ImportOptions): Promise<vo
     bar.stop();
     removeHandlers();
     input.destroy();
-    const opened = store as WarmStore | undefined;
+    const opened = sink as ImportSink | undefined;
     // The first error is the one worth reporting; a close failure after it would hide it.
     if (failed) await opened?.close().catch(() => undefined);
     else await opened?.close();
@@ -185,4 +210,17 @@ export async function importJsonl(file: string, opts: ImportOptions): Promise<vo
         `(${formatCount(summary.recordsPerSecond)} records/s)\n`,
     );
   }
+}
+
+/**
+ * The position in the batch of the record an INVALID_INPUT names: `details.index` from the client
+ * (it says `records[i]`), else the record with `details.id` from the store.
+ */
+function refusedIndex(err: WarmStoreError, batch: MemoryRecord[]): number | undefined {
+  const index = err.details['index'];
+  if (typeof index === 'number' && index >= 0 && index < batch.length) return index;
+  const id = err.details.id;
+  if (id === undefined) return undefined;
+  const found = batch.findIndex((r) => r.id === id);
+  return found === -1 ? undefined : found;
 }

@@ -1,11 +1,24 @@
-import { formatBytes, formatCount, openCliStore, printJson, withStore } from '../common.js';
+import type { ContentStorageStats } from '../../types.js';
+import {
+  formatBytes,
+  formatCount,
+  openCliClient,
+  openCliStore,
+  printJson,
+  withStore,
+  type RemoteCliOptions,
+} from '../common.js';
 
-export interface StatsOptions {
+export interface StatsOptions extends RemoteCliOptions {
   data: string;
   json?: boolean;
 }
 
 export async function stats(opts: StatsOptions): Promise<void> {
+  if (opts.url !== undefined) {
+    await remoteStats({ ...opts, url: opts.url });
+    return;
+  }
   const store = await openCliStore(opts.data, { mustExist: true });
   await withStore(store, async () => {
     const s = store.contentStorageStats();
@@ -24,12 +37,7 @@ export async function stats(opts: StatsOptions): Promise<void> {
       ['store', store.dir],
       ['dimension', String(store.dimension)],
       ['memories', formatCount(store.size)],
-      ['segments', formatCount(s.segments)],
-      [
-        'content',
-        `${formatBytes(s.totalBytes)} total, ${formatBytes(s.liveBytes)} live, ${formatBytes(s.deadBytes)} dead`,
-      ],
-      ['fragmentation', `${(s.fragmentationRatio * 100).toFixed(1)} %`],
+      ...contentLines(s),
     ];
     if (interrupted) {
       lines.push([
@@ -38,7 +46,38 @@ export async function stats(opts: StatsOptions): Promise<void> {
           `resumes at the next compaction`,
       ]);
     }
-    const width = Math.max(...lines.map(([k]) => k.length));
-    for (const [k, v] of lines) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+    printTable(lines);
   });
+}
+
+/** The same figures from a running server (`GET /api/v1/metrics/storage`). */
+async function remoteStats(opts: StatsOptions & { url: string }): Promise<void> {
+  const client = openCliClient(opts);
+  const s = await client.contentStorageStats();
+  if (opts.json) {
+    printJson({ url: client.url, ...s });
+    return;
+  }
+  printTable([
+    ['server', client.url],
+    ['memories', formatCount(s.size)],
+    ...contentLines(s),
+    ['compacting', s.isCompacting ? 'yes' : 'no'],
+  ]);
+}
+
+function contentLines(s: ContentStorageStats): Array<[string, string]> {
+  return [
+    ['segments', formatCount(s.segments)],
+    [
+      'content',
+      `${formatBytes(s.totalBytes)} total, ${formatBytes(s.liveBytes)} live, ${formatBytes(s.deadBytes)} dead`,
+    ],
+    ['fragmentation', `${(s.fragmentationRatio * 100).toFixed(1)} %`],
+  ];
+}
+
+function printTable(lines: Array<[string, string]>): void {
+  const width = Math.max(...lines.map(([k]) => k.length));
+  for (const [k, v] of lines) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
 }

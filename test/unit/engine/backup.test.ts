@@ -205,6 +205,34 @@ describe('backup', () => {
     }
   });
 
+  test('spaces, and a space deleted before the backup, come through as they were', async (t) => {
+    const root = await tempDir(t);
+    const store = await WarmStore.open(join(root, 'store'), OPTS);
+    try {
+      for (let i = 0; i < 30; i++) {
+        await store.put({ ...recordFor(`a${i}`, i + 1, DIM), space: 'alice' });
+        await store.put({ ...recordFor(`b${i}`, i + 1, DIM), space: 'bob' });
+      }
+      // One checkpoint in the middle: the MANIFEST holds some of the spaces, the WAL the rest.
+      await store.checkpoint();
+      await store.put({ ...recordFor('c0', 1, DIM), space: 'carol' });
+      assert.equal(await store.deleteSpace('bob'), 30);
+      await store.backup(join(root, 'backup'));
+      const want = store.spaces();
+      const copy = await WarmStore.open(join(root, 'backup'), OPTS);
+      try {
+        assert.deepEqual(copy.spaces(), want);
+        expectSameRecord((await copy.get('a3', { space: 'alice' }))!, recordFor('a3', 4, DIM));
+        assert.equal(await copy.get('b3', { space: 'bob' }), undefined);
+        assert.equal((await copy.verify()).ok, true);
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   test('close lets a backup in progress finish', async (t) => {
     const root = await tempDir(t);
     const store = await WarmStore.open(join(root, 'store'), OPTS);

@@ -29,6 +29,7 @@ function value(id: string, kind: ContentKind, seed: number): SlotValue {
   embedding[5] = 1.401298464324817e-45;
   return {
     id,
+    space: seed % 3 === 0 ? 0 : 0xfffffff0 + (seed % 7),
     idLen: Buffer.byteLength(id),
     kind,
     seg: kind === ContentKind.Present ? 0xfffffffe : 0,

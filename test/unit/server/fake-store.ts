@@ -66,6 +66,7 @@ export class FakeStore extends EventEmitter implements StoreApi {
     const createdAt = r.createdAt ?? Date.now();
     this.records.set(r.id, {
       id: r.id,
+      space: r.space ?? 'default',
       embedding: Float32Array.from(r.embedding),
       content: r.content ?? null,
       confidence: r.confidence ?? 1,
@@ -111,6 +112,18 @@ export class FakeStore extends EventEmitter implements StoreApi {
 
   has(id: string): boolean {
     return this.records.has(id);
+  }
+
+  /** Thrown by entries() after this many memories when set (an export cut short). */
+  entriesErrorAfter: number | undefined;
+
+  async *entries(): AsyncGenerator<StoredMemory> {
+    this.#open();
+    let n = 0;
+    for (const m of this.records.values()) {
+      if (n++ === this.entriesErrorAfter) throw new WarmStoreError('IO_ERROR', 'read failed');
+      yield m;
+    }
   }
 
   async recall(_embedding: Float32Array | number[], options: RecallOptions = {}): Promise<RecallResult[]> {

@@ -198,6 +198,8 @@ describe('server routes (fake store)', () => {
       segments: 2,
       size: 0,
       isCompacting: false,
+      diskFull: false,
+      readOnly: false,
     });
     assert.deepEqual((await inject('GET', '/healthz')).json(), { status: 'ok' });
     const m = await inject('GET', '/metrics');
