@@ -9,6 +9,9 @@ import {
   WarmStoreError,
   type WarmStoreOptions,
 } from '../../../src/index.js';
+import { segmentFileName } from '../../../src/content/segment.js';
+import { readManifest } from '../../../src/format/manifest.js';
+import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import { expectSameRecord } from '../../helpers/assert.js';
 import { Rng, recordFor } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -123,6 +126,11 @@ describe('backup', () => {
         if (b !== undefined && a.ino === b.ino) linked.push(n);
       }
       assert.ok(linked.length > 0, 'some segments are hard links');
+      // The segment a store opened on the backup appends to must be a copy, never the source's file.
+      const manifest = (await readManifest(nodeFileSystem, dst))!;
+      const active = segmentFileName(manifest.activeSegment);
+      assert.equal(linked.includes(active), false, `the backup's active segment ${active} is a hard link`);
+      assert.ok((await readdir(dst)).includes(active), `the backup holds its active segment ${active}`);
 
       const copy = await WarmStore.open(dst, OPTS);
       try {
@@ -139,13 +147,24 @@ describe('backup', () => {
         }
         assert.ok(checked > 50, `checked ${checked} ids`);
         for (const id of copy.ids()) assert.ok(history.has(id), `${id} was never written`);
-        // The backup is a store of its own: writing to it leaves the source alone.
+        // The backup is a store of its own: writing to it leaves the source alone...
         await copy.put(recordFor('only-in-backup', 1, DIM));
-        await copy.compact({ force: true });
       } finally {
         await copy.close();
       }
       assert.equal(store.has('only-in-backup'), false);
+      // ...and the source writing on leaves the backup alone (no file of one is appended by the other).
+      for (let i = 0; i < 20; i++) await store.put(recordFor(`after-${i}`, i + 1, DIM));
+      const reopened = await WarmStore.open(dst, OPTS);
+      try {
+        expectSameRecord((await reopened.get('only-in-backup'))!, recordFor('only-in-backup', 1, DIM));
+        assert.equal(reopened.has('after-0'), false);
+        await reopened.compact({ force: true });
+        const report = await reopened.verify();
+        assert.equal(report.ok, true, JSON.stringify(report.problems));
+      } finally {
+        await reopened.close();
+      }
       const again = await store.verify();
       assert.equal(again.ok, true, JSON.stringify(again.problems));
     } finally {
