@@ -13,6 +13,7 @@ import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
 import { registerBackupRoute } from './backup-route.js';
 import { registerBatchRoutes } from './batch.js';
 import { registerMemoryRoutes } from './memory-routes.js';
+import { registerSpaceRoutes } from './space-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
@@ -339,6 +340,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
         },
         tags: [
           { name: 'memories', description: 'Create, read, delete and recall memories' },
+          { name: 'spaces', description: 'List and delete memory spaces' },
           { name: 'maintenance', description: 'Compaction and the maintenance loop' },
           { name: 'metrics', description: 'Storage statistics and Prometheus metrics' },
           { name: 'health', description: 'Health check' },
@@ -367,6 +369,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
   const schemas = routeSchemas(store.dimension, batchLimits);
 
   registerMemoryRoutes({ app, store, op, schemas });
+  registerSpaceRoutes({ app, store, op, schemas });
   registerBatchRoutes({
     app,
     store,
@@ -432,6 +435,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
         isCompacting: store.isCompacting,
         diskFull: status.diskFull,
         readOnly: status.readOnly,
+        spaces: store.spaces(),
       };
     },
   );
