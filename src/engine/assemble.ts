@@ -6,6 +6,7 @@ import type { WsFileSystem } from '../fs/types.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { WalLog } from '../wal/log.js';
+import { Backup } from './backup.js';
 import { Checkpointer } from './checkpointer.js';
 import { DiskSpace, isNoSpace } from './disk-space.js';
 import type { StoreEvents } from './events.js';
@@ -28,6 +29,7 @@ export interface Parts {
   transitions: Transitions;
   checkpointer: Checkpointer;
   maintenance: Maintenance;
+  backup: Backup;
   space: DiskSpace;
 }
 
@@ -205,6 +207,16 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       transitions: r.transitions,
       checkpointer,
       maintenance,
+      backup: new Backup({
+        fs,
+        dir,
+        files: r.files,
+        segments: r.segments,
+        journal: r.journal,
+        wal,
+        writer,
+        betweenCheckpoints: (fn) => checkpointer.betweenCheckpoints(fn),
+      }),
     };
     try {
       await checkpointer.recoveryCheckpoint();

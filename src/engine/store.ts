@@ -8,6 +8,8 @@ import { DEFAULT_SPACE } from '../records/spaces.js';
 import { CHUNK_SLOTS } from '../records/table.js';
 import { ScanPool } from '../scan/pool.js';
 import type {
+  BackupOptions,
+  BackupResult,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -39,6 +41,7 @@ import {
   type ReadOnlyFallback,
   type ReadParts,
 } from './assemble.js';
+import { refuseIncompleteBackup } from './backup.js';
 import { StoreEvents } from './events.js';
 import { compileFilter } from './filter.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
@@ -88,6 +91,7 @@ export class WarmStore {
     if (o.readOnly) {
       // No lock: taking it is a write, and a writer may be running (a backup of a live store).
       this.#readOnly = 'opened with readOnly';
+      await refuseIncompleteBackup(o.fileSystem, this.dir);
       this.#adopt(await assembleReadOnly(ctx));
       this.#state = 'open';
       return;
@@ -97,6 +101,7 @@ export class WarmStore {
     } catch (err) {
       throw ioError('mkdir', this.dir, err);
     }
+    await refuseIncompleteBackup(o.fileSystem, this.dir);
     let key = this.dir;
     try {
       key = realpathSync(this.dir);
@@ -517,6 +522,35 @@ export class WarmStore {
     );
   }
 
+  /**
+   * Online backup into `dir` (absent or empty, outside the store): a copy as of one LSN, taken
+   * while reads and writes go on, openable as a store. Every write acknowledged before the call
+   * is in it. Sealed segments are hard-linked (see `BackupOptions.link`), the rest copied. Until it
+   * resolves, `dir` holds BACKUP-INCOMPLETE and `open` refuses it. See docs/operations.md.
+   */
+  async backup(dir: string, options: BackupOptions = {}): Promise<BackupResult> {
+    const p = this.#p();
+    if (typeof dir !== 'string' || dir.length === 0) throw invalid('dir', 'must be a non-empty path');
+    if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    if (options.link !== undefined && typeof options.link !== 'boolean')
+      throw invalid('link', 'must be a boolean');
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw invalid('onProgress', 'must be a function');
+    }
+    const backup = p.backup;
+    if (backup === undefined) {
+      throw new WarmStoreError(
+        'READ_ONLY',
+        `store ${this.dir} was opened read-only: back up its directory as it is`,
+        {
+          file: this.dir,
+        },
+      );
+    }
+    const target = resolve(dir);
+    return traced('warmstore.backup', { 'warmstore.backup_dir': target }, () => backup.run(target, options));
+  }
+
   // ------------------------------------------------------------------ close
 
   /** Finishes queued writes, stops compaction safely, checkpoints and releases the lock. */
@@ -526,6 +560,8 @@ export class WarmStore {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     const p = this.#parts;
+    // A backup still copying holds pins that the next owner of the directory would not see.
+    await p?.backup?.settled();
     if (p?.maintenance && p.writer && p.checkpointer && this.#readOnly === undefined) {
       await p.maintenance.stopCompaction(new Error('store closing'));
       try {
