@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/index.js';
 import type { BenchOptions } from './commands/bench.js';
 import type { CompactCliOptions } from './commands/compact.js';
+import type { VerifyCliOptions } from './commands/verify.js';
 import type { ExportOptions } from './commands/export.js';
 import type { ImportOptions } from './commands/import.js';
 import type { RecallCliOptions } from './commands/recall.js';
@@ -148,8 +149,11 @@ function buildProgram(): Command {
     .command('verify')
     .description('check every record and content checksum and the garbage counts; exit 1 on problems')
     .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
     .addOption(jsonOption())
-    .action(async (opts: { data: string; json?: boolean }) => {
+    .action(async (opts: VerifyCliOptions, command: Command) => {
+      checkRemote(command);
       const { verify } = await import('./commands/verify.js');
       await verify(opts);
     });

@@ -5,6 +5,7 @@ import type {
   EntriesOptions,
   GetOptions,
   MaintenanceReport,
+  VerifyReport,
   MemoryRecord,
   RecallOptions,
   RecallResult,
@@ -500,6 +501,21 @@ export class WarmStoreClient {
     call.timeoutMs ??= false;
     const res = await this.#transport.json('POST', 'api/v1/maintenance/run', {}, call);
     return res.body as MaintenanceReport;
+  }
+
+  /**
+   * fsck on the server: every record, content checksum and garbage count. Resolves with the report
+   * whether or not the store is clean (`ok`). No timeout unless `timeoutMs` is given.
+   */
+  async verify(options?: CallOptions): Promise<VerifyReport> {
+    this.#checkOpen();
+    const call = callOf(options);
+    call.timeoutMs ??= false;
+    const res = await this.#transport.json('POST', 'api/v1/maintenance/verify', {}, call);
+    const r = res.body as Partial<VerifyReport> | undefined;
+    if (typeof r?.ok !== 'boolean' || !Array.isArray(r.problems))
+      throw badShape('verify report', 'has no ok/problems');
+    return r as VerifyReport;
   }
 
   /**

@@ -416,6 +416,16 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     async () => op('warmstore.maintenance', {}, () => store.runMaintenance()),
   );
 
+  app.post(
+    '/api/v1/maintenance/verify',
+    {
+      schema: schemas.verify,
+      preValidation: emptyBodyIsEmptyObject,
+      config: { auth: WRITE_STORE },
+    },
+    async () => op('warmstore.verify', {}, () => store.verify()),
+  );
+
   registerBackupRoute({
     app,
     store,

@@ -509,6 +509,43 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
         ...errorResponses(400, 401, 403, 500, 503),
       },
     },
+    verify: {
+      tags: ['maintenance'],
+      summary: 'Check every record, content checksum and garbage count (fsck)',
+      description:
+        'Checkpoints, then reads every record and content entry and cross-checks the live-byte ' +
+        'counts. Reads and writes go on meanwhile; a record written during the check is compared ' +
+        'with disk only once a checkpoint holds it. 200 with the report whether or not it is clean.',
+      body: { type: 'object', additionalProperties: false, properties: {} },
+      response: {
+        200: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['ok', 'records', 'segments', 'bytesChecked', 'problems'],
+          properties: {
+            ok: { type: 'boolean' },
+            records: { type: 'integer' },
+            segments: { type: 'integer' },
+            bytesChecked: { type: 'number' },
+            problems: {
+              type: 'array',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['kind', 'message'],
+                properties: {
+                  kind: { type: 'string' },
+                  id: { type: 'string' },
+                  file: { type: 'string' },
+                  message: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
+        ...errorResponses(400, 401, 403, 500, 503),
+      },
+    },
     listSpaces: {
       tags: ['spaces'],
       summary: 'The memory spaces and their sizes',

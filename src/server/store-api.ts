@@ -15,6 +15,7 @@ import type {
   SpaceOptions,
   StoredMemory,
   WarmStoreEvents,
+  VerifyReport,
 } from '../types.js';
 
 /**
@@ -47,6 +48,7 @@ export interface StoreApi {
   storageStatus?(): StorageStatus;
   compact(options?: CompactOptions): Promise<CompactionStats>;
   runMaintenance(): Promise<MaintenanceReport>;
+  verify(): Promise<VerifyReport>;
   backup(dir: string, options?: BackupOptions): Promise<BackupResult>;
   close(): Promise<void>;
   on<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;

@@ -166,6 +166,20 @@ describe('warmstore CLI with --url', () => {
     assert.match(human.stdout, /server\s+http:\/\/127\.0\.0\.1:\d+\//);
   });
 
+  it('verify --url runs the check in the server and exits 0 when clean', async () => {
+    const r = await run(['verify', '--url', server.url, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { ok: boolean; records: number; problems: unknown[] };
+    assert.equal(report.ok, true);
+    assert.equal(report.records, records.length);
+    assert.deepEqual(report.problems, []);
+    const human = await run(['verify', '--url', server.url]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, new RegExp(`^ok: ${records.length} records`, 'm'));
+    const both = await run(['verify', '--url', server.url, '--data', root]);
+    assert.equal(both.code, 2, 'a URL and a data directory are refused together');
+  });
+
   it('export --url writes exactly the imported lines, to a file and to stdout', async () => {
     const out = join(root, 'remote.jsonl');
     const r = await run(['export', out, '--url', server.url, '--json']);

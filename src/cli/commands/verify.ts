@@ -1,36 +1,38 @@
 import { WarmStoreError } from '../../errors.js';
+import type { VerifyProblem, VerifyReport } from '../../types.js';
 import {
   EXIT_PROBLEMS,
   formatBytes,
   formatCount,
+  openCliClient,
   openCliStore,
   printJson,
   progressBar,
   withStore,
+  type RemoteCliOptions,
 } from '../common.js';
 
-export interface VerifyCliOptions {
+export interface VerifyCliOptions extends RemoteCliOptions {
   data: string;
   json?: boolean;
 }
 
-interface Problem {
-  kind: string;
-  id?: string;
-  file?: string;
-  message: string;
-}
-
-interface Report {
-  ok: boolean;
-  records: number;
-  segments: number;
-  bytesChecked: number;
-  problems: Problem[];
-}
+type Report = VerifyReport;
+type Problem = VerifyProblem;
 
 /** fsck: exit 0 when clean, 1 naming each problem, 2 when verification itself could not run. */
 export async function verify(opts: VerifyCliOptions): Promise<void> {
+  let report: Report;
+  if (opts.url !== undefined) {
+    // A running server verifies its own store; HTTP carries no progress.
+    report = await openCliClient({ ...opts, url: opts.url }).verify();
+  } else {
+    report = await verifyLocal(opts);
+  }
+  print(report, opts.json === true);
+}
+
+async function verifyLocal(opts: VerifyCliOptions): Promise<Report> {
   let report: Report;
   try {
     const store = await openCliStore(opts.data, { mustExist: true });
@@ -60,8 +62,11 @@ export async function verify(opts: VerifyCliOptions): Promise<void> {
     if (err.details.id !== undefined) problem.id = err.details.id;
     report = { ok: false, records: 0, segments: 0, bytesChecked: 0, problems: [problem] };
   }
+  return report;
+}
 
-  if (opts.json) {
+function print(report: Report, json: boolean): void {
+  if (json) {
     printJson(report);
   } else {
     for (const p of report.problems) {

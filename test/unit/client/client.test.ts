@@ -270,6 +270,9 @@ describe('WarmStoreClient against a real server', () => {
     assert.equal(typeof compaction.segmentsCompacted, 'number');
     const report = await client.runMaintenance();
     assert.ok(['compacted', 'skipped', 'failed', 'busy'].includes(report.decision));
+    const check = await client.verify();
+    assert.equal(check.ok, true, JSON.stringify(check.problems));
+    assert.equal(check.records, server.store.size);
     assert.equal(report.stats.totalBytes, server.store.contentStorageStats().totalBytes);
     await client.health();
   });

@@ -3,6 +3,7 @@ import { WarmStoreError, invalid } from '../../../src/errors.js';
 import type {
   BackupOptions,
   BackupResult,
+  VerifyReport,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -204,6 +205,20 @@ export class FakeStore extends EventEmitter implements StoreApi {
       decision: 'skipped',
       reason: 'below threshold',
       checkpointed: false,
+    };
+  }
+
+  /** Set by a test: the next verify() reports these problems. */
+  verifyProblems: VerifyReport['problems'] = [];
+
+  async verify(): Promise<VerifyReport> {
+    this.#open();
+    return {
+      ok: this.verifyProblems.length === 0,
+      records: this.size,
+      segments: 1,
+      bytesChecked: 0,
+      problems: this.verifyProblems,
     };
   }
 

@@ -179,6 +179,21 @@ describe('server routes (fake store)', () => {
     assert.equal(r.json().stats.segments, 2);
   });
 
+  it('maintenance/verify returns the report, clean or not, and refuses a body with fields', async () => {
+    const clean = await inject('POST', '/api/v1/maintenance/verify');
+    assert.equal(clean.statusCode, 200);
+    assert.deepEqual(clean.json(), { ok: true, records: 0, segments: 1, bytesChecked: 0, problems: [] });
+    store.verifyProblems = [
+      { kind: 'corrupt-content', id: 'x', file: '/d/seg-00000001.dat', message: 'checksum' },
+    ];
+    const bad = await inject('POST', '/api/v1/maintenance/verify');
+    assert.equal(bad.statusCode, 200);
+    assert.equal(bad.json().ok, false);
+    assert.deepEqual(bad.json().problems, store.verifyProblems);
+    const extra = await inject('POST', '/api/v1/maintenance/verify', { deep: true });
+    assert.equal(extra.statusCode, 400);
+  });
+
   it('recall returns id, score and memory', async () => {
     await inject('POST', '/api/v1/memories', { id: 'a', embedding: [1, 2, 3, 4] });
     const r = await inject('POST', '/api/v1/recall', { embedding: [1, 2, 3, 4], k: 5, minScore: 0 });
