@@ -4,6 +4,7 @@ import { DEFAULT_HOST, DEFAULT_PORT } from '../server/index.js';
 import type { BenchOptions } from './commands/bench.js';
 import type { CompactCliOptions } from './commands/compact.js';
 import type { VerifyCliOptions } from './commands/verify.js';
+import type { BackupCliOptions } from './commands/backup.js';
 import type { ExportOptions } from './commands/export.js';
 import type { ImportOptions } from './commands/import.js';
 import type { RecallCliOptions } from './commands/recall.js';
@@ -161,14 +162,17 @@ function buildProgram(): Command {
   program
     .command('backup')
     .description(
-      'copy the store, consistent as of one moment, into an empty directory (for a running server: ' +
-        'POST /api/v1/maintenance/backup)',
+      'copy the store, consistent as of one moment, into an empty directory; with --url, the ' +
+        'server backs its own store up into <dir> as a name under its --backup-dir',
     )
-    .argument('<dir>', 'backup directory: absent or empty, outside the store')
+    .argument('<dir>', 'backup directory: absent or empty, outside the store (with --url: a name)')
     .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
     .option('--no-link', 'copy sealed segments too instead of hard-linking them (for another disk)')
     .addOption(jsonOption())
-    .action(async (dir: string, opts: { data: string; link: boolean; json?: boolean }) => {
+    .action(async (dir: string, opts: BackupCliOptions, command: Command) => {
+      checkRemote(command);
       const { backup } = await import('./commands/backup.js');
       await backup(dir, opts);
     });

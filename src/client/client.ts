@@ -6,6 +6,7 @@ import type {
   GetOptions,
   MaintenanceReport,
   VerifyReport,
+  BackupResult,
   MemoryRecord,
   RecallOptions,
   RecallResult,
@@ -501,6 +502,29 @@ export class WarmStoreClient {
     call.timeoutMs ??= false;
     const res = await this.#transport.json('POST', 'api/v1/maintenance/run', {}, call);
     return res.body as MaintenanceReport;
+  }
+
+  /**
+   * An online backup of the server's store into `name` under the directory the server was started
+   * with (`--backup-dir`); resolves with where it went and as of which LSN. No timeout unless
+   * `timeoutMs` is given.
+   */
+  async backup(name?: string, options?: CallOptions & { link?: boolean }): Promise<BackupResult> {
+    this.#checkOpen();
+    if (name !== undefined && (typeof name !== 'string' || name.length === 0))
+      throw invalid('name', 'must be a non-empty string');
+    const link = options?.link;
+    if (link !== undefined && typeof link !== 'boolean') throw invalid('options.link', 'must be a boolean');
+    const call = callOf(options);
+    call.timeoutMs ??= false;
+    const body: { name?: string; link?: boolean } = {};
+    if (name !== undefined) body.name = name;
+    if (link !== undefined) body.link = link;
+    const res = await this.#transport.json('POST', 'api/v1/maintenance/backup', body, call);
+    const r = res.body as Partial<BackupResult> | undefined;
+    if (typeof r?.dir !== 'string' || typeof r.lsn !== 'number')
+      throw badShape('backup result', 'has no dir/lsn');
+    return r as BackupResult;
   }
 
   /**

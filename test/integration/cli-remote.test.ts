@@ -136,7 +136,7 @@ describe('warmstore CLI with --url', () => {
     dir = join(root, 'store');
     input = jsonl(records);
     await writeFile(join(root, 'in.jsonl'), input);
-    server = await serve(dir);
+    server = await serve(dir, {}, ['--backup-dir', join(root, 'backups')]);
   });
   after(async () => {
     if (server.child.exitCode === null) server.child.kill('SIGKILL');
@@ -178,6 +178,18 @@ describe('warmstore CLI with --url', () => {
     assert.match(human.stdout, new RegExp(`^ok: ${records.length} records`, 'm'));
     const both = await run(['verify', '--url', server.url, '--data', root]);
     assert.equal(both.code, 2, 'a URL and a data directory are refused together');
+  });
+
+  it('backup --url has the server back its store up under its --backup-dir; the copy verifies', async () => {
+    const r = await run(['backup', 'nightly', '--url', server.url, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { dir: string; lsn: number };
+    assert.equal(result.dir, join(root, 'backups', 'nightly'));
+    const again = await run(['backup', 'nightly', '--url', server.url]);
+    assert.equal(again.code, 2, 'a used name is refused');
+    const copy = await run(['verify', '--data', result.dir, '--json']);
+    assert.equal(copy.code, 0, copy.stderr);
+    assert.equal((JSON.parse(copy.stdout) as { records: number }).records, records.length);
   });
 
   it('export --url writes exactly the imported lines, to a file and to stdout', async () => {

@@ -1,6 +1,15 @@
-import { formatBytes, openCliStore, printJson, progressBar, withStore } from '../common.js';
+import type { BackupResult } from '../../types.js';
+import {
+  formatBytes,
+  openCliClient,
+  openCliStore,
+  printJson,
+  progressBar,
+  withStore,
+  type RemoteCliOptions,
+} from '../common.js';
 
-export interface BackupCliOptions {
+export interface BackupCliOptions extends RemoteCliOptions {
   data: string;
   /** False with `--no-link`: copy every file, also the sealed segments. */
   link: boolean;
@@ -13,9 +22,26 @@ export interface BackupCliOptions {
  * holding BACKUP-INCOMPLETE, which `open` refuses, and the store as it was.
  */
 export async function backup(dir: string, opts: BackupCliOptions): Promise<void> {
+  // A running server backs its own store up, into `dir` as a name under its --backup-dir.
+  const result =
+    opts.url === undefined
+      ? await backupLocal(dir, opts)
+      : await openCliClient({ ...opts, url: opts.url }).backup(dir, { link: opts.link });
+  if (opts.json) {
+    printJson(result);
+    return;
+  }
+  process.stdout.write(
+    `backed up to ${result.dir} as of LSN ${result.lsn}: ${result.files} files, ` +
+      `${formatBytes(result.bytesCopied)} copied, ${formatBytes(result.bytesLinked)} hard-linked, ` +
+      `in ${result.durationMs.toFixed(0)} ms\n`,
+  );
+}
+
+async function backupLocal(dir: string, opts: BackupCliOptions): Promise<BackupResult> {
   const store = await openCliStore(opts.data, { mustExist: true });
   const bar = progressBar(!opts.json, 'backup [{bar}] {percentage}% | {done}/{total} | ETA {eta_formatted}');
-  const result = await withStore(store, async () => {
+  return withStore(store, async () => {
     let started = false;
     try {
       return await store.backup(dir, {
@@ -34,13 +60,4 @@ export async function backup(dir: string, opts: BackupCliOptions): Promise<void>
       bar.stop();
     }
   });
-  if (opts.json) {
-    printJson(result);
-    return;
-  }
-  process.stdout.write(
-    `backed up ${store.dir} to ${result.dir} as of LSN ${result.lsn}: ${result.files} files, ` +
-      `${formatBytes(result.bytesCopied)} copied, ${formatBytes(result.bytesLinked)} hard-linked, ` +
-      `in ${result.durationMs.toFixed(0)} ms\n`,
-  );
 }
