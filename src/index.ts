@@ -20,6 +20,7 @@ export type {
   CorruptRecord,
   WarmStoreLogger,
   GetOptions,
+  IndexStatus,
   SpaceOptions,
   EntriesOptions,
   SpaceInfo,

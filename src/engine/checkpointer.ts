@@ -28,6 +28,9 @@ const VECTOR_GAP = 4;
 /** A checkpoint step yields to the event loop once it has run this long. */
 const STEP_MS = 4;
 
+/** Saves the recall index as of an LSN; resolves with what the MANIFEST records of it, if any. */
+export type IndexSaver = (lsn: number) => Promise<Manifest['annIndex']>;
+
 export interface CheckpointerDeps {
   fs: WsFileSystem;
   dir: string;
@@ -59,6 +62,7 @@ export class Checkpointer {
   #manifest: Manifest;
   #chain: Promise<void> = Promise.resolve();
   #pending = false;
+  #saveIndex: IndexSaver | undefined;
 
   constructor(deps: CheckpointerDeps) {
     this.#d = deps;
@@ -73,6 +77,15 @@ export class Checkpointer {
     return run.finally(() => {
       this.#pending = false;
     });
+  }
+
+  /**
+   * From now on, each checkpoint also saves the recall index as of its LSN (started at the rotation
+   * point, where that LSN is the last applied one) and records it in the MANIFEST. Until then the
+   * MANIFEST keeps what it recorded.
+   */
+  setIndexSaver(save: IndexSaver): void {
+    this.#saveIndex = save;
   }
 
   /** After a commit: a WAL past its size limit gets a background checkpoint. */
@@ -98,12 +111,14 @@ export class Checkpointer {
     let slots = d.keyspace.slotLimit;
     let taken: Uint8Array[] = [];
     let oldWal: WsFile | undefined;
+    let indexSave: Promise<Manifest['annIndex']> | undefined;
     if (rotateWal) {
       // Rotate between two batches, so every entry up to `lsn` is in the old file.
       try {
         await d.writer.barrier(async () => {
           lsn = d.writer.lastLsn;
           slots = d.keyspace.slotLimit;
+          indexSave = this.#saveIndex?.(lsn);
           await d.wal.sync();
           oldWal = await d.wal.start(d.wal.fileNo + 1);
           taken = d.keyspace.table.takeDirty();
@@ -120,6 +135,7 @@ export class Checkpointer {
       await d.segments.syncDirty();
       await d.wal.sync();
       await d.files.sync();
+      const annIndex = indexSave ? await indexSave : this.#manifest.annIndex;
       this.#manifest = {
         ...this.#manifest,
         walFileNo: d.wal.fileNo,
@@ -131,6 +147,8 @@ export class Checkpointer {
         slots,
         ...d.keyspace.spaces.snapshot(),
       };
+      if (annIndex) this.#manifest.annIndex = annIndex;
+      else delete this.#manifest.annIndex;
       await writeManifest(d.fs, d.dir, this.#manifest);
     } catch (err) {
       d.keyspace.table.restoreDirty(taken);

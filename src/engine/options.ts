@@ -25,6 +25,7 @@ export const DEFAULTS = {
   startupWarnRatio: 0.7,
   startupCompactRatio: 0.9,
   startupCompaction: 'background',
+  annMinMemories: 20_000,
 } as const;
 
 /** Options after validation, every default filled in. */
@@ -45,6 +46,7 @@ export interface ResolvedOptions {
   startupWarnRatio: number;
   startupCompactRatio: number;
   startupCompaction: StartupCompaction;
+  annMinMemories: number;
   logger: WarmStoreLogger | undefined;
   fileSystem: WsFileSystem;
   onKillPoint: ((name: string) => void) | undefined;
@@ -143,6 +145,7 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
       D.startupCompaction,
       ['off', 'background', 'blocking'],
     ),
+    annMinMemories: int(o.annMinMemories, 'annMinMemories', D.annMinMemories, 0, 2 ** 32),
     logger: o.logger,
     fileSystem: o.fileSystem ?? nodeFileSystem,
     onKillPoint: killPointHook(o),

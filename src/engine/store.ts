@@ -14,6 +14,7 @@ import type {
   ContentStorageStats,
   CorruptRecord,
   EntriesOptions,
+  IndexStatus,
   GetOptions,
   InterruptedCompaction,
   MaintenanceReport,
@@ -29,13 +30,16 @@ import type {
   WarmStoreOptions,
 } from '../types.js';
 import { WalLog } from '../wal/log.js';
+import { AnnIndex } from '../ann/ann-index.js';
+import { planRecall } from '../ann/planner.js';
+import { countMatches, rescoreTopK } from '../ann/rescore.js';
 import { Checkpointer } from './checkpointer.js';
 import { StoreEvents } from './events.js';
 import { acquireLock } from './lock.js';
 import { Maintenance } from './maintenance.js';
 import { DEFAULTS, resolveOptions, type ResolvedOptions } from './options.js';
 import { Reader } from './reader.js';
-import { exactTopK } from './recall.js';
+import { exactTopK, type Hit } from './recall.js';
 import { createStore, recover, repair } from './recovery.js';
 import { traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
@@ -56,6 +60,8 @@ interface Parts {
   transitions: Transitions;
   checkpointer: Checkpointer;
   maintenance: Maintenance;
+  /** The recall index; undefined where usearch cannot load (recall then always scans). */
+  ann: AnnIndex | undefined;
 }
 
 /**
@@ -148,6 +154,7 @@ export class WarmStore {
       logger: o.logger,
       // Set below: the checkpointer needs the writer, the writer only notifies it.
       onCommitted: () => this.#parts?.checkpointer?.afterCommit(),
+      onSlotsChanged: (slots) => this.#parts?.ann?.changed(slots),
     });
     const checkpointer = new Checkpointer({
       fs,
@@ -194,8 +201,21 @@ export class WarmStore {
       transitions: r.transitions,
       checkpointer,
       maintenance,
+      ann: undefined,
     };
     await checkpointer.recoveryCheckpoint();
+    // After recovery: the index catches up from the recovered table, not from WAL replay.
+    const ann = AnnIndex.start({
+      dir: this.dir,
+      keyspace: r.keyspace,
+      coverage: r.manifest.annIndex,
+      logger: o.logger,
+      onStatus: (s) => this.#events.emit('indexStatus', s),
+    });
+    if (ann) {
+      this.#parts.ann = ann;
+      checkpointer.setIndexSaver((lsn) => ann.save(lsn));
+    }
   }
 
   #startTimers(): void {
@@ -251,6 +271,13 @@ export class WarmStore {
   /** Records that failed their checks at open (also reported by `verify`). */
   get corruptRecords(): CorruptRecord[] {
     return this.#parts?.keyspace.corruptSlots() ?? [];
+  }
+
+  /** The recall index: whether recall uses it yet, how much it holds, how far a rebuild got. */
+  get indexStatus(): IndexStatus {
+    return (
+      this.#parts?.ann?.status ?? { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0 }
+    );
   }
 
   /** The last maintenance report, if any ran. */
@@ -462,9 +489,9 @@ export class WarmStore {
       const ks = p.keyspace;
       const sid = ks.spaces.idOf(space);
       if (sid === undefined) return [];
-      const hits = await exactTopK(ks.table, ks.slotLimit, q, k, minScore, sid, filter, () =>
-        yieldImmediate(),
-      );
+      const hits =
+        (options.exact !== true && (await this.#indexTopK(p, q, k, minScore, sid, filter))) ||
+        (await exactTopK(ks.table, ks.slotLimit, q, k, minScore, sid, filter, () => yieldImmediate()));
       const results: RecallResult[] = [];
       for (const h of hits) {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
@@ -479,6 +506,51 @@ export class WarmStore {
     });
     this.#events.emit('op', 'recall', performance.now() - t0);
     return out;
+  }
+
+  /**
+   * Top k through the recall index, or undefined when the planner prefers an exact scan or the
+   * index left fewer than k of at least k matching memories. Candidates and the unacknowledged tail
+   * are rescored exactly and checked against the id index, so scores are exact and nothing deleted
+   * or replaced is returned.
+   */
+  async #indexTopK(
+    p: Parts,
+    q: Float32Array,
+    k: number,
+    minScore: number,
+    sid: number,
+    filter: ReturnType<typeof compileFilter>,
+  ): Promise<Hit[] | undefined> {
+    const ann = p.ann;
+    const ks = p.keyspace;
+    if (!ann?.ready) return undefined;
+    const spaceSize = ks.sizeOf(sid);
+    const minMemories = this.#opts.annMinMemories;
+    // Counting matches costs a pass over the metadata columns: skip it when the space is too small.
+    const matches = filter && spaceSize > minMemories ? countMatches(ks, sid, filter) : spaceSize;
+    const plan = planRecall({
+      k,
+      exact: false,
+      ready: true,
+      total: ks.size,
+      spaceSize,
+      matches,
+      tail: ann.tailSize,
+      minMemories,
+    });
+    if (plan.path === 'exact') return undefined;
+    let slots: Float64Array;
+    try {
+      slots = await ann.search(q, plan.candidates);
+    } catch (err) {
+      this.#opts.logger?.warn({ err }, 'recall index search failed: scanning exactly');
+      return undefined;
+    }
+    // The tail as of now: every write after the search was posted is still unacknowledged.
+    const hits = rescoreTopK(ks, [...slots, ...ann.tailSlots()], q, k, minScore, sid, filter);
+    if (hits.length < k && hits.length < matches) return undefined;
+    return hits;
   }
 
   /** Live and dead content bytes, from the per-segment ledger (O(segments), no scan). */
@@ -575,6 +647,7 @@ export class WarmStore {
   async #closeFiles(): Promise<void> {
     const p = this.#parts;
     if (!p) return;
+    await p.ann?.close();
     await p.files.close();
     await p.wal?.close();
     await p.segments.closeAll();
