@@ -1,3 +1,4 @@
+import type { IndexStatus, WarmStore } from '../../../src/index.js';
 import { Rng } from '../../helpers/random.js';
 
 /**
@@ -39,5 +40,17 @@ export class Clustered {
     n = Math.sqrt(n);
     for (let d = 0; d < this.dim; d++) out[d]! /= n;
     return out;
+  }
+}
+
+/** Waits until the index is ready and has acknowledged every write. */
+export async function indexSettled(store: WarmStore, timeoutMs = 120_000): Promise<IndexStatus> {
+  const t0 = Date.now();
+  for (;;) {
+    const s = store.indexStatus;
+    if (s.state === 'ready' && s.tail === 0) return s;
+    if (s.state === 'failed' || s.state === 'off') throw new Error(`index ${s.state}: ${s.error ?? ''}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`index not settled: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }

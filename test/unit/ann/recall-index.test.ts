@@ -13,7 +13,7 @@ import { readManifest } from '../../../src/format/manifest.js';
 import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import { Rng } from '../../helpers/random.js';
 import { makeTempDir, removeDir } from '../../helpers/tmp.js';
-import { Clustered } from './data.js';
+import { Clustered, indexSettled } from './data.js';
 
 const DIM = 128;
 const N = 20_000;
@@ -23,18 +23,6 @@ const OPTS: WarmStoreOptions = {
   maintenance: { startupCompaction: 'off' },
   annMinMemories: 1000,
 };
-
-/** Waits until the index is ready and has acknowledged every write. */
-export async function indexSettled(store: WarmStore, timeoutMs = 120_000): Promise<IndexStatus> {
-  const t0 = Date.now();
-  for (;;) {
-    const s = store.indexStatus;
-    if (s.state === 'ready' && s.tail === 0) return s;
-    if (s.state === 'failed' || s.state === 'off') throw new Error(`index ${s.state}: ${s.error ?? ''}`);
-    if (Date.now() - t0 > timeoutMs) throw new Error(`index not settled: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function cosine(a: Float32Array, b: Float32Array): number {
   let dot = 0;
