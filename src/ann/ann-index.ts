@@ -102,6 +102,8 @@ export class AnnIndex {
       deps.logger?.warn({ err }, 'recall index unavailable: recall scans exactly');
       return undefined;
     }
+    // An open store must not keep the process alive by its index alone (the timers are unref'd too).
+    worker.unref();
     const ann = new AnnIndex(deps, worker);
     ann.#load().catch((err: unknown) => ann.#fail(err as Error));
     return ann;
