@@ -159,6 +159,8 @@ export class AnnIndex {
    * no complete index exists (none recorded: the next open rebuilds).
    */
   save(lsn: number): Promise<IndexCoverage | undefined> {
+    // While loading, the file is still the one the MANIFEST describes.
+    if (this.#state === 'loading') return Promise.resolve(this.#d.coverage);
     if (this.#state !== 'ready') return Promise.resolve(undefined);
     if (!this.#dirty && this.#saved) return Promise.resolve({ ...this.#saved, lsn });
     this.#dirty = false;
@@ -239,7 +241,10 @@ export class AnnIndex {
     const keys: bigint[] = [];
     const used: number[] = [];
     for (const slot of slots) {
-      if (ks.table.id(slot) === undefined) removes.push(BigInt(slot));
+      const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
+      const i = slot & CHUNK_MASK;
+      // A zero vector has no direction to index (recall falls back to the scan if it is needed).
+      if (c?.ids[i] === undefined || c.norm[i] === 0) removes.push(BigInt(slot));
       else used.push(slot);
     }
     const codes = new Int8Array(used.length * dim);
