@@ -10,7 +10,9 @@ export type WarmStoreErrorCode =
   | 'UNSUPPORTED_VERSION'
   | 'STORE_LOCKED'
   | 'STORE_CLOSED'
-  | 'IO_ERROR';
+  | 'IO_ERROR'
+  | 'DISK_FULL'
+  | 'READ_ONLY';
 
 export const ERROR_CODES: readonly WarmStoreErrorCode[] = [
   'INVALID_INPUT',
@@ -22,6 +24,8 @@ export const ERROR_CODES: readonly WarmStoreErrorCode[] = [
   'STORE_LOCKED',
   'STORE_CLOSED',
   'IO_ERROR',
+  'DISK_FULL',
+  'READ_ONLY',
 ];
 
 /** Extra structured context carried by an error (which field, which file, which id). */

@@ -29,6 +29,7 @@ export type {
   RecallOptions,
   RecallResult,
   ContentStorageStats,
+  StorageStatus,
   CompactOptions,
   CompactProgress,
   CompactionPhase,

@@ -1,6 +1,6 @@
 import type { WsFileSystem } from './fs/types.js';
 
-/** One memory. See brief §2. */
+/** One memory: an id within a space, an embedding, optional content and cognitive metadata. */
 export interface MemoryRecord {
   /** 1..255 bytes of UTF-8, unique within its space. */
   id: string;
@@ -86,8 +86,10 @@ export interface CompactionLimits {
    */
   minSegmentDeadRatio?: number;
   /**
-   * Extra free disk, beyond the live bytes to be copied, that must be available before starting.
-   * @default 16777216 (16 MiB)
+   * Extra free disk, beyond the live bytes of the victims a run copies, that must be available
+   * before starting (the run's WAL entries and the checkpoint's MANIFEST). On a disk short of
+   * space a run takes only the victims whose live bytes fit, so it can still free space.
+   * @default 1048576 (1 MiB)
    */
   diskHeadroomBytes?: number;
 }
@@ -148,6 +150,39 @@ export interface WarmStoreOptions {
   logger?: WarmStoreLogger;
   /** File layer; tests inject faults here. @default the Node fs layer */
   fileSystem?: WsFileSystem;
+  /**
+   * Disk space the store keeps for itself in a `RESERVE` file of real zero bytes, given back to
+   * the file system when a write hits a full disk (ENOSPC) so that deletes, checkpoints and a
+   * compaction can still run and free space, and taken again when space returns. Sized for a
+   * compaction of one segment: its live bytes never exceed `segmentBytes`. 0 keeps no reserve.
+   * @default the smaller of 16777216 (16 MiB) and `segmentBytes`
+   */
+  diskReserveBytes?: number;
+  /**
+   * Open for inspection or backup: nothing is written (no lock file, no repair, no recovery
+   * checkpoint, no reserve) and every mutation is refused with READ_ONLY. No lock is taken, so a
+   * writer may be running: the store is read as its files were at open (WAL replayed in memory).
+   * @default false
+   */
+  readOnly?: boolean;
+}
+
+/** The store's disk and write state (`WarmStore.storageStatus()`). */
+export interface StorageStatus {
+  /** A write hit a full disk and space has not returned yet: new content is refused (DISK_FULL). */
+  diskFull: boolean;
+  /** Why the store entered the full state. */
+  diskFullReason?: string;
+  /** When it did (ms since the epoch). */
+  diskFullSince?: number;
+  /** Opened with `readOnly`, or fell back to it because open could not write on a full disk. */
+  readOnly: boolean;
+  /** Why the store is read-only. */
+  readOnlyReason?: string;
+  /** The reserve's configured size (`diskReserveBytes`). */
+  reserveBytes: number;
+  /** Bytes the reserve file holds now (less than `reserveBytes` while the disk is full). */
+  reserveHeldBytes: number;
 }
 
 /** Which memory space an id is looked up in. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { setImmediate as yieldImmediate } from 'node:timers/promises';
@@ -8,10 +9,13 @@ import type { IndexStatus, WarmStoreLogger } from '../types.js';
 import { quantize, quantizeInto } from './quantize.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
-export const INDEX_FILE = 'ann.usearch';
+/** Index files are `ann-<lsn>-<random>.usearch`: a save never replaces the file the MANIFEST names. */
+export const INDEX_FILE_PREFIX = 'ann-';
 
 /** What the MANIFEST records of the saved index: the LSN it covers and the file it must find. */
 export interface IndexCoverage {
+  /** File name in the store directory. */
+  file: string;
   /** Every put and delete with an LSN at or below this is in the saved file. */
   lsn: number;
   bytes: number;
@@ -66,6 +70,8 @@ export class AnnIndex {
   #saved: IndexCoverage | undefined;
   #closed = false;
   #searches = 0;
+  #stopping: Promise<void> | undefined;
+  #exited = false;
 
   private constructor(deps: AnnIndexDeps, worker: Worker) {
     this.#d = deps;
@@ -74,6 +80,7 @@ export class AnnIndex {
     worker.on('message', (r: Reply) => {
       const p = this.#pending.get(r.id);
       this.#pending.delete(r.id);
+      if (this.#pending.size === 0 && this.#stopping === undefined) worker.unref();
       if (!p) return;
       if (r.error !== undefined) p.reject(new Error(r.error));
       else p.resolve(r);
@@ -81,6 +88,7 @@ export class AnnIndex {
     const fail = (err: Error): void => this.#fail(err);
     worker.on('error', fail);
     worker.on('exit', (code) => {
+      this.#exited = true;
       if (!this.#closed) fail(new Error(`index worker exited with code ${code}`));
     });
   }
@@ -102,7 +110,7 @@ export class AnnIndex {
       deps.logger?.warn({ err }, 'recall index unavailable: recall scans exactly');
       return undefined;
     }
-    // An open store must not keep the process alive by its index alone (the timers are unref'd too).
+    // An open store must not keep the process alive by its idle index (the timers are unref'd too).
     worker.unref();
     const ann = new AnnIndex(deps, worker);
     ann.#load().catch((err: unknown) => ann.#fail(err as Error));
@@ -164,9 +172,12 @@ export class AnnIndex {
     if (this.#state !== 'ready') return Promise.resolve(undefined);
     if (!this.#dirty && this.#saved) return Promise.resolve({ ...this.#saved, lsn });
     this.#dirty = false;
-    return this.#call({ t: 'save', file: join(this.#d.dir, INDEX_FILE) }).then(
+    // A fresh name each time: a crash after the rename but before the MANIFEST names the new file
+    // leaves the old one intact and still named.
+    const file = `${INDEX_FILE_PREFIX}${lsn}-${randomBytes(4).toString('hex')}.usearch`;
+    return this.#call({ t: 'save', file: join(this.#d.dir, file) }).then(
       (r) => {
-        this.#saved = { lsn, bytes: r.bytes as number, crc: r.crc as number };
+        this.#saved = { file, lsn, bytes: r.bytes as number, crc: r.crc as number };
         return this.#saved;
       },
       (err: unknown) => {
@@ -177,11 +188,22 @@ export class AnnIndex {
     );
   }
 
-  /** Stops the worker (after the last save). */
+  /**
+   * Once the MANIFEST names `kept` (or no file), deletes every other index file and temp file left
+   * by earlier saves or interrupted ones.
+   */
+  prune(kept: IndexCoverage | undefined): void {
+    if (this.#state === 'failed' || this.#closed) return;
+    this.#call({ t: 'prune', dir: this.#d.dir, prefix: INDEX_FILE_PREFIX, keep: kept?.file ?? '' }).catch(
+      (err: unknown) => this.#d.logger?.warn({ err }, 'could not delete old recall index files'),
+    );
+  }
+
+  /** Stops the worker once it has done what was sent before (after the last save). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#worker.terminate();
+    await this.#stop();
     const err = new Error('recall index closed');
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
@@ -190,8 +212,9 @@ export class AnnIndex {
   async #load(): Promise<void> {
     const ks = this.#d.keyspace;
     const cov = this.#d.coverage;
-    const r = await this.#call({ t: 'open', file: join(this.#d.dir, INDEX_FILE), expect: cov });
+    const r = await this.#call({ t: 'open', file: join(this.#d.dir, cov?.file ?? ''), expect: cov });
     if (this.#closed) return;
+    this.prune(cov);
     if (r.loaded === true && cov) {
       this.#indexed = r.size as number;
       // Catch up: slots written after the covered LSN are re-sent, freed slots removed.
@@ -220,10 +243,12 @@ export class AnnIndex {
     const ks = this.#d.keyspace;
     this.#toBuild = ks.size;
     this.#built = 0;
-    for (let from = 0; from < ks.slotLimit; from += BATCH) {
+    // Slots written from now on are posted by `changed`: only those below today's limit need sending.
+    const limit = ks.slotLimit;
+    for (let from = 0; from < limit; from += BATCH) {
       if (this.#closed) return;
       const slots: number[] = [];
-      const end = Math.min(ks.slotLimit, from + BATCH);
+      const end = Math.min(limit, from + BATCH);
       for (let slot = from; slot < end; slot++) if (ks.table.id(slot) !== undefined) slots.push(slot);
       if (slots.length === 0) continue;
       await this.#post(slots, false);
@@ -276,6 +301,8 @@ export class AnnIndex {
       return Promise.reject(new Error(this.#error ?? 'recall index closed'));
     }
     const id = this.#next++;
+    // Referenced while a reply is awaited; idle, the index never keeps the process alive.
+    if (this.#pending.size === 0) this.#worker.ref();
     return new Promise<Reply>((resolve, reject) => {
       this.#pending.set(id, {
         resolve,
@@ -294,9 +321,31 @@ export class AnnIndex {
     this.#error = err.message;
     this.#tail.clear();
     this.#setState('failed');
-    void this.#worker.terminate();
+    void this.#stop();
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
+  }
+
+  /**
+   * Asks the worker to end after its queue and waits for it to exit. Never `terminate()`: a
+   * terminated worker inside a usearch call aborts the process.
+   */
+  #stop(): Promise<void> {
+    this.#stopping ??= new Promise<void>((resolve) => {
+      if (this.#exited) {
+        resolve();
+        return;
+      }
+      this.#worker.once('exit', () => resolve());
+      // Referenced until it exits, so that a close being awaited keeps the process alive.
+      this.#worker.ref();
+      try {
+        this.#worker.postMessage({ t: 'stop' });
+      } catch {
+        resolve();
+      }
+    });
+    return this.#stopping;
   }
 
   #setState(s: IndexStatus['state']): void {

@@ -9,7 +9,8 @@
  *
  * Messages in: `open` (load the file if its size and CRC32C match, else start empty), `apply`
  * (removes, then upserts: a key already present is removed first), `search`, `save` (temp file,
- * fsync, rename, fsync of the directory; replies with the file's size and CRC32C). Every message
+ * fsync, rename, fsync of the directory; replies with the file's size and CRC32C), `prune` (deletes
+ * index files but the one kept), `stop` (no reply: the thread ends). Every other message
  * gets one reply carrying its `id`; a failure replies `{ id, error }`.
  */
 export const WORKER_SOURCE = `
@@ -57,7 +58,7 @@ function fsyncPath(p) {
 
 function open(m) {
   const want = m.expect;
-  if (!want || !fs.existsSync(m.file)) return { loaded: false, reason: want ? 'missing' : 'not recorded' };
+  if (!want || !want.file || !fs.existsSync(m.file)) return { loaded: false, reason: want ? 'missing' : 'not recorded' };
   const got = fileCrc(m.file);
   if (got.bytes !== want.bytes || got.crc !== want.crc) return { loaded: false, reason: 'damaged' };
   try {
@@ -98,13 +99,27 @@ function save(m) {
   return sum;
 }
 
+function prune(m) {
+  for (const name of fs.readdirSync(m.dir)) {
+    if (name.startsWith(m.prefix) && name !== m.keep) fs.rmSync(path.join(m.dir, name), { force: true });
+  }
+  return {};
+}
+
 parentPort.on('message', (m) => {
+  if (m.t === 'stop') {
+    // Ends the thread once every message before this one is done. Terminating it instead could
+    // interrupt a native call, and the binding aborts the whole process when that happens.
+    parentPort.close();
+    return;
+  }
   let r;
   try {
     if (m.t === 'open') r = open(m);
     else if (m.t === 'apply') r = apply(m);
     else if (m.t === 'search') r = search(m);
     else if (m.t === 'save') r = save(m);
+    else if (m.t === 'prune') r = prune(m);
     else throw new Error('unknown message ' + m.t);
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: String(err && err.message ? err.message : err) });

@@ -6,6 +6,7 @@ import type { CompactCliOptions } from './commands/compact.js';
 import type { ExportOptions } from './commands/export.js';
 import type { ImportOptions } from './commands/import.js';
 import type { RecallCliOptions } from './commands/recall.js';
+import type { SpacesCliOptions } from './commands/spaces.js';
 import type { StatsOptions } from './commands/stats.js';
 import type { ServeOptions } from './commands/serve.js';
 import {
@@ -46,6 +47,7 @@ function checkRemote(command: Command): void {
 }
 
 const jsonOption = (): Option => new Option('--json', 'print one JSON object on stdout (for scripts)');
+const spaceOption = (what: string): Option => new Option('--space <name>', what);
 const dimensionOption = (): Option =>
   new Option('--dimension <n>', 'embedding dimension, used when a new store is created').argParser(
     parseIntOption(1, 65536),
@@ -155,6 +157,9 @@ function buildProgram(): Command {
         .default(1000)
         .argParser(parseIntOption(1, 1_000_000)),
     )
+    .addOption(
+      spaceOption("put every record in this memory space (default: each line's own space, else 'default')"),
+    )
     .action(async (file: string, opts: ImportOptions, command: Command) => {
       checkRemote(command);
       const { importJsonl } = await import('./commands/import.js');
@@ -169,6 +174,9 @@ function buildProgram(): Command {
     .addOption(urlOption())
     .addOption(apiKeyOption())
     .addOption(new Option('--json', 'print a JSON summary on stdout (with a file only)'))
+    .addOption(
+      spaceOption('only this memory space (default: every space; with --url, every space the key covers)'),
+    )
     .action(async (file: string | undefined, opts: ExportOptions, command: Command) => {
       checkRemote(command);
       if (opts.json && (file === undefined || file === '-')) {
@@ -187,6 +195,15 @@ function buildProgram(): Command {
     .addOption(
       new Option('--min-score <x>', 'drop results below this cosine similarity').argParser(parseNumberOption),
     )
+    .addOption(spaceOption("the memory space to recall from, and to find --like in (default: 'default')"))
+    .addOption(
+      new Option(
+        '--filter <json>',
+        'only memories whose metadata fall in these ranges, e.g. \'{"confidence":{"gte":0.5}}\' ' +
+          '(fields: confidence, activation, decayRate, createdAt, lastAccess, accessCount; gt, gte, lt, lte)',
+      ),
+    )
+    .addOption(new Option('--exact', 'scan every vector of the space instead of using an index'))
     .addOption(dataOption())
     .addOption(urlOption())
     .addOption(apiKeyOption())
@@ -195,6 +212,20 @@ function buildProgram(): Command {
       checkRemote(command);
       const { recall } = await import('./commands/recall.js');
       await recall(embedding, opts);
+    });
+
+  program
+    .command('spaces')
+    .description('list the memory spaces and their sizes, or delete one with --delete')
+    .addOption(new Option('--delete <name>', 'delete this space and every memory in it'))
+    .addOption(dataOption())
+    .addOption(urlOption())
+    .addOption(apiKeyOption())
+    .addOption(jsonOption())
+    .action(async (opts: SpacesCliOptions, command: Command) => {
+      checkRemote(command);
+      const { spaces } = await import('./commands/spaces.js');
+      await spaces(opts);
     });
 
   program

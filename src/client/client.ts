@@ -2,17 +2,20 @@ import { ERROR_CODES, WarmStoreError, invalid, type WarmStoreErrorCode } from '.
 import type {
   CompactionStats,
   ContentStorageStats,
+  EntriesOptions,
   GetOptions,
   MaintenanceReport,
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  SpaceInfo,
+  SpaceOptions,
   StoredMemory,
 } from '../types.js';
 import type { BatchDeleteResult, BatchGetResult, BatchPutResult } from '../server/batch.js';
 import { WarmStoreClientError } from './errors.js';
 import { HttpTransport, type CallOptions } from './transport.js';
-import { checkId, embeddingToWire, memoryFromWire, recordToWire } from './wire.js';
+import { checkId, checkSpace, embeddingToWire, memoryFromWire, recordToWire } from './wire.js';
 
 /** Options of `WarmStoreClient`. */
 export interface WarmStoreClientOptions {
@@ -63,11 +66,13 @@ export interface WarmStoreClientOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-/** `contentStorageStats()` over HTTP: the store's figures plus its size and compaction state. */
+/** `contentStorageStats()` over HTTP: the store's figures plus its size, compaction state and spaces. */
 export interface RemoteStorageStats extends ContentStorageStats {
-  /** Number of memories. */
+  /** Number of memories, in every space. */
   size: number;
   isCompacting: boolean;
+  /** Every memory space with its size, by name. */
+  spaces: SpaceInfo[];
 }
 
 /** Options of `compact()`: the store's, minus progress callbacks, which HTTP does not carry. */
@@ -96,6 +101,17 @@ function timeoutOption(value: unknown, field: string): number | false {
   return value === false ? false : positiveNumber(value, field);
 }
 
+/** The `space` of a method's options, checked; undefined when absent (the server's default). */
+function spaceOf(options: SpaceOptions | undefined): string | undefined {
+  if (options === undefined || options.space === undefined) return undefined;
+  return checkSpace(options.space, 'options.space');
+}
+
+/** `?space=NAME` to append to a query, or '' for the default space. */
+function spaceQuery(space: string | undefined, sep: '?' | '&'): string {
+  return space === undefined ? '' : `${sep}space=${encodeURIComponent(space)}`;
+}
+
 /** Only the call options of a method's options, so that a signal and a timeout pass through. */
 function callOf(options: CallOptions | undefined, field = 'options'): CallOptions {
   if (options === undefined) return {};
@@ -116,8 +132,10 @@ function callOf(options: CallOptions | undefined, field = 'options'): CallOption
  * routes instead.
  */
 function idPath(id: string): string | undefined {
-  return id === '.' || id === '..' ? undefined : `${MEMORIES}/${encodeURIComponent(id)}`;
+  return isDotSegment(id) ? undefined : `${MEMORIES}/${encodeURIComponent(id)}`;
 }
+
+const isDotSegment = (s: string): boolean => s === '.' || s === '..';
 
 /**
  * A warmstore server, with the method names of the embedded `WarmStore`. Embeddings travel as
@@ -130,7 +148,7 @@ function idPath(id: string): string | undefined {
  * consequence: a `delete` whose first attempt took effect before the connection broke answers
  * `false` on the retry. `touch: true` reads may count an access twice the same way.
  *
- * Memory spaces are not carried yet: every call works on the server's `default` space.
+ * Every call on memories works in one memory space: `options.space`, or the server's `'default'`.
  */
 export class WarmStoreClient {
   readonly #transport: HttpTransport;
@@ -238,36 +256,44 @@ export class WarmStoreClient {
     this.#checkOpen();
     checkId(id);
     const call = callOf(options);
+    const space = spaceOf(options);
     const touch = options?.touch;
     if (touch !== undefined && typeof touch !== 'boolean')
       throw invalid('options.touch', 'must be a boolean');
     const path = idPath(id);
     if (path === undefined) {
       if (touch === true) throw invalid('options.touch', `cannot be sent for the id ${JSON.stringify(id)}`);
-      return (await this.#getMany([id], call))[0];
+      return (await this.#getMany([id], space, call))[0];
     }
-    const query = `?encoding=base64${touch === true ? '&touch=true' : ''}`;
+    const query = `?encoding=base64${touch === true ? '&touch=true' : ''}${spaceQuery(space, '&')}`;
     const res = await this.#transport.json('GET', path + query, undefined, call, [404]);
     if (res.status === 404) return this.#notFound(res.body, undefined);
     return memoryFromWire(res.body);
   }
 
   /**
-   * The memories stored under `ids`, in order, undefined for those missing; `maxBatchItems` ids
-   * per request. Batch reads do not touch.
+   * The memories stored under `ids` in one space, in order, undefined for those missing;
+   * `maxBatchItems` ids per request. Batch reads do not touch.
    */
-  async getMany(ids: readonly string[], options?: CallOptions): Promise<Array<StoredMemory | undefined>> {
+  async getMany(
+    ids: readonly string[],
+    options?: SpaceOptions & CallOptions,
+  ): Promise<Array<StoredMemory | undefined>> {
     this.#checkOpen();
     if (!Array.isArray(ids)) throw invalid('ids', 'must be an array');
     ids.forEach((id, i) => checkId(id, `ids[${i}]`));
-    return this.#getMany(ids, callOf(options));
+    return this.#getMany(ids, spaceOf(options), callOf(options));
   }
 
-  async #getMany(ids: readonly string[], call: CallOptions): Promise<Array<StoredMemory | undefined>> {
+  async #getMany(
+    ids: readonly string[],
+    space: string | undefined,
+    call: CallOptions,
+  ): Promise<Array<StoredMemory | undefined>> {
     const out: Array<StoredMemory | undefined> = [];
     for (let offset = 0; offset < ids.length; offset += this.#maxBatchItems) {
       const chunk = ids.slice(offset, offset + this.#maxBatchItems);
-      const body = { ids: chunk, encoding: 'base64' };
+      const body = { ids: chunk, encoding: 'base64', ...(space === undefined ? {} : { space }) };
       const res = await this.#transport.json('POST', `${MEMORIES}/batch/get`, body, call);
       batchResults<BatchGetResult>(res.body, chunk.length).forEach((r, k) => {
         const what = `memory ${offset + k} of the batch`;
@@ -278,13 +304,15 @@ export class WarmStoreClient {
   }
 
   /** True when a memory is stored under `id` (a read of the id alone, without content). */
-  async has(id: string, options?: CallOptions): Promise<boolean> {
+  async has(id: string, options?: SpaceOptions & CallOptions): Promise<boolean> {
     this.#checkOpen();
     checkId(id);
     const call = callOf(options);
+    const space = spaceOf(options);
     const path = idPath(id);
-    if (path === undefined) return (await this.#getMany([id], call))[0] !== undefined;
-    const res = await this.#transport.json('GET', `${path}?fields=id`, undefined, call, [404]);
+    if (path === undefined) return (await this.#getMany([id], space, call))[0] !== undefined;
+    const query = `?fields=id${spaceQuery(space, '&')}`;
+    const res = await this.#transport.json('GET', path + query, undefined, call, [404]);
     if (res.status === 404) return this.#notFound(res.body, false);
     return true;
   }
@@ -293,30 +321,39 @@ export class WarmStoreClient {
    * Deletes a memory; resolves true if it existed. A retry after a connection broke may find the
    * memory already deleted by the first attempt and resolve false.
    */
-  async delete(id: string, options?: CallOptions): Promise<boolean> {
+  async delete(id: string, options?: SpaceOptions & CallOptions): Promise<boolean> {
     this.#checkOpen();
     checkId(id);
     const call = callOf(options);
+    const space = spaceOf(options);
     const path = idPath(id);
-    if (path === undefined) return (await this.#deleteMany([id], call))[0] === true;
-    const res = await this.#transport.json('DELETE', path, undefined, call, [404]);
+    if (path === undefined) return (await this.#deleteMany([id], space, call))[0] === true;
+    const res = await this.#transport.json('DELETE', path + spaceQuery(space, '?'), undefined, call, [404]);
     if (res.status === 404) return this.#notFound(res.body, false);
     return true;
   }
 
-  /** Deletes many memories, `maxBatchItems` ids per request; one boolean per id, true when it existed. */
-  async deleteMany(ids: readonly string[], options?: CallOptions): Promise<boolean[]> {
+  /**
+   * Deletes many memories of one space, `maxBatchItems` ids per request; one boolean per id, true
+   * when it existed.
+   */
+  async deleteMany(ids: readonly string[], options?: SpaceOptions & CallOptions): Promise<boolean[]> {
     this.#checkOpen();
     if (!Array.isArray(ids)) throw invalid('ids', 'must be an array');
     ids.forEach((id, i) => checkId(id, `ids[${i}]`));
-    return this.#deleteMany(ids, callOf(options));
+    return this.#deleteMany(ids, spaceOf(options), callOf(options));
   }
 
-  async #deleteMany(ids: readonly string[], call: CallOptions): Promise<boolean[]> {
+  async #deleteMany(
+    ids: readonly string[],
+    space: string | undefined,
+    call: CallOptions,
+  ): Promise<boolean[]> {
     const out: boolean[] = [];
     for (let offset = 0; offset < ids.length; offset += this.#maxBatchItems) {
       const chunk = ids.slice(offset, offset + this.#maxBatchItems);
-      const res = await this.#transport.json('POST', `${MEMORIES}/batch/delete`, { ids: chunk }, call);
+      const body = { ids: chunk, ...(space === undefined ? {} : { space }) };
+      const res = await this.#transport.json('POST', `${MEMORIES}/batch/delete`, body, call);
       for (const r of batchResults<BatchDeleteResult>(res.body, chunk.length)) out.push(r.deleted === true);
     }
     return out;
@@ -343,7 +380,11 @@ export class WarmStoreClient {
     );
   }
 
-  /** The memories most similar to `embedding` (cosine), best first, each with its embedding. */
+  /**
+   * The memories of one space most similar to `embedding` (cosine), best first, each with its
+   * embedding; with `filter`, only those whose metadata fall in its ranges. The server checks
+   * `filter` and names a refused field (`filter.confidence.gte`).
+   */
   async recall(
     embedding: Float32Array | number[],
     options?: RecallOptions & CallOptions,
@@ -352,13 +393,17 @@ export class WarmStoreClient {
     const body: Record<string, unknown> = {
       embedding: embeddingToWire(embedding),
       encoding: 'base64',
-      fields: ['id', 'content', 'embedding', 'metadata'],
+      fields: ['id', 'space', 'content', 'embedding', 'metadata'],
     };
     if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
       if (options.k !== undefined) body['k'] = options.k;
       if (options.minScore !== undefined) body['minScore'] = options.minScore;
       if (options.touch !== undefined) body['touch'] = options.touch;
+      const space = spaceOf(options);
+      if (space !== undefined) body['space'] = space;
+      if (options.filter !== undefined) body['filter'] = options.filter;
+      if (options.exact !== undefined) body['exact'] = options.exact;
     }
     const res = await this.#transport.json('POST', 'api/v1/recall', body, callOf(options));
     const results = (res.body as { results?: unknown } | undefined)?.results;
@@ -385,7 +430,42 @@ export class WarmStoreClient {
     ] as const) {
       if (typeof s?.[f] !== 'number') throw badShape('storage stats', `have no ${f}`);
     }
-    return s as RemoteStorageStats;
+    const stats = s as RemoteStorageStats;
+    stats.spaces = spaceList(stats.spaces, 'storage stats');
+    return stats;
+  }
+
+  /**
+   * The memory spaces and their sizes, by name. With an API key that does not cover every space,
+   * only the spaces it covers.
+   */
+  async spaces(options?: CallOptions): Promise<SpaceInfo[]> {
+    this.#checkOpen();
+    const res = await this.#transport.json('GET', 'api/v1/spaces', undefined, callOf(options));
+    return spaceList((res.body as { spaces?: unknown } | undefined)?.spaces, 'spaces');
+  }
+
+  /**
+   * Deletes a memory space and every memory in it; resolves with how many it held (0 for a space
+   * that does not exist, so a retry is safe). The names `.` and `..` cannot travel in a URL path
+   * and are refused here.
+   */
+  async deleteSpace(space: string, options?: CallOptions): Promise<number> {
+    this.#checkOpen();
+    checkSpace(space, 'space');
+    if (isDotSegment(space)) {
+      throw invalid('space', `${JSON.stringify(space)} cannot be named in a URL path; delete it locally`);
+    }
+    const call = callOf(options);
+    const res = await this.#transport.json(
+      'DELETE',
+      `api/v1/spaces/${encodeURIComponent(space)}`,
+      undefined,
+      call,
+    );
+    const deleted = (res.body as { deleted?: unknown } | undefined)?.deleted;
+    if (typeof deleted !== 'number') throw badShape('delete space', 'has no deleted count');
+    return deleted;
   }
 
   /**
@@ -419,15 +499,17 @@ export class WarmStoreClient {
   }
 
   /**
-   * Every memory, streamed from the server in one response (JSON Lines, base64 embeddings), with
-   * backpressure: memory stays flat whatever the store's size. A memory written meanwhile may or
-   * may not appear. Stop early with `break`. A connection broken mid-stream is not retried (the
-   * iteration could not resume where it stopped): it rejects with `CONNECTION_FAILED`.
+   * The memories of one space (`options.space`), or of every space the API key covers, streamed
+   * from the server in one response (JSON Lines, base64 embeddings), with backpressure: memory
+   * stays flat whatever the store's size. A memory written meanwhile may or may not appear. Stop
+   * early with `break`. A connection broken mid-stream is not retried (the iteration could not
+   * resume where it stopped): it rejects with `CONNECTION_FAILED`.
    */
-  async *entries(options?: CallOptions): AsyncGenerator<StoredMemory> {
+  async *entries(options?: EntriesOptions & CallOptions): AsyncGenerator<StoredMemory> {
     this.#checkOpen();
     const call = callOf(options);
-    const res = await this.#transport.stream('GET', 'api/v1/export?encoding=base64', call);
+    const path = `api/v1/export?encoding=base64${spaceQuery(spaceOf(options), '&')}`;
+    const res = await this.#transport.stream('GET', path, call);
     if (res.body === null) return;
     const decoder = new TextDecoder('utf-8', { fatal: true });
     let pending = '';
@@ -506,6 +588,18 @@ function refusedRecord(error: unknown, index: number, k: number, id: string | un
   const field = typeof e['field'] === 'string' ? rename(e['field']) : to;
   const message = typeof e['message'] === 'string' ? rename(e['message']) : `invalid ${field}`;
   return { index, id, code, message, field };
+}
+
+/** A list of `{ name, size }` from a response, checked. */
+function spaceList(value: unknown, what: string): SpaceInfo[] {
+  if (!Array.isArray(value)) throw badShape(what, 'have no spaces list');
+  return value.map((s: unknown, i): SpaceInfo => {
+    const o = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>;
+    if (typeof o['name'] !== 'string' || typeof o['size'] !== 'number') {
+      throw badShape(what, `have no name and size for space ${i}`);
+    }
+    return { name: o['name'], size: o['size'] };
+  });
 }
 
 function badShape(what: string, why: string): WarmStoreClientError {

@@ -16,10 +16,15 @@ export type { WarmStoreErrorCode, WarmStoreErrorDetails } from '../errors.js';
 export type {
   CompactionStats,
   ContentStorageStats,
+  EntriesOptions,
   GetOptions,
   MaintenanceReport,
   MemoryRecord,
+  MetadataFilter,
+  Range,
   RecallOptions,
   RecallResult,
+  SpaceInfo,
+  SpaceOptions,
   StoredMemory,
 } from '../types.js';

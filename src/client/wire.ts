@@ -9,6 +9,7 @@ import { METADATA_FIELDS, type MemoryRecord, type StoredMemory } from '../types.
 import { WarmStoreClientError } from './errors.js';
 
 const MAX_ID_BYTES = 255;
+const MAX_SPACE_BYTES = 64;
 
 /**
  * Checks what the client needs before it can build a request: an id that fits in a URL path and
@@ -22,6 +23,16 @@ export function checkId(id: unknown, field = 'id'): asserts id is string {
     throw invalid(field, `is ${Buffer.byteLength(id, 'utf8')} bytes of UTF-8; at most ${MAX_ID_BYTES}`);
   }
   if (!id.isWellFormed()) throw invalid(field, 'must be well-formed UTF-16 (no lone surrogates)');
+}
+
+/** A memory space's name: 1..64 bytes of well-formed UTF-8, so that it fits a query or a path. */
+export function checkSpace(space: unknown, field = 'space'): string {
+  if (typeof space !== 'string') throw invalid(field, 'must be a string');
+  if (space.length === 0) throw invalid(field, 'must not be empty');
+  const bytes = Buffer.byteLength(space, 'utf8');
+  if (bytes > MAX_SPACE_BYTES) throw invalid(field, `is ${bytes} bytes of UTF-8; at most ${MAX_SPACE_BYTES}`);
+  if (!space.isWellFormed()) throw invalid(field, 'must be well-formed UTF-16 (no lone surrogates)');
+  return space;
 }
 
 /** `embedding` as the wire carries it; number arrays are converted to float32 first, as the store would. */
@@ -44,10 +55,9 @@ export function recordToWire(record: MemoryRecord, field = ''): Record<string, u
   const at = (name: string): string => (field === '' ? name : `${field}.${name}`);
   if (typeof record !== 'object' || record === null) throw invalid(field || 'record', 'must be an object');
   checkId(record.id, at('id'));
-  const out: Record<string, unknown> = {
-    id: record.id,
-    embedding: embeddingToWire(record.embedding, at('embedding')),
-  };
+  const out: Record<string, unknown> = { id: record.id };
+  if (record.space !== undefined) out['space'] = checkSpace(record.space, at('space'));
+  out['embedding'] = embeddingToWire(record.embedding, at('embedding'));
   // Absent content is left out and null stays null: both mean "no content", and '' stays ''.
   if (record.content !== undefined) out['content'] = record.content;
   for (const f of METADATA_FIELDS) if (record[f] !== undefined) out[f] = record[f];
@@ -63,6 +73,8 @@ export function memoryFromWire(value: unknown, what = 'a memory'): StoredMemory 
   if (typeof value !== 'object' || value === null) throw badResponse(what, 'is not an object');
   const o = value as Record<string, unknown>;
   if (typeof o['id'] !== 'string') throw badResponse(what, 'has no id');
+  // Every request of the client asks for the space: a memory without one is not of this server.
+  if (typeof o['space'] !== 'string') throw badResponse(what, 'has no space');
   const content = o['content'];
   if (content !== null && typeof content !== 'string') throw badResponse(what, 'has no content field');
   let embedding: Float32Array;
@@ -73,7 +85,7 @@ export function memoryFromWire(value: unknown, what = 'a memory'): StoredMemory 
   }
   const m: StoredMemory = {
     id: o['id'],
-    space: typeof o['space'] === 'string' ? o['space'] : 'default',
+    space: o['space'],
     embedding,
     content,
     confidence: 0,

@@ -12,7 +12,7 @@ import { OutputWriter } from './output.js';
 import { PauseMeter } from './pause-meter.js';
 import { pickVictims, type SegmentStats, type VictimPlan } from './picker.js';
 import { ProgressReporter } from './progress.js';
-import { checkMemoryBudget, checkResources, type ResourceVerdict } from './resources.js';
+import { checkMemoryBudget, checkResources, type Refusal, type ResourceVerdict } from './resources.js';
 import { rollback } from './rollback.js';
 import { WindowCopier } from './window-copier.js';
 
@@ -58,9 +58,9 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     before: host.stats(),
   };
   const segments = host.segments();
-  const plan = planVictims(host, o, segments);
+  const planned = planVictims(host, o, segments);
+  const plan = await checkOrRefuse(run, planned, segments);
   const victims = plan.victims.map((id) => segments.get(id)!);
-  await checkOrRefuse(run, victims);
 
   const runId = host.nextRunId();
   host.emit('compactionStart', { runId, victims: victims.length, resumed: o.resumed });
@@ -136,26 +136,48 @@ function planVictims(host: CompactorHost, o: RunOptions, segments: Map<number, S
 }
 
 /**
- * Resource check, before anything is written. A refusal is an outcome too: it ends the run with
+ * Resource check, before anything is written: the plan keeps the victims whose live bytes fit on
+ * the disk (all of them when there is room). A refusal is an outcome too: it ends the run with
  * its own `compactionEnd` so that it is counted.
  */
-async function checkOrRefuse(run: Run, victims: readonly Segment[]): Promise<void> {
+async function checkOrRefuse(
+  run: Run,
+  plan: VictimPlan,
+  segments: Map<number, Segment>,
+): Promise<VictimPlan> {
   const { host } = run;
-  const victimLiveBytes = victims.map((v) => v.live);
-  let verdict: ResourceVerdict = checkMemoryBudget(victimLiveBytes, host.memoryBudgetBytes);
-  if (verdict.ok && victims.length > 0) {
-    verdict = checkResources({
-      victimLiveBytes,
-      memoryBudgetBytes: host.memoryBudgetBytes,
-      freeBytes: await run.meter.io(host.fs.freeBytes(host.dir)),
-      diskHeadroomBytes: host.diskHeadroomBytes,
-      dir: host.dir,
-    });
+  const victimLiveBytes = plan.victims.map((id) => segments.get(id)!.live);
+  const verdict = await check(run, victimLiveBytes);
+  if (!verdict.ok) {
+    const error = new WarmStoreError('INSUFFICIENT_RESOURCES', verdict.message, verdict.details);
+    host.emit('compactionEnd', { outcome: 'refused', error });
+    throw error;
   }
-  if (verdict.ok) return;
-  const error = new WarmStoreError('INSUFFICIENT_RESOURCES', verdict.message, verdict.details);
-  host.emit('compactionEnd', { outcome: 'refused', error });
-  throw error;
+  if (verdict.take.length === plan.victims.length) return plan;
+  const victims = verdict.take.map((i) => plan.victims[i]!);
+  host.logger?.debug?.({ planned: plan.victims, taken: victims }, 'compaction takes the victims that fit');
+  return {
+    victims,
+    sealActiveFirst: plan.sealActiveFirst && victims.includes(host.activeId()),
+    bytesToCopy: verdict.take.reduce((n, i) => n + victimLiveBytes[i]!, 0),
+  };
+}
+
+/** Memory first, without I/O; the free disk is asked for only when the budget passes. */
+async function check(run: Run, victimLiveBytes: number[]): Promise<ResourceVerdict | Refusal> {
+  const { host } = run;
+  const memory = checkMemoryBudget(victimLiveBytes, host.memoryBudgetBytes);
+  if (!memory.ok) return memory;
+  if (victimLiveBytes.length === 0) return { ok: true, take: [] };
+  return checkResources({
+    victimLiveBytes,
+    memoryBudgetBytes: host.memoryBudgetBytes,
+    freeBytes: await run.meter.io(host.fs.freeBytes(host.dir)),
+    // The run ends with a checkpoint, which grows the record files by the slots added since the
+    // last one: on a nearly full disk that is what fails first.
+    diskHeadroomBytes: host.diskHeadroomBytes + host.checkpointGrowthBytes(),
+    dir: host.dir,
+  });
 }
 
 /**

@@ -12,6 +12,8 @@ export interface CompactorHost {
   memoryBudgetBytes: number;
   minSegmentDeadRatio: number;
   diskHeadroomBytes: number;
+  /** Bytes the next checkpoint adds to the record files (slots never checkpointed yet). */
+  checkpointGrowthBytes(): number;
   logger: WarmStoreLogger | undefined;
   killPoint(name: string): void;
   table(): RecordTable;

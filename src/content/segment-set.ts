@@ -67,13 +67,13 @@ export class SegmentSet {
    * Opens every segment file among `names`. A segment whose header never became durable (or is
    * damaged) is set aside and returned with the reason; a read error or a newer format fails.
    */
-  openAll(names: readonly string[]): Map<number, string> {
+  openAll(names: readonly string[], readOnly = false): Map<number, string> {
     const bad = new Map<number, string>();
     for (const n of names) {
       const id = parseSegmentFileName(n);
       if (id === undefined) continue;
       try {
-        this.#segments.set(id, Segment.open(this.#fs, this.dir, id));
+        this.#segments.set(id, Segment.open(this.#fs, this.dir, id, readOnly));
       } catch (err) {
         if (!WarmStoreError.is(err, 'CORRUPTION_DETECTED')) throw ioError('open', join(this.dir, n), err);
         bad.set(id, (err as Error).message);

@@ -116,11 +116,12 @@ export class Segment {
     return s;
   }
 
-  static open(fs: WsFileSystem, dir: string, id: number): Segment {
+  /** Opens segment `id`; `readOnly` opens the file for reading only (a read-only store). */
+  static open(fs: WsFileSystem, dir: string, id: number, readOnly = false): Segment {
     const path = join(dir, segmentFileName(id));
     let file: WsFile;
     try {
-      file = fs.open(path, 'rw');
+      file = fs.open(path, readOnly ? 'r' : 'rw');
     } catch (err) {
       throw ioError('open segment', path, err);
     }

@@ -15,6 +15,7 @@ import { CHUNK_MASK, CHUNK_SLOTS, DIRTY_FULL } from '../records/table.js';
 import type { WarmStoreLogger } from '../types.js';
 import type { WalLog } from '../wal/log.js';
 import type { CompactionJournal } from './compaction-journal.js';
+import { isNoSpace } from './disk-space.js';
 import type { Writer } from './writer.js';
 
 /** Headers written in one pwrite at most (180 KB). */
@@ -28,8 +29,13 @@ const VECTOR_GAP = 4;
 /** A checkpoint step yields to the event loop once it has run this long. */
 const STEP_MS = 4;
 
-/** Saves the recall index as of an LSN; resolves with what the MANIFEST records of it, if any. */
-export type IndexSaver = (lsn: number) => Promise<Manifest['annIndex']>;
+/** What a checkpoint asks of the recall index. */
+export interface IndexSaver {
+  /** Saves the index as of `lsn`; resolves with what the MANIFEST records of it, if any. */
+  save(lsn: number): Promise<Manifest['annIndex']>;
+  /** The MANIFEST now names this file (or none): older index files can go. */
+  committed(saved: Manifest['annIndex']): void;
+}
 
 export interface CheckpointerDeps {
   fs: WsFileSystem;
@@ -44,6 +50,8 @@ export interface CheckpointerDeps {
   manifest: Manifest;
   walCheckpointBytes: number;
   logger: WarmStoreLogger | undefined;
+  /** Gives the disk reserve back when a checkpoint meets a full disk (DiskSpace). */
+  onNoSpace(err: unknown): Promise<void>;
 }
 
 /**
@@ -72,7 +80,7 @@ export class Checkpointer {
   /** Queues a checkpoint after the one running, if any. */
   checkpoint(): Promise<void> {
     this.#pending = true;
-    const run = this.#chain.then(() => this.#run(true));
+    const run = this.#chain.then(() => this.#withRoom(true));
     this.#chain = run.catch(() => undefined);
     return run.finally(() => {
       this.#pending = false;
@@ -84,8 +92,19 @@ export class Checkpointer {
    * point, where that LSN is the last applied one) and records it in the MANIFEST. Until then the
    * MANIFEST keeps what it recorded.
    */
-  setIndexSaver(save: IndexSaver): void {
-    this.#saveIndex = save;
+  setIndexSaver(saver: IndexSaver): void {
+    this.#saveIndex = saver;
+  }
+
+  /**
+   * Bytes the next checkpoint adds to records.dat and vectors.dat: the slots in use past what the
+   * files hold. At most about the WAL written since the last checkpoint (each put entry carries its
+   * embedding), and the old WAL goes only after the checkpoint: a disk needs both at once.
+   */
+  growthBytes(): number {
+    const d = this.#d;
+    const missing = d.keyspace.slotLimit - d.files.headerSlots();
+    return missing > 0 ? missing * (SLOT_HEADER_BYTES + d.files.vectorBytes) : 0;
   }
 
   /** After a commit: a WAL past its size limit gets a background checkpoint. */
@@ -102,7 +121,22 @@ export class Checkpointer {
    * writer runs yet (the WAL file it starts from is already the fresh one).
    */
   recoveryCheckpoint(): Promise<void> {
-    return this.#run(false);
+    return this.#withRoom(false);
+  }
+
+  /**
+   * A checkpoint that meets a full disk is run once more in the room the released reserve leaves:
+   * it frees space itself (old WAL files, emptied segments) and must not be what stops a full
+   * store from recovering. A failed run leaves the previous checkpoint intact, so a rerun is safe.
+   */
+  async #withRoom(rotateWal: boolean): Promise<void> {
+    try {
+      await this.#run(rotateWal);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      await this.#d.onNoSpace(err);
+      await this.#run(rotateWal);
+    }
   }
 
   async #run(rotateWal: boolean): Promise<void> {
@@ -118,7 +152,7 @@ export class Checkpointer {
         await d.writer.barrier(async () => {
           lsn = d.writer.lastLsn;
           slots = d.keyspace.slotLimit;
-          indexSave = this.#saveIndex?.(lsn);
+          indexSave = this.#saveIndex?.save(lsn);
           await d.wal.sync();
           oldWal = await d.wal.start(d.wal.fileNo + 1);
           taken = d.keyspace.table.takeDirty();
@@ -150,6 +184,7 @@ export class Checkpointer {
       if (annIndex) this.#manifest.annIndex = annIndex;
       else delete this.#manifest.annIndex;
       await writeManifest(d.fs, d.dir, this.#manifest);
+      if (indexSave) this.#saveIndex?.committed(this.#manifest.annIndex);
     } catch (err) {
       d.keyspace.table.restoreDirty(taken);
       // The old WAL file stays on disk (the manifest still points at it); only the handle goes.

@@ -9,20 +9,32 @@ export interface MaintenanceThresholds {
 export interface MaintenanceDecision {
   action: 'compact' | 'skip' | 'busy';
   reason: string;
+  /** Compact every segment holding dead bytes, whatever its dead ratio (a full disk). */
+  force?: boolean;
 }
 
 /**
  * Whether a maintenance run compacts: when fragmentation is strictly above its threshold and the
  * content strictly above its minimum size (both boundaries strict: exactly at the threshold does
- * not trigger), or when a compaction interrupted by a crash is waiting to be resumed.
+ * not trigger), when a compaction interrupted by a crash is waiting to be resumed, or, on a full
+ * disk, whenever there are dead bytes at all (forced: every segment with dead bytes qualifies).
  */
 export function decideMaintenance(
   stats: ContentStorageStats,
   t: MaintenanceThresholds,
   compacting: boolean,
   interrupted: InterruptedCompaction | undefined,
+  diskFull = false,
 ): MaintenanceDecision {
   if (compacting) return { action: 'busy', reason: 'a compaction is already running' };
+  // On a full disk, dead bytes are the only space the store can win back by itself: any will do.
+  if (diskFull && stats.deadBytes > 0) {
+    return {
+      action: 'compact',
+      force: true,
+      reason: `the disk is full and ${stats.deadBytes} dead bytes can be reclaimed`,
+    };
+  }
   const fragmented = stats.fragmentationRatio > t.fragmentationThreshold;
   const bigEnough = stats.totalBytes > t.minTotalBytes;
   if (interrupted) {

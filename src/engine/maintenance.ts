@@ -13,6 +13,7 @@ import type {
 import type { WalLog } from '../wal/log.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { CompactionJournal } from './compaction-journal.js';
+import { isNoSpace } from './disk-space.js';
 import type { StoreEvents } from './events.js';
 import {
   decideMaintenance,
@@ -43,6 +44,8 @@ export interface MaintenanceDeps {
   /** The compaction interrupted by a crash that open found, if any. */
   interrupted: InterruptedCompaction | undefined;
   isOpen(): boolean;
+  /** The disk-full state: maintenance compacts any dead bytes then, and reports ENOSPC to it. */
+  space: { readonly full: boolean; onNoSpace(err: unknown): Promise<void> };
 }
 
 /**
@@ -93,10 +96,17 @@ export class Maintenance {
       resumeVictims: interrupted?.victimsRemaining ?? [],
       resumed: interrupted !== undefined,
     })
-      .then((stats) => {
-        this.#interrupted = undefined;
-        return stats;
-      })
+      .then(
+        (stats) => {
+          this.#interrupted = undefined;
+          return stats;
+        },
+        async (err: unknown) => {
+          // The run rolled back; the next one finds the reserve's room (and takes what fits).
+          if (isNoSpace(err)) await this.#d.space.onNoSpace(err);
+          throw err;
+        },
+      )
       .finally(() => {
         options.signal?.removeEventListener('abort', onAbort);
         this.#run = undefined;
@@ -117,7 +127,13 @@ export class Maintenance {
   async runMaintenance(): Promise<MaintenanceReport> {
     const d = this.#d;
     const stats = d.segments.stats();
-    const decision = decideMaintenance(stats, d.thresholds, this.isCompacting, this.#interrupted);
+    const decision = decideMaintenance(
+      stats,
+      d.thresholds,
+      this.isCompacting,
+      this.#interrupted,
+      d.space.full,
+    );
     const report: MaintenanceReport = {
       at: Date.now(),
       stats,
@@ -129,7 +145,7 @@ export class Maintenance {
     if (this.#interrupted) report.interruptedCompaction = { ...this.#interrupted };
     if (decision.action === 'compact') {
       try {
-        report.compaction = await this.compact();
+        report.compaction = await this.compact({ force: decision.force === true });
         report.decision = 'compacted';
       } catch (err) {
         report.decision = WarmStoreError.is(err, 'COMPACTION_IN_PROGRESS') ? 'busy' : 'failed';
@@ -173,6 +189,7 @@ export class Maintenance {
       memoryBudgetBytes: d.memoryBudgetBytes,
       minSegmentDeadRatio: d.minSegmentDeadRatio,
       diskHeadroomBytes: d.diskHeadroomBytes,
+      checkpointGrowthBytes: () => d.checkpointer.growthBytes(),
       logger: d.logger,
       killPoint: (name) => d.killPoint?.(name),
       table: () => d.keyspace.table,

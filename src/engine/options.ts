@@ -19,7 +19,9 @@ export const DEFAULTS = {
   maintenanceIntervalMs: 60_000,
   memoryBudgetBytes: 64 * 1024 * 1024,
   minSegmentDeadRatio: 0.3,
-  diskHeadroomBytes: 16 * 1024 * 1024,
+  diskHeadroomBytes: 1024 * 1024,
+  /** The reserve's size when `diskReserveBytes` is not given: this, or `segmentBytes` if smaller. */
+  diskReserveBytes: 16 * 1024 * 1024,
   fragmentationThreshold: 0.5,
   minTotalBytes: 100 * 1024 * 1024,
   startupWarnRatio: 0.7,
@@ -47,6 +49,8 @@ export interface ResolvedOptions {
   startupCompactRatio: number;
   startupCompaction: StartupCompaction;
   annMinMemories: number;
+  diskReserveBytes: number;
+  readOnly: boolean;
   logger: WarmStoreLogger | undefined;
   fileSystem: WsFileSystem;
   onKillPoint: ((name: string) => void) | undefined;
@@ -100,6 +104,9 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
   const c = section(o.compaction, 'compaction');
   const m = section(o.maintenance, 'maintenance');
   const D = DEFAULTS;
+  const segmentBytes = int(o.segmentBytes, 'segmentBytes', D.segmentBytes, 4096, 2 ** 40);
+  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean')
+    throw invalid('readOnly', 'must be a boolean');
   return {
     dimension: o.dimension === undefined ? undefined : int(o.dimension, 'dimension', D.dimension, 1, 65536),
     durability: oneOf<Durability>(o.durability, 'durability', D.durability, ['sync', 'relaxed']),
@@ -110,7 +117,7 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
       1,
       3_600_000,
     ),
-    segmentBytes: int(o.segmentBytes, 'segmentBytes', D.segmentBytes, 4096, 2 ** 40),
+    segmentBytes,
     maxContentBytes: int(o.maxContentBytes, 'maxContentBytes', D.maxContentBytes, 0, MAX_CONTENT_LIMIT),
     walCheckpointBytes: int(o.walCheckpointBytes, 'walCheckpointBytes', D.walCheckpointBytes, 4096, 2 ** 40),
     maintenanceIntervalMs: mi ?? D.maintenanceIntervalMs,
@@ -146,6 +153,14 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
       ['off', 'background', 'blocking'],
     ),
     annMinMemories: int(o.annMinMemories, 'annMinMemories', D.annMinMemories, 0, 2 ** 32),
+    diskReserveBytes: int(
+      o.diskReserveBytes,
+      'diskReserveBytes',
+      Math.min(D.diskReserveBytes, segmentBytes),
+      0,
+      2 ** 40,
+    ),
+    readOnly: o.readOnly === true,
     logger: o.logger,
     fileSystem: o.fileSystem ?? nodeFileSystem,
     onKillPoint: killPointHook(o),

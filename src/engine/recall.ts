@@ -1,4 +1,5 @@
 import { CHUNK_SLOTS, type RecordTable } from '../records/table.js';
+import type { ScanPool } from '../scan/pool.js';
 import type { CompiledFilter } from './filter.js';
 import { ContentKind } from '../wal/entries.js';
 
@@ -23,11 +24,26 @@ export async function exactTopK(
   space: number,
   filter: CompiledFilter | undefined,
   yieldNow: () => Promise<void>,
+  pool?: ScanPool,
 ): Promise<Hit[]> {
   const dim = table.dim;
   let qn = 0;
   for (let d = 0; d < dim; d++) qn += query[d]! * query[d]!;
   qn = Math.sqrt(qn);
+  // A store of more than one chunk is scanned off the event loop, by the workers.
+  if (pool && slotLimit > CHUNK_SLOTS) {
+    // A few more than k: rescoring below may reorder near-ties at the boundary.
+    const candidates = await pool.topK(table, slotLimit, query, qn, k + 8, minScore, space, filter);
+    const hits: Hit[] = [];
+    for (const c of candidates) {
+      const id = table.id(c.slot);
+      if (id === undefined) continue;
+      const score = cosineOf(table, c.slot, query, qn);
+      if (score >= minScore) hits.push({ slot: c.slot, id, score });
+    }
+    hits.sort((a, b) => (better(a, b) ? -1 : better(b, a) ? 1 : 0));
+    return hits.slice(0, k);
+  }
   const hits: Hit[] = [];
   let worst = -Infinity;
   for (let ci = 0; ci < table.chunks.length; ci++) {
@@ -35,32 +51,12 @@ export async function exactTopK(
     const base = ci * CHUNK_SLOTS;
     const n = Math.min(CHUNK_SLOTS, slotLimit - base);
     if (n <= 0) break;
-    const emb = c.emb;
     const kind = c.kind;
-    const norm = c.norm;
     const spaces = c.space;
     for (let i = 0; i < n; i++) {
       if (kind[i] === ContentKind.Free || spaces[i] !== space) continue;
       if (filter && !filter.matches(c, i)) continue;
-      const nv = norm[i]!;
-      let score = 0;
-      if (nv > 0) {
-        let o = i * dim;
-        let s0 = 0;
-        let s1 = 0;
-        let s2 = 0;
-        let s3 = 0;
-        let d = 0;
-        for (; d + 3 < dim; d += 4, o += 4) {
-          s0 += emb[o]! * query[d]!;
-          s1 += emb[o + 1]! * query[d + 1]!;
-          s2 += emb[o + 2]! * query[d + 2]!;
-          s3 += emb[o + 3]! * query[d + 3]!;
-        }
-        for (; d < dim; d++, o++) s0 += emb[o]! * query[d]!;
-        // float32 norms and a float64 dot product can land a hair outside cosine's range.
-        score = Math.min(1, Math.max(-1, (s0 + s1 + s2 + s3) / (nv * qn)));
-      }
+      const score = cosineOf(table, base + i, query, qn);
       if (score < minScore) continue;
       if (hits.length >= k && score < worst) continue;
       const id = c.ids[i]!;
@@ -70,6 +66,30 @@ export async function exactTopK(
     if (ci + 1 < table.chunks.length) await yieldNow();
   }
   return hits;
+}
+
+/** The exact cosine of one slot, as the inline scan computes it. */
+function cosineOf(table: RecordTable, slot: number, query: Float32Array, qn: number): number {
+  const c = table.chunk(slot);
+  const i = slot & (CHUNK_SLOTS - 1);
+  const nv = c.norm[i]!;
+  if (!(nv > 0)) return 0;
+  const dim = table.dim;
+  const emb = c.emb;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let o = i * dim;
+  let d = 0;
+  for (; d + 3 < dim; d += 4, o += 4) {
+    s0 += emb[o]! * query[d]!;
+    s1 += emb[o + 1]! * query[d + 1]!;
+    s2 += emb[o + 2]! * query[d + 2]!;
+    s3 += emb[o + 3]! * query[d + 3]!;
+  }
+  for (; d < dim; d++, o++) s0 += emb[o]! * query[d]!;
+  return Math.min(1, Math.max(-1, (s0 + s1 + s2 + s3) / (nv * qn)));
 }
 
 function better(a: Hit, b: Hit): boolean {

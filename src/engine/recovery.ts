@@ -47,6 +47,8 @@ export interface RecoveryContext {
   /** The dimension the caller asked for, checked against the store's. */
   dimension: number | undefined;
   logger: WarmStoreLogger | undefined;
+  /** Open every file for reading only, and refuse a format-1 records.dat (migrating writes). */
+  readOnly?: boolean;
 }
 
 /**
@@ -141,12 +143,13 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
     });
   }
   const names = await listDir(fs, dir);
-  const files = await RecordFiles.open(fs, dir, dim, logger);
+  const readOnly = ctx.readOnly === true;
+  const files = await RecordFiles.open(fs, dir, dim, logger, readOnly);
   const segments = new SegmentSet(fs, dir, manifest.nextSegmentId);
   try {
     const keyspace = new Keyspace(dim, new SpaceRegistry(manifest.spaces, manifest.nextSpaceId));
     await loadRecords(files, keyspace, manifest.slots);
-    const badSegments = segments.openAll(names);
+    const badSegments = segments.openAll(names, readOnly);
     const journal = new CompactionJournal(manifest.compaction, manifest.nextCompactionRunId);
     const transitions = new Transitions(keyspace, segments, journal);
 

@@ -1,10 +1,10 @@
 import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import type { SegmentSet } from '../content/segment-set.js';
 import { ENTRY_HEADER_BYTES } from '../content/segment.js';
 import { WarmStoreError, invalid, ioError } from '../errors.js';
-import { readManifest } from '../format/manifest.js';
+import { MANIFEST_FILE, readManifest } from '../format/manifest.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { CHUNK_SLOTS } from '../records/table.js';
@@ -23,6 +23,7 @@ import type {
   RecallResult,
   SpaceInfo,
   SpaceOptions,
+  StorageStatus,
   StoredMemory,
   VerifyOptions,
   VerifyReport,
@@ -33,7 +34,9 @@ import { WalLog } from '../wal/log.js';
 import { AnnIndex } from '../ann/ann-index.js';
 import { planRecall } from '../ann/planner.js';
 import { countMatches, rescoreTopK } from '../ann/rescore.js';
+import { ScanPool } from '../scan/pool.js';
 import { Checkpointer } from './checkpointer.js';
+import { DiskSpace, isNoSpace } from './disk-space.js';
 import { StoreEvents } from './events.js';
 import { acquireLock } from './lock.js';
 import { Maintenance } from './maintenance.js';
@@ -60,9 +63,13 @@ interface Parts {
   transitions: Transitions;
   checkpointer: Checkpointer;
   maintenance: Maintenance;
+  space: DiskSpace;
   /** The recall index; undefined where usearch cannot load (recall then always scans). */
   ann: AnnIndex | undefined;
 }
+
+/** What a read-only store has: recovery's state and a reader, nothing that writes. */
+type ReadParts = Pick<Parts, 'files' | 'keyspace' | 'segments' | 'reader'> & Partial<Parts>;
 
 /**
  * The storage engine's facade: validation, tracing, lifecycle and delegation to its components
@@ -73,11 +80,17 @@ export class WarmStore {
   readonly #opts: ResolvedOptions;
   readonly #events: StoreEvents;
   #dim = 0;
-  #parts: Parts | undefined;
+  #parts: ReadParts | undefined;
+  /** Why the store refuses every mutation (opened read-only, or open could not write). */
+  #readOnly: string | undefined;
+  /** Open fell back to read-only because the disk was full: reported as full too. */
+  #fullAtOpen: string | undefined;
   #state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
   #releaseLock: (() => Promise<void>) | undefined;
   #timers: NodeJS.Timeout[] = [];
   #sweeping = false;
+  /** null: not started yet; undefined: could not start (recall scans inline). */
+  #pool: ScanPool | undefined | null = null;
 
   private constructor(dir: string, opts: ResolvedOptions) {
     this.dir = dir;
@@ -96,6 +109,18 @@ export class WarmStore {
   async #open(): Promise<void> {
     const o = this.#opts;
     const fs = o.fileSystem;
+    if (o.readOnly) {
+      // No lock: taking it is a write, and a writer may be running (a backup of a live store).
+      this.#readOnly = 'opened with readOnly';
+      try {
+        await this.#composeReadOnly();
+      } catch (err) {
+        await this.#closeFiles();
+        throw err;
+      }
+      this.#state = 'open';
+      return;
+    }
     try {
       await fs.mkdir(this.dir);
     } catch (err) {
@@ -107,7 +132,17 @@ export class WarmStore {
     } catch {
       // fall back to the resolved path
     }
-    this.#releaseLock = await acquireLock(fs, this.dir, key);
+    this.#releaseLock = await this.#lock(key);
+    if (!this.#releaseLock) {
+      try {
+        await this.#composeReadOnly();
+      } catch (err) {
+        await this.#closeFiles();
+        throw err;
+      }
+      this.#state = 'open';
+      return;
+    }
     try {
       await this.#compose();
       this.#state = 'open';
@@ -116,14 +151,77 @@ export class WarmStore {
       await this.#unlock();
       throw err;
     }
+    if (this.#readOnly !== undefined) return;
     this.#startTimers();
     try {
-      await this.#parts!.maintenance.startupCheck();
+      await this.#parts!.maintenance!.startupCheck();
     } catch (err) {
       // A failed blocking startup compaction fails the open: release everything it held.
       await this.close();
       throw err;
     }
+  }
+
+  /**
+   * The lock, taken by writing a small file. On a full disk that write may need the reserve's
+   * last pages first; with no reserve to give up, the store opens read-only without the lock
+   * (undefined) rather than not at all.
+   */
+  async #lock(key: string): Promise<(() => Promise<void>) | undefined> {
+    const fs = this.#opts.fileSystem;
+    try {
+      return await acquireLock(fs, this.dir, key);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      if (await DiskSpace.freeForLock(fs, this.dir)) {
+        try {
+          return await acquireLock(fs, this.dir, key);
+        } catch (again) {
+          if (!isNoSpace(again)) throw again;
+        }
+      }
+      // A store that does not exist yet cannot be read either: the lock's error stands.
+      if (!(await fs.exists(join(this.dir, MANIFEST_FILE)))) throw err;
+      this.#enterReadOnly('the disk is full: the lock file could not be written', err);
+      return undefined;
+    }
+  }
+
+  /** Open could not write on a full disk: the store serves reads only, and says so. */
+  #enterReadOnly(reason: string, err?: unknown): void {
+    this.#readOnly = reason;
+    this.#fullAtOpen = reason;
+    this.#opts.logger?.warn(
+      { dir: this.dir, reason, err },
+      'store opened read-only: reads work, every write is refused until a reopen with free space',
+    );
+  }
+
+  /** Recovery only: every file opened for reading, nothing written, no writer. */
+  async #composeReadOnly(): Promise<void> {
+    const o = this.#opts;
+    const fs = o.fileSystem;
+    const manifest = await readManifest(fs, this.dir);
+    if (!manifest) {
+      throw new WarmStoreError('READ_ONLY', `no store in ${this.dir}: a read-only open does not create one`, {
+        file: this.dir,
+      });
+    }
+    const r = await recover({
+      fs,
+      dir: this.dir,
+      manifest,
+      dimension: o.dimension,
+      logger: o.logger,
+      readOnly: true,
+    });
+    this.#dim = r.dim;
+    this.#parts = {
+      files: r.files,
+      keyspace: r.keyspace,
+      segments: r.segments,
+      reader: new Reader(r.keyspace, r.segments),
+    };
   }
 
   /** Recovery (reads), repair (writes), then the live components over the recovered state. */
@@ -135,13 +233,29 @@ export class WarmStore {
       (await createStore(fs, this.dir, o.dimension ?? DEFAULTS.dimension, o.durability));
     const r = await recover({ fs, dir: this.dir, manifest, dimension: o.dimension, logger: o.logger });
     const wal = new WalLog(fs, this.dir, o.durability === 'relaxed');
-    const partial = { files: r.files, keyspace: r.keyspace, segments: r.segments, wal };
-    this.#parts = partial as Parts;
+    const space = new DiskSpace({ fs, dir: this.dir, reserveBytes: o.diskReserveBytes, logger: o.logger });
+    const partial = {
+      files: r.files,
+      keyspace: r.keyspace,
+      segments: r.segments,
+      wal,
+      space,
+      reader: new Reader(r.keyspace, r.segments),
+    };
+    this.#parts = partial;
     this.#dim = r.dim;
-    await repair(fs, r);
-    // The recovery checkpoint makes the replayed state durable in records.dat and starts a clean
-    // WAL, so torn tails never have to be appended after.
-    await wal.start(r.nextWalNo);
+    // Before recovery writes anything: on a nearly full disk the reserve makes room for it.
+    await space.open();
+    try {
+      await repair(fs, r);
+      // The recovery checkpoint makes the replayed state durable in records.dat and starts a clean
+      // WAL, so torn tails never have to be appended after.
+      await wal.start(r.nextWalNo);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      this.#enterReadOnly('the disk is full: recovery could not write', err);
+      return;
+    }
     const writer = new Writer({
       keyspace: r.keyspace,
       segments: r.segments,
@@ -152,6 +266,7 @@ export class WarmStore {
       dim: r.dim,
       lastLsn: r.lastLsn,
       logger: o.logger,
+      space,
       // Set below: the checkpointer needs the writer, the writer only notifies it.
       onCommitted: () => this.#parts?.checkpointer?.afterCommit(),
       onSlotsChanged: (slots) => this.#parts?.ann?.changed(slots),
@@ -168,6 +283,7 @@ export class WarmStore {
       manifest: r.manifest,
       walCheckpointBytes: o.walCheckpointBytes,
       logger: o.logger,
+      onNoSpace: (err) => space.onNoSpace(err),
     });
     const maintenance = new Maintenance({
       fs,
@@ -193,17 +309,24 @@ export class WarmStore {
       killPoint: o.onKillPoint,
       interrupted: r.interrupted,
       isOpen: () => this.#state === 'open',
+      space,
     });
     this.#parts = {
       ...partial,
       writer,
-      reader: new Reader(r.keyspace, r.segments),
       transitions: r.transitions,
       checkpointer,
       maintenance,
       ann: undefined,
     };
-    await checkpointer.recoveryCheckpoint();
+    try {
+      await checkpointer.recoveryCheckpoint();
+    } catch (err) {
+      // Nothing is lost: the WAL still holds what the checkpoint would have written.
+      if (!isNoSpace(err)) throw err;
+      this.#enterReadOnly('the disk is full: the recovery checkpoint could not be written', err);
+      return;
+    }
     // After recovery: the index catches up from the recovered table, not from WAL replay.
     const ann = AnnIndex.start({
       dir: this.dir,
@@ -213,14 +336,14 @@ export class WarmStore {
       onStatus: (s) => this.#events.emit('indexStatus', s),
     });
     if (ann) {
-      this.#parts.ann = ann;
-      checkpointer.setIndexSaver((lsn) => ann.save(lsn));
+      (this.#parts as Parts).ann = ann;
+      checkpointer.setIndexSaver({ save: (lsn) => ann.save(lsn), committed: (saved) => ann.prune(saved) });
     }
   }
 
   #startTimers(): void {
     const o = this.#opts;
-    const p = this.#parts!;
+    const p = this.#parts as Parts;
     if (o.maintenanceIntervalMs !== false) {
       this.#timers.push(
         setInterval(() => {
@@ -243,11 +366,22 @@ export class WarmStore {
   }
 
   /** The components, once open; STORE_CLOSED otherwise. */
-  #p(): Parts {
+  #p(): ReadParts {
     if (this.#state !== 'open') {
       throw new WarmStoreError('STORE_CLOSED', `store ${this.dir} is ${this.#state}`, { file: this.dir });
     }
     return this.#parts!;
+  }
+
+  /** The components of a writable store; READ_ONLY when it is not one. */
+  #w(): Parts {
+    const p = this.#p();
+    if (this.#readOnly !== undefined) {
+      throw new WarmStoreError('READ_ONLY', `store ${this.dir} is read-only (${this.#readOnly})`, {
+        file: this.dir,
+      });
+    }
+    return p as Parts;
   }
 
   // ------------------------------------------------------------------ state
@@ -265,7 +399,34 @@ export class WarmStore {
   }
 
   get isCompacting(): boolean {
-    return this.#parts?.maintenance.isCompacting ?? false;
+    return this.#parts?.maintenance?.isCompacting ?? false;
+  }
+
+  /** True when every mutation is refused with READ_ONLY (see `storageStatus().readOnlyReason`). */
+  get readOnly(): boolean {
+    return this.#readOnly !== undefined;
+  }
+
+  /**
+   * The disk and write state: whether the disk is full (new content refused with DISK_FULL until
+   * space returns; reads, deletes and compaction go on), whether the store is read-only, and the
+   * disk reserve. O(1), no I/O.
+   */
+  storageStatus(): StorageStatus {
+    const space = this.#parts?.space?.status() ?? {
+      diskFull: false,
+      reserveBytes: this.#readOnly !== undefined ? 0 : this.#opts.diskReserveBytes,
+      reserveHeldBytes: 0,
+    };
+    if (!space.diskFull && this.#fullAtOpen !== undefined) {
+      space.diskFull = true;
+      space.diskFullReason = this.#fullAtOpen;
+    }
+    return {
+      ...space,
+      readOnly: this.#readOnly !== undefined,
+      ...(this.#readOnly !== undefined ? { readOnlyReason: this.#readOnly } : {}),
+    };
   }
 
   /** Records that failed their checks at open (also reported by `verify`). */
@@ -282,12 +443,12 @@ export class WarmStore {
 
   /** The last maintenance report, if any ran. */
   get lastMaintenance(): MaintenanceReport | undefined {
-    return this.#parts?.maintenance.lastReport;
+    return this.#parts?.maintenance?.lastReport;
   }
 
   /** The interrupted compaction found at open, until a compaction completes. */
   get interruptedCompaction(): InterruptedCompaction | undefined {
-    return this.#parts?.maintenance.interrupted;
+    return this.#parts?.maintenance?.interrupted;
   }
 
   on<K extends keyof WarmStoreEvents>(event: K, listener: WarmStoreEvents[K]): this {
@@ -304,7 +465,7 @@ export class WarmStore {
 
   /** Stores (creates or replaces) a memory. Durable when it resolves under 'sync' durability. */
   async put(record: MemoryRecord): Promise<void> {
-    const p = this.#p();
+    const p = this.#w();
     const t0 = performance.now();
     const rec = normalizeRecord(record, this.#dim, this.#opts.maxContentBytes, Date.now());
     await traced(
@@ -317,7 +478,7 @@ export class WarmStore {
 
   /** Stores several memories; all are validated before any is written, and share one commit. */
   async putMany(records: MemoryRecord[]): Promise<void> {
-    const p = this.#p();
+    const p = this.#w();
     if (!Array.isArray(records)) throw invalid('records', 'must be an array');
     const now = Date.now();
     const recs = records.map((r, i) => {
@@ -337,7 +498,7 @@ export class WarmStore {
 
   /** Deletes a memory; resolves true if it existed. */
   async delete(id: string, options?: SpaceOptions): Promise<boolean> {
-    const p = this.#p();
+    const p = this.#w();
     checkId(id);
     const space = spaceOption(options);
     const t0 = performance.now();
@@ -362,7 +523,7 @@ export class WarmStore {
    * becomes dead bytes for compaction). Resolves with how many memories the space held.
    */
   async deleteSpace(space: string): Promise<number> {
-    const p = this.#p();
+    const p = this.#w();
     const name = checkSpace(space);
     const n = await traced('warmstore.deleteSpace', { 'warmstore.space': name }, () =>
       p.writer.dropSpace(name),
@@ -409,7 +570,7 @@ export class WarmStore {
     const t0 = performance.now();
     try {
       return await traced('warmstore.get', { 'warmstore.id': id }, async (span) => {
-        if (options.touch === true) await p.writer.touch(space, id, Date.now());
+        if (options.touch === true) await this.#w().writer.touch(space, id, Date.now());
         const slot = this.#slotOf(p, space, id);
         if (slot === undefined) return undefined;
         const m = await p.reader.read(slot, id);
@@ -432,7 +593,13 @@ export class WarmStore {
     return slot === undefined ? undefined : p.reader.readSync(slot, id);
   }
 
-  #slotOf(p: Parts, space: string, id: string): number | undefined {
+  /** The scan workers, started by the first recall over more than one table chunk. */
+  #scanPool(ks: Keyspace): ScanPool | undefined {
+    if (this.#pool === null) this.#pool = ScanPool.create(ks.table);
+    return this.#pool;
+  }
+
+  #slotOf(p: ReadParts, space: string, id: string): number | undefined {
     const sid = p.keyspace.spaces.idOf(space);
     return sid === undefined ? undefined : p.keyspace.lookup(sid, id);
   }
@@ -491,13 +658,23 @@ export class WarmStore {
       if (sid === undefined) return [];
       const hits =
         (options.exact !== true && (await this.#indexTopK(p, q, k, minScore, sid, filter))) ||
-        (await exactTopK(ks.table, ks.slotLimit, q, k, minScore, sid, filter, () => yieldImmediate()));
+        (await exactTopK(
+          ks.table,
+          ks.slotLimit,
+          q,
+          k,
+          minScore,
+          sid,
+          filter,
+          () => yieldImmediate(),
+          ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined,
+        ));
       const results: RecallResult[] = [];
       for (const h of hits) {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
         if (!ks.holds(sid, h.id, h.slot)) continue;
         if (options.touch === true) {
-          await p.writer.touch(space, h.id, Date.now());
+          await this.#w().writer.touch(space, h.id, Date.now());
           if (!ks.holds(sid, h.id, h.slot)) continue;
         }
         results.push({ memory: await p.reader.readBulk(h.slot), score: h.score });
@@ -515,7 +692,7 @@ export class WarmStore {
    * or replaced is returned.
    */
   async #indexTopK(
-    p: Parts,
+    p: ReadParts,
     q: Float32Array,
     k: number,
     minScore: number,
@@ -568,14 +745,14 @@ export class WarmStore {
    * (2) is taken before the writer queue (3), never the other way round.
    */
   checkpoint(): Promise<void> {
-    return this.#p().checkpointer.checkpoint();
+    return this.#w().checkpointer.checkpoint();
   }
 
   /** Online compaction. See docs/ARCHITECTURE.md, "Compaction state machine". */
   compact(options: CompactOptions = {}): Promise<CompactionStats> {
     let p: Parts;
     try {
-      p = this.#p();
+      p = this.#w();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -586,7 +763,7 @@ export class WarmStore {
   runMaintenance(): Promise<MaintenanceReport> {
     let p: Parts;
     try {
-      p = this.#p();
+      p = this.#w();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -606,7 +783,8 @@ export class WarmStore {
         files: p.files,
         segments: p.segments,
         reader: p.reader,
-        checkpoint: () => p.checkpointer.checkpoint(),
+        // A read-only store checks what its files hold; the WAL's newer state is not in them.
+        checkpoint: () => (this.#readOnly === undefined ? p.checkpointer!.checkpoint() : Promise.resolve()),
       },
       options,
     );
@@ -621,7 +799,7 @@ export class WarmStore {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     const p = this.#parts;
-    if (p) {
+    if (p?.maintenance && p.writer && p.checkpointer && this.#readOnly === undefined) {
       await p.maintenance.stopCompaction(new Error('store closing'));
       try {
         if (this.#opts.durability === 'relaxed') await p.writer.syncAll();
@@ -632,6 +810,8 @@ export class WarmStore {
         this.#opts.logger?.error({ err }, 'checkpoint at close failed');
       }
     }
+    await this.#pool?.close().catch(() => undefined);
+    p?.space?.close();
     try {
       await this.#closeFiles();
     } finally {

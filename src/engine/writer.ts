@@ -8,6 +8,7 @@ import { CHUNK_MASK } from '../records/table.js';
 import { metadataOf, type Durability, type WarmStoreLogger } from '../types.js';
 import { WalType, encodeWalEntry, walEntrySize, type WalEntry, type WalEntryInput } from '../wal/entries.js';
 import type { WalLog } from '../wal/log.js';
+import { isNoSpace } from './disk-space.js';
 import type { Transitions } from './transitions.js';
 import type { NormalizedRecord } from './validate.js';
 
@@ -56,6 +57,18 @@ interface ContentPart {
   len: number;
 }
 
+/** What the writer knows of the disk's state (the DiskSpace component). */
+export interface DiskGate {
+  /** A write hit a full disk and space has not returned: new content is refused. */
+  readonly full: boolean;
+  /** Enters the full state and gives the reserve back; never throws. */
+  onNoSpace(err: unknown): Promise<void>;
+  /** While full: whether space returned (and writes may resume). */
+  recheck(): Promise<boolean>;
+  /** The error a put gets while the disk is full. */
+  fullError(cause?: unknown): Error;
+}
+
 export interface WriterDeps {
   keyspace: Keyspace;
   segments: SegmentSet;
@@ -67,6 +80,7 @@ export interface WriterDeps {
   /** The last LSN handed out (recovery's high-water mark). */
   lastLsn: number;
   logger: WarmStoreLogger | undefined;
+  space: DiskGate;
   /** Called after each committed batch (the checkpointer watches the WAL's size). */
   onCommitted(): void;
   /**
@@ -91,6 +105,8 @@ export class Writer {
   #queue: Op[] = [];
   #flushing = false;
   #lastLsn: number;
+  /** Ops already put back once after a full disk: a second ENOSPC rejects them. */
+  readonly #retried = new WeakSet<Op>();
 
   constructor(deps: WriterDeps) {
     this.#d = deps;
@@ -298,8 +314,10 @@ export class Writer {
   }
 
   /** One group commit: plan, write, fsync, then apply in order and resolve. */
-  async #commit(batch: Op[]): Promise<void> {
+  async #commit(all: Op[]): Promise<void> {
     const d = this.#d;
+    const batch = await this.#admit(all);
+    if (batch.length === 0) return;
     const allocated: number[] = [];
     const limitBefore = d.keyspace.slotLimit;
     let planned: PlannedOp[];
@@ -323,8 +341,7 @@ export class Writer {
       await d.wal.ensureWritable();
     } catch (err) {
       d.keyspace.release(allocated, limitBefore);
-      const e = ioError('create WAL', d.wal.path, err);
-      for (const op of batch) op.reject(e);
+      await this.#failBatch(batch, ioError('create WAL', d.wal.path, err));
       return;
     }
     let lsn = this.#lastLsn;
@@ -375,8 +392,7 @@ export class Writer {
         }
       }
       await d.wal.cutBack();
-      const e = ioError('commit', d.wal.path, err);
-      for (const op of batch) op.reject(e);
+      await this.#failBatch(batch, ioError('commit', d.wal.path, err));
       return;
     }
 
@@ -391,6 +407,46 @@ export class Writer {
       if (slots.length > 0) d.onSlotsChanged(slots);
     }
     d.onCommitted();
+  }
+
+  /**
+   * While the disk is full, puts are refused before anything is written (unless space returned);
+   * deletes, touches and compaction entries go on: they add no content, and the released reserve
+   * holds their WAL entries.
+   */
+  async #admit(batch: Op[]): Promise<Op[]> {
+    const space = this.#d.space;
+    if (!space.full || !batch.some((op) => op.t === 'put')) return batch;
+    if (await space.recheck()) return batch;
+    const e = space.fullError();
+    return batch.filter((op) => {
+      if (op.t !== 'put') return true;
+      op.reject(e);
+      return false;
+    });
+  }
+
+  /**
+   * A batch failed and nothing of it was applied. On a full disk the reserve is given back, the
+   * puts are refused with DISK_FULL and the other ops go back to the head of the queue once, so a
+   * delete that met the full disk is retried in the room the reserve left.
+   */
+  async #failBatch(ops: Op[], e: WarmStoreError): Promise<void> {
+    if (!isNoSpace(e)) {
+      for (const op of ops) op.reject(e);
+      return;
+    }
+    await this.#d.space.onNoSpace(e);
+    const again: Op[] = [];
+    for (const op of ops) {
+      if (op.t === 'put') op.reject(this.#d.space.fullError(e));
+      else if (this.#retried.has(op)) op.reject(e);
+      else {
+        this.#retried.add(op);
+        again.push(op);
+      }
+    }
+    this.#queue.unshift(...again);
   }
 
   /** Assigns content offsets over the active segment and, when it fills, fresh ones. */

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CompactionStats, ContentStorageStats, WarmStoreEvents } from '../types.js';
+import type { CompactionStats, ContentStorageStats, StorageStatus, WarmStoreEvents } from '../types.js';
 
 /**
  * What the metrics need from a store: its O(1) stats for gauges read at scrape time, and its
@@ -11,6 +11,8 @@ export interface MetricsSource {
   readonly closed: boolean;
   readonly isCompacting: boolean;
   contentStorageStats(): ContentStorageStats;
+  /** The disk state, for `warmstore_disk_full`; optional so that plain emitters may leave it out. */
+  storageStatus?(): Pick<StorageStatus, 'diskFull'>;
   on<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
   off<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
 }
@@ -120,6 +122,19 @@ export class WarmStoreMetrics {
       collect() {
         const s = stats();
         if (s) this.set(s.segments);
+      },
+    });
+    new Gauge({
+      name: 'warmstore_disk_full',
+      help: '1 while the disk is full: new content is refused until space returns.',
+      registers,
+      collect() {
+        if (store.closed) return;
+        try {
+          this.set(store.storageStatus?.().diskFull === true ? 1 : 0);
+        } catch {
+          // keep the last value
+        }
       },
     });
     const size = (): number => this.#readSize();

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { corruption, ioError } from '../errors.js';
+import { WarmStoreError, corruption, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
 import { readFully, readFullySync, writeFully } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
@@ -70,27 +70,36 @@ export class RecordFiles {
     dir: string,
     dim: number,
     logger: WarmStoreLogger | undefined,
+    readOnly = false,
   ): Promise<RecordFiles> {
     const path = join(dir, RECORDS_FILE);
     const vpath = join(dir, VECTORS_FILE);
-    let records = openFile(fs, path);
+    const mode = readOnly ? 'r' : 'rw';
+    let records = openFile(fs, path, mode);
     let h = readFileHeader(records, 'RECS', path);
     if (h.version === 1) {
       checkLayout([h.fields[0], 0], dim, 0, path, 'records');
       await records.close().catch(() => undefined);
+      if (readOnly) {
+        throw new WarmStoreError(
+          'READ_ONLY',
+          `${path} is in format 1 and must be migrated by one writable open before a read-only one`,
+          { file: path },
+        );
+      }
       try {
         await splitV1Records(fs, dir, dim);
       } catch (err) {
         throw ioError('migrate', path, err);
       }
       logger?.info({ file: path }, 'records.dat migrated from format 1 to 2');
-      records = openFile(fs, path);
+      records = openFile(fs, path, mode);
       h = readFileHeader(records, 'RECS', path);
     }
     let vectors: WsFile | undefined;
     try {
       checkLayout(h.fields, dim, SLOT_HEADER_BYTES, path, 'records');
-      vectors = openFile(fs, vpath);
+      vectors = openFile(fs, vpath, mode);
       const vh = readFileHeader(vectors, 'VECS', vpath);
       checkLayout(vh.fields, dim, dim * 4, vpath, 'vectors');
     } catch (err) {
@@ -173,9 +182,9 @@ export class RecordFiles {
   }
 }
 
-function openFile(fs: WsFileSystem, path: string): WsFile {
+function openFile(fs: WsFileSystem, path: string, mode: 'r' | 'rw'): WsFile {
   try {
-    return fs.open(path, 'rw');
+    return fs.open(path, mode);
   } catch (err) {
     throw ioError('open', path, err);
   }

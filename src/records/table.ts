@@ -1,6 +1,10 @@
 import { crc32c } from '../format/crc.js';
 import type { MemoryMetadata } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
+import { EmbeddingArena } from './arena.js';
+
+/** Scan workers recall may run (one scratch lane each in the embedding arena). */
+export const SCAN_LANES = 2;
 
 export const CHUNK_SHIFT = 13;
 export const CHUNK_SLOTS = 1 << CHUNK_SHIFT;
@@ -12,26 +16,34 @@ export const DIRTY_FULL = 2;
  * One chunk of the in-memory record table: dense typed arrays, so recall scans contiguous memory
  * and the table grows a chunk at a time (no 2x copy when it grows).
  */
+/** A typed array over shared memory, so scan workers can read it where it lies. */
+function shared<T>(Ctor: new (b: SharedArrayBuffer) => T, bytesPerElement: number): T {
+  return new Ctor(new SharedArrayBuffer(CHUNK_SLOTS * bytesPerElement));
+}
+
 export class Chunk {
   readonly emb: Float32Array;
-  readonly norm = new Float32Array(CHUNK_SLOTS);
+  /** Byte offset of `emb` in the embedding arena's memory; undefined when outside it. */
+  readonly embArenaOffset: number | undefined;
+  readonly norm: Float32Array = shared(Float32Array, 4);
   /** CRC32C of each embedding, kept so a header-only checkpoint never rehashes the vector. */
   readonly embCrc = new Uint32Array(CHUNK_SLOTS);
-  readonly kind = new Uint8Array(CHUNK_SLOTS);
+  readonly kind: Uint8Array = shared(Uint8Array, 1);
   /** The memory space's number (see SpaceRegistry). */
-  readonly space = new Uint32Array(CHUNK_SLOTS);
+  readonly space: Uint32Array = shared(Uint32Array, 4);
   readonly idLen = new Uint8Array(CHUNK_SLOTS);
   readonly seg = new Uint32Array(CHUNK_SLOTS);
   readonly clen = new Uint32Array(CHUNK_SLOTS);
   readonly off = new Float64Array(CHUNK_SLOTS);
   /** LSN of the put that wrote the content: the generation compare-and-swap checks. */
   readonly clsn = new Float64Array(CHUNK_SLOTS);
-  readonly confidence = new Float64Array(CHUNK_SLOTS);
-  readonly activation = new Float64Array(CHUNK_SLOTS);
-  readonly decayRate = new Float64Array(CHUNK_SLOTS);
-  readonly createdAt = new Float64Array(CHUNK_SLOTS);
-  readonly lastAccess = new Float64Array(CHUNK_SLOTS);
-  readonly accessCount = new Float64Array(CHUNK_SLOTS);
+  // The metadata numbers are shared too: a scan worker evaluates recall filters on them.
+  readonly confidence: Float64Array = shared(Float64Array, 8);
+  readonly activation: Float64Array = shared(Float64Array, 8);
+  readonly decayRate: Float64Array = shared(Float64Array, 8);
+  readonly createdAt: Float64Array = shared(Float64Array, 8);
+  readonly lastAccess: Float64Array = shared(Float64Array, 8);
+  readonly accessCount: Float64Array = shared(Float64Array, 8);
   readonly ids: (string | undefined)[] = new Array<string | undefined>(CHUNK_SLOTS).fill(undefined);
   /**
    * What the next checkpoint must write: 0 nothing, 1 the header, 2 the whole slot. A flag array,
@@ -39,9 +51,14 @@ export class Chunk {
    */
   dirty = new Uint8Array(CHUNK_SLOTS);
 
-  constructor(dim: number) {
-    // Shared, so that open can have a worker thread check the vectors where they lie.
-    this.emb = new Float32Array(new SharedArrayBuffer(CHUNK_SLOTS * dim * 4));
+  constructor(dim: number, arena: EmbeddingArena | undefined) {
+    // Shared, so that open can have a worker thread check the vectors where they lie, and recall
+    // scan them.
+    const block = arena
+      ? arena.allocate(CHUNK_SLOTS * dim * 4)
+      : { emb: new Float32Array(new SharedArrayBuffer(CHUNK_SLOTS * dim * 4)), arenaOffset: undefined };
+    this.emb = block.emb;
+    this.embArenaOffset = block.arenaOffset;
   }
 }
 
@@ -60,9 +77,12 @@ export interface SlotValue extends MemoryMetadata {
 export class RecordTable {
   readonly dim: number;
   readonly chunks: Chunk[] = [];
+  /** Where chunk embeddings are allocated (see EmbeddingArena). */
+  readonly arena: EmbeddingArena;
 
   constructor(dim: number) {
     this.dim = dim;
+    this.arena = new EmbeddingArena(dim, SCAN_LANES, CHUNK_SLOTS);
   }
 
   get capacity(): number {
@@ -70,7 +90,7 @@ export class RecordTable {
   }
 
   ensure(slot: number): void {
-    while (slot >= this.capacity) this.chunks.push(new Chunk(this.dim));
+    while (slot >= this.capacity) this.chunks.push(new Chunk(this.dim, this.arena));
   }
 
   chunk(slot: number): Chunk {

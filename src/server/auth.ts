@@ -31,11 +31,13 @@ export interface RouteAuth {
   /** `open` needs no key (health check, API document). */
   access: 'open' | ApiKeyAccess;
   /**
-   * `space`: the key must cover the spaces the request names (`space` in the body or the query,
-   * `space` of each batch item; `'default'` when none is named). `store`: the route acts on the
-   * whole store (maintenance, metrics), so the key must cover every space (`'*'`).
+   * `space`: the key must cover the spaces the request names (`space` in the body, the query or
+   * the path, `space` of each batch item; `'default'` when none is named). `store`: the route acts
+   * on the whole store (maintenance, metrics), so the key must cover every space (`'*'`).
+   * `covered`: like `space` when the request names a space; when it names none, the route acts
+   * on the spaces the key covers (listing spaces, exporting), asking `covers` for each.
    */
-  scope: 'space' | 'store';
+  scope: 'space' | 'store' | 'covered';
 }
 
 declare module 'fastify' {
@@ -47,6 +49,7 @@ declare module 'fastify' {
 export const OPEN: RouteAuth = { access: 'open', scope: 'space' };
 export const READ_SPACE: RouteAuth = { access: 'read', scope: 'space' };
 export const WRITE_SPACE: RouteAuth = { access: 'write', scope: 'space' };
+export const READ_COVERED: RouteAuth = { access: 'read', scope: 'covered' };
 export const READ_STORE: RouteAuth = { access: 'read', scope: 'store' };
 export const WRITE_STORE: RouteAuth = { access: 'write', scope: 'store' };
 
@@ -159,15 +162,20 @@ function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
-/** The spaces a request names; `'default'` when it names none. */
-export function spacesOf(request: FastifyRequest): string[] {
+/**
+ * The spaces a request names: `space` in the query, the path (`/spaces/:space`) or the body, and
+ * of each batch item, where an item without one names `'default'`. Empty when it names none.
+ */
+export function namedSpaces(request: FastifyRequest): string[] {
   const out = new Set<string>();
   const add = (s: unknown): void => {
     out.add(typeof s === 'string' ? s : DEFAULT_SPACE);
   };
   const query = request.query as Record<string, unknown> | undefined;
+  const params = request.params as Record<string, unknown> | undefined;
   const body = request.body as Record<string, unknown> | undefined;
   if (typeof query?.['space'] === 'string') add(query['space']);
+  if (typeof params?.['space'] === 'string') add(params['space']);
   if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
     if (typeof body['space'] === 'string') add(body['space']);
     const memories = body['memories'];
@@ -176,8 +184,31 @@ export function spacesOf(request: FastifyRequest): string[] {
         add(typeof m === 'object' && m !== null ? (m as { space?: unknown }).space : undefined);
     }
   }
-  if (out.size === 0) out.add(DEFAULT_SPACE);
   return [...out];
+}
+
+/** The spaces a request acts on: those it names, or `'default'` when it names none. */
+export function spacesOf(request: FastifyRequest): string[] {
+  const named = namedSpaces(request);
+  return named.length === 0 ? [DEFAULT_SPACE] : named;
+}
+
+/** The key each authenticated request presented; absent on a server without keys. */
+const keyOf = new WeakMap<FastifyRequest, StoredKey>();
+
+/**
+ * Whether the request may see `space`: always on a server without keys, else when its key covers
+ * the space. Routes of scope `covered` use it to leave out the spaces a key does not cover.
+ */
+export function covers(request: FastifyRequest, space: string): boolean {
+  const key = keyOf.get(request);
+  return key === undefined || key.allSpaces || key.spaces.has(space);
+}
+
+/** Whether the request may see every space, present and future. */
+export function coversAll(request: FastifyRequest): boolean {
+  const key = keyOf.get(request);
+  return key === undefined || key.allSpaces;
 }
 
 /**
@@ -187,8 +218,6 @@ export function spacesOf(request: FastifyRequest): string[] {
  * (an unknown URL) needs a valid key before it learns that it does not exist.
  */
 export function installAuth(app: FastifyInstance, ring: KeyRing): void {
-  const keyOf = new WeakMap<FastifyRequest, StoredKey>();
-
   app.addHook('onRequest', async (request) => {
     const policy = policyOf(request);
     if (policy.access === 'open') return;
@@ -213,8 +242,11 @@ export function installAuth(app: FastifyInstance, ring: KeyRing): void {
 
   app.addHook('preHandler', async (request) => {
     const key = keyOf.get(request);
-    if (key === undefined || key.allSpaces || policyOf(request).scope !== 'space') return;
-    for (const space of spacesOf(request)) {
+    if (key === undefined || key.allSpaces) return;
+    const { scope } = policyOf(request);
+    if (scope === 'store') return;
+    const spaces = scope === 'covered' ? namedSpaces(request) : spacesOf(request);
+    for (const space of spaces) {
       if (!key.spaces.has(space)) {
         throw new HttpError(
           403,

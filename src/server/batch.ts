@@ -19,7 +19,7 @@ import { HttpError, ajvMessage, fieldFromAjv } from './errors.js';
 import type { BatchLimits } from './schemas.js';
 import { READ_SPACE, WRITE_SPACE } from './auth.js';
 import type { RouteContext } from './memory-routes.js';
-import { checkDimension, checkSpace, sendJsonText, viewOf } from './wire.js';
+import { DEFAULT_SPACE, checkDimension, checkSpace, sendJsonText, viewOf } from './wire.js';
 
 /** What the batch routes need from the server. */
 export interface BatchRouteContext extends RouteContext {
@@ -90,9 +90,9 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
         },
       };
     }
-    const body = item as MemoryInputJson & { space?: string };
+    const body = item as MemoryInputJson;
     try {
-      checkSpace(body.space, 'space');
+      checkSpace(body.space);
       checkId(body.id);
       const record = recordFromJson(body);
       checkDimension(record.embedding, store.dimension);
@@ -137,9 +137,12 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
           return;
         }
         const { id } = parsed.record;
+        const space = parsed.record.space ?? DEFAULT_SPACE;
+        // The same id in two spaces is two memories.
+        const key = JSON.stringify([space, id]);
         // Racy against a concurrent put of the same id, which only mislabels `created`.
-        results[index] = { index, id, ok: true, created: !seen.has(id) && !store.has(id) };
-        seen.add(id);
+        results[index] = { index, id, ok: true, created: !seen.has(key) && !store.has(id, { space }) };
+        seen.add(key);
         valid.push({ index, record: parsed.record });
       });
 
@@ -178,15 +181,17 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     async (request, reply) => {
       const { ids } = request.body;
       checkIds(ids);
-      const space = checkSpace(request.body.space, 'space');
+      const space = checkSpace(request.body.space);
       const view = viewOf(request.body.fields, request.body.encoding, ALL_FIELDS);
-      const memories = await op('warmstore.get_batch', { 'warmstore.batch_size': ids.length }, () =>
-        Promise.all(ids.map((id) => store.get(id))),
+      const memories = await op(
+        'warmstore.get_batch',
+        { 'warmstore.batch_size': ids.length, 'warmstore.space': space },
+        () => Promise.all(ids.map((id) => store.get(id, { space }))),
       );
       const parts = memories.map((m, i) =>
         m === undefined
           ? `{"id":${JSON.stringify(ids[i])},"found":false}`
-          : `{"id":${JSON.stringify(m.id)},"found":true,"memory":${memoryJsonText(m, view, space)}}`,
+          : `{"id":${JSON.stringify(m.id)},"found":true,"memory":${memoryJsonText(m, view)}}`,
       );
       return sendJsonText(reply, `{"results":[${parts.join(',')}]}`);
     },
@@ -198,10 +203,12 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
     async (request) => {
       const { ids } = request.body;
       checkIds(ids);
-      checkSpace(request.body.space, 'space');
+      const space = checkSpace(request.body.space);
       // The store queues the deletes in order, so a repeated id answers true once, then false.
-      const deleted = await op('warmstore.delete_batch', { 'warmstore.batch_size': ids.length }, () =>
-        Promise.all(ids.map((id) => store.delete(id))),
+      const deleted = await op(
+        'warmstore.delete_batch',
+        { 'warmstore.batch_size': ids.length, 'warmstore.space': space },
+        () => Promise.all(ids.map((id) => store.delete(id, { space }))),
       );
       const results: BatchDeleteResult[] = ids.map((id, i) => ({ id, deleted: deleted[i] === true }));
       return { results };

@@ -8,6 +8,8 @@ export type MemoryJson = Omit<StoredMemory, 'embedding'> & { embedding: number[]
 /** A memory as accepted in JSON: the embedding may be a number array or base64 of little-endian float32. */
 export interface MemoryInputJson {
   id: string;
+  /** The memory space; 'default' when absent. */
+  space?: string;
   embedding: number[] | string;
   content?: string | null;
   confidence?: number;
@@ -93,6 +95,7 @@ export function encodeEmbeddingBase64(embedding: Float32Array): string {
  */
 export function recordFromJson(body: MemoryInputJson): MemoryRecord {
   const record: MemoryRecord = { id: body.id, embedding: decodeEmbedding(body.embedding) };
+  if (body.space !== undefined) record.space = body.space;
   if (body.content !== undefined) record.content = body.content;
   if (body.confidence !== undefined) record.confidence = body.confidence;
   if (body.activation !== undefined) record.activation = body.activation;
@@ -189,11 +192,11 @@ const embeddingNum = (v: number): string => (v === 0 ? (1 / v < 0 ? '-0' : '0') 
  * as fast as the generic serializers at 768 dimensions. `String(float32 value)` is the exact
  * double of the float32, so number arrays round-trip bit for bit.
  */
-export function memoryJsonText(m: StoredMemory, view: MemoryView, space: string): string {
+export function memoryJsonText(m: StoredMemory, view: MemoryView): string {
   const { fields } = view;
   const parts: string[] = [];
   if (fields.has('id')) parts.push(`"id":${JSON.stringify(m.id)}`);
-  if (fields.has('space')) parts.push(`"space":${JSON.stringify(space)}`);
+  if (fields.has('space')) parts.push(`"space":${JSON.stringify(m.space)}`);
   if (fields.has('content'))
     parts.push(`"content":${m.content === null ? 'null' : JSON.stringify(m.content)}`);
   if (fields.has('embedding')) {

@@ -14,7 +14,11 @@ export const STATUS_BY_CODE = {
   IO_ERROR: 500,
   UNSUPPORTED_VERSION: 500,
   STORE_CLOSED: 503,
+  // Opened read-only (an inspection tool) or fell back to it: no method that writes is allowed.
+  READ_ONLY: 405,
   INSUFFICIENT_RESOURCES: 507,
+  // The store's disk is full: new content cannot be stored until space returns (RFC 4918).
+  DISK_FULL: 507,
 } as const satisfies Record<WarmStoreErrorCode, number>;
 
 /** Codes the server adds for failures that do not come from the store. */

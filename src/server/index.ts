@@ -7,10 +7,11 @@ import { pino, type Logger } from 'pino';
 import type { Attributes, Span } from '@opentelemetry/api';
 import { WarmStore } from '../index.js';
 import { invalid } from '../errors.js';
-import type { WarmStoreOptions } from '../types.js';
+import type { StorageStatus, WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
 import { registerBatchRoutes } from './batch.js';
 import { registerMemoryRoutes } from './memory-routes.js';
+import { registerSpaceRoutes } from './space-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
@@ -331,6 +332,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
         },
         tags: [
           { name: 'memories', description: 'Create, read, delete and recall memories' },
+          { name: 'spaces', description: 'List and delete memory spaces' },
           { name: 'maintenance', description: 'Compaction and the maintenance loop' },
           { name: 'metrics', description: 'Storage statistics and Prometheus metrics' },
           { name: 'health', description: 'Health check' },
@@ -359,6 +361,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
   const schemas = routeSchemas(store.dimension, batchLimits);
 
   registerMemoryRoutes({ app, store, op, schemas });
+  registerSpaceRoutes({ app, store, op, schemas });
   registerBatchRoutes({
     app,
     store,
@@ -410,11 +413,17 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
   app.get(
     '/api/v1/metrics/storage',
     { schema: schemas.storageStats, config: { auth: READ_STORE } },
-    async () => ({
-      ...store.contentStorageStats(),
-      size: store.size,
-      isCompacting: store.isCompacting,
-    }),
+    async () => {
+      const status = storageStatusOf(store);
+      return {
+        ...store.contentStorageStats(),
+        size: store.size,
+        isCompacting: store.isCompacting,
+        diskFull: status.diskFull,
+        readOnly: status.readOnly,
+        spaces: store.spaces(),
+      };
+    },
   );
 
   app.get(
@@ -428,7 +437,10 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   app.get('/healthz', { schema: schemas.health, config: { auth: OPEN } }, async () => {
     if (store.closed) throw new HttpError(503, 'STORE_CLOSED', 'the store is closed');
-    return { status: 'ok' };
+    // Still 200: the store serves reads, so a load balancer must keep sending them; the body says
+    // which writes are refused and why, for the operator and for alerting.
+    const reasons = degradedReasons(storageStatusOf(store));
+    return reasons.length === 0 ? { status: 'ok' } : { status: 'degraded', reasons };
   });
 
   await app.ready();
@@ -505,4 +517,25 @@ function packageVersion(): string {
   } catch {
     return '0.0.0';
   }
+}
+
+/** A store without `storageStatus` (a test double) is taken as healthy and writable. */
+function storageStatusOf(
+  store: StoreApi,
+): Pick<StorageStatus, 'diskFull' | 'diskFullReason' | 'readOnly' | 'readOnlyReason'> {
+  return store.storageStatus?.() ?? { diskFull: false, readOnly: false };
+}
+
+/** Why `/healthz` reports degraded: every condition under which a write is refused. */
+export function degradedReasons(
+  s: Pick<StorageStatus, 'diskFull' | 'diskFullReason' | 'readOnly' | 'readOnlyReason'>,
+): string[] {
+  const reasons: string[] = [];
+  if (s.diskFull)
+    reasons.push(
+      `disk full: new content is refused (507) until space returns (${s.diskFullReason ?? 'ENOSPC'})`,
+    );
+  if (s.readOnly)
+    reasons.push(`read-only: every write is refused (405) (${s.readOnlyReason ?? 'read-only'})`);
+  return reasons;
 }

@@ -1,5 +1,5 @@
 /**
- * The routes of single memories: put, get and delete by id, and recall.
+ * The routes of single memories: put, get and delete by id, and recall; each in one memory space.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Attributes, Span } from '@opentelemetry/api';
@@ -14,6 +14,7 @@ import {
   type MemoryInputJson,
 } from './codec.js';
 import { HttpError } from './errors.js';
+import type { MetadataFilter } from '../types.js';
 import type { routeSchemas } from './schemas.js';
 import type { StoreApi } from './store-api.js';
 import { checkDimension, checkSpace, jsonNumber, sendJsonText, viewOf } from './wire.js';
@@ -30,11 +31,11 @@ export interface RouteContext {
 export function registerMemoryRoutes(ctx: RouteContext): void {
   const { app, store, op, schemas } = ctx;
 
-  app.post<{ Body: MemoryInputJson & { space?: string } }>(
+  app.post<{ Body: MemoryInputJson }>(
     '/api/v1/memories',
     { schema: schemas.putMemory, config: { auth: WRITE_SPACE } },
     async (request, reply) => {
-      checkSpace(request.body.space, 'space');
+      const space = checkSpace(request.body.space);
       const record = recordFromJson(request.body);
       checkDimension(record.embedding, store.dimension);
       const contentBytes = typeof record.content === 'string' ? Buffer.byteLength(record.content, 'utf8') : 0;
@@ -43,7 +44,7 @@ export function registerMemoryRoutes(ctx: RouteContext): void {
         { 'warmstore.id': record.id, 'warmstore.content_bytes': contentBytes },
         async () => {
           // Racy against a concurrent put of the same id, which only mislabels 200 vs 201.
-          const existed = store.has(record.id);
+          const existed = store.has(record.id, { space });
           await store.put(record);
           return !existed;
         },
@@ -60,14 +61,14 @@ export function registerMemoryRoutes(ctx: RouteContext): void {
     { schema: schemas.getMemory, config: { auth: READ_SPACE } },
     async (request, reply) => {
       const { id } = request.params;
-      const space = checkSpace(request.query.space, 'space');
+      const space = checkSpace(request.query.space);
       const view = viewOf(request.query.fields, request.query.encoding, ALL_FIELDS);
       const touch = request.query.touch === 'true' || request.query.touch === '1';
       const memory = await op(
         'warmstore.get',
-        { 'warmstore.id': id, 'warmstore.touch': touch },
+        { 'warmstore.id': id, 'warmstore.space': space, 'warmstore.touch': touch },
         async (span) => {
-          const m = await store.get(id, touch ? { touch: true } : {});
+          const m = await store.get(id, touch ? { space, touch: true } : { space });
           if (m !== undefined) {
             span.setAttribute(
               'warmstore.content_bytes',
@@ -79,7 +80,7 @@ export function registerMemoryRoutes(ctx: RouteContext): void {
       );
       if (memory === undefined)
         throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
-      return sendJsonText(reply, memoryJsonText(memory, view, space));
+      return sendJsonText(reply, memoryJsonText(memory, view));
     },
   );
 
@@ -88,8 +89,10 @@ export function registerMemoryRoutes(ctx: RouteContext): void {
     { schema: schemas.deleteMemory, config: { auth: WRITE_SPACE } },
     async (request) => {
       const { id } = request.params;
-      checkSpace(request.query.space, 'space');
-      const deleted = await op('warmstore.delete', { 'warmstore.id': id }, () => store.delete(id));
+      const space = checkSpace(request.query.space);
+      const deleted = await op('warmstore.delete', { 'warmstore.id': id, 'warmstore.space': space }, () =>
+        store.delete(id, { space }),
+      );
       if (!deleted) throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
       return { deleted: true };
     },
@@ -102,26 +105,33 @@ export function registerMemoryRoutes(ctx: RouteContext): void {
       minScore?: number;
       touch?: boolean;
       space?: string;
+      filter?: MetadataFilter;
+      exact?: boolean;
       fields?: string[];
       encoding?: EmbeddingEncoding;
     };
   }>('/api/v1/recall', { schema: schemas.recall, config: { auth: READ_SPACE } }, async (request, reply) => {
-    const { k, minScore, touch } = request.body;
-    const space = checkSpace(request.body.space, 'space');
+    const { k, minScore, touch, filter, exact } = request.body;
+    const space = checkSpace(request.body.space);
     const view = viewOf(request.body.fields, request.body.encoding, RECALL_FIELDS);
     const embedding = decodeEmbedding(request.body.embedding);
     checkDimension(embedding, store.dimension);
-    const results = await op('warmstore.recall', k === undefined ? {} : { 'warmstore.k': k }, () =>
+    const attributes = { 'warmstore.space': space, ...(k === undefined ? {} : { 'warmstore.k': k }) };
+    // The store checks the filter and names the refused field (`filter.confidence.gte`).
+    const results = await op('warmstore.recall', attributes, () =>
       store.recall(embedding, {
+        space,
         ...(k === undefined ? {} : { k }),
         ...(minScore === undefined ? {} : { minScore }),
         ...(touch === undefined ? {} : { touch }),
+        ...(filter === undefined ? {} : { filter }),
+        ...(exact === undefined ? {} : { exact }),
       }),
     );
     const hits = results.map(
       (r) =>
         `{"id":${JSON.stringify(r.memory.id)},"score":${jsonNumber(r.score)},` +
-        `"memory":${memoryJsonText(r.memory, view, space)}}`,
+        `"memory":${memoryJsonText(r.memory, view)}}`,
     );
     return sendJsonText(reply, `{"results":[${hits.join(',')}]}`);
   });

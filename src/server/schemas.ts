@@ -4,6 +4,7 @@
  * names them instead of inlining copies.
  */
 
+import { METADATA_FIELDS } from '../types.js';
 import { EMBEDDING_ENCODINGS, MEMORY_FIELDS } from './codec.js';
 
 export const errorSchema = {
@@ -50,6 +51,16 @@ export const memorySchema = {
   },
 } as const;
 
+export const spaceInfoSchema = {
+  $id: 'SpaceInfo',
+  type: 'object',
+  required: ['name', 'size'],
+  properties: {
+    name: { type: 'string', description: 'The memory space, 1..64 bytes of UTF-8.' },
+    size: { type: 'integer', description: 'Number of memories in the space.' },
+  },
+} as const;
+
 export const storageStatsSchema = {
   $id: 'StorageStats',
   type: 'object',
@@ -61,6 +72,7 @@ export const storageStatsSchema = {
     'segments',
     'size',
     'isCompacting',
+    'spaces',
   ],
   properties: {
     totalBytes: { type: 'number', description: 'Bytes of content entries in all segments, live and dead.' },
@@ -68,8 +80,18 @@ export const storageStatsSchema = {
     deadBytes: { type: 'number' },
     fragmentationRatio: { type: 'number', description: 'deadBytes / totalBytes, 0 when empty.' },
     segments: { type: 'integer' },
-    size: { type: 'integer', description: 'Number of memories.' },
+    size: { type: 'integer', description: 'Number of memories, in every space.' },
     isCompacting: { type: 'boolean' },
+    diskFull: {
+      type: 'boolean',
+      description: 'A write hit a full disk: new content is refused (507) until space returns.',
+    },
+    readOnly: { type: 'boolean', description: 'Every write is refused (405).' },
+    spaces: {
+      type: 'array',
+      items: { $ref: 'SpaceInfo#' },
+      description: "Every memory space with its size, by name ('default' always listed).",
+    },
   },
 } as const;
 
@@ -98,7 +120,13 @@ export const compactionStatsSchema = {
   },
 } as const;
 
-export const sharedSchemas = [errorSchema, memorySchema, storageStatsSchema, compactionStatsSchema];
+export const sharedSchemas = [
+  errorSchema,
+  memorySchema,
+  spaceInfoSchema,
+  storageStatsSchema,
+  compactionStatsSchema,
+];
 
 const ref = (id: string): { $ref: string } => ({ $ref: `${id}#` });
 
@@ -124,7 +152,29 @@ const spaceSchema = {
   type: 'string',
   minLength: 1,
   maxLength: 64,
-  description: "Memory space, 1..64 bytes; default 'default'. Only 'default' exists in this version.",
+  description:
+    "Memory space, 1..64 bytes of UTF-8; default 'default'. The same id in two spaces is two memories.",
+} as const;
+
+const rangeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    gt: { type: 'number' },
+    gte: { type: 'number' },
+    lt: { type: 'number' },
+    lte: { type: 'number' },
+  },
+} as const;
+
+const filterSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(METADATA_FIELDS.map((f) => [f, rangeSchema])),
+  description:
+    'Only memories whose metadata fall in these ranges (every bound given must hold), e.g. ' +
+    '{ "confidence": { "gte": 0.5 }, "createdAt": { "gte": 1700000000000, "lt": 1800000000000 } }. ' +
+    'Results satisfy the filter exactly, and k of them come back whenever k memories match.',
 } as const;
 
 const encodingSchema = {
@@ -280,6 +330,11 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
           minScore: { type: 'number', description: 'Drop results below this similarity.' },
           touch: { type: 'boolean', description: 'Bump lastAccess/accessCount of the returned memories.' },
           space: spaceSchema,
+          filter: filterSchema,
+          exact: {
+            type: 'boolean',
+            description: 'Scan every vector of the space (the ground truth) instead of using an index.',
+          },
           fields: fieldsBody('all but embedding'),
           encoding: encodingSchema,
         },
@@ -454,6 +509,47 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
         ...errorResponses(400, 401, 403, 500, 503),
       },
     },
+    listSpaces: {
+      tags: ['spaces'],
+      summary: 'The memory spaces and their sizes',
+      description:
+        'Every space, by name, on a server without keys or for a key covering every space ("*"); ' +
+        'otherwise only the spaces the API key covers.',
+      response: {
+        200: {
+          type: 'object',
+          required: ['spaces'],
+          properties: { spaces: { type: 'array', items: ref('SpaceInfo') } },
+        },
+        ...errorResponses(401, 403, 500, 503),
+      },
+    },
+    deleteSpace: {
+      tags: ['spaces'],
+      summary: 'Delete a memory space and every memory in it',
+      description:
+        'Durable when the response is sent; the memories vanish at once and their content becomes ' +
+        'dead bytes for compaction. Deleting a space that does not exist deletes nothing (0), so a ' +
+        "retry is safe. 'default' can be emptied this way and stays listed. Needs a write key " +
+        'covering the space.',
+      params: {
+        type: 'object',
+        required: ['space'],
+        additionalProperties: false,
+        properties: { space: spaceSchema },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['space', 'deleted'],
+          properties: {
+            space: { type: 'string' },
+            deleted: { type: 'integer', description: 'How many memories the space held.' },
+          },
+        },
+        ...errorResponses(400, 401, 403, 500, 503),
+      },
+    },
     storageStats: {
       tags: ['metrics'],
       summary: 'Content storage statistics (JSON)',
@@ -472,7 +568,14 @@ export function routeSchemas(dimension: number, batch: BatchLimits) {
         200: {
           type: 'object',
           required: ['status'],
-          properties: { status: { type: 'string', enum: ['ok'] } },
+          properties: {
+            status: {
+              type: 'string',
+              enum: ['ok', 'degraded'],
+              description: '`degraded`: reads work, some writes are refused (see `reasons`).',
+            },
+            reasons: { type: 'array', items: { type: 'string' } },
+          },
         },
         ...errorResponses(503),
       },

@@ -2,11 +2,15 @@ import type {
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
+  EntriesOptions,
   GetOptions,
   MaintenanceReport,
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  StorageStatus,
+  SpaceInfo,
+  SpaceOptions,
   StoredMemory,
   WarmStoreEvents,
 } from '../types.js';
@@ -26,12 +30,19 @@ export interface StoreApi {
   /** Validates every record before writing any (INVALID_INPUT names `records[i].field`), one commit. */
   putMany(records: MemoryRecord[]): Promise<void>;
   get(id: string, options?: GetOptions): Promise<StoredMemory | undefined>;
-  delete(id: string): Promise<boolean>;
-  has(id: string): boolean;
-  /** Every memory, for the export route. */
-  entries(): AsyncIterable<StoredMemory>;
+  delete(id: string, options?: SpaceOptions): Promise<boolean>;
+  has(id: string, options?: SpaceOptions): boolean;
+  /** The memories of one space, or of every space, for the export route. */
+  entries(options?: EntriesOptions): AsyncIterable<StoredMemory>;
+  /** Cosine top-k of one space; `filter` and `exact` as in `RecallOptions`. */
   recall(embedding: Float32Array | number[], options?: RecallOptions): Promise<RecallResult[]>;
+  /** The live memory spaces and their sizes, by name ('default' always listed). */
+  spaces(): SpaceInfo[];
+  /** Deletes a space and every memory in it; resolves with how many it held (0 when none). */
+  deleteSpace(space: string): Promise<number>;
   contentStorageStats(): ContentStorageStats;
+  /** The disk and write state; optional so that test doubles may leave it out (then healthy). */
+  storageStatus?(): StorageStatus;
   compact(options?: CompactOptions): Promise<CompactionStats>;
   runMaintenance(): Promise<MaintenanceReport>;
   close(): Promise<void>;

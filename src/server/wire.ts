@@ -5,19 +5,17 @@
 import type { FastifyReply } from 'fastify';
 import { parseFields, type EmbeddingEncoding, type MemoryField, type MemoryView } from './codec.js';
 import { invalid } from '../errors.js';
-import { HttpError } from './errors.js';
+import { checkSpace as checkSpaceName } from '../engine/validate.js';
 
 /** The space of requests that name none. */
 export const DEFAULT_SPACE = 'default';
 
 /**
- * Memory spaces are named by the wire format already so that clients written now keep working,
- * but the engine has a single keyspace: naming another space is refused rather than silently
- * reading or writing the shared one.
+ * The space a request names, checked before anything is read or written (1..64 bytes of UTF-8;
+ * the route schema counts characters, not bytes), or `'default'` when it names none.
  */
-export function checkSpace(space: string | undefined, field: string): string {
-  if (space === undefined || space === DEFAULT_SPACE) return DEFAULT_SPACE;
-  throw new HttpError(400, 'INVALID_INPUT', 'memory spaces are not supported by this store yet', field);
+export function checkSpace(space: string | undefined, field = 'space'): string {
+  return checkSpaceName(space, field);
 }
 
 /** Arrays are checked by the route schemas; base64 strings only here, once decoded. */

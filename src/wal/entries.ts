@@ -140,6 +140,14 @@ export function walEntrySize(e: WalEntryInput): number {
   return WAL_ENTRY_HEADER + body;
 }
 
+/** A u32, then a string of at most 255 UTF-8 bytes after its u8 length; returns the new position. */
+function writeNumberAndName(b: Buffer, pos: number, n: number, name: string): number {
+  b.writeUInt32LE(n, pos);
+  const len = b.write(name, pos + 5, 'utf8');
+  b[pos + 4] = len;
+  return pos + 5 + len;
+}
+
 /** Set on the type byte of the first entry of each group commit. */
 export const BATCH_START = 0x80;
 
@@ -182,13 +190,9 @@ export function encodeWalEntry(
       pos += emb.copy(b, pos);
       break;
     }
-    case WalType.Delete: {
-      b.writeUInt32LE(e.slot, pos);
-      const n = b.write(e.id, pos + 5, 'utf8');
-      b[pos + 4] = n;
-      pos += 5 + n;
+    case WalType.Delete:
+      pos = writeNumberAndName(b, pos, e.slot, e.id);
       break;
-    }
     case WalType.Touch:
       b.writeUInt32LE(e.slot, pos);
       b.writeDoubleLE(e.lastAccess, pos + 4);
@@ -230,13 +234,9 @@ export function encodeWalEntry(
       b[pos + 4] = e.outcome;
       pos += 5;
       break;
-    case WalType.SpaceDefine: {
-      b.writeUInt32LE(e.space, pos);
-      const n = b.write(e.name, pos + 5, 'utf8');
-      b[pos + 4] = n;
-      pos += 5 + n;
+    case WalType.SpaceDefine:
+      pos = writeNumberAndName(b, pos, e.space, e.name);
       break;
-    }
     case WalType.SpaceDrop:
       b.writeUInt32LE(e.space, pos);
       pos += 4;

@@ -29,6 +29,8 @@ try {
 } catch (err) {
   die('open', err);
 }
+// The first checkpoint must find the index ready, or it records none and the reopen rebuilds.
+while (store.indexStatus.state !== 'ready') await new Promise((r) => setTimeout(r, 5));
 out('ready');
 try {
   for (let n = 0; n < max; n += batch) {

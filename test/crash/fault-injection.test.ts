@@ -131,7 +131,7 @@ describe('crash: injected I/O faults', () => {
               await store.put(recordFor(id, seed, CRASH_DIM));
               model.ack(id, seed); // a fault the store absorbed (e.g. retried)
             } catch (err) {
-              assertStoreError(err, context, ['IO_ERROR', 'INSUFFICIENT_RESOURCES']);
+              assertStoreError(err, context, ['IO_ERROR', 'DISK_FULL', 'INSUFFICIENT_RESOURCES']);
               assert.equal(fs.triggered.length, 1, `${context}: the fault did not fire`);
             }
             problems.push(
@@ -194,7 +194,7 @@ describe('crash: injected I/O faults', () => {
         const seed = seedWithContent('full', 10 + i, 100);
         model.begin('full', seed);
         await assert.rejects(store.put(recordFor('full', seed, CRASH_DIM)), (err) => {
-          assertStoreError(err, `put ${i} on a full disk`, ['IO_ERROR', 'INSUFFICIENT_RESOURCES']);
+          assertStoreError(err, `put ${i} on a full disk`, ['DISK_FULL']);
           return true;
         });
         // Reads keep working meanwhile, and the refused put is not visible.

@@ -95,7 +95,9 @@ describe('HTTP wire format', () => {
       ['fields=id,colour', 'fields'],
       ['fields=', 'fields'],
       ['encoding=hex', 'encoding'],
-      ['space=alice', 'space'],
+      ['space=', 'space'],
+      // 22 characters pass the schema's length; 66 bytes of UTF-8 do not pass the store's.
+      [`space=${encodeURIComponent('€'.repeat(22))}`, 'space'],
     ] as const) {
       it(`GET ?${query} is 400 naming ${field}`, async () => {
         const r = await call(base, 'GET', `/api/v1/memories/w1?${query}`);
@@ -105,21 +107,23 @@ describe('HTTP wire format', () => {
       });
     }
 
-    it('an explicit default space is accepted; another space is refused on every route', async () => {
+    it('an explicit default space is the default; another space is another keyspace', async () => {
       assert.equal((await call(base, 'GET', '/api/v1/memories/w1?space=default')).status, 200);
       const e = b64(embeddingOf(2));
-      const refused = [
-        await call(base, 'POST', '/api/v1/memories', { id: 'sp', space: 'alice', embedding: e }),
-        await call(base, 'DELETE', '/api/v1/memories/w1?space=alice'),
-        await call(base, 'POST', '/api/v1/recall', { embedding: e, space: 'alice' }),
-      ];
-      for (const r of refused) {
-        assert.equal(r.status, 400, r.text);
-        assert.equal(errorOf(r.json).field, 'space');
-        assert.equal(errorOf(r.json).message, 'memory spaces are not supported by this store yet');
-      }
-      assert.equal((await call(base, 'GET', '/api/v1/memories/sp')).status, 404, 'nothing written');
-      assert.equal((await call(base, 'GET', '/api/v1/memories/w1')).status, 200, 'nothing deleted');
+      const put = await call(base, 'POST', '/api/v1/memories', { id: 'sp', space: 'wire', embedding: e });
+      assert.equal(put.status, 201, put.text);
+      assert.equal((await call(base, 'GET', '/api/v1/memories/sp')).status, 404, 'not in default');
+      const got = await call(base, 'GET', '/api/v1/memories/sp?space=wire&fields=id,space');
+      assert.deepEqual(got.json, { id: 'sp', space: 'wire' });
+      const del = await call(base, 'DELETE', '/api/v1/memories/w1?space=wire');
+      assert.equal(del.status, 404, 'w1 lives in default only');
+      const hits = await call(base, 'POST', '/api/v1/recall', { embedding: e, space: 'wire' });
+      assert.deepEqual(
+        (hits.json['results'] as Array<{ id: string }>).map((h) => h.id),
+        ['sp'],
+      );
+      assert.equal((await call(base, 'DELETE', '/api/v1/memories/sp?space=wire')).status, 200);
+      assert.equal((await call(base, 'GET', '/api/v1/memories/w1')).status, 200, 'default untouched');
     });
 
     const nan = Float32Array.from(embeddingOf(3));
@@ -196,7 +200,7 @@ describe('HTTP wire format', () => {
         { id: 'bp0', embedding: e(10), content: 'zero' },
         { id: 'bp1', embedding: b64(new Float32Array(DIM - 1)) },
         { id: 'bp2', embedding: e(12), colour: 'red' },
-        { id: 'bp3', embedding: e(13), space: 'alice' },
+        { id: 'bp3', embedding: e(13), space: '€'.repeat(22) },
         { id: 'bp4', embedding: e(14), content: 'x'.repeat(5000) },
         { id: '€'.repeat(100), embedding: e(15) },
         { embedding: e(16) },
@@ -290,11 +294,12 @@ describe('HTTP wire format', () => {
         ['/api/v1/memories/batch', { memories: 'all' }, 'memories'],
         ['/api/v1/memories/batch', {}, 'memories'],
         ['/api/v1/memories/batch/get', { ids: ['a', 5] }, 'ids[1]'],
-        ['/api/v1/memories/batch/get', { ids: ['a'], space: 'alice' }, 'space'],
+        ['/api/v1/memories/batch/get', { ids: ['a'], space: '€'.repeat(22) }, 'space'],
+        ['/api/v1/memories/batch/get', { ids: ['a'], space: '' }, 'space'],
         ['/api/v1/memories/batch/get', { ids: ['a'], encoding: 'hex' }, 'encoding'],
         ['/api/v1/memories/batch/get', { ids: ['€'.repeat(100)] }, 'ids[0]'],
         ['/api/v1/memories/batch/delete', { ids: [''] }, 'ids[0]'],
-        ['/api/v1/memories/batch/delete', { ids: ['w1'], space: 'alice' }, 'space'],
+        ['/api/v1/memories/batch/delete', { ids: ['w1'], space: '€'.repeat(22) }, 'space'],
       ] as const) {
         const r = await call(base, 'POST', path, body);
         assert.equal(r.status, 400, `${path} ${JSON.stringify(body)}: ${r.text}`);

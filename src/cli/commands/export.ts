@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import { resolve } from 'node:path';
 import { memoryToJson } from '../../server/codec.js';
-import type { StoredMemory } from '../../types.js';
+import type { SpaceInfo, StoredMemory } from '../../types.js';
 import { WarmStoreClientError } from '../../client/index.js';
 import {
   formatBytes,
@@ -20,6 +20,8 @@ import {
 export interface ExportOptions extends RemoteCliOptions {
   data: string;
   json?: boolean;
+  /** Only this memory space; every space when absent (over `--url`, every space the key covers). */
+  space?: string;
 }
 
 /** Where the memories come from: a store opened here, or a server (`--url`). */
@@ -30,30 +32,36 @@ interface ExportSource {
 }
 
 /**
- * Streams every memory as one JSON line (embedding as a number array, which round-trips float32
- * exactly). Writes respect backpressure, so memory stays flat whatever the store's size. A file
+ * Streams every memory, or those of one space, as one JSON line each, its space included
+ * (embedding as a number array, which round-trips float32 exactly). Writes respect backpressure, so memory stays flat whatever the store's size. A file
  * is written under a temporary name, fsynced and renamed at the end: an interrupted export never
  * leaves a truncated file that looks complete.
  */
 export async function exportJsonl(file: string | undefined, opts: ExportOptions): Promise<void> {
   const target = file === undefined || file === '-' ? undefined : resolve(file);
   let result: { count: number; bytes: number } | undefined;
+  const space = opts.space === undefined ? {} : { space: opts.space };
+  const totalOf = (list: SpaceInfo[], all: number): number =>
+    opts.space === undefined ? all : (list.find((s) => s.name === opts.space)?.size ?? 0);
   if (opts.url !== undefined) {
     const client = openCliClient({ ...opts, url: opts.url });
     // The total only feeds the progress bar, and storage stats need a key for every space while
-    // the export itself needs one for the default space: a narrower key exports without a total.
+    // the export itself needs one for the spaces it reads: a narrower key exports without a total.
     const total = await client.contentStorageStats().then(
-      (s) => s.size,
+      (s) => totalOf(s.spaces, s.size),
       (err: unknown) => {
         if (WarmStoreClientError.is(err, 'FORBIDDEN')) return 0;
         throw err;
       },
     );
-    result = await writeExport(target, opts, { total, entries: client.entries() });
+    result = await writeExport(target, opts, { total, entries: client.entries(space) });
   } else {
     const store = await openCliStore(opts.data, { mustExist: true });
     result = await withStore(store, () =>
-      writeExport(target, opts, { total: store.size, entries: store.entries() }),
+      writeExport(target, opts, {
+        total: totalOf(store.spaces(), store.size),
+        entries: store.entries(space),
+      }),
     );
   }
   if (result === undefined) return;

@@ -32,9 +32,11 @@ export interface ImportOptions extends RemoteCliOptions {
   json?: boolean;
   dimension?: number;
   batch: number;
+  /** Put every record in this memory space, whatever its own `space` field says. */
+  space?: string;
 }
 
-const KNOWN_FIELDS = new Set<string>(['id', 'embedding', 'content', ...METADATA_FIELDS]);
+const KNOWN_FIELDS = new Set<string>(['id', 'space', 'embedding', 'content', ...METADATA_FIELDS]);
 
 /**
  * Checks the JSON shape of one line; value checks (dimension, ranges, id length) are the store's.
@@ -52,6 +54,7 @@ export function parseRecordLine(line: string): MemoryRecord {
   const o = value as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!KNOWN_FIELDS.has(k)) throw invalid(k, 'is not a known field');
   if (typeof o['id'] !== 'string') throw invalid('id', 'must be a string');
+  if (o['space'] !== undefined && typeof o['space'] !== 'string') throw invalid('space', 'must be a string');
   if (!Array.isArray(o['embedding']) && typeof o['embedding'] !== 'string') {
     throw invalid('embedding', 'must be an array of numbers or a base64 string');
   }
@@ -65,7 +68,8 @@ export function parseRecordLine(line: string): MemoryRecord {
 }
 
 /**
- * Streams JSON Lines into the store in batches of `--batch` (one group commit each). Memory stays
+ * Streams JSON Lines into the store in batches of `--batch` (one group commit each). Each record
+ * goes to the space its line names (`'default'` when none), or to `--space` when given. Memory stays
  * bounded by one batch whatever the file size. A bad line stops the import with its line number;
  * the batches before it are already durable, and re-running the import is idempotent (puts replace).
  */
@@ -169,6 +173,7 @@ export async function importJsonl(file: string, opts: ImportOptions): Promise<vo
           }
           throw err;
         }
+        if (opts.space !== undefined) record.space = opts.space;
         batch.push(record);
         batchLines.push(lineNo);
         if (batch.length >= opts.batch) await flush();

@@ -1,6 +1,6 @@
 import { invalid } from '../../errors.js';
 import { decodeEmbedding } from '../../server/codec.js';
-import type { RecallResult, StoredMemory } from '../../types.js';
+import type { MetadataFilter, RecallOptions, RecallResult, StoredMemory } from '../../types.js';
 import {
   CliError,
   openCliClient,
@@ -17,6 +17,12 @@ export interface RecallCliOptions extends RemoteCliOptions {
   like?: string;
   k: number;
   minScore?: number;
+  /** The memory space to recall from (and to find `--like` in). */
+  space?: string;
+  /** A JSON object of ranges over the metadata numbers, e.g. `{"confidence":{"gte":0.5}}`. */
+  filter?: string;
+  /** Scan every vector of the space instead of using an index. */
+  exact?: boolean;
 }
 
 /**
@@ -31,16 +37,24 @@ export async function recall(embeddingArg: string | undefined, opts: RecallCliOp
     throw new CliError('INVALID_INPUT', 'give an embedding (JSON array or base64) or --like <id>');
   }
   const given = embeddingArg === undefined ? undefined : parseEmbedding(embeddingArg);
-  const options = { k: opts.k, ...(opts.minScore === undefined ? {} : { minScore: opts.minScore }) };
+  const space = opts.space === undefined ? {} : { space: opts.space };
+  const options: RecallOptions = {
+    k: opts.k,
+    ...space,
+    ...(opts.minScore === undefined ? {} : { minScore: opts.minScore }),
+    ...(opts.filter === undefined ? {} : { filter: parseFilter(opts.filter) }),
+    ...(opts.exact === true ? { exact: true } : {}),
+  };
+  const like = opts.like as string;
   let results: RecallResult[];
   if (opts.url !== undefined) {
     const client = openCliClient({ ...opts, url: opts.url });
-    const query = given ?? embeddingOf(await client.get(opts.like as string), opts.like as string);
+    const query = given ?? embeddingOf(await client.get(like, space), like);
     results = await client.recall(query, options);
   } else {
     const store = await openCliStore(opts.data, { mustExist: true });
     results = await withStore(store, async () => {
-      const query = given ?? embeddingOf(await store.get(opts.like as string), opts.like as string);
+      const query = given ?? embeddingOf(await store.get(like, space), like);
       return store.recall(query, options);
     });
   }
@@ -69,6 +83,20 @@ function parseEmbedding(arg: string): Float32Array {
     throw invalid('embedding', `is not a JSON array (${(err as Error).message})`);
   }
   return decodeEmbedding(value);
+}
+
+/** `--filter` as JSON; its shape and values are checked by the store (or the server), naming the field. */
+function parseFilter(text: string): MetadataFilter {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(
+      'INVALID_INPUT',
+      `--filter is not JSON (${(err as Error).message}); e.g. '{"confidence":{"gte":0.5}}'`,
+    );
+  }
+  return value as MetadataFilter;
 }
 
 function embeddingOf(memory: StoredMemory | undefined, id: string): Float32Array {

@@ -1,4 +1,5 @@
-import type { ContentStorageStats } from '../../types.js';
+import type { ContentStorageStats, SpaceInfo } from '../../types.js';
+import { formatSpaces } from './spaces.js';
 import {
   formatBytes,
   formatCount,
@@ -29,6 +30,7 @@ export async function stats(opts: StatsOptions): Promise<void> {
         dimension: store.dimension,
         size: store.size,
         ...s,
+        spaces: store.spaces(),
         ...(interrupted ? { interruptedCompaction: interrupted } : {}),
       });
       return;
@@ -47,6 +49,7 @@ export async function stats(opts: StatsOptions): Promise<void> {
       ]);
     }
     printTable(lines);
+    printSpaces(store.spaces());
   });
 }
 
@@ -64,6 +67,12 @@ async function remoteStats(opts: StatsOptions & { url: string }): Promise<void> 
     ...contentLines(s),
     ['compacting', s.isCompacting ? 'yes' : 'no'],
   ]);
+  printSpaces(s.spaces);
+}
+
+/** The spaces under the table, one per line with its number of memories. */
+function printSpaces(list: readonly SpaceInfo[]): void {
+  process.stdout.write(`spaces (${list.length})\n${formatSpaces(list, '  ')}`);
 }
 
 function contentLines(s: ContentStorageStats): Array<[string, string]> {

@@ -5,7 +5,7 @@
  * gone while recall keeps answering exactly.
  */
 import assert from 'node:assert/strict';
-import { rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WarmStore, type IndexStatus, type RecallResult, type WarmStoreOptions } from '../../../src/index.js';
@@ -131,7 +131,9 @@ describe('recall through the index', () => {
     const m = await readManifest(nodeFileSystem, dir);
     assert.ok(m?.annIndex, 'the MANIFEST records the saved index');
     assert.equal(m.annIndex.lsn, m.checkpointLsn);
-    assert.equal((await stat(join(dir, 'ann.usearch'))).size, m.annIndex.bytes);
+    assert.equal((await stat(join(dir, m.annIndex.file))).size, m.annIndex.bytes);
+    const indexFiles = (await readdir(dir)).filter((f) => f.startsWith('ann-'));
+    assert.deepEqual(indexFiles, [m.annIndex.file], 'no other index file left');
 
     const states: IndexStatus['state'][] = [];
     store = await WarmStore.open(dir, OPTS);
@@ -146,7 +148,9 @@ describe('recall through the index', () => {
     assert.ok(overlap(approx, exact) >= 8);
 
     await store.close();
-    await rm(join(dir, 'ann.usearch'));
+    const named = (await readManifest(nodeFileSystem, dir))?.annIndex?.file;
+    assert.ok(named);
+    await rm(join(dir, named));
     const progress: IndexStatus[] = [];
     store = await WarmStore.open(dir, OPTS);
     store.on('indexStatus', (st) => progress.push(st));

@@ -255,7 +255,12 @@ describe('WarmStoreClient against a real server', () => {
     const stats = await client.contentStorageStats();
     assert.equal(stats.size, server.store.size);
     assert.deepEqual(
-      { ...server.store.contentStorageStats(), size: server.store.size, isCompacting: false },
+      {
+        ...server.store.contentStorageStats(),
+        size: server.store.size,
+        isCompacting: false,
+        spaces: server.store.spaces(),
+      },
       stats,
     );
     const compaction = await client.compact({ force: true });

@@ -78,7 +78,9 @@ describe('client.entries() and GET /api/v1/export', () => {
       'embedding',
       'id',
       'lastAccess',
+      'space',
     ]);
+    assert.equal(first['space'], 'default');
     assert.ok(Array.isArray(first['embedding']));
     const refused = await fetch(`${server.url}/api/v1/export?encoding=hex`);
     assert.equal(refused.status, 400);

@@ -322,6 +322,7 @@ describe('client retries, timeouts and aborts', () => {
         segments: 0,
         size: 0,
         isCompacting: false,
+        spaces: [{ name: 'default', size: 0 }],
       }),
     );
     try {

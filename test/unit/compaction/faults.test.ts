@@ -120,13 +120,25 @@ describe('a fault at every write and every fsync of a compaction', () => {
       try {
         fs.failAt({ op: c.op, nth: c.nth, error: c.error });
         let rejection: unknown;
+        let succeeded = false;
         await store.compact({ force: true }).then(
-          () => assert.fail(`${ctx}: compaction succeeded despite the fault`),
+          () => {
+            succeeded = true;
+          },
           (err: unknown) => {
             rejection = err;
           },
         );
         assert.equal(fs.triggered.length, 1, `${ctx}: the fault fired once`);
+        if (succeeded) {
+          // ENOSPC on a compaction WAL entry or on its checkpoint: the store gave the disk reserve
+          // back and retried that step in its room, so the run went on. Any other fault must fail it.
+          assert.equal(c.error, 'ENOSPC', `${ctx}: compaction succeeded despite the fault`);
+          assert.equal(store.storageStatus().diskFull, true, `${ctx}: the store noted the full disk`);
+          expectStoreEquals(store, model, `${ctx}: after the retried entry`);
+          await store.close();
+          continue;
+        }
         assert.equal(store.isCompacting, false, `${ctx}: isCompacting released`);
         if (!WarmStoreError.is(rejection, 'COMPACTION_FAILED')) {
           const e = rejection as WarmStoreError;

@@ -1,7 +1,7 @@
 /**
  * The resource check of a compaction run, from tables: given the victims' live bytes, the memory
- * budget, the free disk and the headroom, either the run may start or it is refused with these
- * INSUFFICIENT_RESOURCES details. No store on disk.
+ * budget, the free disk and the headroom, either the run may start with the victims that fit (by
+ * index) or it is refused with these INSUFFICIENT_RESOURCES details. No store on disk.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -27,8 +27,8 @@ const BASE: ResourceInput = {
 interface Row {
   name: string;
   input: Partial<ResourceInput>;
-  /** `ok`, or the refusal's details. */
-  expect: 'ok' | Record<string, unknown>;
+  /** The victims taken (indexes), or the refusal's details. */
+  expect: number[] | Record<string, unknown>;
 }
 
 const memoryRefusal = (budget: number) => ({ budget, minimum: MIN });
@@ -39,10 +39,10 @@ const rows: Row[] = [
   {
     name: 'no victims: ok even with no budget and no free disk',
     input: { victimLiveBytes: [], memoryBudgetBytes: 0, freeBytes: 0 },
-    expect: 'ok',
+    expect: [],
   },
   // ---- memory budget
-  { name: 'budget exactly at the minimum is accepted', input: { memoryBudgetBytes: MIN }, expect: 'ok' },
+  { name: 'budget exactly at the minimum is accepted', input: { memoryBudgetBytes: MIN }, expect: [0, 1] },
   {
     name: 'budget one byte below the minimum is refused',
     input: { memoryBudgetBytes: MIN - 1 },
@@ -59,32 +59,56 @@ const rows: Row[] = [
     input: { memoryBudgetBytes: 0, freeBytes: 0 },
     expect: memoryRefusal(0),
   },
-  // ---- free disk: every live byte plus the headroom
-  { name: 'free disk exactly at live + headroom is enough', input: { freeBytes: 3500 }, expect: 'ok' },
+  // ---- free disk: the victims whose live bytes fit, plus the headroom
   {
-    name: 'free disk one byte short of live + headroom is refused',
-    input: { freeBytes: 3499 },
-    expect: diskRefusal(3499, 3500),
+    name: 'free disk exactly at live + headroom takes every victim',
+    input: { freeBytes: 3500 },
+    expect: [0, 1],
   },
   {
-    name: 'headroom alone is not enough: the live bytes come on top',
+    name: 'one byte short of live + headroom: the victims that still fit are taken',
+    input: { freeBytes: 3499 },
+    expect: [0],
+  },
+  {
+    name: 'headroom alone is not enough: not even the smallest victim fits',
     input: { freeBytes: 500 },
-    expect: diskRefusal(500, 3500),
+    expect: diskRefusal(500, 1500),
   },
   {
     name: 'zero headroom: exactly the live bytes is enough',
     input: { diskHeadroomBytes: 0, freeBytes: 3000 },
-    expect: 'ok',
+    expect: [0, 1],
   },
   {
-    name: 'zero headroom: one byte short of the live bytes is refused',
+    name: 'zero headroom: one byte short of the live bytes leaves the second victim',
     input: { diskHeadroomBytes: 0, freeBytes: 2999 },
-    expect: diskRefusal(2999, 3000),
+    expect: [0],
+  },
+  {
+    name: 'a victim too big for the disk is skipped and a later small one taken',
+    input: { victimLiveBytes: [5000, 100, 200], freeBytes: 1000 },
+    expect: [1, 2],
+  },
+  {
+    name: 'the picker order decides between victims that do not fit together',
+    input: { victimLiveBytes: [300, 200, 100], freeBytes: 1000 },
+    expect: [0, 1],
+  },
+  {
+    name: 'the refusal names what the smallest victim needs',
+    input: { victimLiveBytes: [5000, 800], freeBytes: 1000 },
+    expect: diskRefusal(1000, 1300),
   },
   {
     name: 'victims with nothing live need only the headroom',
     input: { victimLiveBytes: [0], freeBytes: 500 },
-    expect: 'ok',
+    expect: [0],
+  },
+  {
+    name: 'a full disk: nothing-live victims are still taken (they free space without copying)',
+    input: { victimLiveBytes: [4000, 0, 0], freeBytes: 500 },
+    expect: [1, 2],
   },
   {
     name: 'victims with nothing live, one byte short of the headroom',
@@ -97,8 +121,8 @@ describe('checkResources', () => {
   for (const row of rows) {
     it(row.name, () => {
       const verdict = checkResources({ ...BASE, ...row.input });
-      if (row.expect === 'ok') {
-        assert.deepEqual(verdict, { ok: true });
+      if (Array.isArray(row.expect)) {
+        assert.deepEqual(verdict, { ok: true, take: row.expect });
         return;
       }
       assert.equal(verdict.ok, false);
@@ -114,7 +138,10 @@ describe('checkResources', () => {
     assert.equal(memory.message, `compaction.memoryBudgetBytes 1000 is below the minimum of ${MIN}`);
     const disk = checkResources({ ...BASE, freeBytes: 10 });
     assert.ok(!disk.ok);
-    assert.equal(disk.message, 'compaction needs 3500 free bytes (live 3000 + headroom 500), 10 available');
+    assert.equal(
+      disk.message,
+      'compaction needs 1500 free bytes (smallest victim live 1000 + headroom 500), 10 available',
+    );
   });
 });
 

@@ -164,7 +164,7 @@ describe('memory JSON text', () => {
   };
 
   it('writes what JSON.stringify writes, numbers exact to the float32 bit', () => {
-    const text = memoryJsonText(m, { fields: ALL_FIELDS, encoding: 'array' }, 'default');
+    const text = memoryJsonText(m, { fields: ALL_FIELDS, encoding: 'array' });
     assert.deepEqual(JSON.parse(text), memoryToJson(m));
     const back = Float32Array.from((JSON.parse(text) as { embedding: number[] }).embedding);
     assert.deepEqual(new Uint8Array(back.buffer), new Uint8Array(m.embedding.buffer));
@@ -172,14 +172,17 @@ describe('memory JSON text', () => {
 
   it('writes base64 and absent content, and only the chosen fields', () => {
     const absent = { ...m, content: null };
-    const all = JSON.parse(memoryJsonText(absent, { fields: ALL_FIELDS, encoding: 'base64' }, 'default'));
+    const all = JSON.parse(memoryJsonText(absent, { fields: ALL_FIELDS, encoding: 'base64' }));
     assert.equal(all.content, null);
     assert.deepEqual(decodeEmbedding(all.embedding), m.embedding);
     const some = JSON.parse(
-      memoryJsonText(m, { fields: parseFields('id,space', ALL_FIELDS), encoding: 'array' }, 'x'),
+      memoryJsonText(
+        { ...m, space: 'x' },
+        { fields: parseFields('id,space', ALL_FIELDS), encoding: 'array' },
+      ),
     );
     assert.deepEqual(some, { id: m.id, space: 'x' });
-    const recall = JSON.parse(memoryJsonText(m, { fields: RECALL_FIELDS, encoding: 'array' }, 'default'));
+    const recall = JSON.parse(memoryJsonText(m, { fields: RECALL_FIELDS, encoding: 'array' }));
     assert.equal('embedding' in recall, false);
   });
 

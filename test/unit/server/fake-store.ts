@@ -4,14 +4,18 @@ import type {
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
+  EntriesOptions,
   GetOptions,
   MaintenanceReport,
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  SpaceInfo,
+  SpaceOptions,
   StoredMemory,
 } from '../../../src/types.js';
 import type { StoreApi } from '../../../src/server/store-api.js';
+import { compileFilter, matchesMetadata } from '../../../src/engine/filter.js';
 
 export const ZERO_STATS: CompactionStats = {
   durationMs: 1,
@@ -32,7 +36,8 @@ export class FakeStore extends EventEmitter implements StoreApi {
   readonly dir = '/fake';
   closed = false;
   isCompacting = false;
-  readonly records = new Map<string, StoredMemory>();
+  /** Memories by space, then by id. */
+  readonly bySpace = new Map<string, Map<string, StoredMemory>>([['default', new Map()]]);
   /** Replaces the behaviour of compact(); default: resolves with ZERO_STATS. */
   compactImpl: (options: CompactOptions) => Promise<CompactionStats> = async () => ZERO_STATS;
   /** Thrown by get() when set. */
@@ -43,8 +48,25 @@ export class FakeStore extends EventEmitter implements StoreApi {
     super();
   }
 
+  /** The memories of the default space, by id. */
+  get records(): Map<string, StoredMemory> {
+    return this.#space('default');
+  }
+
+  #space(name: string | undefined): Map<string, StoredMemory> {
+    const key = name ?? 'default';
+    let m = this.bySpace.get(key);
+    if (m === undefined) {
+      m = new Map();
+      this.bySpace.set(key, m);
+    }
+    return m;
+  }
+
   get size(): number {
-    return this.records.size;
+    let n = 0;
+    for (const m of this.bySpace.values()) n += m.size;
+    return n;
   }
 
   #open(): void {
@@ -62,7 +84,7 @@ export class FakeStore extends EventEmitter implements StoreApi {
     this.#open();
     this.#check(r);
     const createdAt = r.createdAt ?? Date.now();
-    this.records.set(r.id, {
+    this.#space(r.space).set(r.id, {
       id: r.id,
       space: r.space ?? 'default',
       embedding: Float32Array.from(r.embedding),
@@ -93,7 +115,7 @@ export class FakeStore extends EventEmitter implements StoreApi {
   async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
     this.#open();
     if (this.getError) throw this.getError;
-    const m = this.records.get(id);
+    const m = this.bySpace.get(options.space ?? 'default')?.get(id);
     if (m && options.touch) {
       m.accessCount++;
       m.lastAccess = Date.now();
@@ -102,31 +124,55 @@ export class FakeStore extends EventEmitter implements StoreApi {
     return m;
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, options: SpaceOptions = {}): Promise<boolean> {
     this.#open();
     this.emit('op', 'delete', 0.02);
-    return this.records.delete(id);
+    return this.bySpace.get(options.space ?? 'default')?.delete(id) ?? false;
   }
 
-  has(id: string): boolean {
-    return this.records.has(id);
+  has(id: string, options: SpaceOptions = {}): boolean {
+    return this.bySpace.get(options.space ?? 'default')?.has(id) ?? false;
+  }
+
+  spaces(): SpaceInfo[] {
+    return [...this.bySpace]
+      .filter(([name, m]) => name === 'default' || m.size > 0)
+      .map(([name, m]) => ({ name, size: m.size }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async deleteSpace(space: string): Promise<number> {
+    this.#open();
+    const n = this.bySpace.get(space)?.size ?? 0;
+    if (space === 'default') this.records.clear();
+    else this.bySpace.delete(space);
+    return n;
   }
 
   /** Thrown by entries() after this many memories when set (an export cut short). */
   entriesErrorAfter: number | undefined;
 
-  async *entries(): AsyncGenerator<StoredMemory> {
+  async *entries(options: EntriesOptions = {}): AsyncGenerator<StoredMemory> {
     this.#open();
     let n = 0;
-    for (const m of this.records.values()) {
+    const spaces =
+      options.space === undefined
+        ? [...this.bySpace.values()]
+        : [this.bySpace.get(options.space) ?? new Map()];
+    for (const m of spaces.flatMap((s) => [...s.values()])) {
       if (n++ === this.entriesErrorAfter) throw new WarmStoreError('IO_ERROR', 'read failed');
       yield m;
     }
   }
 
+  /** Every memory of the space that passes the filter, in insertion order, each scoring 0.5. */
   async recall(_embedding: Float32Array | number[], options: RecallOptions = {}): Promise<RecallResult[]> {
     this.#open();
-    return [...this.records.values()].slice(0, options.k ?? 10).map((memory) => ({ memory, score: 0.5 }));
+    const filter = compileFilter(options.filter);
+    return [...(this.bySpace.get(options.space ?? 'default')?.values() ?? [])]
+      .filter((m) => matchesMetadata(filter, m))
+      .slice(0, options.k ?? 10)
+      .map((memory) => ({ memory, score: 0.5 }));
   }
 
   contentStorageStats(): ContentStorageStats {

@@ -188,6 +188,35 @@ describe('server routes (fake store)', () => {
     assert.equal(typeof r.json().results[0].score, 'number');
   });
 
+  it('passes space, filter and exact to the store, and lists and deletes spaces', async () => {
+    await inject('POST', '/api/v1/memories', { id: 'a', embedding: [1, 2, 3, 4], confidence: 0.2 });
+    for (const [id, confidence] of [
+      ['a', 0.9],
+      ['b', 0.1],
+    ] as const) {
+      await inject('POST', '/api/v1/memories', { id, space: 's', embedding: [1, 2, 3, 4], confidence });
+    }
+    const r = await inject('POST', '/api/v1/recall', {
+      embedding: [1, 2, 3, 4],
+      space: 's',
+      filter: { confidence: { gte: 0.5 } },
+      exact: true,
+    });
+    assert.deepEqual(
+      r.json().results.map((h: { id: string; memory: { space: string } }) => `${h.memory.space}/${h.id}`),
+      ['s/a'],
+    );
+    assert.deepEqual((await inject('GET', '/api/v1/spaces')).json(), {
+      spaces: [
+        { name: 'default', size: 1 },
+        { name: 's', size: 2 },
+      ],
+    });
+    assert.deepEqual((await inject('DELETE', '/api/v1/spaces/s')).json(), { space: 's', deleted: 2 });
+    assert.equal(store.has('a', { space: 's' }), false);
+    assert.equal(store.has('a'), true);
+  });
+
   it('storage stats, healthz, metrics and the OpenAPI document', async () => {
     const s = await inject('GET', '/api/v1/metrics/storage');
     assert.deepEqual(s.json(), {
@@ -198,6 +227,9 @@ describe('server routes (fake store)', () => {
       segments: 2,
       size: 0,
       isCompacting: false,
+      diskFull: false,
+      readOnly: false,
+      spaces: [{ name: 'default', size: 0 }],
     });
     assert.deepEqual((await inject('GET', '/healthz')).json(), { status: 'ok' });
     const m = await inject('GET', '/metrics');
@@ -209,11 +241,24 @@ describe('server routes (fake store)', () => {
       '/api/v1/memories',
       '/api/v1/memories/{id}',
       '/api/v1/recall',
+      '/api/v1/spaces',
+      '/api/v1/spaces/{space}',
       '/api/v1/maintenance/compact',
     ]) {
       assert.ok(doc.paths[p], `OpenAPI document lacks ${p}`);
     }
     assert.ok(doc.components.schemas.Memory, 'shared schemas are named by $id');
+    assert.ok(doc.components.schemas.SpaceInfo, 'the spaces list names its item schema');
+    const recallBody = doc.paths['/api/v1/recall'].post.requestBody.content['application/json'].schema;
+    assert.deepEqual(Object.keys(recallBody.properties.filter.properties).sort(), [
+      'accessCount',
+      'activation',
+      'confidence',
+      'createdAt',
+      'decayRate',
+      'lastAccess',
+    ]);
+    assert.equal(recallBody.properties.exact.type, 'boolean');
   });
 
   it('batch put: an item refused by the store alone is named, the others are written', async () => {

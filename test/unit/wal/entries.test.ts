@@ -8,6 +8,7 @@ import {
   decodeWal,
   encodeWalEntry,
   walEntrySize,
+  type PutEntry,
   type WalEntry,
   type WalEntryInput,
 } from '../../../src/wal/entries.js';
@@ -69,6 +70,9 @@ const SAMPLES: WalEntryInput[] = [
   { type: WalType.CompactChunk, runId: 3, outSeg: 0, outEnd: 0, victimsDone: [], remaps: [] },
   { type: WalType.CompactEnd, runId: 3, outcome: 0 },
   { type: WalType.CompactEnd, runId: 0xffffffff, outcome: 255 },
+  { type: WalType.SpaceDefine, space: 1, name: 'alice' },
+  { type: WalType.SpaceDefine, space: 0xffffffff, name: 'é'.repeat(32) },
+  { type: WalType.SpaceDrop, space: 7 },
 ];
 
 function encodeAll(entries: WalEntryInput[], firstLsn: number, prefix = 0): { buf: Buffer; ends: number[] } {
@@ -105,6 +109,23 @@ function assertSameEntry(got: WalEntry | undefined, want: WalEntryInput, lsn: nu
   const { lsn: _lsn, ...rest } = got;
   assert.deepEqual(rest, want, `${label}: fields`);
 }
+
+describe('WAL format 1 (before memory spaces)', () => {
+  test('a format-1 put (no space number) decodes into the default space; space entries are refused', () => {
+    // Format 1 wrote a put as format 2 does, minus the 4-byte space after the slot.
+    const e = put('old', ContentKind.Present, 9) as PutEntry;
+    const { buf } = encodeAll([e], 1);
+    const body = WAL_ENTRY_HEADER + 1;
+    const v1 = Buffer.concat([buf.subarray(0, body + 4), buf.subarray(body + 8)]);
+    v1.writeUInt32LE(v1.length - WAL_ENTRY_HEADER, 4);
+    v1.writeUInt32LE(crc32c(v1.subarray(4)), 0);
+    const res = decodeWal(v1, 0, DIM, 0, 1);
+    assert.equal(res.entries.length, 1);
+    assertSameEntry(res.entries[0], { ...e, space: 0 }, 1, 'format-1 put');
+    const def = encodeAll([{ type: WalType.SpaceDefine, space: 1, name: 'x' }], 1).buf;
+    assert.equal(decodeWal(def, 0, DIM, 0, 1).entries.length, 0);
+  });
+});
 
 describe('WAL entries', () => {
   test('every entry type round trips, alone and in a sequence, at any offset', () => {
