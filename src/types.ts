@@ -319,8 +319,8 @@ export interface WarmStoreEvents {
 
 /**
  * The approximate recall index. `loading`: its file is being read; `building`: being rebuilt from
- * the table (`built` of `toBuild` memories sent); `ready`: used by recall; `failed` or `off`
- * (usearch could not load): recall scans exactly. Until `ready`, recall scans exactly.
+ * the table (`built` of `toBuild` memories sent); `ready`: used by recall; `failed`, or `off` (usearch
+ * could not load, or the store is read-only): recall scans exactly, as it does until `ready`.
  */
 export interface IndexStatus {
   state: 'off' | 'loading' | 'building' | 'ready' | 'failed';
