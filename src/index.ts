@@ -3,6 +3,7 @@
  * in `warmstore/server` and the core never imports it.
  */
 export { WarmStore } from './engine/store.js';
+export { BACKUP_INCOMPLETE_FILE } from './engine/backup.js';
 export { WarmStoreError, ERROR_CODES } from './errors.js';
 export type { WarmStoreErrorCode, WarmStoreErrorDetails } from './errors.js';
 export type {
@@ -29,6 +30,8 @@ export type {
   RecallOptions,
   RecallResult,
   ContentStorageStats,
+  BackupOptions,
+  BackupResult,
   StorageStatus,
   CompactOptions,
   CompactProgress,

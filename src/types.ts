@@ -366,3 +366,34 @@ export interface CorruptRecord {
   reason: string;
   file: string;
 }
+
+/** Options of `WarmStore.backup`. */
+export interface BackupOptions {
+  /**
+   * Hard-link content segments that can never change again (sealed, not a compaction's output in
+   * flight) instead of copying them. A link costs no space and no time, but shares the disk with
+   * the store: copy the finished backup elsewhere to survive the loss of that disk. Falls back to
+   * a copy where links are impossible (another filesystem).
+   * @default true
+   */
+  link?: boolean;
+  /** Called as bytes are copied or linked: done and total, in bytes. @default undefined */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What `WarmStore.backup` produced. */
+export interface BackupResult {
+  /** The backup directory (absolute). */
+  dir: string;
+  /** Every write acknowledged with an LSN up to this one is in the backup; nothing later is. */
+  lsn: number;
+  /** The checkpoint the backup's records.dat and vectors.dat come from. */
+  checkpointLsn: number;
+  /** Files in the backup. */
+  files: number;
+  /** Bytes copied. */
+  bytesCopied: number;
+  /** Bytes of segments hard-linked rather than copied. */
+  bytesLinked: number;
+  durationMs: number;
+}

@@ -101,6 +101,17 @@ function buildProgram(): Command {
         parseIntOption(1024),
       ),
     )
+    .addOption(
+      new Option('--segment-bytes <n>', 'target size of a content segment (default 64 MiB)').argParser(
+        parseIntOption(4096),
+      ),
+    )
+    .addOption(
+      new Option(
+        '--backup-dir <dir>',
+        'directory for backups made through POST /api/v1/maintenance/backup (disabled without it)',
+      ).env('WARMSTORE_BACKUP_DIR'),
+    )
     .action(async (opts: ServeOptions) => {
       const { serve } = await import('./commands/serve.js');
       await serve(opts);
@@ -141,6 +152,21 @@ function buildProgram(): Command {
     .action(async (opts: { data: string; json?: boolean }) => {
       const { verify } = await import('./commands/verify.js');
       await verify(opts);
+    });
+
+  program
+    .command('backup')
+    .description(
+      'copy the store, consistent as of one moment, into an empty directory (for a running server: ' +
+        'POST /api/v1/maintenance/backup)',
+    )
+    .argument('<dir>', 'backup directory: absent or empty, outside the store')
+    .addOption(dataOption())
+    .option('--no-link', 'copy sealed segments too instead of hard-linking them (for another disk)')
+    .addOption(jsonOption())
+    .action(async (dir: string, opts: { data: string; link: boolean; json?: boolean }) => {
+      const { backup } = await import('./commands/backup.js');
+      await backup(dir, opts);
     });
 
   program

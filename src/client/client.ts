@@ -66,11 +66,15 @@ export interface WarmStoreClientOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-/** `contentStorageStats()` over HTTP: the store's figures plus its size, compaction state and spaces. */
+/** `contentStorageStats()` over HTTP: the store's figures plus its size, compaction, disk state and spaces. */
 export interface RemoteStorageStats extends ContentStorageStats {
   /** Number of memories, in every space. */
   size: number;
   isCompacting: boolean;
+  /** A write hit a full disk: new content is refused until space returns. */
+  diskFull: boolean;
+  /** The server's store refuses every write. */
+  readOnly: boolean;
   /** Every memory space with its size, by name. */
   spaces: SpaceInfo[];
 }

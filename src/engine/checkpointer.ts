@@ -97,6 +97,20 @@ export class Checkpointer {
   }
 
   /**
+   * Runs `fn` on the checkpoint chain, between two checkpoints: until it settles, records.dat,
+   * vectors.dat, the MANIFEST and the WAL files stay as the last checkpoint left them (but for
+   * appends to the current WAL), and no segment is deleted. For the backup.
+   */
+  betweenCheckpoints<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn);
+    this.#chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /**
    * Bytes the next checkpoint adds to records.dat and vectors.dat: the slots in use past what the
    * files hold. At most about the WAL written since the last checkpoint (each put entry carries its
    * embedding), and the old WAL goes only after the checkpoint: a disk needs both at once.

@@ -1,14 +1,15 @@
 import { realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { setImmediate as yieldImmediate } from 'node:timers/promises';
-import type { SegmentSet } from '../content/segment-set.js';
 import { ENTRY_HEADER_BYTES } from '../content/segment.js';
 import { WarmStoreError, invalid, ioError } from '../errors.js';
-import { MANIFEST_FILE, readManifest } from '../format/manifest.js';
 import type { Keyspace } from '../records/keyspace.js';
-import type { RecordFiles } from '../records/record-files.js';
+import { DEFAULT_SPACE } from '../records/spaces.js';
 import { CHUNK_SLOTS } from '../records/table.js';
+import { ScanPool } from '../scan/pool.js';
 import type {
+  BackupOptions,
+  BackupResult,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -30,46 +31,27 @@ import type {
   WarmStoreEvents,
   WarmStoreOptions,
 } from '../types.js';
-import { WalLog } from '../wal/log.js';
-import { AnnIndex } from '../ann/ann-index.js';
 import { planRecall } from '../ann/planner.js';
 import { countMatches, rescoreTopK } from '../ann/rescore.js';
-import { ScanPool } from '../scan/pool.js';
-import { Checkpointer } from './checkpointer.js';
-import { DiskSpace, isNoSpace } from './disk-space.js';
+import {
+  assemble,
+  assembleReadOnly,
+  closeFiles,
+  lockStore,
+  startTimers,
+  type Assembled,
+  type Parts,
+  type ReadOnlyFallback,
+  type ReadParts,
+} from './assemble.js';
+import { refuseIncompleteBackup } from './backup.js';
 import { StoreEvents } from './events.js';
-import { acquireLock } from './lock.js';
-import { Maintenance } from './maintenance.js';
-import { DEFAULTS, resolveOptions, type ResolvedOptions } from './options.js';
-import { Reader } from './reader.js';
+import { compileFilter } from './filter.js';
+import { resolveOptions, type ResolvedOptions } from './options.js';
 import { exactTopK, type Hit } from './recall.js';
-import { createStore, recover, repair } from './recovery.js';
 import { traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
-import { compileFilter } from './filter.js';
-import { DEFAULT_SPACE } from '../records/spaces.js';
-import type { Transitions } from './transitions.js';
 import { verifyStore } from './verify.js';
-import { Writer } from './writer.js';
-
-/** The components of an open store, composed by `open`. */
-interface Parts {
-  files: RecordFiles;
-  keyspace: Keyspace;
-  segments: SegmentSet;
-  wal: WalLog;
-  writer: Writer;
-  reader: Reader;
-  transitions: Transitions;
-  checkpointer: Checkpointer;
-  maintenance: Maintenance;
-  space: DiskSpace;
-  /** The recall index; undefined where usearch cannot load (recall then always scans). */
-  ann: AnnIndex | undefined;
-}
-
-/** What a read-only store has: recovery's state and a reader, nothing that writes. */
-type ReadParts = Pick<Parts, 'files' | 'keyspace' | 'segments' | 'reader'> & Partial<Parts>;
 
 /**
  * The storage engine's facade: validation, tracing, lifecycle and delegation to its components
@@ -108,51 +90,44 @@ export class WarmStore {
 
   async #open(): Promise<void> {
     const o = this.#opts;
-    const fs = o.fileSystem;
+    const ctx = { dir: this.dir, opts: o, events: this.#events, isOpen: () => this.#state === 'open' };
     if (o.readOnly) {
       // No lock: taking it is a write, and a writer may be running (a backup of a live store).
       this.#readOnly = 'opened with readOnly';
-      try {
-        await this.#composeReadOnly();
-      } catch (err) {
-        await this.#closeFiles();
-        throw err;
-      }
+      await refuseIncompleteBackup(o.fileSystem, this.dir);
+      this.#adopt(await assembleReadOnly(ctx));
       this.#state = 'open';
       return;
     }
     try {
-      await fs.mkdir(this.dir);
+      await o.fileSystem.mkdir(this.dir);
     } catch (err) {
       throw ioError('mkdir', this.dir, err);
     }
+    await refuseIncompleteBackup(o.fileSystem, this.dir);
     let key = this.dir;
     try {
       key = realpathSync(this.dir);
     } catch {
       // fall back to the resolved path
     }
-    this.#releaseLock = await this.#lock(key);
-    if (!this.#releaseLock) {
-      try {
-        await this.#composeReadOnly();
-      } catch (err) {
-        await this.#closeFiles();
-        throw err;
-      }
+    const lock = await lockStore(o.fileSystem, this.dir, key);
+    if (typeof lock !== 'function') {
+      this.#fallBackToReadOnly(lock);
+      this.#adopt(await assembleReadOnly(ctx));
       this.#state = 'open';
       return;
     }
+    this.#releaseLock = lock;
     try {
-      await this.#compose();
+      this.#adopt(await assemble(ctx));
       this.#state = 'open';
     } catch (err) {
-      await this.#closeFiles();
       await this.#unlock();
       throw err;
     }
     if (this.#readOnly !== undefined) return;
-    this.#startTimers();
+    this.#timers = startTimers(this.#parts as Parts, o, ctx.isOpen);
     try {
       await this.#parts!.maintenance!.startupCheck();
     } catch (err) {
@@ -162,207 +137,20 @@ export class WarmStore {
     }
   }
 
-  /**
-   * The lock, taken by writing a small file. On a full disk that write may need the reserve's
-   * last pages first; with no reserve to give up, the store opens read-only without the lock
-   * (undefined) rather than not at all.
-   */
-  async #lock(key: string): Promise<(() => Promise<void>) | undefined> {
-    const fs = this.#opts.fileSystem;
-    try {
-      return await acquireLock(fs, this.dir, key);
-    } catch (err) {
-      if (!isNoSpace(err)) throw err;
-      if (await DiskSpace.freeForLock(fs, this.dir)) {
-        try {
-          return await acquireLock(fs, this.dir, key);
-        } catch (again) {
-          if (!isNoSpace(again)) throw again;
-        }
-      }
-      // A store that does not exist yet cannot be read either: the lock's error stands.
-      if (!(await fs.exists(join(this.dir, MANIFEST_FILE)))) throw err;
-      this.#enterReadOnly('the disk is full: the lock file could not be written', err);
-      return undefined;
-    }
+  #adopt(a: Assembled): void {
+    this.#parts = a.parts;
+    this.#dim = a.dim;
+    if (a.fallback) this.#fallBackToReadOnly(a.fallback);
   }
 
   /** Open could not write on a full disk: the store serves reads only, and says so. */
-  #enterReadOnly(reason: string, err?: unknown): void {
-    this.#readOnly = reason;
-    this.#fullAtOpen = reason;
+  #fallBackToReadOnly(f: ReadOnlyFallback): void {
+    this.#readOnly = f.reason;
+    this.#fullAtOpen = f.reason;
     this.#opts.logger?.warn(
-      { dir: this.dir, reason, err },
+      { dir: this.dir, reason: f.reason, err: f.err },
       'store opened read-only: reads work, every write is refused until a reopen with free space',
     );
-  }
-
-  /** Recovery only: every file opened for reading, nothing written, no writer. */
-  async #composeReadOnly(): Promise<void> {
-    const o = this.#opts;
-    const fs = o.fileSystem;
-    const manifest = await readManifest(fs, this.dir);
-    if (!manifest) {
-      throw new WarmStoreError('READ_ONLY', `no store in ${this.dir}: a read-only open does not create one`, {
-        file: this.dir,
-      });
-    }
-    const r = await recover({
-      fs,
-      dir: this.dir,
-      manifest,
-      dimension: o.dimension,
-      logger: o.logger,
-      readOnly: true,
-    });
-    this.#dim = r.dim;
-    this.#parts = {
-      files: r.files,
-      keyspace: r.keyspace,
-      segments: r.segments,
-      reader: new Reader(r.keyspace, r.segments),
-    };
-  }
-
-  /** Recovery (reads), repair (writes), then the live components over the recovered state. */
-  async #compose(): Promise<void> {
-    const o = this.#opts;
-    const fs = o.fileSystem;
-    const manifest =
-      (await readManifest(fs, this.dir)) ??
-      (await createStore(fs, this.dir, o.dimension ?? DEFAULTS.dimension, o.durability));
-    const r = await recover({ fs, dir: this.dir, manifest, dimension: o.dimension, logger: o.logger });
-    const wal = new WalLog(fs, this.dir, o.durability === 'relaxed');
-    const space = new DiskSpace({ fs, dir: this.dir, reserveBytes: o.diskReserveBytes, logger: o.logger });
-    const partial = {
-      files: r.files,
-      keyspace: r.keyspace,
-      segments: r.segments,
-      wal,
-      space,
-      reader: new Reader(r.keyspace, r.segments),
-    };
-    this.#parts = partial;
-    this.#dim = r.dim;
-    // Before recovery writes anything: on a nearly full disk the reserve makes room for it.
-    await space.open();
-    try {
-      await repair(fs, r);
-      // The recovery checkpoint makes the replayed state durable in records.dat and starts a clean
-      // WAL, so torn tails never have to be appended after.
-      await wal.start(r.nextWalNo);
-    } catch (err) {
-      if (!isNoSpace(err)) throw err;
-      this.#enterReadOnly('the disk is full: recovery could not write', err);
-      return;
-    }
-    const writer = new Writer({
-      keyspace: r.keyspace,
-      segments: r.segments,
-      wal,
-      transitions: r.transitions,
-      durability: o.durability,
-      segmentBytes: o.segmentBytes,
-      dim: r.dim,
-      lastLsn: r.lastLsn,
-      logger: o.logger,
-      space,
-      // Set below: the checkpointer needs the writer, the writer only notifies it.
-      onCommitted: () => this.#parts?.checkpointer?.afterCommit(),
-      onSlotsChanged: (slots) => this.#parts?.ann?.changed(slots),
-    });
-    const checkpointer = new Checkpointer({
-      fs,
-      dir: this.dir,
-      keyspace: r.keyspace,
-      files: r.files,
-      segments: r.segments,
-      wal,
-      writer,
-      journal: r.journal,
-      manifest: r.manifest,
-      walCheckpointBytes: o.walCheckpointBytes,
-      logger: o.logger,
-      onNoSpace: (err) => space.onNoSpace(err),
-    });
-    const maintenance = new Maintenance({
-      fs,
-      dir: this.dir,
-      keyspace: r.keyspace,
-      segments: r.segments,
-      journal: r.journal,
-      wal,
-      writer,
-      checkpointer,
-      events: this.#events,
-      logger: o.logger,
-      segmentBytes: o.segmentBytes,
-      memoryBudgetBytes: o.memoryBudgetBytes,
-      minSegmentDeadRatio: o.minSegmentDeadRatio,
-      diskHeadroomBytes: o.diskHeadroomBytes,
-      thresholds: { fragmentationThreshold: o.fragmentationThreshold, minTotalBytes: o.minTotalBytes },
-      startup: {
-        startupWarnRatio: o.startupWarnRatio,
-        startupCompactRatio: o.startupCompactRatio,
-        startupCompaction: o.startupCompaction,
-      },
-      killPoint: o.onKillPoint,
-      interrupted: r.interrupted,
-      isOpen: () => this.#state === 'open',
-      space,
-    });
-    this.#parts = {
-      ...partial,
-      writer,
-      transitions: r.transitions,
-      checkpointer,
-      maintenance,
-      ann: undefined,
-    };
-    try {
-      await checkpointer.recoveryCheckpoint();
-    } catch (err) {
-      // Nothing is lost: the WAL still holds what the checkpoint would have written.
-      if (!isNoSpace(err)) throw err;
-      this.#enterReadOnly('the disk is full: the recovery checkpoint could not be written', err);
-      return;
-    }
-    // After recovery: the index catches up from the recovered table, not from WAL replay.
-    const ann = AnnIndex.start({
-      dir: this.dir,
-      keyspace: r.keyspace,
-      coverage: r.manifest.annIndex,
-      logger: o.logger,
-      onStatus: (s) => this.#events.emit('indexStatus', s),
-    });
-    if (ann) {
-      (this.#parts as Parts).ann = ann;
-      checkpointer.setIndexSaver({ save: (lsn) => ann.save(lsn), committed: (saved) => ann.prune(saved) });
-    }
-  }
-
-  #startTimers(): void {
-    const o = this.#opts;
-    const p = this.#parts as Parts;
-    if (o.maintenanceIntervalMs !== false) {
-      this.#timers.push(
-        setInterval(() => {
-          if (this.#state !== 'open' || p.maintenance.isCompacting) return;
-          p.maintenance
-            .runMaintenance()
-            .catch((err: unknown) => o.logger?.error({ err }, 'maintenance run failed'));
-        }, o.maintenanceIntervalMs),
-      );
-    }
-    if (o.durability === 'relaxed') {
-      this.#timers.push(
-        setInterval(() => {
-          if (this.#state !== 'open') return;
-          p.writer.syncAll().catch((err: unknown) => o.logger?.error({ err }, 'background fsync failed'));
-        }, o.relaxedSyncIntervalMs),
-      );
-    }
-    for (const t of this.#timers) t.unref();
   }
 
   /** The components, once open; STORE_CLOSED otherwise. */
@@ -790,6 +578,35 @@ export class WarmStore {
     );
   }
 
+  /**
+   * Online backup into `dir` (absent or empty, outside the store): a copy as of one LSN, taken
+   * while reads and writes go on, openable as a store. Every write acknowledged before the call
+   * is in it. Sealed segments are hard-linked (see `BackupOptions.link`), the rest copied. Until it
+   * resolves, `dir` holds BACKUP-INCOMPLETE and `open` refuses it. See docs/operations.md.
+   */
+  async backup(dir: string, options: BackupOptions = {}): Promise<BackupResult> {
+    const p = this.#p();
+    if (typeof dir !== 'string' || dir.length === 0) throw invalid('dir', 'must be a non-empty path');
+    if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    if (options.link !== undefined && typeof options.link !== 'boolean')
+      throw invalid('link', 'must be a boolean');
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw invalid('onProgress', 'must be a function');
+    }
+    const backup = p.backup;
+    if (backup === undefined) {
+      throw new WarmStoreError(
+        'READ_ONLY',
+        `store ${this.dir} was opened read-only: back up its directory as it is`,
+        {
+          file: this.dir,
+        },
+      );
+    }
+    const target = resolve(dir);
+    return traced('warmstore.backup', { 'warmstore.backup_dir': target }, () => backup.run(target, options));
+  }
+
   // ------------------------------------------------------------------ close
 
   /** Finishes queued writes, stops compaction safely, checkpoints and releases the lock. */
@@ -799,6 +616,8 @@ export class WarmStore {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     const p = this.#parts;
+    // A backup still copying holds pins that the next owner of the directory would not see.
+    await p?.backup?.settled();
     if (p?.maintenance && p.writer && p.checkpointer && this.#readOnly === undefined) {
       await p.maintenance.stopCompaction(new Error('store closing'));
       try {
@@ -813,7 +632,7 @@ export class WarmStore {
     await this.#pool?.close().catch(() => undefined);
     p?.space?.close();
     try {
-      await this.#closeFiles();
+      if (p) await closeFiles(p);
     } finally {
       this.#state = 'closed';
       await this.#unlock();
@@ -822,15 +641,6 @@ export class WarmStore {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-
-  async #closeFiles(): Promise<void> {
-    const p = this.#parts;
-    if (!p) return;
-    await p.ann?.close();
-    await p.files.close();
-    await p.wal?.close();
-    await p.segments.closeAll();
   }
 
   async #unlock(): Promise<void> {

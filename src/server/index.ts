@@ -1,5 +1,6 @@
 import { DEFAULTS } from '../engine/options.js';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -9,6 +10,7 @@ import { WarmStore } from '../index.js';
 import { invalid } from '../errors.js';
 import type { StorageStatus, WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
+import { registerBackupRoute } from './backup-route.js';
 import { registerBatchRoutes } from './batch.js';
 import { registerMemoryRoutes } from './memory-routes.js';
 import { registerSpaceRoutes } from './space-routes.js';
@@ -153,6 +155,12 @@ export interface ServerOptions {
    * @default pino at level 'info' on stdout
    */
   logger?: Logger | false;
+  /**
+   * Directory under which `POST /api/v1/maintenance/backup` writes backups, one subdirectory per
+   * request (named by the request). Absent: the route answers 400.
+   * @default undefined
+   */
+  backupDir?: string;
   /** Serve the OpenAPI document at `/docs/json` and Swagger UI at `/docs`. @default true */
   docs?: boolean;
   /** Options of the Prometheus metrics (registry, default process metrics, labels). @default {} */
@@ -408,6 +416,12 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
     async () => op('warmstore.maintenance', {}, () => store.runMaintenance()),
   );
 
+  registerBackupRoute({
+    app,
+    store,
+    op,
+    backupDir: options.backupDir === undefined ? undefined : resolve(options.backupDir),
+  });
   registerExportRoute(app, { store, track: (name, fn) => op(name, {}, fn) });
 
   app.get(

@@ -1,4 +1,6 @@
 import type {
+  BackupOptions,
+  BackupResult,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -45,6 +47,7 @@ export interface StoreApi {
   storageStatus?(): StorageStatus;
   compact(options?: CompactOptions): Promise<CompactionStats>;
   runMaintenance(): Promise<MaintenanceReport>;
+  backup(dir: string, options?: BackupOptions): Promise<BackupResult>;
   close(): Promise<void>;
   on<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
   off<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;

@@ -194,6 +194,23 @@ describe('warmstore CLI', () => {
     assert.equal(after.deadBytes, 0);
   });
 
+  it('backup --json copies a store that then verifies clean; a second backup into it is refused', async () => {
+    const dir = join(root, 'backup-src');
+    await makeStore(dir);
+    const dest = join(root, 'backup-dest');
+    const r = await run(['backup', dest, '--data', dir, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { dir: string; lsn: number; files: number };
+    assert.equal(result.dir, dest);
+    assert.ok(result.files >= 5, r.stdout);
+    const check = await run(['verify', '--data', dest]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /^ok: 305 records/m);
+    const again = await run(['backup', dest, '--data', dir]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /INVALID_INPUT.*not empty/);
+  });
+
   it('verify passes a clean store and names a flipped byte in a segment (exit 1)', async () => {
     const dir = join(root, 'verify');
     await makeStore(dir);

@@ -26,6 +26,10 @@ export interface ServeOptions {
   tlsKey?: string;
   maxBatchItems?: number;
   batchBodyLimit?: number;
+  /** Target size of a content segment (`segmentBytes` of the store). */
+  segmentBytes?: number;
+  /** Directory for backups made through `POST /api/v1/maintenance/backup`. */
+  backupDir?: string;
 }
 
 /** The environment variable holding one API key allowed everything. */
@@ -70,6 +74,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const logger = pino({ level: opts.logLevel, base: { pid: process.pid } });
   const storeOptions: WarmStoreOptions = {};
   if (opts.dimension !== undefined) storeOptions.dimension = opts.dimension;
+  if (opts.segmentBytes !== undefined) storeOptions.segmentBytes = opts.segmentBytes;
   const apiKeys = await apiKeysOf(opts);
   const tls = await tlsOf(opts);
   const server = await startServer({
@@ -83,6 +88,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     ...(tls === undefined ? {} : { tls }),
     ...(opts.maxBatchItems === undefined ? {} : { maxBatchItems: opts.maxBatchItems }),
     ...(opts.batchBodyLimit === undefined ? {} : { batchBodyLimit: opts.batchBodyLimit }),
+    ...(opts.backupDir === undefined ? {} : { backupDir: resolve(opts.backupDir) }),
   });
   logger.info({ apiKeys: apiKeys.length, tls: tls !== undefined }, 'authentication configured');
 

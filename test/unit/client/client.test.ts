@@ -259,6 +259,8 @@ describe('WarmStoreClient against a real server', () => {
         ...server.store.contentStorageStats(),
         size: server.store.size,
         isCompacting: false,
+        diskFull: false,
+        readOnly: false,
         spaces: server.store.spaces(),
       },
       stats,

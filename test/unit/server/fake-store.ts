@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { WarmStoreError, invalid } from '../../../src/errors.js';
 import type {
+  BackupOptions,
+  BackupResult,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -183,6 +185,15 @@ export class FakeStore extends EventEmitter implements StoreApi {
     this.#open();
     this.lastCompactOptions = options;
     return this.compactImpl(options);
+  }
+
+  /** Backups asked for, in order. */
+  backups: Array<{ dir: string; options: BackupOptions | undefined }> = [];
+
+  async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
+    this.#open();
+    this.backups.push({ dir, options });
+    return { dir, lsn: 1, checkpointLsn: 0, files: 1, bytesCopied: 0, bytesLinked: 0, durationMs: 1 };
   }
 
   async runMaintenance(): Promise<MaintenanceReport> {
