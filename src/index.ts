@@ -21,6 +21,7 @@ export type {
   CorruptRecord,
   WarmStoreLogger,
   GetOptions,
+  IndexStatus,
   SpaceOptions,
   EntriesOptions,
   SpaceInfo,

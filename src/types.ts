@@ -141,6 +141,11 @@ export interface WarmStoreOptions {
   compaction?: CompactionLimits;
   /** Trigger thresholds of the maintenance loop and the startup check. */
   maintenance?: MaintenancePolicy;
+  /**
+   * Recall uses the approximate index (candidates rescored exactly) only for spaces, and filter
+   * match sets, larger than this; smaller ones are scanned exactly. @default 20000
+   */
+  annMinMemories?: number;
   /** Structured logger; warmstore logs nothing when absent. @default undefined */
   logger?: WarmStoreLogger;
   /** File layer; tests inject faults here. @default the Node fs layer */
@@ -308,6 +313,28 @@ export interface WarmStoreEvents {
       | { outcome: 'failure' | 'aborted' | 'refused'; error: Error },
   ) => void;
   compactionPause: (ms: number) => void;
+  /** The recall index changed state or made build progress (see `WarmStore.indexStatus`). */
+  indexStatus: (s: IndexStatus) => void;
+}
+
+/**
+ * The approximate recall index. `loading`: its file is being read; `building`: being rebuilt from
+ * the table (`built` of `toBuild` memories sent); `ready`: used by recall; `failed`, or `off` (usearch
+ * could not load, or the store is read-only): recall scans exactly, as it does until `ready`.
+ */
+export interface IndexStatus {
+  state: 'off' | 'loading' | 'building' | 'ready' | 'failed';
+  /** Vectors the index holds, as of the worker's last acknowledgement. */
+  indexed: number;
+  /** Memories written but not yet acknowledged by the index worker (recall scans them exactly). */
+  tail: number;
+  /** Rebuild progress: memories sent to the index so far, of `toBuild`. */
+  built: number;
+  toBuild: number;
+  /** Recalls answered through the index since open (the others scanned exactly). */
+  searches: number;
+  /** Why the index failed. */
+  error?: string;
 }
 
 export interface VerifyOptions {

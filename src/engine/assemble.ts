@@ -6,6 +6,7 @@ import type { WsFileSystem } from '../fs/types.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { WalLog } from '../wal/log.js';
+import { AnnIndex } from '../ann/ann-index.js';
 import { Backup } from './backup.js';
 import { Checkpointer } from './checkpointer.js';
 import { DiskSpace, isNoSpace } from './disk-space.js';
@@ -31,6 +32,8 @@ export interface Parts {
   maintenance: Maintenance;
   backup: Backup;
   space: DiskSpace;
+  /** The recall index; undefined where usearch cannot load (recall then always scans). */
+  ann: AnnIndex | undefined;
 }
 
 /** What a read-only store has: recovery's state and a reader, nothing that writes. */
@@ -144,7 +147,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       };
     }
     // The checkpointer needs the writer; the writer only notifies it after a commit.
-    const late: { checkpointer?: Checkpointer } = {};
+    const late: { checkpointer?: Checkpointer; ann?: AnnIndex } = {};
     const writer = new Writer({
       keyspace: r.keyspace,
       segments: r.segments,
@@ -157,6 +160,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       logger: o.logger,
       space,
       onCommitted: () => late.checkpointer?.afterCommit(),
+      onSlotsChanged: (slots) => late.ann?.changed(slots),
     });
     const checkpointer = new Checkpointer({
       fs,
@@ -217,6 +221,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
         writer,
         betweenCheckpoints: (fn) => checkpointer.betweenCheckpoints(fn),
       }),
+      ann: undefined,
     };
     try {
       await checkpointer.recoveryCheckpoint();
@@ -228,6 +233,18 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
         dim: r.dim,
         fallback: { reason: 'the disk is full: the recovery checkpoint could not be written', err },
       };
+    }
+    // After recovery: the index catches up from the recovered table, not from WAL replay.
+    const ann = AnnIndex.start({
+      dir,
+      keyspace: r.keyspace,
+      coverage: r.manifest.annIndex,
+      logger: o.logger,
+      onStatus: (st) => ctx.events.emit('indexStatus', st),
+    });
+    if (ann) {
+      parts.ann = late.ann = ann;
+      checkpointer.setIndexSaver({ save: (lsn) => ann.save(lsn), committed: (saved) => ann.prune(saved) });
     }
     return { parts, dim: r.dim };
   } catch (err) {
@@ -264,6 +281,7 @@ export function startTimers(p: Parts, o: ResolvedOptions, isOpen: () => boolean)
 
 /** Closes every file the components hold. */
 export async function closeFiles(p: ReadParts): Promise<void> {
+  await p.ann?.close();
   await p.files.close();
   await p.wal?.close();
   await p.segments.closeAll();

@@ -29,6 +29,14 @@ const VECTOR_GAP = 4;
 /** A checkpoint step yields to the event loop once it has run this long. */
 const STEP_MS = 4;
 
+/** What a checkpoint asks of the recall index. */
+export interface IndexSaver {
+  /** Saves the index as of `lsn`; resolves with what the MANIFEST records of it, if any. */
+  save(lsn: number): Promise<Manifest['annIndex']>;
+  /** The MANIFEST now names this file (or none): older index files can go. */
+  committed(saved: Manifest['annIndex']): void;
+}
+
 export interface CheckpointerDeps {
   fs: WsFileSystem;
   dir: string;
@@ -62,6 +70,7 @@ export class Checkpointer {
   #manifest: Manifest;
   #chain: Promise<void> = Promise.resolve();
   #pending = false;
+  #saveIndex: IndexSaver | undefined;
 
   constructor(deps: CheckpointerDeps) {
     this.#d = deps;
@@ -76,6 +85,15 @@ export class Checkpointer {
     return run.finally(() => {
       this.#pending = false;
     });
+  }
+
+  /**
+   * From now on, each checkpoint also saves the recall index as of its LSN (started at the rotation
+   * point, where that LSN is the last applied one) and records it in the MANIFEST. Until then the
+   * MANIFEST keeps what it recorded.
+   */
+  setIndexSaver(saver: IndexSaver): void {
+    this.#saveIndex = saver;
   }
 
   /**
@@ -141,12 +159,14 @@ export class Checkpointer {
     let slots = d.keyspace.slotLimit;
     let taken: Uint8Array[] = [];
     let oldWal: WsFile | undefined;
+    let indexSave: Promise<Manifest['annIndex']> | undefined;
     if (rotateWal) {
       // Rotate between two batches, so every entry up to `lsn` is in the old file.
       try {
         await d.writer.barrier(async () => {
           lsn = d.writer.lastLsn;
           slots = d.keyspace.slotLimit;
+          indexSave = this.#saveIndex?.save(lsn);
           await d.wal.sync();
           oldWal = await d.wal.start(d.wal.fileNo + 1);
           taken = d.keyspace.table.takeDirty();
@@ -163,6 +183,7 @@ export class Checkpointer {
       await d.segments.syncDirty();
       await d.wal.sync();
       await d.files.sync();
+      const annIndex = indexSave ? await indexSave : this.#manifest.annIndex;
       this.#manifest = {
         ...this.#manifest,
         walFileNo: d.wal.fileNo,
@@ -174,7 +195,10 @@ export class Checkpointer {
         slots,
         ...d.keyspace.spaces.snapshot(),
       };
+      if (annIndex) this.#manifest.annIndex = annIndex;
+      else delete this.#manifest.annIndex;
       await writeManifest(d.fs, d.dir, this.#manifest);
+      if (indexSave) this.#saveIndex?.committed(this.#manifest.annIndex);
     } catch (err) {
       d.keyspace.table.restoreDirty(taken);
       // The old WAL file stays on disk (the manifest still points at it); only the handle goes.

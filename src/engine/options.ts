@@ -27,6 +27,7 @@ export const DEFAULTS = {
   startupWarnRatio: 0.7,
   startupCompactRatio: 0.9,
   startupCompaction: 'background',
+  annMinMemories: 20_000,
 } as const;
 
 /** Options after validation, every default filled in. */
@@ -47,6 +48,7 @@ export interface ResolvedOptions {
   startupWarnRatio: number;
   startupCompactRatio: number;
   startupCompaction: StartupCompaction;
+  annMinMemories: number;
   diskReserveBytes: number;
   readOnly: boolean;
   logger: WarmStoreLogger | undefined;
@@ -150,6 +152,7 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
       D.startupCompaction,
       ['off', 'background', 'blocking'],
     ),
+    annMinMemories: int(o.annMinMemories, 'annMinMemories', D.annMinMemories, 0, 2 ** 32),
     diskReserveBytes: int(
       o.diskReserveBytes,
       'diskReserveBytes',

@@ -15,6 +15,7 @@ import type {
   ContentStorageStats,
   CorruptRecord,
   EntriesOptions,
+  IndexStatus,
   GetOptions,
   InterruptedCompaction,
   MaintenanceReport,
@@ -30,6 +31,8 @@ import type {
   WarmStoreEvents,
   WarmStoreOptions,
 } from '../types.js';
+import { planRecall } from '../ann/planner.js';
+import { countMatches, rescoreTopK } from '../ann/rescore.js';
 import {
   assemble,
   assembleReadOnly,
@@ -45,7 +48,7 @@ import { refuseIncompleteBackup } from './backup.js';
 import { StoreEvents } from './events.js';
 import { compileFilter } from './filter.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
-import { exactTopK } from './recall.js';
+import { exactTopK, type Hit } from './recall.js';
 import { traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
 import { verifyStore } from './verify.js';
@@ -217,6 +220,13 @@ export class WarmStore {
   /** Records that failed their checks at open (also reported by `verify`). */
   get corruptRecords(): CorruptRecord[] {
     return this.#parts?.keyspace.corruptSlots() ?? [];
+  }
+
+  /** The recall index: whether recall uses it yet, how much it holds, how far a rebuild got. */
+  get indexStatus(): IndexStatus {
+    return (
+      this.#parts?.ann?.status ?? { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0 }
+    );
   }
 
   /** The last maintenance report, if any ran. */
@@ -434,18 +444,19 @@ export class WarmStore {
       const ks = p.keyspace;
       const sid = ks.spaces.idOf(space);
       if (sid === undefined) return [];
-      const pool = ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined;
-      const hits = await exactTopK(
-        ks.table,
-        ks.slotLimit,
-        q,
-        k,
-        minScore,
-        sid,
-        filter,
-        () => yieldImmediate(),
-        pool,
-      );
+      const hits =
+        (options.exact !== true && (await this.#indexTopK(p, q, k, minScore, sid, filter))) ||
+        (await exactTopK(
+          ks.table,
+          ks.slotLimit,
+          q,
+          k,
+          minScore,
+          sid,
+          filter,
+          () => yieldImmediate(),
+          ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined,
+        ));
       const results: RecallResult[] = [];
       for (const h of hits) {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
@@ -460,6 +471,51 @@ export class WarmStore {
     });
     this.#events.emit('op', 'recall', performance.now() - t0);
     return out;
+  }
+
+  /**
+   * Top k through the recall index, or undefined when the planner prefers an exact scan or the
+   * index left fewer than k of at least k matching memories. Candidates and the unacknowledged tail
+   * are rescored exactly and checked against the id index, so scores are exact and nothing deleted
+   * or replaced is returned.
+   */
+  async #indexTopK(
+    p: ReadParts,
+    q: Float32Array,
+    k: number,
+    minScore: number,
+    sid: number,
+    filter: ReturnType<typeof compileFilter>,
+  ): Promise<Hit[] | undefined> {
+    const ann = p.ann;
+    const ks = p.keyspace;
+    if (!ann?.ready) return undefined;
+    const spaceSize = ks.sizeOf(sid);
+    const minMemories = this.#opts.annMinMemories;
+    // Counting matches costs a pass over the metadata columns: skip it when the space is too small.
+    const matches = filter && spaceSize > minMemories ? countMatches(ks, sid, filter) : spaceSize;
+    const plan = planRecall({
+      k,
+      exact: false,
+      ready: true,
+      total: ks.size,
+      spaceSize,
+      matches,
+      tail: ann.tailSize,
+      minMemories,
+    });
+    if (plan.path === 'exact') return undefined;
+    let slots: Float64Array;
+    try {
+      slots = await ann.search(q, plan.candidates);
+    } catch (err) {
+      this.#opts.logger?.warn({ err }, 'recall index search failed: scanning exactly');
+      return undefined;
+    }
+    // The tail as of now: every write after the search was posted is still unacknowledged.
+    const hits = rescoreTopK(ks, [...slots, ...ann.tailSlots()], q, k, minScore, sid, filter);
+    if (hits.length < k && hits.length < matches) return undefined;
+    return hits;
   }
 
   /** Live and dead content bytes, from the per-segment ledger (O(segments), no scan). */

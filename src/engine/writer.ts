@@ -83,6 +83,11 @@ export interface WriterDeps {
   space: DiskGate;
   /** Called after each committed batch (the checkpointer watches the WAL's size). */
   onCommitted(): void;
+  /**
+   * Called after each applied batch with the slots whose embedding a put wrote or a delete freed
+   * (the recall index follows them). Nothing can apply between the batch and this call.
+   */
+  onSlotsChanged?(slots: number[]): void;
 }
 
 /**
@@ -393,6 +398,14 @@ export class Writer {
 
     // Committed: apply in order. Nothing below awaits, so readers see each op whole.
     for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!);
+    if (d.onSlotsChanged) {
+      const slots: number[] = [];
+      for (const p of planned) {
+        const t = p.entry?.type;
+        if (t === WalType.Put || t === WalType.Delete) slots.push((p.entry as { slot: number }).slot);
+      }
+      if (slots.length > 0) d.onSlotsChanged(slots);
+    }
     d.onCommitted();
   }
 

@@ -46,6 +46,12 @@ export interface Manifest {
    */
   spaces?: Record<string, number>;
   nextSpaceId?: number;
+  /**
+   * The recall index file (`file`, in the store directory) as last saved: every put and delete with
+   * an LSN at or below `lsn` is in it, and it must be `bytes` long with CRC32C `crc` (usearch files
+   * carry no checksum). Absent when no complete index was saved: open rebuilds it from the table.
+   */
+  annIndex?: { file: string; lsn: number; bytes: number; crc: number };
 }
 
 export function encodeManifest(m: Manifest): Buffer {

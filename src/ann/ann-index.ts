@@ -1,0 +1,355 @@
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { setImmediate as yieldImmediate } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import type { Keyspace } from '../records/keyspace.js';
+import { CHUNK_MASK, CHUNK_SHIFT } from '../records/table.js';
+import type { IndexStatus, WarmStoreLogger } from '../types.js';
+import { quantize, quantizeInto } from './quantize.js';
+import { WORKER_SOURCE } from './worker-source.js';
+
+/** Index files are `ann-<lsn>-<random>.usearch`: a save never replaces the file the MANIFEST names. */
+export const INDEX_FILE_PREFIX = 'ann-';
+
+/** What the MANIFEST records of the saved index: the LSN it covers and the file it must find. */
+export interface IndexCoverage {
+  /** File name in the store directory. */
+  file: string;
+  /** Every put and delete with an LSN at or below this is in the saved file. */
+  lsn: number;
+  bytes: number;
+  crc: number;
+}
+
+export interface AnnIndexDeps {
+  dir: string;
+  keyspace: Keyspace;
+  /** What the MANIFEST says the file on disk covers; undefined: no usable file, rebuild. */
+  coverage: IndexCoverage | undefined;
+  logger: WarmStoreLogger | undefined;
+  /** State changes and build progress. */
+  onStatus(s: IndexStatus): void;
+}
+
+/** Slots per apply message (and per rebuild step). */
+const BATCH = 2048;
+
+interface Reply {
+  id: number;
+  error?: string;
+  [k: string]: unknown;
+}
+
+/**
+ * The main-thread side of the recall index: one worker thread owns a usearch HNSW index whose
+ * keys are record slots, and this side sends it what changed, asks it for candidates, and has it
+ * saved. Only candidates come back: the caller rescores them from the table and checks each
+ * against the id index, so a stale index can lower recall but never return a deleted or replaced
+ * memory.
+ *
+ * Every write is posted after it is applied; until the worker acknowledges it, its slot is in the
+ * tail, which recall scans exactly. The index is `ready` once it tracks every slot: after loading
+ * a saved file and posting what changed since the LSN it covers, or after a rebuild from the table
+ * acknowledged its last step.
+ */
+export class AnnIndex {
+  readonly #d: AnnIndexDeps;
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  #next = 0;
+  #state: IndexStatus['state'] = 'loading';
+  #error: string | undefined;
+  /** Slot -> id of the last apply message that upserted it, until acknowledged. */
+  readonly #tail = new Map<number, number>();
+  #indexed = 0;
+  #built = 0;
+  #toBuild = 0;
+  /** Whether anything was posted since the last save (else a checkpoint reuses the file). */
+  #dirty = false;
+  #saved: IndexCoverage | undefined;
+  #closed = false;
+  #searches = 0;
+  #stopping: Promise<void> | undefined;
+  #exited = false;
+
+  private constructor(deps: AnnIndexDeps, worker: Worker) {
+    this.#d = deps;
+    this.#worker = worker;
+    this.#saved = deps.coverage;
+    worker.on('message', (r: Reply) => {
+      const p = this.#pending.get(r.id);
+      this.#pending.delete(r.id);
+      if (this.#pending.size === 0 && this.#stopping === undefined) worker.unref();
+      if (!p) return;
+      if (r.error !== undefined) p.reject(new Error(r.error));
+      else p.resolve(r);
+    });
+    const fail = (err: Error): void => this.#fail(err);
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      this.#exited = true;
+      if (!this.#closed) fail(new Error(`index worker exited with code ${code}`));
+    });
+  }
+
+  /** Starts the worker and loads or rebuilds the index; undefined where usearch cannot load. */
+  static start(deps: AnnIndexDeps): AnnIndex | undefined {
+    let worker: Worker;
+    try {
+      const req = createRequire(import.meta.url);
+      worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: {
+          dim: deps.keyspace.table.dim,
+          usearchModule: req.resolve('usearch'),
+          crcModule: req.resolve('@node-rs/crc32'),
+        },
+      });
+    } catch (err) {
+      deps.logger?.warn({ err }, 'recall index unavailable: recall scans exactly');
+      return undefined;
+    }
+    // An open store must not keep the process alive by its idle index (the timers are unref'd too).
+    worker.unref();
+    const ann = new AnnIndex(deps, worker);
+    ann.#load().catch((err: unknown) => ann.#fail(err as Error));
+    return ann;
+  }
+
+  get ready(): boolean {
+    return this.#state === 'ready';
+  }
+
+  get tailSize(): number {
+    return this.#tail.size;
+  }
+
+  /** Slots written but not yet acknowledged by the worker. */
+  tailSlots(): IterableIterator<number> {
+    return this.#tail.keys();
+  }
+
+  get status(): IndexStatus {
+    const s: IndexStatus = {
+      state: this.#state,
+      indexed: this.#indexed,
+      tail: this.#tail.size,
+      built: this.#built,
+      toBuild: this.#toBuild,
+      searches: this.#searches,
+    };
+    if (this.#error !== undefined) s.error = this.#error;
+    return s;
+  }
+
+  /**
+   * After a commit is applied: each slot's current state goes to the worker, an upsert of its
+   * embedding when it holds a memory, a remove when it is free.
+   */
+  changed(slots: readonly number[]): void {
+    if (this.#state === 'failed' || this.#closed || slots.length === 0) return;
+    // A batch may write one slot twice; a key repeated within one native add aborts the process.
+    const unique = [...new Set(slots)];
+    for (let i = 0; i < unique.length; i += BATCH) void this.#post(unique.slice(i, i + BATCH), true);
+  }
+
+  /** Up to `k` candidate slots near `query` (unfiltered, possibly stale: rescore them). */
+  async search(query: Float32Array, k: number): Promise<Float64Array> {
+    const r = await this.#call({ t: 'search', query: quantize(query), k });
+    this.#searches++;
+    return r.slots as Float64Array;
+  }
+
+  /**
+   * Has the worker save the index as of now, when `lsn` is the last applied LSN (call it where no
+   * commit can apply in between). Resolves with what the MANIFEST should record, or undefined when
+   * no complete index exists (none recorded: the next open rebuilds).
+   */
+  save(lsn: number): Promise<IndexCoverage | undefined> {
+    // While loading, the file is still the one the MANIFEST describes.
+    if (this.#state === 'loading') return Promise.resolve(this.#d.coverage);
+    if (this.#state !== 'ready') return Promise.resolve(undefined);
+    if (!this.#dirty && this.#saved) return Promise.resolve({ ...this.#saved, lsn });
+    this.#dirty = false;
+    // A fresh name each time: a crash after the rename but before the MANIFEST names the new file
+    // leaves the old one intact and still named.
+    const file = `${INDEX_FILE_PREFIX}${lsn}-${randomBytes(4).toString('hex')}.usearch`;
+    return this.#call({ t: 'save', file: join(this.#d.dir, file) }).then(
+      (r) => {
+        this.#saved = { file, lsn, bytes: r.bytes as number, crc: r.crc as number };
+        return this.#saved;
+      },
+      (err: unknown) => {
+        this.#dirty = true;
+        this.#d.logger?.error({ err }, 'recall index save failed');
+        return undefined;
+      },
+    );
+  }
+
+  /**
+   * Once the MANIFEST names `kept` (or no file), deletes every other index file and temp file left
+   * by earlier saves or interrupted ones.
+   */
+  prune(kept: IndexCoverage | undefined): void {
+    if (this.#state === 'failed' || this.#closed) return;
+    this.#call({ t: 'prune', dir: this.#d.dir, prefix: INDEX_FILE_PREFIX, keep: kept?.file ?? '' }).catch(
+      (err: unknown) => this.#d.logger?.warn({ err }, 'could not delete old recall index files'),
+    );
+  }
+
+  /** Stops the worker once it has done what was sent before (after the last save). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#stop();
+    const err = new Error('recall index closed');
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  async #load(): Promise<void> {
+    const ks = this.#d.keyspace;
+    const cov = this.#d.coverage;
+    const r = await this.#call({ t: 'open', file: join(this.#d.dir, cov?.file ?? ''), expect: cov });
+    if (this.#closed) return;
+    this.prune(cov);
+    if (r.loaded === true && cov) {
+      this.#indexed = r.size as number;
+      // Catch up: slots written after the covered LSN are re-sent, freed slots removed.
+      const changed: number[] = [];
+      for (let slot = 0; slot < ks.slotLimit; slot++) {
+        const c = ks.table.chunks[slot >>> CHUNK_SHIFT]!;
+        const i = slot & CHUNK_MASK;
+        if (c.ids[i] === undefined || c.clsn[i]! > cov.lsn) changed.push(slot);
+      }
+      this.changed(changed);
+      this.#setState('ready');
+      return;
+    }
+    this.#d.logger?.info({ reason: r.reason }, 'rebuilding the recall index from the table');
+    this.#dirty = true;
+    await this.#rebuild();
+  }
+
+  /**
+   * Re-adds every memory from the table, a step at a time, each step waiting for the worker so the
+   * queue (and its memory) stays small. Writes meanwhile are posted as usual; a slot sent twice is
+   * upserted twice, and the later message always carries its current state.
+   */
+  async #rebuild(): Promise<void> {
+    this.#setState('building');
+    const ks = this.#d.keyspace;
+    this.#toBuild = ks.size;
+    this.#built = 0;
+    // Slots written from now on are posted by `changed`: only those below today's limit need sending.
+    const limit = ks.slotLimit;
+    for (let from = 0; from < limit; from += BATCH) {
+      if (this.#closed) return;
+      const slots: number[] = [];
+      const end = Math.min(limit, from + BATCH);
+      for (let slot = from; slot < end; slot++) if (ks.table.id(slot) !== undefined) slots.push(slot);
+      if (slots.length === 0) continue;
+      await this.#post(slots, false);
+      this.#built += slots.length;
+      this.#d.onStatus(this.status);
+      await yieldImmediate();
+    }
+    if (!this.#closed) this.#setState('ready');
+  }
+
+  #post(slots: number[], tail: boolean): Promise<Reply> {
+    const ks = this.#d.keyspace;
+    const dim = ks.table.dim;
+    const removes: bigint[] = [];
+    const keys: bigint[] = [];
+    const used: number[] = [];
+    for (const slot of slots) {
+      const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
+      const i = slot & CHUNK_MASK;
+      // A zero vector has no direction to index (recall falls back to the scan if it is needed).
+      if (c?.ids[i] === undefined || c.norm[i] === 0) removes.push(BigInt(slot));
+      else used.push(slot);
+    }
+    const codes = new Int8Array(used.length * dim);
+    used.forEach((slot, j) => {
+      const c = ks.table.chunks[slot >>> CHUNK_SHIFT]!;
+      quantizeInto(c.emb, (slot & CHUNK_MASK) * dim, dim, codes, j * dim);
+      keys.push(BigInt(slot));
+    });
+    this.#dirty = true;
+    const id = this.#next;
+    if (tail) for (const slot of used) this.#tail.set(slot, id);
+    const done = this.#call({
+      t: 'apply',
+      removes: BigUint64Array.from(removes),
+      keys: BigUint64Array.from(keys),
+      codes,
+    }).then((r) => {
+      this.#indexed = r.size as number;
+      for (const slot of used) if (this.#tail.get(slot) === id) this.#tail.delete(slot);
+      return r;
+    });
+    // A failed apply fails the index (#fail); callers that do not wait must not see a rejection.
+    done.catch(() => undefined);
+    return done;
+  }
+
+  #call(msg: Record<string, unknown>): Promise<Reply> {
+    if (this.#state === 'failed' || this.#closed) {
+      return Promise.reject(new Error(this.#error ?? 'recall index closed'));
+    }
+    const id = this.#next++;
+    // Referenced while a reply is awaited; idle, the index never keeps the process alive.
+    if (this.#pending.size === 0) this.#worker.ref();
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve,
+        reject: (err) => {
+          if (msg.t === 'apply') this.#fail(err);
+          reject(err);
+        },
+      });
+      this.#worker.postMessage({ ...msg, id });
+    });
+  }
+
+  #fail(err: Error): void {
+    if (this.#state === 'failed' || this.#closed) return;
+    this.#d.logger?.error({ err }, 'recall index failed: recall scans exactly');
+    this.#error = err.message;
+    this.#tail.clear();
+    this.#setState('failed');
+    void this.#stop();
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  /**
+   * Asks the worker to end after its queue and waits for it to exit. Never `terminate()`: a
+   * terminated worker inside a usearch call aborts the process.
+   */
+  #stop(): Promise<void> {
+    this.#stopping ??= new Promise<void>((resolve) => {
+      if (this.#exited) {
+        resolve();
+        return;
+      }
+      this.#worker.once('exit', () => resolve());
+      // Referenced until it exits, so that a close being awaited keeps the process alive.
+      this.#worker.ref();
+      try {
+        this.#worker.postMessage({ t: 'stop' });
+      } catch {
+        resolve();
+      }
+    });
+    return this.#stopping;
+  }
+
+  #setState(s: IndexStatus['state']): void {
+    this.#state = s;
+    this.#d.onStatus(this.status);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The index file across opens: a damaged file is detected (size and CRC32C recorded in the
+ * MANIFEST) and rebuilt; a checkpoint with nothing new to index keeps the file as it is; and when
+ * the index leaves fewer than k of many matching memories, the exact scan answers.
+ */
+import assert from 'node:assert/strict';
+import { open as openFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { WarmStore, type IndexStatus, type WarmStoreOptions } from '../../../src/index.js';
+import { readManifest } from '../../../src/format/manifest.js';
+import { nodeFileSystem } from '../../../src/fs/node-fs.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { Clustered, indexSettled } from './data.js';
+
+const DIM = 32;
+const OPTS: WarmStoreOptions = {
+  dimension: DIM,
+  maintenanceIntervalMs: false,
+  maintenance: { startupCompaction: 'off' },
+  annMinMemories: 100,
+};
+
+async function filled(dir: string, n: number): Promise<{ store: WarmStore; gen: Clustered }> {
+  const store = await WarmStore.open(dir, OPTS);
+  const gen = new Clustered(DIM, 9, 10);
+  await store.putMany(
+    Array.from({ length: n }, (_, i) => ({ id: `m${i}`, embedding: gen.next(), content: null })),
+  );
+  await indexSettled(store);
+  return { store, gen };
+}
+
+test('a damaged index file is rebuilt, and recall is exact meanwhile', async (t) => {
+  const dir = await tempDir(t);
+  const { store, gen } = await filled(dir, 3000);
+  await store.close();
+  const file = join(dir, (await readManifest(nodeFileSystem, dir))!.annIndex!.file);
+  const { size } = await stat(file);
+  const f = await openFile(file, 'r+');
+  await f.write(Buffer.from([0xff, 0x00, 0xff, 0x00]), 0, 4, Math.floor(size / 2));
+  await f.close();
+
+  const again = await WarmStore.open(dir, OPTS);
+  t.after(() => again.close());
+  const states: IndexStatus['state'][] = [];
+  again.on('indexStatus', (s) => states.push(s.state));
+  const q = gen.next();
+  assert.notEqual(again.indexStatus.state, 'ready');
+  const during = await again.recall(q, { k: 10 });
+  const exact = await again.recall(q, { k: 10, exact: true });
+  assert.deepEqual(during, exact);
+  assert.equal(again.indexStatus.searches, 0, 'scanned while rebuilding');
+  const s = await indexSettled(again);
+  assert.ok(states.includes('building'), `rebuilt: ${states.join(',')}`);
+  assert.equal(s.indexed, 3000);
+  const after = await again.recall(q, { k: 10 });
+  assert.equal(again.indexStatus.searches, 1);
+  assert.ok(after.filter((r) => exact.some((e) => e.memory.id === r.memory.id)).length >= 9);
+});
+
+test('a checkpoint with nothing new keeps the saved file; a write makes the next one save again', async (t) => {
+  const dir = await tempDir(t);
+  const { store, gen } = await filled(dir, 500);
+  t.after(() => store.close());
+  await store.checkpoint();
+  const m1 = (await readManifest(nodeFileSystem, dir))!;
+  const st1 = await stat(join(dir, m1.annIndex!.file));
+  await store.checkpoint();
+  const m2 = (await readManifest(nodeFileSystem, dir))!;
+  const st2 = await stat(join(dir, m2.annIndex!.file));
+  assert.deepEqual(m2.annIndex, { ...m1.annIndex!, lsn: m2.checkpointLsn });
+  assert.equal(st2.mtimeMs, st1.mtimeMs, 'not rewritten');
+  assert.equal(st2.ino, st1.ino, 'not replaced');
+
+  await store.put({ id: 'new', embedding: gen.next(), content: null });
+  await store.checkpoint();
+  const m3 = (await readManifest(nodeFileSystem, dir))!;
+  assert.equal(m3.annIndex?.lsn, m3.checkpointLsn);
+  assert.ok(m3.checkpointLsn > m2.checkpointLsn);
+  assert.notEqual(m3.annIndex?.file, m1.annIndex!.file, 'a new file, never the named one rewritten');
+  assert.equal((await stat(join(dir, m3.annIndex!.file))).size, m3.annIndex?.bytes);
+  // Once the MANIFEST names the new file, the old one goes.
+  for (let i = 0; (await readdir(dir)).includes(m1.annIndex!.file); i++) {
+    assert.ok(i < 500, 'the old index file was pruned');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+});
+
+test('when the index leaves fewer than k of many matches, the exact scan answers', async (t) => {
+  const dir = await tempDir(t);
+  const { store, gen } = await filled(dir, 1000);
+  t.after(() => store.close());
+  const q = gen.next();
+  const exact = await store.recall(q, { k: 200, exact: true });
+  // k = 200 asks for 600 candidates, more than half the store: the planner scans instead.
+  const wide = await store.recall(q, { k: 200 });
+  assert.deepEqual(wide, exact);
+  assert.equal(store.indexStatus.searches, 0, 'k too large for the index');
+  // k = 10 with a minScore only a few memories pass: the index yields fewer than 10 candidates
+  // above it while 1000 match the (empty) filter, so the scan answers: the same as exact.
+  const floor = exact[4]!.score;
+  const few = await store.recall(q, { k: 10, minScore: floor });
+  const fewExact = await store.recall(q, { k: 10, minScore: floor, exact: true });
+  assert.deepEqual(few, fewExact);
+  assert.equal(few.length, 5);
+  assert.equal(store.indexStatus.searches, 1, 'asked the index, then scanned');
+});
