@@ -434,7 +434,7 @@ function report(
   }
 }
 
-const pct = (x: number): string => `${(100 * x).toFixed(0)}%`;
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
 main().catch((e: unknown) => {
   console.error(e);
