@@ -11,7 +11,7 @@
  * Each repetition runs every phase once, in an order that turns by one each repetition; the table
  * shows medians over the repetitions. Options: docs/benchmarks.md, "How to run".
  *
- *   node --import tsx http.ts [--preload 10000] [--duration 3] [--connections 10] [--reps 3]
+ *   node --import tsx http.ts [--preload 10000] [--duration 3] [--connections 10] [--reps 5]
  *        [--batch 100,1000] [--batch-connections 2] [--recalls 100] [--k 10] [--only get,put,recall]
  *        [--durability sync|relaxed] [--cpu-prof]
  */
@@ -33,7 +33,7 @@ const CONNECTIONS = num('connections', 10);
 // An importer sends a few batches at a time; ten batches of 1000 in flight would leave most of a
 // short phase's records unfinished when it ends, and uncounted.
 const BATCH_CONNECTIONS = num('batch-connections', 2);
-const REPS = Math.max(1, num('reps', 3));
+const REPS = Math.max(1, num('reps', 5));
 const BATCHES = list('batch', '100,1000').map(Number);
 const RECALLS = num('recalls', 100);
 const K = num('k', 10);
