@@ -65,6 +65,12 @@ interface Phase {
 /** One repetition of a throughput phase. */
 interface PhaseRun extends LoadResult {
   recPerSec: number;
+  /**
+   * CPU time of the server process over the phase's wall time (1 = one core busy), and of the load
+   * generator: on a shared machine, a server below 1 was waiting for a core or for the client.
+   */
+  serverCpu: number;
+  clientCpu: number;
 }
 
 /** One repetition of the sequential latency loop. */
@@ -279,16 +285,22 @@ async function main(): Promise<void> {
       log(`-- repetition ${rep + 1}/${REPS}, load average ${loadavg()}`);
       const turn = phases.length ? rep % phases.length : 0;
       for (const p of [...phases.slice(turn), ...phases.slice(0, turn)]) {
+        const before = { server: (await server.ask<'stats'>({ cmd: 'stats' })).cpuUs, client: cpuUs() };
+        const t0 = performance.now();
         const res = await autocannonRun({
           url: server.url,
           connections: p.connections,
           duration: DURATION,
           requests: p.requests,
         });
-        (runs[p.key] ??= []).push({ ...res, recPerSec: res.reqPerSec * p.records });
+        const wallUs = (performance.now() - t0) * 1000;
+        const serverCpu = ((await server.ask<'stats'>({ cmd: 'stats' })).cpuUs - before.server) / wallUs;
+        const clientCpu = (cpuUs() - before.client) / wallUs;
+        (runs[p.key] ??= []).push({ ...res, recPerSec: res.reqPerSec * p.records, serverCpu, clientCpu });
         log(
           `${p.label}: ${fmtNum(res.reqPerSec)} req/s, ${fmtNum(res.reqPerSec * p.records)} records/s, ` +
-            `p50 ${fmtUs(res.lat.p50us)}${res.failed ? `, ${res.failed} FAILED` : ''}`,
+            `p50 ${fmtUs(res.lat.p50us)}, CPU server ${serverCpu.toFixed(2)} client ${clientCpu.toFixed(2)}` +
+            (res.failed ? `, ${res.failed} FAILED` : ''),
         );
       }
       if (ONLY.has('recall')) {
@@ -341,7 +353,9 @@ function report(
   loadStart: string,
 ): void {
   const med = (key: string, f: (x: PhaseRun) => number): number => median((runs[key] ?? []).map(f));
-  const rows: string[][] = [['throughput', 'req/s', 'records/s', 'p50', 'p99', 'per rep (req/s)', 'failed']];
+  const rows: string[][] = [
+    ['throughput', 'req/s', 'records/s', 'p50', 'p99', 'CPU srv/cli', 'per rep (req/s)', 'failed'],
+  ];
   for (const p of phases) {
     const rs = runs[p.key] ?? [];
     rows.push([
@@ -350,6 +364,7 @@ function report(
       fmtNum(med(p.key, (x) => x.recPerSec)),
       fmtUs(med(p.key, (x) => x.lat.p50us)),
       fmtUs(med(p.key, (x) => x.lat.p99us)),
+      `${med(p.key, (x) => x.serverCpu).toFixed(2)} / ${med(p.key, (x) => x.clientCpu).toFixed(2)}`,
       rs.map((x) => fmtNum(x.reqPerSec)).join(' / '),
       String(rs.reduce((s, x) => s + x.failed, 0)),
     ]);
@@ -388,7 +403,7 @@ function report(
   const single = med('putSingle', (x) => x.recPerSec);
   for (const size of BATCHES) {
     const x = med(`putBatch${size}`, (y) => y.recPerSec) / single;
-    check(x, x >= 5, `batch put (${size} a request) >= 5x single put records/s: ${x.toFixed(1)}x`);
+    check(x, x >= 5, `batch put (${size} a request) >= 5x single put records/s: ${x.toFixed(2)}x`);
   }
   if (latency.length) {
     const h = lm((x) => x.http.p50us);
@@ -433,6 +448,8 @@ function report(
     console.log(mdTable(latRows));
   }
 }
+
+const cpuUs = (): number => ((u) => u.user + u.system)(process.cpuUsage());
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 

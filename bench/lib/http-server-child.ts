@@ -53,7 +53,13 @@ async function serve(): Promise<void> {
           break;
         }
         case 'stats':
-          send({ type: 'stats', id: m.id, size: server.store.size, rss: process.memoryUsage.rss() });
+          send({
+            type: 'stats',
+            id: m.id,
+            size: server.store.size,
+            rss: process.memoryUsage.rss(),
+            cpuUs: ((u) => u.user + u.system)(process.cpuUsage()),
+          });
           break;
         case 'stop': {
           const t = performance.now();

@@ -16,7 +16,13 @@ export type ChildRequest =
 export type ChildReply =
   | { type: 'ready'; url: string; preloadMs: number; size: number }
   | { type: 'recall'; id: number; ms: number; ids: string[] }
-  | { type: 'stats'; id: number; size: number; rss: number }
+  | {
+      type: 'stats';
+      id: number;
+      size: number;
+      rss: number;
+      /** user + system CPU time, microseconds */ cpuUs: number;
+    }
   | { type: 'stopped'; id: number; closeMs: number };
 
 type Answer<C extends ChildRequest['cmd']> = Extract<
