@@ -143,7 +143,9 @@ export interface WarmStoreOptions {
   maintenance?: MaintenancePolicy;
   /**
    * Recall uses the approximate index (candidates rescored exactly) only for spaces, and filter
-   * match sets, larger than this; smaller ones are scanned exactly. @default 20000
+   * match sets, larger than this; smaller ones are scanned exactly. A store holding fewer memories
+   * than this keeps no index at all (no worker thread, no file) until it grows to this size.
+   * @default 20000
    */
   annMinMemories?: number;
   /** Structured logger; warmstore logs nothing when absent. @default undefined */

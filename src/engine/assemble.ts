@@ -147,7 +147,12 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       };
     }
     // The checkpointer needs the writer; the writer only notifies it after a commit.
-    const late: { checkpointer?: Checkpointer; ann?: AnnIndex } = {};
+    const late: {
+      checkpointer?: Checkpointer;
+      ann?: AnnIndex;
+      startIndex?: () => void;
+      indexTried?: boolean;
+    } = {};
     const writer = new Writer({
       keyspace: r.keyspace,
       segments: r.segments,
@@ -160,7 +165,10 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       logger: o.logger,
       space,
       onCommitted: () => late.checkpointer?.afterCommit(),
-      onSlotsChanged: (slots) => late.ann?.changed(slots),
+      onSlotsChanged: (slots) => {
+        if (late.ann) late.ann.changed(slots);
+        else if (!late.indexTried) late.startIndex?.();
+      },
     });
     const checkpointer = new Checkpointer({
       fs,
@@ -234,18 +242,28 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
         fallback: { reason: 'the disk is full: the recovery checkpoint could not be written', err },
       };
     }
-    // After recovery: the index catches up from the recovered table, not from WAL replay.
-    const ann = AnnIndex.start({
-      dir,
-      keyspace: r.keyspace,
-      coverage: r.manifest.annIndex,
-      logger: o.logger,
-      onStatus: (st) => ctx.events.emit('indexStatus', st),
-    });
-    if (ann) {
+    // After recovery: the index catches up from the recovered table, not from WAL replay. A store
+    // too small for recall to use an index gets none (no worker, no file) until it grows past
+    // annMinMemories; then the index is built from the table in the background.
+    const startIndex = (): void => {
+      if (late.indexTried) return;
+      late.indexTried = true;
+      const ann = AnnIndex.start({
+        dir,
+        keyspace: r.keyspace,
+        coverage: r.manifest.annIndex,
+        logger: o.logger,
+        onStatus: (st) => ctx.events.emit('indexStatus', st),
+      });
+      if (!ann) return;
       parts.ann = late.ann = ann;
       checkpointer.setIndexSaver({ save: (lsn) => ann.save(lsn), committed: (saved) => ann.prune(saved) });
-    }
+    };
+    late.startIndex = (): void => {
+      if (r.keyspace.size >= o.annMinMemories) startIndex();
+    };
+    if (r.manifest.annIndex !== undefined) startIndex();
+    else late.startIndex();
     return { parts, dim: r.dim };
   } catch (err) {
     await closeFiles(partial);
