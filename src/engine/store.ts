@@ -1,12 +1,9 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import { ENTRY_HEADER_BYTES } from '../content/segment.js';
 import { WarmStoreError, invalid, ioError } from '../errors.js';
-import type { Keyspace } from '../records/keyspace.js';
 import { DEFAULT_SPACE } from '../records/spaces.js';
 import { CHUNK_SLOTS } from '../records/table.js';
-import { ScanPool } from '../scan/pool.js';
 import type {
   BackupOptions,
   BackupResult,
@@ -31,8 +28,6 @@ import type {
   WarmStoreEvents,
   WarmStoreOptions,
 } from '../types.js';
-import { planRecall } from '../ann/planner.js';
-import { countMatches, rescoreTopK } from '../ann/rescore.js';
 import {
   assemble,
   assembleReadOnly,
@@ -48,10 +43,10 @@ import { refuseIncompleteBackup } from './backup.js';
 import { StoreEvents } from './events.js';
 import { compileFilter } from './filter.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
-import { exactTopK, type Hit } from './recall.js';
 import { traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
 import { verifyStore } from './verify.js';
+import { Recaller } from './recaller.js';
 
 /**
  * The storage engine's facade: validation, tracing, lifecycle and delegation to its components
@@ -71,13 +66,13 @@ export class WarmStore {
   #releaseLock: (() => Promise<void>) | undefined;
   #timers: NodeJS.Timeout[] = [];
   #sweeping = false;
-  /** null: not started yet; undefined: could not start (recall scans inline). */
-  #pool: ScanPool | undefined | null = null;
+  readonly #recaller: Recaller;
 
   private constructor(dir: string, opts: ResolvedOptions) {
     this.dir = dir;
     this.#opts = opts;
     this.#events = new StoreEvents(opts.logger);
+    this.#recaller = new Recaller(opts.annMinMemories, opts.logger);
   }
 
   /** Creates or opens the store in `dir`, recovering after a crash. */
@@ -381,12 +376,6 @@ export class WarmStore {
     return slot === undefined ? undefined : p.reader.readSync(slot, id);
   }
 
-  /** The scan workers, started by the first recall over more than one table chunk. */
-  #scanPool(ks: Keyspace): ScanPool | undefined {
-    if (this.#pool === null) this.#pool = ScanPool.create(ks.table);
-    return this.#pool;
-  }
-
   #slotOf(p: ReadParts, space: string, id: string): number | undefined {
     const sid = p.keyspace.spaces.idOf(space);
     return sid === undefined ? undefined : p.keyspace.lookup(sid, id);
@@ -444,19 +433,14 @@ export class WarmStore {
       const ks = p.keyspace;
       const sid = ks.spaces.idOf(space);
       if (sid === undefined) return [];
-      const hits =
-        (options.exact !== true && (await this.#indexTopK(p, q, k, minScore, sid, filter))) ||
-        (await exactTopK(
-          ks.table,
-          ks.slotLimit,
-          q,
-          k,
-          minScore,
-          sid,
-          filter,
-          () => yieldImmediate(),
-          ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined,
-        ));
+      const hits = await this.#recaller.topK(ks, p.ann, {
+        q,
+        k,
+        minScore,
+        space: sid,
+        filter,
+        exact: options.exact === true,
+      });
       const results: RecallResult[] = [];
       for (const h of hits) {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
@@ -471,51 +455,6 @@ export class WarmStore {
     });
     this.#events.emit('op', 'recall', performance.now() - t0);
     return out;
-  }
-
-  /**
-   * Top k through the recall index, or undefined when the planner prefers an exact scan or the
-   * index left fewer than k of at least k matching memories. Candidates and the unacknowledged tail
-   * are rescored exactly and checked against the id index, so scores are exact and nothing deleted
-   * or replaced is returned.
-   */
-  async #indexTopK(
-    p: ReadParts,
-    q: Float32Array,
-    k: number,
-    minScore: number,
-    sid: number,
-    filter: ReturnType<typeof compileFilter>,
-  ): Promise<Hit[] | undefined> {
-    const ann = p.ann;
-    const ks = p.keyspace;
-    if (!ann?.ready) return undefined;
-    const spaceSize = ks.sizeOf(sid);
-    const minMemories = this.#opts.annMinMemories;
-    // Counting matches costs a pass over the metadata columns: skip it when the space is too small.
-    const matches = filter && spaceSize > minMemories ? countMatches(ks, sid, filter) : spaceSize;
-    const plan = planRecall({
-      k,
-      exact: false,
-      ready: true,
-      total: ks.size,
-      spaceSize,
-      matches,
-      tail: ann.tailSize,
-      minMemories,
-    });
-    if (plan.path === 'exact') return undefined;
-    let slots: Float64Array;
-    try {
-      slots = await ann.search(q, plan.candidates);
-    } catch (err) {
-      this.#opts.logger?.warn({ err }, 'recall index search failed: scanning exactly');
-      return undefined;
-    }
-    // The tail as of now: every write after the search was posted is still unacknowledged.
-    const hits = rescoreTopK(ks, [...slots, ...ann.tailSlots()], q, k, minScore, sid, filter);
-    if (hits.length < k && hits.length < matches) return undefined;
-    return hits;
   }
 
   /** Live and dead content bytes, from the per-segment ledger (O(segments), no scan). */
@@ -629,7 +568,7 @@ export class WarmStore {
         this.#opts.logger?.error({ err }, 'checkpoint at close failed');
       }
     }
-    await this.#pool?.close().catch(() => undefined);
+    await this.#recaller.close();
     p?.space?.close();
     try {
       if (p) await closeFiles(p);
