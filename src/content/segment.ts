@@ -76,7 +76,11 @@ export class Segment {
   live = 0;
   /** In-flight async reads; the file is closed and deleted only at zero. */
   pins = 0;
-  /** No longer the target of new writes. */
+  /**
+   * No longer the target of appends by puts. A compaction's output segment is sealed from its
+   * creation but still written by that run (and cut back if the run fails): only a sealed segment
+   * that is not an output of the run in flight is immutable.
+   */
   sealed = false;
   /** Emptied by compaction (or churn); deleted once unpinned and checkpointed. */
   retired = false;
