@@ -7,6 +7,7 @@ import type {
   MaintenanceReport,
   VerifyReport,
   BackupResult,
+  IndexStatus,
   MemoryRecord,
   RecallOptions,
   RecallResult,
@@ -79,6 +80,8 @@ export interface RemoteStorageStats extends ContentStorageStats {
   readOnly: boolean;
   /** Every memory space with its size, by name. */
   spaces: SpaceInfo[];
+  /** The recall index's state. */
+  index: IndexStatus;
 }
 
 /** Options of `compact()`: the store's, minus progress callbacks, which HTTP does not carry. */

@@ -1,5 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CompactionStats, ContentStorageStats, StorageStatus, WarmStoreEvents } from '../types.js';
+import type {
+  CompactionStats,
+  ContentStorageStats,
+  IndexStatus,
+  StorageStatus,
+  WarmStoreEvents,
+} from '../types.js';
 
 /**
  * What the metrics need from a store: its O(1) stats for gauges read at scrape time, and its
@@ -13,6 +19,8 @@ export interface MetricsSource {
   contentStorageStats(): ContentStorageStats;
   /** The disk state, for `warmstore_disk_full`; optional so that plain emitters may leave it out. */
   storageStatus?(): Pick<StorageStatus, 'diskFull'>;
+  /** The recall index's state, for `warmstore_index_*`; optional like `storageStatus`. */
+  readonly indexStatus?: IndexStatus;
   on<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
   off<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
 }
@@ -137,6 +145,38 @@ export class WarmStoreMetrics {
         }
       },
     });
+    const index = (): IndexStatus | undefined => (store.closed ? undefined : store.indexStatus);
+    const indexGauge = (name: string, help: string, value: (st: IndexStatus) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const st = index();
+          if (st) this.set(value(st));
+        },
+      });
+    };
+    indexGauge('warmstore_index_ready', '1 while recall uses the approximate index, else 0.', (st) =>
+      st.state === 'ready' ? 1 : 0,
+    );
+    indexGauge('warmstore_index_building', '1 while the index is rebuilt from the records, else 0.', (st) =>
+      st.state === 'building' || st.state === 'loading' ? 1 : 0,
+    );
+    indexGauge('warmstore_index_vectors', 'Vectors the recall index holds.', (st) => st.indexed);
+    indexGauge(
+      'warmstore_index_lag',
+      'Memories written but not yet in the index (recall scans them exactly).',
+      (st) => st.tail,
+    );
+    indexGauge('warmstore_index_build_progress_ratio', 'Progress of an index rebuild, 0 to 1.', (st) =>
+      st.toBuild > 0 ? Math.min(1, st.built / st.toBuild) : st.state === 'ready' ? 1 : 0,
+    );
+    indexGauge(
+      'warmstore_index_searches',
+      'Recalls answered through the index since open.',
+      (st) => st.searches,
+    );
     const size = (): number => this.#readSize();
     const compacting = (): boolean => !this.#store.closed && this.#store.isCompacting;
     new Gauge({

@@ -446,6 +446,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
         diskFull: status.diskFull,
         readOnly: status.readOnly,
         spaces: store.spaces(),
+        index: store.indexStatus,
       };
     },
   );

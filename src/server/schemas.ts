@@ -92,6 +92,21 @@ export const storageStatsSchema = {
       items: { $ref: 'SpaceInfo#' },
       description: "Every memory space with its size, by name ('default' always listed).",
     },
+    index: {
+      type: 'object',
+      description:
+        'The recall index: state (off, loading, building, ready, failed), vectors indexed, lag ' +
+        '(written but not yet indexed; recall scans them exactly), rebuild progress, searches.',
+      properties: {
+        state: { type: 'string', enum: ['off', 'loading', 'building', 'ready', 'failed'] },
+        indexed: { type: 'integer' },
+        tail: { type: 'integer' },
+        built: { type: 'integer' },
+        toBuild: { type: 'integer' },
+        searches: { type: 'integer' },
+        error: { type: 'string' },
+      },
+    },
   },
 } as const;
 

@@ -16,6 +16,7 @@ import type {
   StoredMemory,
   WarmStoreEvents,
   VerifyReport,
+  IndexStatus,
 } from '../types.js';
 
 /**
@@ -29,6 +30,7 @@ export interface StoreApi {
   readonly closed: boolean;
   readonly isCompacting: boolean;
   readonly size: number;
+  readonly indexStatus: IndexStatus;
   put(record: MemoryRecord): Promise<void>;
   /** Validates every record before writing any (INVALID_INPUT names `records[i].field`), one commit. */
   putMany(records: MemoryRecord[]): Promise<void>;

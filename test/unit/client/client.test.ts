@@ -262,6 +262,7 @@ describe('WarmStoreClient against a real server', () => {
         diskFull: false,
         readOnly: false,
         spaces: server.store.spaces(),
+        index: server.store.indexStatus,
       },
       stats,
     );

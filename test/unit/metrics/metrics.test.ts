@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { Registry } from 'prom-client';
 import { createMetrics, type MetricsSource } from '../../../src/metrics/index.js';
-import type { CompactionStats, ContentStorageStats } from '../../../src/types.js';
+import type { CompactionStats, ContentStorageStats, IndexStatus } from '../../../src/types.js';
 import { WarmStoreError } from '../../../src/errors.js';
 import { parsePrometheus, sample } from './prom-text.js';
 
@@ -54,6 +54,24 @@ describe('metrics', () => {
     assert.equal(sample(text, 'warmstore_memories'), 5);
     assert.equal(sample(text, 'warmstore_content_bytes_total'), 2000);
     assert.equal(sample(text, 'warmstore_compaction_in_progress'), 1);
+  });
+
+  it('reads the recall index state at scrape time', async () => {
+    const src = new Source() as Source & { indexStatus: IndexStatus };
+    src.indexStatus = { state: 'building', indexed: 40, tail: 7, built: 40, toBuild: 160, searches: 0 };
+    const m = createMetrics(src, { defaultMetrics: false });
+    let text = await m.metrics();
+    assert.equal(sample(text, 'warmstore_index_ready'), 0);
+    assert.equal(sample(text, 'warmstore_index_building'), 1);
+    assert.equal(sample(text, 'warmstore_index_vectors'), 40);
+    assert.equal(sample(text, 'warmstore_index_lag'), 7);
+    assert.equal(sample(text, 'warmstore_index_build_progress_ratio'), 0.25);
+    src.indexStatus = { state: 'ready', indexed: 160, tail: 0, built: 160, toBuild: 160, searches: 3 };
+    text = await m.metrics();
+    assert.equal(sample(text, 'warmstore_index_ready'), 1);
+    assert.equal(sample(text, 'warmstore_index_building'), 0);
+    assert.equal(sample(text, 'warmstore_index_build_progress_ratio'), 1);
+    assert.equal(sample(text, 'warmstore_index_searches'), 3);
   });
 
   it('keeps the last values instead of failing the scrape once the store is closed', async () => {

@@ -4,6 +4,7 @@ import type {
   BackupOptions,
   BackupResult,
   VerifyReport,
+  IndexStatus,
   CompactOptions,
   CompactionStats,
   ContentStorageStats,
@@ -207,6 +208,9 @@ export class FakeStore extends EventEmitter implements StoreApi {
       checkpointed: false,
     };
   }
+
+  /** Set by a test: what the storage route reports of the recall index. */
+  indexStatus: IndexStatus = { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0 };
 
   /** Set by a test: the next verify() reports these problems. */
   verifyProblems: VerifyReport['problems'] = [];
