@@ -73,9 +73,12 @@ export class AnnIndex {
   #stopping: Promise<void> | undefined;
   #exited = false;
 
-  private constructor(deps: AnnIndexDeps, worker: Worker) {
+  readonly #stopFlag: Int32Array;
+
+  private constructor(deps: AnnIndexDeps, worker: Worker, stopFlag: Int32Array) {
     this.#d = deps;
     this.#worker = worker;
+    this.#stopFlag = stopFlag;
     this.#saved = deps.coverage;
     worker.on('message', (r: Reply) => {
       const p = this.#pending.get(r.id);
@@ -96,11 +99,15 @@ export class AnnIndex {
   /** Starts the worker and loads or rebuilds the index; undefined where usearch cannot load. */
   static start(deps: AnnIndexDeps): AnnIndex | undefined {
     let worker: Worker;
+    // Set at close: the worker then skips the inserts still queued (a rebuild can queue a million)
+    // instead of working through them before it can stop.
+    const stopFlag = new Int32Array(new SharedArrayBuffer(4));
     try {
       const req = createRequire(import.meta.url);
       worker = new Worker(WORKER_SOURCE, {
         eval: true,
         workerData: {
+          stopFlag,
           dim: deps.keyspace.table.dim,
           usearchModule: req.resolve('usearch'),
           crcModule: req.resolve('@node-rs/crc32'),
@@ -112,7 +119,7 @@ export class AnnIndex {
     }
     // An open store must not keep the process alive by its idle index (the timers are unref'd too).
     worker.unref();
-    const ann = new AnnIndex(deps, worker);
+    const ann = new AnnIndex(deps, worker, stopFlag);
     ann.#load().catch((err: unknown) => ann.#fail(err as Error));
     return ann;
   }
@@ -337,6 +344,7 @@ export class AnnIndex {
         return;
       }
       this.#worker.once('exit', () => resolve());
+      Atomics.store(this.#stopFlag, 0, 1);
       // Referenced until it exits, so that a close being awaited keeps the process alive.
       this.#worker.ref();
       try {

@@ -106,7 +106,13 @@ function prune(m) {
   return {};
 }
 
+const stopFlag = workerData.stopFlag;
 parentPort.on('message', (m) => {
+  if (m.t === 'apply' && Atomics.load(stopFlag, 0) === 1) {
+    // Closing: what is still queued is not worth indexing now (the next open catches up).
+    parentPort.postMessage({ id: m.id, size: index.size(), skipped: true });
+    return;
+  }
   if (m.t === 'stop') {
     // Ends the thread once every message before this one is done. Terminating it instead could
     // interrupt a native call, and the binding aborts the whole process when that happens.
