@@ -1,3 +1,4 @@
+import { cosineOf } from '../engine/recall.js';
 import type { CompiledFilter } from '../engine/filter.js';
 import type { Hit } from '../engine/recall.js';
 import type { Keyspace } from '../records/keyspace.js';
@@ -35,26 +36,8 @@ export function rescoreTopK(
     const id = c.ids[i];
     if (id === undefined || c.space[i] !== space || !ks.holds(space, id, slot)) continue;
     if (filter && !filter.matches(c, i)) continue;
-    const nv = c.norm[i]!;
-    let score = 0;
-    if (nv > 0) {
-      // The exact scan's summation order, so both paths give a memory bit-identical scores.
-      const emb = c.emb;
-      let o = i * dim;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let d = 0;
-      for (; d + 3 < dim; d += 4, o += 4) {
-        s0 += emb[o]! * query[d]!;
-        s1 += emb[o + 1]! * query[d + 1]!;
-        s2 += emb[o + 2]! * query[d + 2]!;
-        s3 += emb[o + 3]! * query[d + 3]!;
-      }
-      for (; d < dim; d++, o++) s0 += emb[o]! * query[d]!;
-      score = Math.min(1, Math.max(-1, (s0 + s1 + s2 + s3) / (nv * qn)));
-    }
+    // The exact scan's own cosine, so both paths give a memory bit-identical scores.
+    const score = cosineOf(ks.table, slot, query, qn);
     if (score >= minScore) hits.push({ slot, id, score });
   }
   hits.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -69,7 +69,7 @@ export async function exactTopK(
 }
 
 /** The exact cosine of one slot, as the inline scan computes it. */
-function cosineOf(table: RecordTable, slot: number, query: Float32Array, qn: number): number {
+export function cosineOf(table: RecordTable, slot: number, query: Float32Array, qn: number): number {
   const c = table.chunk(slot);
   const i = slot & (CHUNK_SLOTS - 1);
   const nv = c.norm[i]!;

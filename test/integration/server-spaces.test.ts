@@ -13,6 +13,7 @@ import {
 } from '../../src/server/index.js';
 import { DIM, tempDir } from '../unit/server/fixtures.js';
 import { call, errorOf, type Json } from './http-call.js';
+import { cosine } from '../helpers/vectors.js';
 
 const ADMIN = 'admin-0123456789abcdef';
 const ALICE = 'alice-0123456789abcdef';
@@ -41,18 +42,6 @@ function rng(seed: number): () => number {
 const random = rng(42);
 const vector = (): Float32Array => Float32Array.from({ length: DIM }, () => random() * 2 - 1);
 const b64 = (e: Float32Array): string => encodeEmbeddingBase64(e);
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 interface Hit {
   id: string;

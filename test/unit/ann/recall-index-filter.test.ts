@@ -10,20 +10,9 @@ import { compileFilter, matchesMetadata } from '../../../src/engine/filter.js';
 import { Rng } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { Clustered, indexSettled } from './data.js';
+import { cosine } from '../../helpers/vectors.js';
 
 const DIM = 32;
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / (Math.sqrt(na) * Math.sqrt(nb));
-}
 
 interface Mem {
   space: string;

@@ -14,6 +14,7 @@ import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import { Rng } from '../../helpers/random.js';
 import { makeTempDir, removeDir } from '../../helpers/tmp.js';
 import { Clustered, indexSettled } from './data.js';
+import { cosine } from '../../helpers/vectors.js';
 
 const DIM = 128;
 const N = 20_000;
@@ -23,18 +24,6 @@ const OPTS: WarmStoreOptions = {
   maintenance: { startupCompaction: 'off' },
   annMinMemories: 1000,
 };
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / (Math.sqrt(na) * Math.sqrt(nb));
-}
 
 function overlap(a: RecallResult[], b: RecallResult[]): number {
   const ids = new Set(b.map((r) => r.memory.id));

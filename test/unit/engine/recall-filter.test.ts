@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { WarmStore, WarmStoreError, type MetadataFilter, type WarmStoreOptions } from '../../../src/index.js';
 import { compileFilter, matchesMetadata } from '../../../src/engine/filter.js';
 import { makeTempDir, removeDir, tempDir } from '../../helpers/tmp.js';
+import { cosine } from '../../helpers/vectors.js';
 
 const DIM = 16;
 const OPTS: WarmStoreOptions = {
@@ -25,18 +26,6 @@ interface Mem {
   activation: number;
   createdAt: number;
   accessCount: number;
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / (Math.sqrt(na) * Math.sqrt(nb));
 }
 
 const rangeArb = fc.record(
