@@ -148,7 +148,7 @@ export class Backup {
           progress.copied += got;
         }
         checkpointLsn = m.checkpointLsn;
-        return m;
+        return await this.#takeIndex(m, target, link, progress, report);
       });
       const c = cut!;
       for (const s of c.segments) {
@@ -182,6 +182,41 @@ export class Backup {
       bytesLinked: progress.linked,
       durationMs: performance.now() - t0,
     };
+  }
+
+  /**
+   * The recall index file the MANIFEST names, linked or copied (inside the checkpoint chain: no
+   * checkpoint can replace it meanwhile, and a saved index file is never written again). Without
+   * it the backup would open with a full rebuild of its index. A file that is missing or cannot be
+   * read is left out and the backup's MANIFEST names none: the copy then rebuilds its index, as
+   * the source would.
+   */
+  async #takeIndex(
+    m: Manifest,
+    target: string,
+    link: boolean,
+    progress: { files: number; copied: number; linked: number; total: number },
+    report: (n: number) => void,
+  ): Promise<Manifest> {
+    const ann = m.annIndex;
+    if (!ann) return m;
+    const from = join(this.#d.dir, ann.file);
+    const to = join(target, ann.file);
+    progress.total += ann.bytes;
+    try {
+      if (link && (await this.#link(from, to))) {
+        progress.linked += ann.bytes;
+        report(ann.bytes);
+      } else {
+        progress.copied += await this.#copy(from, to, undefined, report);
+      }
+      progress.files++;
+      return m;
+    } catch {
+      await this.#d.fs.unlink(to).catch(() => undefined);
+      const { annIndex: _dropped, ...rest } = m;
+      return rest;
+    }
   }
 
   /** Inside the writer's barrier: no batch is in flight, every end is that of a whole batch. */

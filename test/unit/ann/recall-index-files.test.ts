@@ -4,7 +4,7 @@
  * the index leaves fewer than k of many matching memories, the exact scan answers.
  */
 import assert from 'node:assert/strict';
-import { open as openFile, readdir, stat } from 'node:fs/promises';
+import { open as openFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WarmStore, type IndexStatus, type WarmStoreOptions } from '../../../src/index.js';
@@ -105,4 +105,47 @@ test('when the index leaves fewer than k of many matches, the exact scan answers
   assert.deepEqual(few, fewExact);
   assert.equal(few.length, 5);
   assert.equal(store.indexStatus.searches, 1, 'asked the index, then scanned');
+});
+
+test('a backup carries the saved index file, so the copy opens without rebuilding it', async (t) => {
+  const dir = await tempDir(t);
+  const target = join(await tempDir(t), 'copy');
+  const { store, gen } = await filled(dir, 1500);
+  await store.checkpoint();
+  const m = (await readManifest(nodeFileSystem, dir))!;
+  await store.backup(target);
+  await store.close();
+  const src = await stat(join(dir, m.annIndex!.file));
+  const copy = await stat(join(target, m.annIndex!.file));
+  assert.equal(copy.ino, src.ino, 'an index file is never written again after its save: linked');
+  assert.deepEqual((await readManifest(nodeFileSystem, target))!.annIndex, m.annIndex);
+
+  const restored = await WarmStore.open(target, OPTS);
+  t.after(() => restored.close());
+  const states: IndexStatus['state'][] = [];
+  restored.on('indexStatus', (s) => states.push(s.state));
+  const s = await indexSettled(restored);
+  assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
+  assert.equal(s.indexed, 1500);
+  const q = gen.next();
+  const viaIndex = await restored.recall(q, { k: 10 });
+  assert.equal(restored.indexStatus.searches, 1);
+  const exact = await restored.recall(q, { k: 10, exact: true });
+  assert.ok(viaIndex.filter((r) => exact.some((e) => e.memory.id === r.memory.id)).length >= 9);
+});
+
+test('a backup whose index file vanished leaves the index out and the copy rebuilds it', async (t) => {
+  const dir = await tempDir(t);
+  const target = join(await tempDir(t), 'copy');
+  const { store } = await filled(dir, 600);
+  await store.checkpoint();
+  const m = (await readManifest(nodeFileSystem, dir))!;
+  await rm(join(dir, m.annIndex!.file));
+  await store.backup(target);
+  await store.close();
+  assert.equal((await readManifest(nodeFileSystem, target))!.annIndex, undefined);
+  assert.ok(!(await readdir(target)).some((f) => f.startsWith('ann-')));
+  const restored = await WarmStore.open(target, OPTS);
+  t.after(() => restored.close());
+  assert.equal((await indexSettled(restored)).indexed, 600);
 });
