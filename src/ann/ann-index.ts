@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK, CHUNK_SHIFT } from '../records/table.js';
@@ -20,6 +19,8 @@ export interface IndexCoverage {
   lsn: number;
   bytes: number;
   crc: number;
+  /** Saved mid-build: slots from here up were never added (every slot below was). */
+  builtTo?: number;
 }
 
 export interface AnnIndexDeps {
@@ -35,6 +36,16 @@ export interface AnnIndexDeps {
 /** Slots per apply message (and per rebuild step). */
 const BATCH = 2048;
 
+/**
+ * Apply messages in flight at once: two keep the worker busy while the next one is prepared.
+ * Everything else waits as slot numbers in the pending set (a few bytes a slot), never as queued
+ * messages carrying codes, so a write burst that outruns the index costs no memory beyond that set.
+ */
+const IN_FLIGHT = 2;
+
+/** A background checkpoint keeps an index file saved less than this long ago. */
+const SAVE_INTERVAL_MS = 60_000;
+
 interface Reply {
   id: number;
   error?: string;
@@ -48,10 +59,11 @@ interface Reply {
  * against the id index, so a stale index can lower recall but never return a deleted or replaced
  * memory.
  *
- * Every write is posted after it is applied; until the worker acknowledges it, its slot is in the
- * tail, which recall scans exactly. The index is `ready` once it tracks every slot: after loading
- * a saved file and posting what changed since the LSN it covers, or after a rebuild from the table
- * acknowledged its last step.
+ * Every write's slot joins the pending set after it is applied, and a pump sends pending slots in
+ * batches, at most IN_FLIGHT messages at a time; until the worker acknowledges a slot, it is in the
+ * tail, which recall scans exactly. The index is `ready` once it tracks every slot but that tail:
+ * after loading a saved file and queueing what changed since the LSN it covers, or once a build
+ * from the table has had its last batch acknowledged.
  */
 export class AnnIndex {
   readonly #d: AnnIndexDeps;
@@ -62,6 +74,13 @@ export class AnnIndex {
   #error: string | undefined;
   /** Slot -> id of the last apply message that upserted it, until acknowledged. */
   readonly #tail = new Map<number, number>();
+  /** Slots changed since they were last posted, in the order they changed (not posted yet). */
+  readonly #waiting = new Set<number>();
+  /** Apply messages the pump has in flight. */
+  #inFlight = 0;
+  /** A build in progress: slots from `next` up to `end` are still to be sent. */
+  #sweep: { next: number; end: number } | undefined;
+  #lastSaveAt = -Infinity;
   #indexed = 0;
   #built = 0;
   #toBuild = 0;
@@ -128,20 +147,22 @@ export class AnnIndex {
     return this.#state === 'ready';
   }
 
+  /** Slots written but not yet acknowledged by the worker (an upper bound: a slot may count twice). */
   get tailSize(): number {
-    return this.#tail.size;
+    return this.#tail.size + this.#waiting.size;
   }
 
-  /** Slots written but not yet acknowledged by the worker. */
-  tailSlots(): IterableIterator<number> {
-    return this.#tail.keys();
+  /** Slots written but not yet acknowledged by the worker (some may repeat). */
+  *tailSlots(): IterableIterator<number> {
+    yield* this.#tail.keys();
+    yield* this.#waiting;
   }
 
   get status(): IndexStatus {
     const s: IndexStatus = {
       state: this.#state,
       indexed: this.#indexed,
-      tail: this.#tail.size,
+      tail: this.tailSize,
       built: this.#built,
       toBuild: this.#toBuild,
       searches: this.#searches,
@@ -156,9 +177,65 @@ export class AnnIndex {
    */
   changed(slots: readonly number[]): void {
     if (this.#state === 'failed' || this.#closed || slots.length === 0) return;
-    // A batch may write one slot twice; a key repeated within one native add aborts the process.
-    const unique = [...new Set(slots)];
-    for (let i = 0; i < unique.length; i += BATCH) void this.#post(unique.slice(i, i + BATCH), true);
+    // Re-adding moves a slot to the end: it is sent once, with the state it has when it is sent.
+    for (const slot of slots) {
+      this.#waiting.delete(slot);
+      this.#waiting.add(slot);
+    }
+    this.#pump();
+  }
+
+  /**
+   * Sends what waits, up to IN_FLIGHT messages at a time: changed slots first (recall scans them
+   * exactly until they are in), then the next slots of a build. Each reply sends the next batch.
+   */
+  #pump(): void {
+    while (this.#inFlight < IN_FLIGHT && this.#state !== 'failed' && !this.#closed) {
+      const slots: number[] = [];
+      for (const slot of this.#waiting) {
+        this.#waiting.delete(slot);
+        slots.push(slot);
+        if (slots.length === BATCH) break;
+      }
+      const tailed = slots.length;
+      const sweep = this.#sweep;
+      const ks = this.#d.keyspace;
+      let swept = 0;
+      // Free slots of a build need no message: the index started empty.
+      while (sweep && slots.length < BATCH && sweep.next < sweep.end) {
+        const slot = sweep.next++;
+        if (ks.table.id(slot) !== undefined) {
+          slots.push(slot);
+          swept++;
+        }
+      }
+      if (slots.length === 0) {
+        this.#sweepDone();
+        return;
+      }
+      this.#inFlight++;
+      void this.#post(slots, tailed).then(
+        () => {
+          this.#inFlight--;
+          if (swept > 0) {
+            this.#built += swept;
+            this.#d.onStatus(this.status);
+          }
+          this.#pump();
+        },
+        () => {
+          this.#inFlight--;
+        },
+      );
+    }
+  }
+
+  /** A build is done once its last slot is sent and every message of it acknowledged. */
+  #sweepDone(): void {
+    const sweep = this.#sweep;
+    if (!sweep || sweep.next < sweep.end || this.#inFlight > 0) return;
+    this.#sweep = undefined;
+    this.#setState('ready');
   }
 
   /** Up to `k` candidate slots near `query` (unfiltered, possibly stale: rescore them). */
@@ -173,22 +250,42 @@ export class AnnIndex {
    * commit can apply in between). Resolves with what the MANIFEST should record, or undefined when
    * no complete index exists (none recorded: the next open rebuilds).
    */
-  save(lsn: number): Promise<IndexCoverage | undefined> {
+  save(lsn: number, background = false): Promise<IndexCoverage | undefined> {
     // While loading, the file is still the one the MANIFEST describes.
     if (this.#state === 'loading') return Promise.resolve(this.#d.coverage);
-    if (this.#state !== 'ready') return Promise.resolve(undefined);
-    if (!this.#dirty && this.#saved) return Promise.resolve({ ...this.#saved, lsn });
+    if (this.#state !== 'ready' && this.#state !== 'building') return Promise.resolve(undefined);
+    if (!this.#dirty && this.#saved && this.#waiting.size === 0 && !this.#sweep) {
+      return Promise.resolve({ ...this.#saved, lsn });
+    }
+    // The last file stays valid (open catches up from its LSN): only its age makes it worth redoing.
+    if (background && this.#saved && performance.now() - this.#lastSaveAt < SAVE_INTERVAL_MS) {
+      return Promise.resolve(this.#saved);
+    }
+    // Slots still pending are not in the file: it covers only LSNs below the oldest of their
+    // writes, so the next open sends them again.
+    let covered = lsn;
+    const ks = this.#d.keyspace;
+    for (const slot of this.#waiting) {
+      const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
+      const i = slot & CHUNK_MASK;
+      if (c?.ids[i] !== undefined) covered = Math.min(covered, c.clsn[i]! - 1);
+    }
+    const builtTo = this.#sweep?.next;
     this.#dirty = false;
+    this.#lastSaveAt = performance.now();
     // A fresh name each time: a crash after the rename but before the MANIFEST names the new file
     // leaves the old one intact and still named.
     const file = `${INDEX_FILE_PREFIX}${lsn}-${randomBytes(4).toString('hex')}.usearch`;
     return this.#call({ t: 'save', file: join(this.#d.dir, file) }).then(
       (r) => {
-        this.#saved = { file, lsn, bytes: r.bytes as number, crc: r.crc as number };
-        return this.#saved;
+        const saved: IndexCoverage = { file, lsn: covered, bytes: r.bytes as number, crc: r.crc as number };
+        if (builtTo !== undefined) saved.builtTo = builtTo;
+        this.#saved = saved;
+        return saved;
       },
       (err: unknown) => {
         this.#dirty = true;
+        this.#lastSaveAt = -Infinity;
         this.#d.logger?.error({ err }, 'recall index save failed');
         return undefined;
       },
@@ -224,60 +321,72 @@ export class AnnIndex {
     this.prune(cov);
     if (r.loaded === true && cov) {
       this.#indexed = r.size as number;
-      // Catch up: slots written after the covered LSN are re-sent, freed slots removed.
+      this.#lastSaveAt = performance.now();
+      // Catch up: slots written after the covered LSN are re-sent, freed slots removed; a build
+      // the file was saved in the middle of goes on from where it was.
+      const builtTo = Math.min(cov.builtTo ?? ks.slotLimit, ks.slotLimit);
       const changed: number[] = [];
-      for (let slot = 0; slot < ks.slotLimit; slot++) {
+      for (let slot = 0; slot < builtTo; slot++) {
         const c = ks.table.chunks[slot >>> CHUNK_SHIFT]!;
         const i = slot & CHUNK_MASK;
         if (c.ids[i] === undefined || c.clsn[i]! > cov.lsn) changed.push(slot);
       }
       this.changed(changed);
-      this.#setState('ready');
+      if (builtTo < ks.slotLimit) {
+        this.#d.logger?.info({ builtTo }, 'resuming the recall index build');
+        this.#startSweep(builtTo);
+      } else {
+        this.#setState('ready');
+      }
       return;
     }
-    this.#d.logger?.info({ reason: r.reason }, 'rebuilding the recall index from the table');
+    this.#d.logger?.info({ reason: r.reason }, 'building the recall index from the table');
     this.#dirty = true;
-    await this.#rebuild();
+    this.#startSweep(0);
   }
 
   /**
-   * Re-adds every memory from the table, a step at a time, each step waiting for the worker so the
-   * queue (and its memory) stays small. Writes meanwhile are posted as usual; a slot sent twice is
-   * upserted twice, and the later message always carries its current state.
+   * Adds every memory from slot `from` up, through the pump: a batch at a time, the next one sent
+   * when the worker answers, so nothing piles up in its queue. Writes meanwhile go through the pump
+   * as usual; a slot sent twice is upserted twice, the later message carrying its current state.
+   * Slots written from now on are pending anyway: only those below today's limit are swept.
    */
-  async #rebuild(): Promise<void> {
-    this.#setState('building');
+  #startSweep(from: number): void {
     const ks = this.#d.keyspace;
+    let below = 0;
+    for (let slot = 0; slot < from; slot++) if (ks.table.id(slot) !== undefined) below++;
     this.#toBuild = ks.size;
-    this.#built = 0;
-    // Slots written from now on are posted by `changed`: only those below today's limit need sending.
-    const limit = ks.slotLimit;
-    for (let from = 0; from < limit; from += BATCH) {
-      if (this.#closed) return;
-      const slots: number[] = [];
-      const end = Math.min(limit, from + BATCH);
-      for (let slot = from; slot < end; slot++) if (ks.table.id(slot) !== undefined) slots.push(slot);
-      if (slots.length === 0) continue;
-      await this.#post(slots, false);
-      this.#built += slots.length;
-      this.#d.onStatus(this.status);
-      await yieldImmediate();
-    }
-    if (!this.#closed) this.#setState('ready');
+    this.#built = below;
+    this.#sweep = { next: from, end: ks.slotLimit };
+    this.#setState('building');
+    this.#pump();
   }
 
-  #post(slots: number[], tail: boolean): Promise<Reply> {
+  /** Posts one apply message; the first `tailed` slots are the pending writes recall must scan. */
+  #post(slots: number[], tailed: number): Promise<Reply> {
     const ks = this.#d.keyspace;
     const dim = ks.table.dim;
     const removes: bigint[] = [];
     const keys: bigint[] = [];
     const used: number[] = [];
-    for (const slot of slots) {
+    // Tailed upserts stay in the tail until acknowledged; a remove needs no scan (a freed slot
+    // fails the id-index check anyway).
+    const tailUsed: number[] = [];
+    // A key repeated within one native add aborts the process: a slot is sent once per message.
+    const seen = new Set<number>();
+    for (let j = 0; j < slots.length; j++) {
+      const slot = slots[j]!;
+      if (seen.has(slot)) continue;
+      seen.add(slot);
       const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
       const i = slot & CHUNK_MASK;
       // A zero vector has no direction to index (recall falls back to the scan if it is needed).
-      if (c?.ids[i] === undefined || c.norm[i] === 0) removes.push(BigInt(slot));
-      else used.push(slot);
+      if (c?.ids[i] === undefined || c.norm[i] === 0) {
+        removes.push(BigInt(slot));
+      } else {
+        used.push(slot);
+        if (j < tailed) tailUsed.push(slot);
+      }
     }
     const codes = new Int8Array(used.length * dim);
     used.forEach((slot, j) => {
@@ -287,7 +396,7 @@ export class AnnIndex {
     });
     this.#dirty = true;
     const id = this.#next;
-    if (tail) for (const slot of used) this.#tail.set(slot, id);
+    for (const slot of tailUsed) this.#tail.set(slot, id);
     const done = this.#call({
       t: 'apply',
       removes: BigUint64Array.from(removes),
@@ -295,7 +404,7 @@ export class AnnIndex {
       codes,
     }).then((r) => {
       this.#indexed = r.size as number;
-      for (const slot of used) if (this.#tail.get(slot) === id) this.#tail.delete(slot);
+      for (const slot of tailUsed) if (this.#tail.get(slot) === id) this.#tail.delete(slot);
       return r;
     });
     // A failed apply fails the index (#fail); callers that do not wait must not see a rejection.
@@ -327,6 +436,8 @@ export class AnnIndex {
     this.#d.logger?.error({ err }, 'recall index failed: recall scans exactly');
     this.#error = err.message;
     this.#tail.clear();
+    this.#waiting.clear();
+    this.#sweep = undefined;
     this.#setState('failed');
     void this.#stop();
     for (const p of this.#pending.values()) p.reject(err);

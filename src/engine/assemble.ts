@@ -257,7 +257,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       });
       if (!ann) return;
       parts.ann = late.ann = ann;
-      checkpointer.setIndexSaver({ save: (lsn) => ann.save(lsn), committed: (saved) => ann.prune(saved) });
+      checkpointer.setIndexSaver({ save: (lsn, background) => ann.save(lsn, background), committed: (saved) => ann.prune(saved) });
     };
     late.startIndex = (): void => {
       if (r.keyspace.size >= o.annMinMemories) startIndex();

@@ -31,8 +31,12 @@ const STEP_MS = 4;
 
 /** What a checkpoint asks of the recall index. */
 export interface IndexSaver {
-  /** Saves the index as of `lsn`; resolves with what the MANIFEST records of it, if any. */
-  save(lsn: number): Promise<Manifest['annIndex']>;
+  /**
+   * Saves the index as of `lsn`; resolves with what the MANIFEST records of it, if any. A
+   * `background` checkpoint (one a full WAL started) lets the index keep its last file when that
+   * is recent: a save rewrites the whole index, and under a steady write load the WAL fills often.
+   */
+  save(lsn: number, background: boolean): Promise<Manifest['annIndex']>;
   /** The MANIFEST now names this file (or none): older index files can go. */
   committed(saved: Manifest['annIndex']): void;
 }
@@ -78,9 +82,9 @@ export class Checkpointer {
   }
 
   /** Queues a checkpoint after the one running, if any. */
-  checkpoint(): Promise<void> {
+  checkpoint(background = false): Promise<void> {
     this.#pending = true;
-    const run = this.#chain.then(() => this.#withRoom(true));
+    const run = this.#chain.then(() => this.#withRoom(true, background));
     this.#chain = run.catch(() => undefined);
     return run.finally(() => {
       this.#pending = false;
@@ -124,7 +128,7 @@ export class Checkpointer {
   /** After a commit: a WAL past its size limit gets a background checkpoint. */
   afterCommit(): void {
     if (this.#d.wal.bytes > this.#d.walCheckpointBytes && !this.#pending) {
-      this.checkpoint().catch((err: unknown) =>
+      this.checkpoint(true).catch((err: unknown) =>
         this.#d.logger?.error({ err }, 'background checkpoint failed'),
       );
     }
@@ -135,7 +139,7 @@ export class Checkpointer {
    * writer runs yet (the WAL file it starts from is already the fresh one).
    */
   recoveryCheckpoint(): Promise<void> {
-    return this.#withRoom(false);
+    return this.#withRoom(false, false);
   }
 
   /**
@@ -143,17 +147,17 @@ export class Checkpointer {
    * it frees space itself (old WAL files, emptied segments) and must not be what stops a full
    * store from recovering. A failed run leaves the previous checkpoint intact, so a rerun is safe.
    */
-  async #withRoom(rotateWal: boolean): Promise<void> {
+  async #withRoom(rotateWal: boolean, background: boolean): Promise<void> {
     try {
-      await this.#run(rotateWal);
+      await this.#run(rotateWal, background);
     } catch (err) {
       if (!isNoSpace(err)) throw err;
       await this.#d.onNoSpace(err);
-      await this.#run(rotateWal);
+      await this.#run(rotateWal, background);
     }
   }
 
-  async #run(rotateWal: boolean): Promise<void> {
+  async #run(rotateWal: boolean, background: boolean): Promise<void> {
     const d = this.#d;
     let lsn = d.writer.lastLsn;
     let slots = d.keyspace.slotLimit;
@@ -166,7 +170,7 @@ export class Checkpointer {
         await d.writer.barrier(async () => {
           lsn = d.writer.lastLsn;
           slots = d.keyspace.slotLimit;
-          indexSave = this.#saveIndex?.save(lsn);
+          indexSave = this.#saveIndex?.save(lsn, background);
           await d.wal.sync();
           oldWal = await d.wal.start(d.wal.fileNo + 1);
           taken = d.keyspace.table.takeDirty();

@@ -49,9 +49,11 @@ export interface Manifest {
   /**
    * The recall index file (`file`, in the store directory) as last saved: every put and delete with
    * an LSN at or below `lsn` is in it, and it must be `bytes` long with CRC32C `crc` (usearch files
-   * carry no checksum). Absent when no complete index was saved: open rebuilds it from the table.
+   * carry no checksum). `builtTo` marks an index saved while it was being built: only slots below
+   * it were added, so the next open goes on building from there. Absent when no index was saved:
+   * open builds it from the table.
    */
-  annIndex?: { file: string; lsn: number; bytes: number; crc: number };
+  annIndex?: { file: string; lsn: number; bytes: number; crc: number; builtTo?: number };
 }
 
 export function encodeManifest(m: Manifest): Buffer {

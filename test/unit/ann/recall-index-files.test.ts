@@ -149,3 +149,80 @@ test('a backup whose index file vanished leaves the index out and the copy rebui
   t.after(() => restored.close());
   assert.equal((await indexSettled(restored)).indexed, 600);
 });
+
+test('a build saved part way goes on at the next open from the slot it had reached', async (t) => {
+  const dir = await tempDir(t);
+  const target = join(await tempDir(t), 'copy');
+  const n = 24_000;
+  const gen = new Clustered(DIM, 21, 10);
+  // Written before the index exists (threshold above n), so that the next open builds it.
+  const first = await WarmStore.open(dir, { ...OPTS, annMinMemories: n + 1 });
+  for (let b = 0; b < n; b += 2000) {
+    await first.putMany(
+      Array.from({ length: 2000 }, (_, i) => ({ id: `m${b + i}`, embedding: gen.next(), content: null })),
+    );
+  }
+  await first.close();
+
+  const building = await WarmStore.open(dir, OPTS);
+  let checkpointed: Promise<void> | undefined;
+  await new Promise<void>((resolve) => {
+    building.on('indexStatus', (s) => {
+      if (checkpointed === undefined && s.state === 'building' && s.built > 0) {
+        checkpointed = building.checkpoint();
+        resolve();
+      }
+    });
+  });
+  await checkpointed;
+  // The backup keeps that MANIFEST and index file as they are, whatever the build does next.
+  await building.backup(target);
+  await building.close();
+  const saved = (await readManifest(nodeFileSystem, target))!.annIndex;
+  assert.ok(saved?.builtTo !== undefined && saved.builtTo < n, `saved mid-build: ${JSON.stringify(saved)}`);
+
+  const again = await WarmStore.open(target, OPTS);
+  t.after(() => again.close());
+  const seen: IndexStatus[] = [];
+  again.on('indexStatus', (st) => seen.push(st));
+  const s = await indexSettled(again);
+  assert.equal(s.indexed, n);
+  const firstBuilding = seen.find((st) => st.state === 'building');
+  assert.ok(firstBuilding, `built on: ${seen.map((st) => st.state).join(',')}`);
+  // Every memory below the slot the saved file reached counts as built from the start.
+  assert.ok(firstBuilding.built >= saved.builtTo, `resumed: ${JSON.stringify(firstBuilding)}`);
+  const q = gen.next();
+  const viaIndex = await again.recall(q, { k: 10 });
+  assert.equal(again.indexStatus.searches, 1);
+  const exact = await again.recall(q, { k: 10, exact: true });
+  assert.ok(viaIndex.filter((r) => exact.some((e) => e.memory.id === r.memory.id)).length >= 9);
+});
+
+test('an index saved while writes still wait for it covers only what it holds; the copy catches up', async (t) => {
+  const dir = await tempDir(t);
+  const target = join(await tempDir(t), 'copy');
+  const { store, gen } = await filled(dir, 2000);
+  const burst = Array.from({ length: 12_000 }, (_, i) => ({
+    id: `b${i}`,
+    embedding: gen.next(),
+    content: null,
+  }));
+  await store.putMany(burst);
+  const waiting = store.indexStatus.tail;
+  await store.checkpoint();
+  await store.backup(target);
+  await store.close();
+  const m = (await readManifest(nodeFileSystem, target))!;
+  assert.ok(m.annIndex);
+  assert.ok(m.annIndex.lsn <= m.checkpointLsn);
+  if (waiting > 4096) assert.ok(m.annIndex.lsn < m.checkpointLsn, `${waiting} waiting: ${JSON.stringify(m)}`);
+
+  const again = await WarmStore.open(target, OPTS);
+  t.after(() => again.close());
+  assert.equal((await indexSettled(again)).indexed, 14_000);
+  for (let i = 0; i < burst.length; i += 997) {
+    const [top] = await again.recall(burst[i]!.embedding, { k: 1 });
+    assert.equal(top?.memory.id, burst[i]!.id);
+  }
+  assert.ok(again.indexStatus.searches > 0);
+});
