@@ -335,6 +335,13 @@ export interface IndexStatus {
   toBuild: number;
   /** Recalls answered through the index since open (the others scanned exactly). */
   searches: number;
+  /**
+   * Vectors held in memory: the delta written since the last merge. The rest of the index is a
+   * saved file read through the page cache.
+   */
+  resident: number;
+  /** Merges of the delta into a new base file since open. */
+  merges: number;
   /** Why the index failed. */
   error?: string;
 }

@@ -4,24 +4,18 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK, CHUNK_SHIFT } from '../records/table.js';
+import type { IndexCoverage, IndexFile } from '../format/manifest.js';
 import type { IndexStatus, WarmStoreLogger } from '../types.js';
 import { quantize, quantizeInto } from './quantize.js';
-import { WORKER_SOURCE } from './worker-source.js';
+import { MERGE_SOURCE, WORKER_SOURCE } from './worker-source.js';
 
-/** Index files are `ann-<lsn>-<random>.usearch`: a save never replaces the file the MANIFEST names. */
+/**
+ * Index files start `ann-` and carry a fresh random part each time: a save or merge never replaces
+ * a file the MANIFEST names.
+ */
 export const INDEX_FILE_PREFIX = 'ann-';
 
-/** What the MANIFEST records of the saved index: the LSN it covers and the file it must find. */
-export interface IndexCoverage {
-  /** File name in the store directory. */
-  file: string;
-  /** Every put and delete with an LSN at or below this is in the saved file. */
-  lsn: number;
-  bytes: number;
-  crc: number;
-  /** Saved mid-build: slots from here up were never added (every slot below was). */
-  builtTo?: number;
-}
+export type { IndexCoverage, IndexFile } from '../format/manifest.js';
 
 export interface AnnIndexDeps {
   dir: string;
@@ -31,6 +25,8 @@ export interface AnnIndexDeps {
   logger: WarmStoreLogger | undefined;
   /** State changes and build progress. */
   onStatus(s: IndexStatus): void;
+  /** Smallest delta (vectors added plus base vectors removed) worth a merge. @default 16384 */
+  mergeMin?: number;
 }
 
 /** Slots per apply message (and per rebuild step). */
@@ -46,6 +42,16 @@ const IN_FLIGHT = 2;
 /** A background checkpoint keeps an index file saved less than this long ago. */
 const SAVE_INTERVAL_MS = 60_000;
 
+/**
+ * A merge starts once the delta holds this fraction of the base (and at least `mergeMin`): the
+ * delta is the resident part, so this bounds the index's memory to about a fifth of what loading
+ * it whole would take, while each vector is inserted about twice in all.
+ */
+const MERGE_RATIO = 0.2;
+const MERGE_MIN = 16_384;
+/** After a failed merge, the next waits this long. */
+const MERGE_RETRY_MS = 60_000;
+
 interface Reply {
   id: number;
   error?: string;
@@ -58,6 +64,10 @@ interface Reply {
  * saved. Only candidates come back: the caller rescores them from the table and checks each
  * against the id index, so a stale index can lower recall but never return a deleted or replaced
  * memory.
+ *
+ * The worker keeps most of the index in a viewed base file and what changed since in a small
+ * delta in memory (see worker-source.ts); merges write a new base in a thread of their own, asking
+ * this side for the current codes of the delta's slots, so searches never wait for one.
  *
  * Every write's slot joins the pending set after it is applied, and a pump sends pending slots in
  * batches, at most IN_FLIGHT messages at a time; until the worker acknowledges a slot, it is in the
@@ -91,13 +101,29 @@ export class AnnIndex {
   #searches = 0;
   #stopping: Promise<void> | undefined;
   #exited = false;
+  /** The base file the worker views, if any. */
+  #base: IndexFile | undefined;
+  /** Vectors in the worker's in-memory delta, as of its last reply. */
+  #resident = 0;
+  #merges = 0;
+  #merging: Promise<void> | undefined;
+  /** The file a running merge writes (kept by prune). */
+  #mergeOut: string | undefined;
+  #mergeRetryAt = 0;
+  readonly #workerData: Record<string, unknown>;
 
   readonly #stopFlag: Int32Array;
 
-  private constructor(deps: AnnIndexDeps, worker: Worker, stopFlag: Int32Array) {
+  private constructor(
+    deps: AnnIndexDeps,
+    worker: Worker,
+    stopFlag: Int32Array,
+    workerData: Record<string, unknown>,
+  ) {
     this.#d = deps;
     this.#worker = worker;
     this.#stopFlag = stopFlag;
+    this.#workerData = workerData;
     this.#saved = deps.coverage;
     worker.on('message', (r: Reply) => {
       const p = this.#pending.get(r.id);
@@ -118,27 +144,26 @@ export class AnnIndex {
   /** Starts the worker and loads or rebuilds the index; undefined where usearch cannot load. */
   static start(deps: AnnIndexDeps): AnnIndex | undefined {
     let worker: Worker;
+    let workerData: Record<string, unknown>;
     // Set at close: the worker then skips the inserts still queued (a rebuild can queue a million)
-    // instead of working through them before it can stop.
+    // instead of working through them before it can stop, and a merge stops at its next step.
     const stopFlag = new Int32Array(new SharedArrayBuffer(4));
     try {
       const req = createRequire(import.meta.url);
-      worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: {
-          stopFlag,
-          dim: deps.keyspace.table.dim,
-          usearchModule: req.resolve('usearch'),
-          crcModule: req.resolve('@node-rs/crc32'),
-        },
-      });
+      workerData = {
+        stopFlag,
+        dim: deps.keyspace.table.dim,
+        usearchModule: req.resolve('usearch'),
+        crcModule: req.resolve('@node-rs/crc32'),
+      };
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
     } catch (err) {
       deps.logger?.warn({ err }, 'recall index unavailable: recall scans exactly');
       return undefined;
     }
     // An open store must not keep the process alive by its idle index (the timers are unref'd too).
     worker.unref();
-    const ann = new AnnIndex(deps, worker, stopFlag);
+    const ann = new AnnIndex(deps, worker, stopFlag, workerData);
     ann.#load().catch((err: unknown) => ann.#fail(err as Error));
     return ann;
   }
@@ -166,6 +191,8 @@ export class AnnIndex {
       built: this.#built,
       toBuild: this.#toBuild,
       searches: this.#searches,
+      resident: this.#resident,
+      merges: this.#merges,
     };
     if (this.#error !== undefined) s.error = this.#error;
     return s;
@@ -230,12 +257,165 @@ export class AnnIndex {
     }
   }
 
-  /** A build is done once its last slot is sent and every message of it acknowledged. */
+  /**
+   * A build is done once its last slot is sent and every message of it acknowledged. With no base
+   * yet, the delta it filled becomes the base (saved and viewed): the index leaves memory.
+   */
   #sweepDone(): void {
     const sweep = this.#sweep;
     if (!sweep || sweep.next < sweep.end || this.#inFlight > 0) return;
     this.#sweep = undefined;
-    this.#setState('ready');
+    if (this.#base !== undefined || this.#resident === 0) {
+      this.#setState('ready');
+      return;
+    }
+    // Ready once promoted, so that a store that says its index is ready holds it in a file.
+    this.#startMerge();
+    void this.#merging?.then(() => {
+      if (this.#state === 'building' && !this.#closed) this.#setState('ready');
+    });
+  }
+
+  /** After each apply: a delta past its share of the base gets merged. */
+  #maybeMerge(r: Reply): void {
+    const base = r.base as number;
+    const work = (r.delta as number) + (r.dead as number);
+    if (this.#state !== 'ready' || this.#merging || this.#closed) return;
+    if (work < (this.#d.mergeMin ?? MERGE_MIN) || work < MERGE_RATIO * base) return;
+    if (performance.now() < this.#mergeRetryAt) return;
+    this.#startMerge();
+  }
+
+  #startMerge(): void {
+    if (this.#merging || this.#closed) return;
+    const run = this.#base === undefined ? this.#promote() : this.#merge();
+    this.#merging = run
+      .then(() => {
+        this.#merges++;
+        this.#d.onStatus(this.status);
+      })
+      .catch((err: unknown) => {
+        if (this.#closed) return;
+        this.#mergeRetryAt = performance.now() + MERGE_RETRY_MS;
+        this.#d.logger?.warn({ err }, 'recall index merge failed: the delta stays in memory');
+      })
+      .finally(() => {
+        this.#merging = undefined;
+        this.#mergeOut = undefined;
+      });
+  }
+
+  /** No base yet: the worker saves its delta as the base and views it, in order with the applies. */
+  async #promote(): Promise<void> {
+    const file = this.#fileName('base');
+    this.#mergeOut = file;
+    const r = await this.#call({ t: 'promote', file: join(this.#d.dir, file) });
+    this.#base = { file, bytes: r.bytes as number, crc: r.crc as number };
+    this.#resident = r.delta as number;
+    this.#dirty = true;
+  }
+
+  /**
+   * A new base from the old one, in a thread of its own: the worker's snapshot says which base
+   * keys died and which keys the delta holds; the merge thread loads the old base, drops those
+   * keys and adds the delta's slots with their current codes, which this side sends a batch at a
+   * time. The worker then views the new base with an empty delta, and the slots written since the
+   * snapshot are sent again (in the tail until then, so recall still finds them).
+   */
+  async #merge(): Promise<void> {
+    const snap = await this.#call({ t: 'snapshot' });
+    const file = this.#fileName('base');
+    this.#mergeOut = file;
+    let done: { file: string; bytes: number; crc: number } | undefined;
+    try {
+      done = await this.#runMerge(snap.dead as BigUint64Array, snap.deltaKeys as BigUint64Array, file);
+    } finally {
+      if (!done) await this.#call({ t: 'unrecord' }).catch(() => undefined);
+    }
+    if (!done) throw new Error('recall index merge stopped');
+    const r = await this.#call({ t: 'swap', file: join(this.#d.dir, file) });
+    this.#base = { file, bytes: done.bytes, crc: done.crc };
+    this.#resident = r.delta as number;
+    this.#dirty = true;
+    const changed = r.changed as BigUint64Array;
+    const slots: number[] = [];
+    for (const key of changed) slots.push(Number(key));
+    this.changed(slots);
+  }
+
+  #runMerge(
+    dead: BigUint64Array,
+    deltaKeys: BigUint64Array,
+    file: string,
+  ): Promise<{ file: string; bytes: number; crc: number } | undefined> {
+    const base = this.#base ? join(this.#d.dir, this.#base.file) : '';
+    const worker = new Worker(MERGE_SOURCE, {
+      eval: true,
+      workerData: { ...this.#workerData, base, dead, deltaKeys, out: join(this.#d.dir, file) },
+    });
+    worker.unref();
+    return new Promise((resolve, reject) => {
+      let result: { file: string; bytes: number; crc: number } | undefined;
+      let error: Error | undefined;
+      worker.on(
+        'message',
+        (m: {
+          t: string;
+          keys?: BigUint64Array;
+          error?: string;
+          file?: string;
+          bytes?: number;
+          crc?: number;
+        }) => {
+          if (m.t === 'need') {
+            const { keys, codes } = this.#codesOf(m.keys!);
+            worker.postMessage({ keys, codes });
+          } else if (m.t === 'done') {
+            result = { file: m.file!, bytes: m.bytes!, crc: m.crc! };
+          } else if (m.t === 'failed') {
+            error = new Error(m.error);
+          }
+        },
+      );
+      worker.on('error', (err) => {
+        error = err;
+      });
+      // Resolved only once the thread is gone: close never leaves it inside a native call.
+      worker.on('exit', () => {
+        if (error) reject(error);
+        else resolve(result);
+      });
+    });
+  }
+
+  /** Current codes of the slots that hold a memory (the others are left out: gone from the index). */
+  #codesOf(slots: BigUint64Array): { keys: BigUint64Array; codes: Int8Array } {
+    const ks = this.#d.keyspace;
+    const dim = ks.table.dim;
+    const used: number[] = [];
+    for (const key of slots) {
+      const slot = Number(key);
+      const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
+      const i = slot & CHUNK_MASK;
+      if (c?.ids[i] !== undefined && c.norm[i] !== 0) used.push(slot);
+    }
+    const codes = new Int8Array(used.length * dim);
+    const keys = new BigUint64Array(used.length);
+    used.forEach((slot, j) => {
+      quantizeInto(
+        ks.table.chunks[slot >>> CHUNK_SHIFT]!.emb,
+        (slot & CHUNK_MASK) * dim,
+        dim,
+        codes,
+        j * dim,
+      );
+      keys[j] = BigInt(slot);
+    });
+    return { keys, codes };
+  }
+
+  #fileName(kind: 'base' | 'delta' | 'dead'): string {
+    return `${INDEX_FILE_PREFIX}${kind}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}.${kind === 'dead' ? 'keys' : 'usearch'}`;
   }
 
   /** Up to `k` candidate slots near `query` (unfiltered, possibly stale: rescore them). */
@@ -271,15 +451,28 @@ export class AnnIndex {
       if (c?.ids[i] !== undefined) covered = Math.min(covered, c.clsn[i]! - 1);
     }
     const builtTo = this.#sweep?.next;
+    const base = this.#base;
     this.#dirty = false;
     this.#lastSaveAt = performance.now();
-    // A fresh name each time: a crash after the rename but before the MANIFEST names the new file
-    // leaves the old one intact and still named.
-    const file = `${INDEX_FILE_PREFIX}${lsn}-${randomBytes(4).toString('hex')}.usearch`;
-    return this.#call({ t: 'save', file: join(this.#d.dir, file) }).then(
+    // Fresh names each time: a crash after the renames but before the MANIFEST names the new files
+    // leaves the old ones intact and still named. The base is never rewritten here: a merge
+    // writes a new one.
+    const dir = this.#d.dir;
+    return this.#call({
+      t: 'save',
+      delta: join(dir, this.#fileName('delta')),
+      dead: join(dir, this.#fileName('dead')),
+    }).then(
       (r) => {
-        const saved: IndexCoverage = { file, lsn: covered, bytes: r.bytes as number, crc: r.crc as number };
+        const saved: IndexCoverage = {
+          file: base?.file ?? '',
+          bytes: base?.bytes ?? 0,
+          crc: base?.crc ?? 0,
+          lsn: covered,
+        };
         if (builtTo !== undefined) saved.builtTo = builtTo;
+        if (r.delta) saved.delta = r.delta as IndexCoverage['delta'] & object;
+        if (r.dead) saved.dead = r.dead as IndexFile;
         this.#saved = saved;
         return saved;
       },
@@ -298,8 +491,12 @@ export class AnnIndex {
    */
   prune(kept: IndexCoverage | undefined): void {
     if (this.#state === 'failed' || this.#closed) return;
-    this.#call({ t: 'prune', dir: this.#d.dir, prefix: INDEX_FILE_PREFIX, keep: kept?.file ?? '' }).catch(
-      (err: unknown) => this.#d.logger?.warn({ err }, 'could not delete old recall index files'),
+    const keep = [...indexFilesOf(kept), ...indexFilesOf(this.#saved)];
+    // The base the worker views, and what a running merge writes.
+    if (this.#base) keep.push(this.#base.file);
+    if (this.#mergeOut) keep.push(this.#mergeOut, `${this.#mergeOut}.tmp`);
+    this.#call({ t: 'prune', dir: this.#d.dir, prefix: INDEX_FILE_PREFIX, keep }).catch((err: unknown) =>
+      this.#d.logger?.warn({ err }, 'could not delete old recall index files'),
     );
   }
 
@@ -307,6 +504,8 @@ export class AnnIndex {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    Atomics.store(this.#stopFlag, 0, 1);
+    await this.#merging;
     await this.#stop();
     const err = new Error('recall index closed');
     for (const p of this.#pending.values()) p.reject(err);
@@ -316,11 +515,20 @@ export class AnnIndex {
   async #load(): Promise<void> {
     const ks = this.#d.keyspace;
     const cov = this.#d.coverage;
-    const r = await this.#call({ t: 'open', file: join(this.#d.dir, cov?.file ?? ''), expect: cov });
+    const r = await this.#call({
+      t: 'open',
+      dir: this.#d.dir,
+      expect: cov !== undefined,
+      base: cov?.file ? { file: cov.file, bytes: cov.bytes, crc: cov.crc } : undefined,
+      delta: cov?.delta,
+      dead: cov?.dead,
+    });
     if (this.#closed) return;
-    this.prune(cov);
     if (r.loaded === true && cov) {
+      if (cov.file) this.#base = { file: cov.file, bytes: cov.bytes, crc: cov.crc };
       this.#indexed = r.size as number;
+      this.#resident = r.delta as number;
+      this.prune(cov);
       this.#lastSaveAt = performance.now();
       // Catch up: slots written after the covered LSN are re-sent, freed slots removed; a build
       // the file was saved in the middle of goes on from where it was.
@@ -340,6 +548,8 @@ export class AnnIndex {
       }
       return;
     }
+    this.#saved = undefined;
+    this.prune(undefined);
     this.#d.logger?.info({ reason: r.reason }, 'building the recall index from the table');
     this.#dirty = true;
     this.#startSweep(0);
@@ -403,8 +613,11 @@ export class AnnIndex {
       keys: BigUint64Array.from(keys),
       codes,
     }).then((r) => {
+      if (r.skipped === true) return r;
       this.#indexed = r.size as number;
+      this.#resident = r.delta as number;
       for (const slot of tailUsed) if (this.#tail.get(slot) === id) this.#tail.delete(slot);
+      this.#maybeMerge(r);
       return r;
     });
     // A failed apply fails the index (#fail); callers that do not wait must not see a rejection.
@@ -471,4 +684,13 @@ export class AnnIndex {
     this.#state = s;
     this.#d.onStatus(this.status);
   }
+}
+
+/** The file names a coverage record refers to (a backup takes them all). */
+export function indexFilesOf(c: IndexCoverage | undefined): string[] {
+  if (!c) return [];
+  const names = [c.file];
+  if (c.delta) names.push(c.delta.file, c.delta.keys.file);
+  if (c.dead) names.push(c.dead.file);
+  return names.filter((n) => n !== '');
 }

@@ -1,19 +1,32 @@
 /**
- * The index worker: the one thread that owns the usearch `Index`. Every binding call is
- * synchronous (it runs on the calling thread), so none may run on the store's event loop.
+ * The index worker: the one thread that owns the usearch indexes a recall searches. Every binding
+ * call is synchronous (it runs on the calling thread), so none may run on the store's event loop.
+ *
+ * The index is two parts, so that most of it stays out of process memory:
+ * - the base, a saved file opened with `view()`: memory-mapped, read-only, paged in from the page
+ *   cache as searches touch it (tens of bytes a vector resident, against about a kilobyte loaded);
+ * - the delta, a small index in memory holding every vector added since the base was written, and
+ *   the dead set, base keys since removed or replaced.
+ * A search asks both and drops dead base keys. A merge (MERGE_SOURCE, another thread) writes a new
+ * base from the old one, the dead set and the delta's current vectors; the swap then views it and
+ * starts an empty delta, and hands back the keys written since the merge began, which the main
+ * side sends again.
  *
  * Plain CommonJS from a string, like the vector verifier: no file to resolve whether warmstore
  * runs from dist/ or from its TypeScript sources. Messages are handled strictly in order, which
  * is what the main side relies on: a search sees every apply posted before it, and a save writes
  * exactly the applies posted before it.
  *
- * Messages in: `open` (load the file if its size and CRC32C match, else start empty), `apply`
- * (removes, then upserts: a key already present is removed first), `search`, `save` (temp file,
- * fsync, rename, fsync of the directory; replies with the file's size and CRC32C), `prune` (deletes
- * index files but the one kept), `stop` (no reply: the thread ends). Every other message
- * gets one reply carrying its `id`; a failure replies `{ id, error }`.
+ * Messages in: `open` (view the base and load the delta and dead set if each file's size and
+ * CRC32C match, else start empty), `apply` (removes, then upserts: a key already present is
+ * removed first), `search`, `save` (the delta and dead set, each to a temp file, fsync, rename,
+ * fsync of the directory; replies with each file's size and CRC32C), `snapshot` (what a merge
+ * needs; from then on written keys are recorded), `swap` (view the merged base), `unrecord` (a
+ * merge gave up), `promote` (no base yet: save the delta as the base and view it), `prune` (deletes
+ * index files but the ones kept), `stop` (no reply: the thread ends). Every other message gets one
+ * reply carrying its `id`; a failure replies `{ id, error }`.
  */
-export const WORKER_SOURCE = `
+const COMMON = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -27,7 +40,7 @@ const params = {
   expansion_add: 128,
   expansion_search: 128,
 };
-let index = new usearch.Index(params);
+const stopFlag = workerData.stopFlag;
 
 function fileCrc(file) {
   const fd = fs.openSync(file, 'r');
@@ -56,61 +69,173 @@ function fsyncPath(p) {
   }
 }
 
+/** Writes through \`write(tmp)\`, then fsync, rename and fsync of the directory; size and CRC32C. */
+function durable(file, write) {
+  const tmp = file + '.tmp';
+  write(tmp);
+  fsyncPath(tmp);
+  const sum = fileCrc(tmp);
+  fs.renameSync(tmp, file);
+  fsyncPath(path.dirname(file));
+  return { file: path.basename(file), bytes: sum.bytes, crc: sum.crc };
+}
+`;
+
+export const WORKER_SOURCE = `${COMMON}
+let base = null;
+let delta = new usearch.Index(params);
+/** Keys in the delta (the binding cannot list them; a merge needs them). */
+let deltaKeys = new Set();
+/** Base keys removed or replaced since the base was written. */
+let dead = new Set();
+/** Keys written since a merge's snapshot, or null when no merge runs. */
+let recording = null;
+
+function matches(file, want) {
+  if (!fs.existsSync(file)) return 'missing';
+  const got = fileCrc(file);
+  return got.bytes === want.bytes && got.crc === want.crc ? '' : 'damaged';
+}
+
 function open(m) {
-  const want = m.expect;
-  if (!want || !want.file || !fs.existsSync(m.file)) return { loaded: false, reason: want ? 'missing' : 'not recorded' };
-  const got = fileCrc(m.file);
-  if (got.bytes !== want.bytes || got.crc !== want.crc) return { loaded: false, reason: 'damaged' };
+  if (!m.expect) return { loaded: false, reason: 'not recorded' };
+  const parts = [['base', m.base], ['delta', m.delta], ['delta keys', m.delta && m.delta.keys], ['dead', m.dead]];
+  for (const [name, want] of parts) {
+    if (!want) continue;
+    const why = matches(path.join(m.dir, want.file), want);
+    if (why) return { loaded: false, reason: name + ' ' + why };
+  }
   try {
-    index.load(m.file);
+    if (m.base) {
+      base = new usearch.Index(params);
+      base.view(path.join(m.dir, m.base.file));
+    }
+    if (m.delta) {
+      delta.load(path.join(m.dir, m.delta.file));
+      const raw = fs.readFileSync(path.join(m.dir, m.delta.keys.file));
+      for (const k of new BigUint64Array(raw.buffer, raw.byteOffset, raw.length / 8)) deltaKeys.add(k);
+    }
+    if (m.dead) {
+      const raw = fs.readFileSync(path.join(m.dir, m.dead.file));
+      for (const k of new BigUint64Array(raw.buffer, raw.byteOffset, raw.length / 8)) dead.add(k);
+    }
   } catch (err) {
-    index = new usearch.Index(params);
+    base = null;
+    delta = new usearch.Index(params);
+    deltaKeys = new Set();
+    dead = new Set();
     return { loaded: false, reason: 'damaged: ' + err.message };
   }
-  return { loaded: true, size: index.size() };
+  return sizes({ loaded: true });
+}
+
+function sizes(r) {
+  r.base = base ? base.size() : 0;
+  r.delta = delta.size();
+  r.dead = dead.size;
+  r.size = r.base - r.dead + r.delta;
+  return r;
+}
+
+function drop(key) {
+  if (deltaKeys.has(key)) {
+    delta.remove(key);
+    deltaKeys.delete(key);
+  }
+  if (base !== null && !dead.has(key) && base.contains(key)) dead.add(key);
+  if (recording !== null) recording.add(key);
 }
 
 function apply(m) {
-  if (m.removes.length > 0) index.remove(m.removes);
+  for (const key of m.removes) drop(key);
   const keys = m.keys;
-  for (let j = 0; j < keys.length; j++) if (index.contains(keys[j])) index.remove(keys[j]);
-  if (keys.length > 0) index.add(keys, m.codes, 1);
-  return { size: index.size() };
+  for (const key of keys) drop(key);
+  if (keys.length > 0) {
+    delta.add(keys, m.codes, 1);
+    for (const key of keys) deltaKeys.add(key);
+  }
+  return sizes({});
 }
 
 function search(m) {
-  const size = index.size();
-  if (size === 0) return { slots: new Float64Array(0) };
-  const r = index.search(m.query, Math.min(m.k, size), 1);
-  const slots = new Float64Array(r.keys.length);
-  let n = 0;
+  const out = [];
   // Key 2^64-1 marks an unfilled result; slot keys are below 2^32.
-  for (const key of r.keys) if (key < 4294967296n) slots[n++] = Number(key);
-  return { slots: slots.subarray(0, n) };
+  if (base !== null && base.size() > 0) {
+    // Dead keys take places in the base's answer: ask for more the more there are.
+    const want = Math.min(base.size(), m.k + Math.min(dead.size, m.k));
+    const r = base.search(m.query, want, 1);
+    for (const key of r.keys) if (key < 4294967296n && !dead.has(key)) out.push(Number(key));
+  }
+  const n = delta.size();
+  if (n > 0) {
+    const r = delta.search(m.query, Math.min(m.k, n), 1);
+    for (const key of r.keys) if (key < 4294967296n) out.push(Number(key));
+  }
+  return { slots: Float64Array.from(out) };
 }
 
 function save(m) {
-  const tmp = m.file + '.tmp';
-  index.save(tmp);
-  fsyncPath(tmp);
-  const sum = fileCrc(tmp);
-  fs.renameSync(tmp, m.file);
-  fsyncPath(path.dirname(m.file));
-  return sum;
+  const r = {};
+  if (delta.size() > 0) {
+    // The keys beside the index: the binding cannot list a loaded index's keys.
+    const keys = BigUint64Array.from(deltaKeys);
+    const k = durable(m.delta + '.keys', (tmp) => fs.writeFileSync(tmp, Buffer.from(keys.buffer, 0, keys.byteLength)));
+    r.delta = durable(m.delta, (tmp) => delta.save(tmp));
+    r.delta.keys = k;
+  }
+  if (dead.size > 0) {
+    const keys = BigUint64Array.from(dead);
+    r.dead = durable(m.dead, (tmp) => fs.writeFileSync(tmp, Buffer.from(keys.buffer, 0, keys.byteLength)));
+  }
+  return r;
+}
+
+function snapshot() {
+  recording = new Set();
+  return { dead: BigUint64Array.from(dead), deltaKeys: BigUint64Array.from(deltaKeys) };
+}
+
+function swap(m) {
+  const next = new usearch.Index(params);
+  next.view(m.file);
+  base = next;
+  delta = new usearch.Index(params);
+  deltaKeys = new Set();
+  dead = new Set();
+  const changed = BigUint64Array.from(recording || []);
+  recording = null;
+  return sizes({ changed });
+}
+
+/** With no base yet, the delta becomes the base as it is: saved, then viewed instead of held. */
+function promote(m) {
+  if (base !== null) throw new Error('promote with a base');
+  const sum = durable(m.file, (tmp) => delta.save(tmp));
+  const next = new usearch.Index(params);
+  next.view(m.file);
+  base = next;
+  delta = new usearch.Index(params);
+  deltaKeys = new Set();
+  return sizes(sum);
+}
+
+function unrecord() {
+  recording = null;
+  return {};
 }
 
 function prune(m) {
+  const keep = new Set(m.keep);
   for (const name of fs.readdirSync(m.dir)) {
-    if (name.startsWith(m.prefix) && name !== m.keep) fs.rmSync(path.join(m.dir, name), { force: true });
+    if (name.startsWith(m.prefix) && !keep.has(name)) fs.rmSync(path.join(m.dir, name), { force: true });
   }
   return {};
 }
 
-const stopFlag = workerData.stopFlag;
 parentPort.on('message', (m) => {
   if (m.t === 'apply' && Atomics.load(stopFlag, 0) === 1) {
     // Closing: what is still queued is not worth indexing now (the next open catches up).
-    parentPort.postMessage({ id: m.id, size: index.size(), skipped: true });
+    parentPort.postMessage({ id: m.id, skipped: true });
     return;
   }
   if (m.t === 'stop') {
@@ -125,6 +250,10 @@ parentPort.on('message', (m) => {
     else if (m.t === 'apply') r = apply(m);
     else if (m.t === 'search') r = search(m);
     else if (m.t === 'save') r = save(m);
+    else if (m.t === 'snapshot') r = snapshot();
+    else if (m.t === 'swap') r = swap(m);
+    else if (m.t === 'unrecord') r = unrecord();
+    else if (m.t === 'promote') r = promote(m);
     else if (m.t === 'prune') r = prune(m);
     else throw new Error('unknown message ' + m.t);
   } catch (err) {
@@ -134,4 +263,62 @@ parentPort.on('message', (m) => {
   r.id = m.id;
   parentPort.postMessage(r);
 });
+`;
+
+/**
+ * The merge thread: loads the old base into memory (the one time the whole index is resident, in
+ * this thread only), removes the dead keys and the delta's keys, asks the main side for the
+ * current codes of the delta's keys a batch at a time and adds them, then saves the new base
+ * (temp file, fsync, rename, fsync of the directory) and ends. The stop flag ends it between two
+ * steps without a file.
+ *
+ * In: workerData { base (path or ''), dead, deltaKeys, out }; messages `codes` { keys, codes }.
+ * Out: `need` { keys }, then `done` { file, bytes, crc, size } or `failed` { error } or `stopped`.
+ */
+export const MERGE_SOURCE = `${COMMON}
+const BATCH = 2048;
+const index = new usearch.Index(params);
+const keys = workerData.deltaKeys;
+let at = 0;
+
+function stopped() {
+  if (Atomics.load(stopFlag, 0) !== 1) return false;
+  parentPort.postMessage({ t: 'stopped' });
+  parentPort.close();
+  return true;
+}
+
+function next() {
+  if (stopped()) return;
+  if (at >= keys.length) {
+    const sum = durable(workerData.out, (tmp) => index.save(tmp));
+    parentPort.postMessage({ t: 'done', file: sum.file, bytes: sum.bytes, crc: sum.crc, size: index.size() });
+    parentPort.close();
+    return;
+  }
+  const batch = keys.subarray(at, Math.min(keys.length, at + BATCH));
+  at += batch.length;
+  parentPort.postMessage({ t: 'need', keys: batch });
+}
+
+try {
+  if (workerData.base) index.load(workerData.base);
+  const gone = [];
+  for (const key of workerData.dead) if (index.contains(key)) gone.push(key);
+  for (const key of keys) if (index.contains(key)) gone.push(key);
+  if (gone.length > 0) index.remove(BigUint64Array.from(new Set(gone)));
+  parentPort.on('message', (m) => {
+    try {
+      if (m.keys.length > 0) index.add(m.keys, m.codes, 1);
+      next();
+    } catch (err) {
+      parentPort.postMessage({ t: 'failed', error: String(err && err.message ? err.message : err) });
+      parentPort.close();
+    }
+  });
+  next();
+} catch (err) {
+  parentPort.postMessage({ t: 'failed', error: String(err && err.message ? err.message : err) });
+  parentPort.close();
+}
 `;

@@ -254,10 +254,14 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
         coverage: r.manifest.annIndex,
         logger: o.logger,
         onStatus: (st) => ctx.events.emit('indexStatus', st),
+        ...(o.annMergeMin !== undefined && { mergeMin: o.annMergeMin }),
       });
       if (!ann) return;
       parts.ann = late.ann = ann;
-      checkpointer.setIndexSaver({ save: (lsn, background) => ann.save(lsn, background), committed: (saved) => ann.prune(saved) });
+      checkpointer.setIndexSaver({
+        save: (lsn, background) => ann.save(lsn, background),
+        committed: (saved) => ann.prune(saved),
+      });
     };
     late.startIndex = (): void => {
       if (r.keyspace.size >= o.annMinMemories) startIndex();

@@ -1,5 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { indexFilesOf } from '../ann/ann-index.js';
 import type { SegmentSet } from '../content/segment-set.js';
 import type { Segment } from '../content/segment.js';
 import { WarmStoreError, invalid, ioError } from '../errors.js';
@@ -185,11 +186,11 @@ export class Backup {
   }
 
   /**
-   * The recall index file the MANIFEST names, linked or copied (inside the checkpoint chain: no
-   * checkpoint can replace it meanwhile, and a saved index file is never written again). Without
-   * it the backup would open with a full rebuild of its index. A file that is missing or cannot be
-   * read is left out and the backup's MANIFEST names none: the copy then rebuilds its index, as
-   * the source would.
+   * The recall index files the MANIFEST names, linked or copied (inside the checkpoint chain: no
+   * checkpoint can replace them meanwhile, and a saved index file is never written again). Without
+   * them the backup would open with a full rebuild of its index. If one is missing or cannot be
+   * read, all are left out and the backup's MANIFEST names none: the copy then rebuilds its index,
+   * as the source would.
    */
   async #takeIndex(
     m: Manifest,
@@ -198,22 +199,33 @@ export class Backup {
     progress: { files: number; copied: number; linked: number; total: number },
     report: (n: number) => void,
   ): Promise<Manifest> {
-    const ann = m.annIndex;
-    if (!ann) return m;
-    const from = join(this.#d.dir, ann.file);
-    const to = join(target, ann.file);
-    progress.total += ann.bytes;
+    const names = indexFilesOf(m.annIndex);
+    if (names.length === 0) return m;
+    const taken: string[] = [];
     try {
-      if (link && (await this.#link(from, to))) {
-        progress.linked += ann.bytes;
-        report(ann.bytes);
-      } else {
-        progress.copied += await this.#copy(from, to, undefined, report);
+      for (const name of names) {
+        const from = join(this.#d.dir, name);
+        const to = join(target, name);
+        taken.push(to);
+        const bytes = this.#d.fs.open(from, 'r');
+        let size: number;
+        try {
+          size = bytes.size();
+        } finally {
+          await bytes.close();
+        }
+        progress.total += size;
+        if (link && (await this.#link(from, to))) {
+          progress.linked += size;
+          report(size);
+        } else {
+          progress.copied += await this.#copy(from, to, undefined, report);
+        }
+        progress.files++;
       }
-      progress.files++;
       return m;
     } catch {
-      await this.#d.fs.unlink(to).catch(() => undefined);
+      for (const to of taken) await this.#d.fs.unlink(to).catch(() => undefined);
       const { annIndex: _dropped, ...rest } = m;
       return rest;
     }

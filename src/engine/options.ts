@@ -54,6 +54,8 @@ export interface ResolvedOptions {
   logger: WarmStoreLogger | undefined;
   fileSystem: WsFileSystem;
   onKillPoint: ((name: string) => void) | undefined;
+  /** Test hook: smallest recall-index delta worth a merge. */
+  annMergeMin: number | undefined;
 }
 
 function int(v: unknown, field: string, dflt: number, min: number, max: number): number {
@@ -92,6 +94,12 @@ function section(v: unknown, field: string): Record<string, unknown> {
 function killPointHook(o: WarmStoreOptions): ((name: string) => void) | undefined {
   const hook = testHooksOf(o).onKillPoint;
   return typeof hook === 'function' ? hook : undefined;
+}
+
+/** The recall-index merge threshold carried by `withTestHooks`, if it is a positive integer. */
+function mergeMinHook(o: WarmStoreOptions): number | undefined {
+  const v = testHooksOf(o).annMergeMin;
+  return Number.isSafeInteger(v) && v! > 0 ? v : undefined;
 }
 
 /** Validates `WarmStore.open`'s options; throws INVALID_INPUT naming the first bad field. */
@@ -164,5 +172,6 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
     logger: o.logger,
     fileSystem: o.fileSystem ?? nodeFileSystem,
     onKillPoint: killPointHook(o),
+    annMergeMin: mergeMinHook(o),
   };
 }

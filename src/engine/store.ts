@@ -220,7 +220,16 @@ export class WarmStore {
   /** The recall index: whether recall uses it yet, how much it holds, how far a rebuild got. */
   get indexStatus(): IndexStatus {
     return (
-      this.#parts?.ann?.status ?? { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0 }
+      this.#parts?.ann?.status ?? {
+        state: 'off',
+        indexed: 0,
+        tail: 0,
+        built: 0,
+        toBuild: 0,
+        searches: 0,
+        resident: 0,
+        merges: 0,
+      }
     );
   }
 

@@ -8,6 +8,8 @@ export const TEST_HOOKS: unique symbol = Symbol.for('warmstore.testHooks');
 export interface TestHooks {
   /** Called at named points inside compaction (crash tests kill the process there). */
   onKillPoint?: (name: string) => void;
+  /** Smallest recall-index delta worth a merge (tests merge small stores). */
+  annMergeMin?: number;
 }
 
 /** The hooks carried by an options object, or none. */

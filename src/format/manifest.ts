@@ -9,6 +9,28 @@ export const MANIFEST_FILE = 'MANIFEST';
 const MANIFEST_TMP = 'MANIFEST.tmp';
 
 /** Durable compaction progress, so a crash mid-run can be reported and resumed. */
+/** A file of the saved recall index, with the size and CRC32C it must have (usearch files carry none). */
+export interface IndexFile {
+  /** File name in the store directory. */
+  file: string;
+  bytes: number;
+  crc: number;
+}
+
+/**
+ * What the MANIFEST records of the saved recall index: the base file (viewed, not loaded; `file`
+ * is '' while there is none), the delta written since (with its keys) and the base keys since
+ * removed, and the LSN they cover together: every put and delete at or below `lsn` is in them.
+ * The index is derived data: a file that does not match its size and CRC32C is rebuilt.
+ */
+export interface IndexCoverage extends IndexFile {
+  lsn: number;
+  /** Saved mid-build: slots from here up were never added (every slot below was). */
+  builtTo?: number;
+  delta?: IndexFile & { keys: IndexFile };
+  dead?: IndexFile;
+}
+
 export interface ManifestCompaction {
   runId: number;
   victims: number[];
@@ -46,14 +68,8 @@ export interface Manifest {
    */
   spaces?: Record<string, number>;
   nextSpaceId?: number;
-  /**
-   * The recall index file (`file`, in the store directory) as last saved: every put and delete with
-   * an LSN at or below `lsn` is in it, and it must be `bytes` long with CRC32C `crc` (usearch files
-   * carry no checksum). `builtTo` marks an index saved while it was being built: only slots below
-   * it were added, so the next open goes on building from there. Absent when no index was saved:
-   * open builds it from the table.
-   */
-  annIndex?: { file: string; lsn: number; bytes: number; crc: number; builtTo?: number };
+  /** The recall index as last saved (absent when none was: open builds it from the table). */
+  annIndex?: IndexCoverage;
 }
 
 export function encodeManifest(m: Manifest): Buffer {

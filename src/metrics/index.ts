@@ -177,6 +177,16 @@ export class WarmStoreMetrics {
       'Recalls answered through the index since open.',
       (st) => st.searches,
     );
+    indexGauge(
+      'warmstore_index_resident_vectors',
+      'Vectors of the recall index held in memory (the delta since the last merge).',
+      (st) => st.resident,
+    );
+    indexGauge(
+      'warmstore_index_merges',
+      'Merges of the index delta into a new base file since open.',
+      (st) => st.merges,
+    );
     const size = (): number => this.#readSize();
     const compacting = (): boolean => !this.#store.closed && this.#store.isCompacting;
     new Gauge({

@@ -96,7 +96,9 @@ export const storageStatsSchema = {
       type: 'object',
       description:
         'The recall index: state (off, loading, building, ready, failed), vectors indexed, lag ' +
-        '(written but not yet indexed; recall scans them exactly), rebuild progress, searches.',
+        '(written but not yet indexed; recall scans them exactly), rebuild progress, searches, ' +
+        'vectors held in memory (the delta since the last merge; the rest is a file read through ' +
+        'the page cache) and merges since open.',
       properties: {
         state: { type: 'string', enum: ['off', 'loading', 'building', 'ready', 'failed'] },
         indexed: { type: 'integer' },
@@ -104,6 +106,8 @@ export const storageStatsSchema = {
         built: { type: 'integer' },
         toBuild: { type: 'integer' },
         searches: { type: 'integer' },
+        resident: { type: 'integer' },
+        merges: { type: 'integer' },
         error: { type: 'string' },
       },
     },

@@ -11,11 +11,14 @@ import type { WarmStoreOptions } from '../types.js';
 export function withTestHooks(options: WarmStoreOptions, hooks: TestHooks): WarmStoreOptions {
   if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
   if (typeof hooks !== 'object' || hooks === null) throw invalid('hooks', 'must be an object');
-  const { onKillPoint } = hooks;
+  const { onKillPoint, annMergeMin } = hooks;
   if (onKillPoint !== undefined && typeof onKillPoint !== 'function')
     throw invalid('hooks.onKillPoint', 'must be a function');
+  if (annMergeMin !== undefined && !(Number.isSafeInteger(annMergeMin) && annMergeMin > 0))
+    throw invalid('hooks.annMergeMin', 'must be a positive integer');
   const merged: TestHooks = { ...testHooksOf(options) };
   if (onKillPoint !== undefined) merged.onKillPoint = onKillPoint;
+  if (annMergeMin !== undefined) merged.annMergeMin = annMergeMin;
   const copy: WarmStoreOptions & { [TEST_HOOKS]?: TestHooks } = { ...options };
   copy[TEST_HOOKS] = merged;
   return copy;

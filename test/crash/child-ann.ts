@@ -4,10 +4,14 @@
  * index) every CHECKPOINT_EVERY memories, printing `checkpointed <count>`. The index worker is
  * inserting all the while, so a SIGKILL lands in the middle of index insertion.
  *
- * Env: STORE_DIR, DIM (32), SEED (1), BATCH (100), CHECKPOINT_EVERY (1000), MAX (20000).
+ * With MERGE_MIN set, the index merges its delta into a new base file whenever that many vectors
+ * changed, so a SIGKILL also lands in the middle of merges.
+ *
+ * Env: STORE_DIR, DIM (32), SEED (1), BATCH (100), CHECKPOINT_EVERY (1000), MAX (20000), MERGE_MIN.
  * Run: node --import tsx test/crash/child-ann.ts
  */
-import { WarmStore } from '../../src/index.js';
+import { WarmStore, type WarmStoreOptions } from '../../src/index.js';
+import { withTestHooks } from '../../src/testing/index.js';
 import { Clustered } from '../unit/ann/data.js';
 import { die, envInt, envStr, out } from './child-io.js';
 
@@ -17,15 +21,20 @@ const batch = envInt('BATCH', 100);
 const every = envInt('CHECKPOINT_EVERY', 1000);
 const max = envInt('MAX', 20_000);
 const gen = new Clustered(dim, envInt('SEED', 1), 20);
+const mergeMin = envInt('MERGE_MIN', 0);
 
 let store: WarmStore;
 try {
-  store = await WarmStore.open(dir, {
+  const options: WarmStoreOptions = {
     dimension: dim,
     maintenanceIntervalMs: false,
     maintenance: { startupCompaction: 'off' },
     annMinMemories: 0,
-  });
+  };
+  store = await WarmStore.open(
+    dir,
+    mergeMin > 0 ? withTestHooks(options, { annMergeMin: mergeMin }) : options,
+  );
 } catch (err) {
   die('open', err);
 }

@@ -58,7 +58,16 @@ describe('metrics', () => {
 
   it('reads the recall index state at scrape time', async () => {
     const src = new Source() as Source & { indexStatus: IndexStatus };
-    src.indexStatus = { state: 'building', indexed: 40, tail: 7, built: 40, toBuild: 160, searches: 0 };
+    src.indexStatus = {
+      state: 'building',
+      indexed: 40,
+      tail: 7,
+      built: 40,
+      toBuild: 160,
+      searches: 0,
+      resident: 40,
+      merges: 0,
+    };
     const m = createMetrics(src, { defaultMetrics: false });
     let text = await m.metrics();
     assert.equal(sample(text, 'warmstore_index_ready'), 0);
@@ -66,12 +75,23 @@ describe('metrics', () => {
     assert.equal(sample(text, 'warmstore_index_vectors'), 40);
     assert.equal(sample(text, 'warmstore_index_lag'), 7);
     assert.equal(sample(text, 'warmstore_index_build_progress_ratio'), 0.25);
-    src.indexStatus = { state: 'ready', indexed: 160, tail: 0, built: 160, toBuild: 160, searches: 3 };
+    src.indexStatus = {
+      state: 'ready',
+      indexed: 160,
+      tail: 0,
+      built: 160,
+      toBuild: 160,
+      searches: 3,
+      resident: 10,
+      merges: 1,
+    };
     text = await m.metrics();
     assert.equal(sample(text, 'warmstore_index_ready'), 1);
     assert.equal(sample(text, 'warmstore_index_building'), 0);
     assert.equal(sample(text, 'warmstore_index_build_progress_ratio'), 1);
     assert.equal(sample(text, 'warmstore_index_searches'), 3);
+    assert.equal(sample(text, 'warmstore_index_resident_vectors'), 10);
+    assert.equal(sample(text, 'warmstore_index_merges'), 1);
   });
 
   it('keeps the last values instead of failing the scrape once the store is closed', async () => {

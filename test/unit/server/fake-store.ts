@@ -210,7 +210,16 @@ export class FakeStore extends EventEmitter implements StoreApi {
   }
 
   /** Set by a test: what the storage route reports of the recall index. */
-  indexStatus: IndexStatus = { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0 };
+  indexStatus: IndexStatus = {
+    state: 'off',
+    indexed: 0,
+    tail: 0,
+    built: 0,
+    toBuild: 0,
+    searches: 0,
+    resident: 0,
+    merges: 0,
+  };
 
   /** Set by a test: the next verify() reports these problems. */
   verifyProblems: VerifyReport['problems'] = [];

@@ -245,7 +245,7 @@ describe('server routes (fake store)', () => {
       diskFull: false,
       readOnly: false,
       spaces: [{ name: 'default', size: 0 }],
-      index: { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0 },
+      index: { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0, resident: 0, merges: 0 },
     });
     assert.deepEqual((await inject('GET', '/healthz')).json(), { status: 'ok' });
     const m = await inject('GET', '/metrics');

@@ -72,6 +72,9 @@ describe('withTestHooks', () => {
       () => withTestHooks(BASE, { onKillPoint: 42 as unknown as () => void }),
       invalidField('hooks.onKillPoint'),
     );
+    assert.throws(() => withTestHooks(BASE, { annMergeMin: 0 }), invalidField('hooks.annMergeMin'));
+    assert.throws(() => withTestHooks(BASE, { annMergeMin: 1.5 }), invalidField('hooks.annMergeMin'));
+    assert.equal(testHooksOf(withTestHooks(BASE, { annMergeMin: 64 })).annMergeMin, 64);
   });
 
   it('the store calls onKillPoint during a compaction; a plain `onKillPoint` option is ignored', async (t) => {
