@@ -196,9 +196,11 @@ function snapshot() {
 }
 
 function swap(m) {
-  const next = new usearch.Index(params);
-  next.view(m.file);
-  base = next;
+  // Viewing again on the same object unmaps the old file at once (view resets the index first);
+  // a fresh object would keep the old mapping, and the deleted file's space, until a GC that a
+  // worker this quiet may never run.
+  if (base === null) base = new usearch.Index(params);
+  base.view(m.file);
   delta = new usearch.Index(params);
   deltaKeys = new Set();
   dead = new Set();
