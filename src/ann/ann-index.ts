@@ -107,8 +107,9 @@ export class AnnIndex {
   #resident = 0;
   #merges = 0;
   #merging: Promise<void> | undefined;
-  /** The file a running merge writes (kept by prune). */
+  /** The file a running merge writes, and the saved delta it starts from, if so (kept by prune). */
   #mergeOut: string | undefined;
+  #mergeStart: string | undefined;
   #mergeRetryAt = 0;
   readonly #workerData: Record<string, unknown>;
 
@@ -316,67 +317,98 @@ export class AnnIndex {
   }
 
   /**
-   * A new base from the old one, in a thread of its own: the worker's snapshot says which base
-   * keys died and which keys the delta holds; the merge thread loads the old base, drops those
-   * keys and adds the delta's slots with their current codes, which this side sends a batch at a
-   * time. The worker then views the new base with an empty delta, and the slots written since the
-   * snapshot are sent again (in the tail until then, so recall still finds them).
+   * A new base in a thread of its own. The worker's snapshot says which base keys died and which
+   * keys the delta holds, and from then on it records every key written. The merge thread starts
+   * from the old base, drops those keys and adds the delta's slots with their current codes; or,
+   * when the delta outgrows the base's live part (a bulk load the index is catching up with), it
+   * starts from the delta, which the snapshot saved, and adds the memories outside it: either way
+   * the smaller part is inserted again. Codes go to the thread a batch at a time. The worker then
+   * views the new base with an empty delta, and the slots written since the snapshot are sent
+   * again (in the tail until then, so recall still finds them).
    */
   async #merge(): Promise<void> {
-    const snap = await this.#call({ t: 'snapshot' });
+    const dir = this.#d.dir;
+    const grow = this.#resident >= this.#indexed - this.#resident;
+    const start = grow ? this.#fileName('delta') : undefined;
     const file = this.#fileName('base');
     this.#mergeOut = file;
-    let done: { file: string; bytes: number; crc: number } | undefined;
+    this.#mergeStart = start;
+    const snap = await this.#call({ t: 'snapshot', deltaFile: start === undefined ? '' : join(dir, start) });
+    const deltaKeys = snap.deltaKeys as BigUint64Array;
+    let done: Merged | undefined;
     try {
-      done = await this.#runMerge(snap.dead as BigUint64Array, snap.deltaKeys as BigUint64Array, file);
+      if (start !== undefined) {
+        const inDelta = new Set<number>();
+        for (const key of deltaKeys) inDelta.add(Number(key));
+        done = await this.#runMerge(
+          join(dir, start),
+          new BigUint64Array(0),
+          this.#slotsOutside(inDelta),
+          file,
+        );
+      } else {
+        const dead = snap.dead as BigUint64Array;
+        const remove = new BigUint64Array(dead.length + deltaKeys.length);
+        remove.set(dead);
+        remove.set(deltaKeys, dead.length);
+        const load = this.#base ? join(dir, this.#base.file) : '';
+        done = await this.#runMerge(load, remove, numbers(deltaKeys), file);
+      }
     } finally {
       if (!done) await this.#call({ t: 'unrecord' }).catch(() => undefined);
+      this.#mergeStart = undefined;
     }
     if (!done) throw new Error('recall index merge stopped');
-    const r = await this.#call({ t: 'swap', file: join(this.#d.dir, file) });
+    this.#d.logger?.info(
+      { from: start === undefined ? 'base' : 'delta', added: deltaKeys.length, size: done.size },
+      'recall index merged into a new base file',
+    );
+    const r = await this.#call({ t: 'swap', file: join(dir, file) });
     this.#base = { file, bytes: done.bytes, crc: done.crc };
     this.#resident = r.delta as number;
     this.#dirty = true;
-    const changed = r.changed as BigUint64Array;
-    const slots: number[] = [];
-    for (const key of changed) slots.push(Number(key));
-    this.changed(slots);
+    this.changed(numbersOf(r.changed as BigUint64Array));
+  }
+
+  /** Slots holding a memory outside `skip`, read as the iteration reaches them. */
+  *#slotsOutside(skip: ReadonlySet<number>): Generator<number> {
+    const ks = this.#d.keyspace;
+    for (let slot = 0; slot < ks.slotLimit; slot++) {
+      if (!skip.has(slot) && ks.table.id(slot) !== undefined) yield slot;
+    }
   }
 
   #runMerge(
-    dead: BigUint64Array,
-    deltaKeys: BigUint64Array,
+    load: string,
+    remove: BigUint64Array,
+    source: Iterator<number>,
     file: string,
-  ): Promise<{ file: string; bytes: number; crc: number } | undefined> {
-    const base = this.#base ? join(this.#d.dir, this.#base.file) : '';
+  ): Promise<Merged | undefined> {
     const worker = new Worker(MERGE_SOURCE, {
       eval: true,
-      workerData: { ...this.#workerData, base, dead, deltaKeys, out: join(this.#d.dir, file) },
+      workerData: { ...this.#workerData, load, remove, out: join(this.#d.dir, file) },
     });
     worker.unref();
     return new Promise((resolve, reject) => {
-      let result: { file: string; bytes: number; crc: number } | undefined;
+      let result: Merged | undefined;
       let error: Error | undefined;
-      worker.on(
-        'message',
-        (m: {
-          t: string;
-          keys?: BigUint64Array;
-          error?: string;
-          file?: string;
-          bytes?: number;
-          crc?: number;
-        }) => {
-          if (m.t === 'need') {
-            const { keys, codes } = this.#codesOf(m.keys!);
-            worker.postMessage({ keys, codes });
-          } else if (m.t === 'done') {
-            result = { file: m.file!, bytes: m.bytes!, crc: m.crc! };
-          } else if (m.t === 'failed') {
-            error = new Error(m.error);
+      worker.on('message', (m: { t: string; error?: string } & Partial<Merged>) => {
+        if (m.t === 'more') {
+          const slots: number[] = [];
+          let next = source.next();
+          while (!next.done) {
+            slots.push(next.value);
+            if (slots.length === BATCH) break;
+            next = source.next();
           }
-        },
-      );
+          const { keys, codes } = this.#codesOf(slots);
+          worker.postMessage({ keys, codes, done: next.done === true });
+        } else if (m.t === 'done') {
+          result = { file: m.file!, bytes: m.bytes!, crc: m.crc!, size: m.size! };
+        } else if (m.t === 'failed') {
+          error = new Error(m.error);
+        }
+      });
       worker.on('error', (err) => {
         error = err;
       });
@@ -389,12 +421,11 @@ export class AnnIndex {
   }
 
   /** Current codes of the slots that hold a memory (the others are left out: gone from the index). */
-  #codesOf(slots: BigUint64Array): { keys: BigUint64Array; codes: Int8Array } {
+  #codesOf(slots: readonly number[]): { keys: BigUint64Array; codes: Int8Array } {
     const ks = this.#d.keyspace;
     const dim = ks.table.dim;
     const used: number[] = [];
-    for (const key of slots) {
-      const slot = Number(key);
+    for (const slot of slots) {
       const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
       const i = slot & CHUNK_MASK;
       if (c?.ids[i] !== undefined && c.norm[i] !== 0) used.push(slot);
@@ -495,6 +526,7 @@ export class AnnIndex {
     // The base the worker views, and what a running merge writes.
     if (this.#base) keep.push(this.#base.file);
     if (this.#mergeOut) keep.push(this.#mergeOut, `${this.#mergeOut}.tmp`);
+    if (this.#mergeStart) keep.push(this.#mergeStart, `${this.#mergeStart}.tmp`);
     this.#call({ t: 'prune', dir: this.#d.dir, prefix: INDEX_FILE_PREFIX, keep }).catch((err: unknown) =>
       this.#d.logger?.warn({ err }, 'could not delete old recall index files'),
     );
@@ -693,4 +725,24 @@ export function indexFilesOf(c: IndexCoverage | undefined): string[] {
   if (c.delta) names.push(c.delta.file, c.delta.keys.file);
   if (c.dead) names.push(c.dead.file);
   return names.filter((n) => n !== '');
+}
+
+/** A merge's new base file. */
+interface Merged {
+  file: string;
+  bytes: number;
+  crc: number;
+  /** Vectors it holds. */
+  size: number;
+}
+
+/** Slot numbers of index keys (slots are below 2^32). */
+function numbersOf(keys: BigUint64Array): number[] {
+  const out: number[] = [];
+  for (const key of keys) out.push(Number(key));
+  return out;
+}
+
+function* numbers(keys: BigUint64Array): Generator<number> {
+  for (const key of keys) yield Number(key);
 }

@@ -310,3 +310,57 @@ test('merges under updates and deletes: live memories are found at their current
   assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
   await check();
 });
+
+test('a delta that outgrows the base is merged from the delta: the base memories are the ones added again', async (t) => {
+  const dir = await tempDir(t);
+  const merged: Array<Record<string, unknown>> = [];
+  const logger = {
+    info: (o: object, msg?: string) => {
+      if (msg?.startsWith('recall index merged')) merged.push(o as Record<string, unknown>);
+    },
+    warn: () => undefined,
+    error: () => undefined,
+  };
+  const opts = withTestHooks({ ...OPTS, logger }, { annMergeMin: 300 });
+  let store = await WarmStore.open(dir, opts);
+  const gen = new Clustered(DIM, 44, 10);
+  const all: Array<{ id: string; embedding: Float32Array }> = [];
+  const put = async (n: number): Promise<void> => {
+    const from = all.length;
+    const batch = Array.from({ length: n }, (_, i) => ({
+      id: `m${from + i}`,
+      embedding: gen.next(),
+      content: null,
+    }));
+    await store.putMany(batch);
+    all.push(...batch);
+  };
+  await put(200);
+  await indexSettled(store);
+  await put(4000);
+  let s = await indexSettled(store);
+  for (let i = 0; s.resident >= 300; i++) {
+    assert.ok(i < 6000, `merges keep up: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 20));
+    s = await indexSettled(store);
+  }
+  assert.ok(
+    merged.some((m) => m.from === 'delta'),
+    `merged from the delta: ${JSON.stringify(merged)}`,
+  );
+  assert.equal(s.indexed, 4200);
+  const check = async (): Promise<void> => {
+    let found = 0;
+    for (let i = 0; i < all.length; i += 7) {
+      const [top] = await store.recall(all[i]!.embedding, { k: 1 });
+      if (top?.memory.id === all[i]!.id) found++;
+    }
+    assert.ok(found >= Math.ceil(all.length / 7) * 0.99, `found ${found}`);
+  };
+  await check();
+  await store.close();
+  store = await WarmStore.open(dir, opts);
+  t.after(() => store.close());
+  assert.equal((await indexSettled(store)).indexed, 4200);
+  await check();
+});
