@@ -69,7 +69,8 @@ export function registerMemoryRoutes(ctx: RouteContext): void {
         { 'warmstore.id': id, 'warmstore.space': space, 'warmstore.touch': touch },
         async (span) => {
           const m = await store.get(id, touch ? { space, touch: true } : { space });
-          if (m !== undefined) {
+          // The byte count scans the content: only worth it when a tracer records the span.
+          if (m !== undefined && span.isRecording()) {
             span.setAttribute(
               'warmstore.content_bytes',
               m.content === null ? 0 : Buffer.byteLength(m.content),

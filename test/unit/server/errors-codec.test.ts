@@ -5,6 +5,7 @@ import { STATUS_BY_CODE, HttpError, fieldFromAjv, toErrorResponse } from '../../
 import {
   decodeEmbedding,
   encodeEmbeddingBase64,
+  jsonString,
   memoryJsonText,
   memoryToJson,
   parseFields,
@@ -168,6 +169,16 @@ describe('memory JSON text', () => {
     assert.deepEqual(JSON.parse(text), memoryToJson(m));
     const back = Float32Array.from((JSON.parse(text) as { embedding: number[] }).embedding);
     assert.deepEqual(new Uint8Array(back.buffer), new Uint8Array(m.embedding.buffer));
+  });
+
+  it('writes every string as JSON.stringify does, escaping only what it escapes', () => {
+    // Every UTF-16 code unit alone (lone surrogates included), inside text, and as pairs.
+    for (let c = 0; c <= 0xffff; c++) {
+      const ch = String.fromCharCode(c);
+      for (const s of [ch, `plain ${ch} text`]) assert.equal(jsonString(s), JSON.stringify(s), `U+${c}`);
+    }
+    for (const s of ['', '🧠', 'a🧠b', '\ud83e', 'x\udde0', '\udde0\ud83e', 'tab\there', 'back\\slash'])
+      assert.equal(jsonString(s), JSON.stringify(s), s);
   });
 
   it('writes base64 and absent content, and only the chosen fields', () => {
