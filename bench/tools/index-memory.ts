@@ -52,6 +52,7 @@ const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
 if (mode === undefined) {
   if (!fs.existsSync(dir)) {
     const next = generator(7);
+    const t0 = performance.now();
     const store = await WarmStore.open(dir, { dimension: DIM, maintenanceIntervalMs: false });
     for (let i = 0; i < n; i += 1000) {
       const batch = [];
@@ -59,11 +60,17 @@ if (mode === undefined) {
         batch.push({ id: `m${j}`, embedding: next(), content: null });
       await store.putMany(batch);
     }
+    const filled = performance.now();
     for (;;) {
       const s = store.indexStatus;
       if (s.state === 'ready' && s.tail === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
+    const ready = performance.now();
+    console.log(
+      `built n=${n}: filled in ${((filled - t0) / 1000).toFixed(1)} s, index caught up ` +
+        `${((ready - filled) / 1000).toFixed(1)} s later (${store.indexStatus.merges} merges)`,
+    );
     await store.close();
   }
   const self = fileURLToPath(import.meta.url);

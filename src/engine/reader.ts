@@ -53,6 +53,14 @@ export class Reader {
    * the pool for a while.
    */
   async read(slot: number, requestedId?: string): Promise<StoredMemory> {
+    return this.readNow(slot, requestedId);
+  }
+
+  /**
+   * `read`, but a memory read synchronously comes back as is, not in a promise: small content from
+   * the page cache, unless a slow synchronous read recently sent reads through the thread pool.
+   */
+  readNow(slot: number, requestedId?: string): StoredMemory | Promise<StoredMemory> {
     const d = this.#describe(slot, requestedId);
     if (!d.seg) return d.memory;
     if (this.#isSmall(d) && performance.now() >= this.#poolReadsUntil) {

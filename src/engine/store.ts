@@ -1,3 +1,4 @@
+import { SpanStatusCode } from '@opentelemetry/api';
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ENTRY_HEADER_BYTES } from '../content/segment.js';
@@ -43,7 +44,7 @@ import { refuseIncompleteBackup } from './backup.js';
 import { StoreEvents } from './events.js';
 import { compileFilter } from './filter.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
-import { traced } from './tracing.js';
+import { startSpan, traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
 import { verifyStore } from './verify.js';
 import { Recaller } from './recaller.js';
@@ -355,22 +356,44 @@ export class WarmStore {
    * those stay fast, and through the thread pool for a second after one did not (a page-cache
    * miss), so a cold cache never holds the event loop read after read.
    */
-  async get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
-    const p = this.#p();
-    checkId(id);
-    const space = spaceOption(options);
+  get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
+    // Not an async function: a read that completes synchronously (the usual page-cached case)
+    // settles without the four promise hops an async wrapper and an awaited span would add.
     const t0 = performance.now();
-    try {
-      return await traced('warmstore.get', { 'warmstore.id': id }, async (span) => {
-        if (options.touch === true) await this.#w().writer.touch(space, id, Date.now());
-        const slot = this.#slotOf(p, space, id);
-        if (slot === undefined) return undefined;
-        const m = await p.reader.read(slot, id);
-        span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
-        return m;
-      });
-    } finally {
+    const span = startSpan('warmstore.get', { 'warmstore.id': String(id) });
+    const done = (m: StoredMemory | undefined): StoredMemory | undefined => {
+      if (m && span.isRecording()) span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
+      span.end();
       this.#events.emit('op', 'get', performance.now() - t0);
+      return m;
+    };
+    const failed = (err: unknown): never => {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      span.end();
+      this.#events.emit('op', 'get', performance.now() - t0);
+      throw err;
+    };
+    const rejected = (err: unknown): Promise<never> => new Promise(() => failed(err));
+    try {
+      const p = this.#p();
+      checkId(id);
+      const space = spaceOption(options);
+      if (options.touch === true) {
+        return this.#w()
+          .writer.touch(space, id, Date.now())
+          .then(() => {
+            const slot = this.#slotOf(p, space, id);
+            return slot === undefined ? undefined : p.reader.read(slot, id);
+          })
+          .then(done, failed);
+      }
+      const slot = this.#slotOf(p, space, id);
+      if (slot === undefined) return Promise.resolve(done(undefined));
+      const m = p.reader.readNow(slot, id);
+      return m instanceof Promise ? m.then(done, failed) : Promise.resolve(done(m));
+    } catch (err) {
+      return rejected(err);
     }
   }
 

@@ -254,3 +254,29 @@ describe('validation', () => {
     }
   });
 });
+
+test('get settles instead of throwing, and counts every call once as an op', async (t) => {
+  const dir = await tempDir(t);
+  const store = await WarmStore.open(dir, { dimension: DIM, maintenanceIntervalMs: false });
+  const ops: string[] = [];
+  store.on('op', (name) => ops.push(name));
+  await store.put({ id: 'a', embedding: good(), content: 'x' });
+  ops.length = 0;
+  assert.equal((await store.get('a'))?.content, 'x');
+  assert.equal(await store.get('missing'), undefined);
+  assert.equal((await store.get('a', { touch: true }))?.accessCount, 1);
+  let p: Promise<unknown> | undefined;
+  assert.doesNotThrow(() => {
+    p = store.get('');
+  });
+  await assert.rejects(p!, invalidInput('id', 'empty id'));
+  assert.deepEqual(
+    ops.filter((o) => o === 'get'),
+    ['get', 'get', 'get', 'get'],
+  );
+  await store.close();
+  assert.doesNotThrow(() => {
+    p = store.get('a');
+  });
+  await assert.rejects(p!, (err: unknown) => WarmStoreError.is(err, 'STORE_CLOSED'));
+});
