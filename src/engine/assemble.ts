@@ -183,6 +183,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       walCheckpointBytes: o.walCheckpointBytes,
       logger: o.logger,
       onNoSpace: (err) => space.onNoSpace(err),
+      killPoint: o.onKillPoint,
     });
     late.checkpointer = checkpointer;
     const maintenance = new Maintenance({
@@ -210,6 +211,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       interrupted: r.interrupted,
       isOpen: ctx.isOpen,
       space,
+      recordFileBytes: () => r.files.bytes(),
     });
     const parts: Parts = {
       ...partial,

@@ -52,6 +52,8 @@ export interface CheckpointerDeps {
   logger: WarmStoreLogger | undefined;
   /** Gives the disk reserve back when a checkpoint meets a full disk (DiskSpace). */
   onNoSpace(err: unknown): Promise<void>;
+  /** Test hook: named points inside a checkpoint that shrinks the record files. */
+  killPoint?: ((name: string) => void) | undefined;
 }
 
 /**
@@ -71,6 +73,7 @@ export class Checkpointer {
   #chain: Promise<void> = Promise.resolve();
   #pending = false;
   #saveIndex: IndexSaver | undefined;
+  #reclaimed = 0;
 
   constructor(deps: CheckpointerDeps) {
     this.#d = deps;
@@ -206,6 +209,7 @@ export class Checkpointer {
       throw ioError('checkpoint', d.files.recordsPath, err);
     }
     await oldWal?.close().catch(() => undefined);
+    await this.#shrinkFiles(slots);
     let names: string[];
     try {
       names = await d.fs.readdir(d.dir);
@@ -214,6 +218,27 @@ export class Checkpointer {
     }
     await d.wal.removeOlder(names);
     await d.segments.collect(d.journal.outputs());
+  }
+
+  /**
+   * Once the MANIFEST says the files hold `slots` slots (compaction lowered the slot limit), the
+   * slots past it are cut off. Open reads only the slots the MANIFEST names and finishes a cut
+   * that a crash interrupted, so nothing here has to be atomic; a failed cut is retried by the
+   * next checkpoint. Runs on the checkpoint chain: no other checkpoint writes the files meanwhile,
+   * and a later one that needs slots past `slots` again writes them itself.
+   */
+  async #shrinkFiles(slots: number): Promise<void> {
+    const d = this.#d;
+    if (d.files.headerSlots() <= slots && d.files.vectorSlots() <= slots) return;
+    d.killPoint?.('shrink-manifest-written');
+    const cut = await d.files.truncateTo(slots, (name) => d.killPoint?.(name));
+    this.#reclaimed += cut;
+    d.logger?.debug?.({ slots, bytes: cut }, 'record files cut to the slot limit');
+  }
+
+  /** Bytes cut off the record files so far (compaction reports its own share). */
+  get recordBytesReclaimed(): number {
+    return this.#reclaimed;
   }
 
   /**
