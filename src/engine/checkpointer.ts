@@ -209,7 +209,7 @@ export class Checkpointer {
       throw ioError('checkpoint', d.files.recordsPath, err);
     }
     await oldWal?.close().catch(() => undefined);
-    await this.#shrinkFiles(slots);
+    await this.#shrinkFiles(slots, rotateWal ? d.killPoint : undefined);
     let names: string[];
     try {
       names = await d.fs.readdir(d.dir);
@@ -224,14 +224,15 @@ export class Checkpointer {
    * Once the MANIFEST says the files hold `slots` slots (compaction lowered the slot limit), the
    * slots past it are cut off. Open reads only the slots the MANIFEST names and finishes a cut
    * that a crash interrupted, so nothing here has to be atomic; a failed cut is retried by the
-   * next checkpoint. Runs on the checkpoint chain: no other checkpoint writes the files meanwhile,
+   * next checkpoint. The recovery checkpoint finishes a cut a crash interrupted (or the free tail
+   * open found) without kill points: those belong to the live store. Runs on the checkpoint chain: no other checkpoint writes the files meanwhile,
    * and a later one that needs slots past `slots` again writes them itself.
    */
-  async #shrinkFiles(slots: number): Promise<void> {
+  async #shrinkFiles(slots: number, killPoint: ((name: string) => void) | undefined): Promise<void> {
     const d = this.#d;
     if (d.files.headerSlots() <= slots && d.files.vectorSlots() <= slots) return;
-    d.killPoint?.('shrink-manifest-written');
-    const cut = await d.files.truncateTo(slots, (name) => d.killPoint?.(name));
+    killPoint?.('shrink-manifest-written');
+    const cut = await d.files.truncateTo(slots, (name) => killPoint?.(name));
     this.#reclaimed += cut;
     d.logger?.debug?.({ slots, bytes: cut }, 'record files cut to the slot limit');
   }
