@@ -47,7 +47,14 @@ function put(tr: Transitions, slot: number, id: string, lsn: number, seed = lsn)
   tr.apply({ type: WalType.Put, lsn, slot, ...write(id, seed), idBytes: Buffer.from(id) });
 }
 
-function moveEntry(lsn: number, from: number, to: number, id: string, expectedLsn: number, seed = expectedLsn): SlotMoveEntry {
+function moveEntry(
+  lsn: number,
+  from: number,
+  to: number,
+  id: string,
+  expectedLsn: number,
+  seed = expectedLsn,
+): SlotMoveEntry {
   return { type: WalType.SlotMove, lsn, from, to, expectedLsn, ...write(id, seed), idBytes: Buffer.from(id) };
 }
 
