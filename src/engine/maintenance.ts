@@ -48,6 +48,8 @@ export interface MaintenanceDeps {
   space: { readonly full: boolean; onNoSpace(err: unknown): Promise<void> };
   /** Bytes records.dat and vectors.dat take now. */
   recordFileBytes(): number;
+  /** Bytes one slot takes in records.dat and vectors.dat together. */
+  recordSlotBytes: number;
 }
 
 /**
@@ -129,12 +131,18 @@ export class Maintenance {
   async runMaintenance(): Promise<MaintenanceReport> {
     const d = this.#d;
     const stats = d.segments.stats();
+    const ks = d.keyspace;
     const decision = decideMaintenance(
       stats,
       d.thresholds,
       this.isCompacting,
       this.#interrupted,
       d.space.full,
+      {
+        freeSlots: Math.max(0, ks.slotLimit - ks.size - ks.corruptCount),
+        slots: ks.slotLimit,
+        slotBytes: d.recordSlotBytes,
+      },
     );
     const report: MaintenanceReport = {
       at: Date.now(),

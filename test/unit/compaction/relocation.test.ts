@@ -20,6 +20,7 @@ import {
   openStore,
   putAll,
   putVersion,
+  recordOf,
   versions,
   waitFor,
   type Model,
@@ -99,6 +100,26 @@ describe('relocation', () => {
     } finally {
       await again.close();
     }
+  });
+
+  it('the maintenance loop compacts slack record files even with no dead content', async (t) => {
+    const dir = await tempDir(t);
+    const store = await openStore(dir, {
+      maintenance: { fragmentationThreshold: 0.5, minTotalBytes: 10_000 },
+    });
+    const ids = idList(600, 'n');
+    // No content: deleting leaves no dead bytes in the segments, only free slots.
+    await store.putMany(ids.map((id) => recordOf(id, 1, null)));
+    await Promise.all(ids.filter((_, i) => i % 5 < 3).map((id) => store.delete(id)));
+    assert.equal(store.contentStorageStats().deadBytes, 0);
+    const r = await store.runMaintenance();
+    assert.equal(r.decision, 'compacted', r.reason);
+    assert.match(r.reason, /record files: 360 of 600 slots free/);
+    assert.ok((r.compaction?.slotsMoved ?? 0) > 0, JSON.stringify(r.compaction));
+    assert.equal(recordFileSlots(dir).headers, 240);
+    const again = await store.runMaintenance();
+    assert.equal(again.decision, 'skipped', again.reason);
+    await store.close();
   });
 
   it('a write racing the moves wins: puts and deletes of the moving ids while compaction runs', async (t) => {
