@@ -102,7 +102,8 @@ async function figure(n: number): Promise<void> {
   console.log(`  before deleting: ${(before / MB).toFixed(1)} MB on disk`);
   console.log(
     `  compact: ${ms.toFixed(0)} ms, ${stats.segmentsCompacted} segments, ${stats.recordsMoved} records moved, ` +
-      `${stats.slotsMoved} slots moved, record files ${(stats.recordBytesReclaimed / MB).toFixed(1)} MB smaller`,
+      `${stats.slotsMoved} slots moved, record files ${(stats.recordBytesReclaimed / MB).toFixed(1)} MB smaller, ` +
+      `longest pause ${stats.maxPauseMs.toFixed(1)} ms`,
   );
   for (const [g, b] of byGroup)
     console.log(`  ${g.padEnd(12)} ${(b.allocated / MB).toFixed(2).padStart(8)} MB`);

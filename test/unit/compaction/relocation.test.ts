@@ -244,6 +244,43 @@ describe('relocation', () => {
     }
   });
 
+  it(
+    'recalls running during the moves find moved memories (scan workers over several chunks)',
+    { timeout: 120_000 },
+    async (t) => {
+      const dir = await tempDir(t);
+      const store = await openStore(dir, { annMinMemories: 1_000_000 });
+      const model: Model = new Map();
+      const ids = idList(20_000, 'w');
+      await putAll(store, model, versions(ids, 1), { min: 0, max: 20 }, 2000);
+      await deleteAll(
+        store,
+        model,
+        ids.filter((_, i) => i % 5 < 3),
+      );
+      // The memories relocation moves: those in the highest slots.
+      const moving = ids.filter((_, i) => i % 5 >= 3).slice(-4000);
+      let compacting = true;
+      let recalls = 0;
+      const misses: string[] = [];
+      const readers = (async () => {
+        for (let i = 0; compacting; i++) {
+          const id = moving[(i * 997) % moving.length]!;
+          const hits = await store.recall(embeddingOf(id, 1), { k: 2, exact: true });
+          recalls++;
+          if (hits[0]?.memory.id !== id) misses.push(`${id} -> ${hits[0]?.memory.id ?? 'nothing'}`);
+        }
+      })();
+      const stats = await store.compact({ force: true });
+      compacting = false;
+      await readers;
+      assert.ok(stats.slotsMoved > 3000, `slots moved: ${stats.slotsMoved}`);
+      assert.ok(recalls > 0);
+      assert.deepEqual(misses, [], `${misses.length} of ${recalls} recalls missed their memory`);
+      await store.close();
+    },
+  );
+
   it('a fault during relocation fails the compaction and changes nothing else; a retry shrinks the files', async (t) => {
     for (const error of ['EIO', 'ENOSPC'] as const) {
       const dir = join(await tempDir(t), error);

@@ -12,6 +12,7 @@ import { Keyspace, type SlotWrite } from '../../../src/records/keyspace.js';
 import { CHUNK_MASK } from '../../../src/records/table.js';
 import { CompactionJournal } from '../../../src/engine/compaction-journal.js';
 import { Transitions } from '../../../src/engine/transitions.js';
+import { withMovedMemories } from '../../../src/engine/recall-moves.js';
 import { ContentKind, WalType, type SlotMoveEntry } from '../../../src/wal/entries.js';
 
 const DIM = 4;
@@ -186,5 +187,51 @@ describe('relocation planning in the keyspace', () => {
     );
     ks.settleMoves(plans);
     assert.deepEqual(ks.shrink(), { before: 4, after: 4 });
+  });
+});
+
+describe('recall across slot moves', () => {
+  const query = (id: string, seed: number) => ({
+    q: write(id, seed).embedding,
+    k: 2,
+    minScore: -Infinity,
+    space: 0,
+    filter: undefined,
+  });
+
+  it('a memory moved behind the scan is scored and merged; a moved hit is re-pointed', () => {
+    const { ks, tr } = setup();
+    put(tr, 0, 'a', 1, 100);
+    put(tr, 5, 'b', 2, 7);
+    put(tr, 9, 'c', 3, 7);
+    tr.apply({ type: WalType.Delete, lsn: 4, slot: 1, id: 'x' });
+    const since = ks.moveCount;
+    // The scan saw slots 0..5 (b scored) and had not reached 9 when c moved to slot 1.
+    const scanned = [{ slot: 5, id: 'b', score: 1 }];
+    tr.apply(moveEntry(10, 9, 1, 'c', 3, 7));
+    tr.apply(moveEntry(11, 5, 2, 'b', 2, 7));
+    const hits = withMovedMemories(ks, since, scanned, query('c', 7));
+    assert.ok(hits);
+    assert.deepEqual(
+      hits.map((h) => [h.id, h.slot]),
+      [
+        ['b', 2],
+        ['c', 1],
+      ],
+    );
+    assert.ok(Math.abs(hits[1]!.score - 1) < 1e-6);
+    // No move since: the hits are returned as they are.
+    assert.equal(withMovedMemories(ks, ks.moveCount, scanned, query('c', 7)), scanned);
+  });
+
+  it('more moves than the keyspace remembers: the recall must run again', () => {
+    const { ks } = setup();
+    const v = write('m', 1);
+    ks.put(1, v, 1);
+    const since = ks.moveCount;
+    for (let i = 0; i <= 1 << 16; i++) ks.move(1 + (i % 2), 2 - (i % 2), v, 2 + i);
+    assert.equal(ks.movedSince(since), undefined);
+    assert.equal(withMovedMemories(ks, since, [], query('m', 1)), undefined);
+    assert.equal(ks.size, 1);
   });
 });
