@@ -33,8 +33,11 @@ export interface CompactorHost {
   checkpoint(): Promise<void>;
   /** Plans up to `max` slot moves, reserving their target slots until `settleMoves`. */
   planMoves(max: number): MovePlan[];
-  /** Commits slot moves through the writer (a batch of their own); resolves with how many moved. */
-  relocate(moves: readonly MovePlan[]): Promise<number>;
+  /**
+   * Commits slot moves through the writer (a batch of their own); resolves with how many moved and
+   * how long applying them held the event loop.
+   */
+  relocate(moves: readonly MovePlan[]): Promise<{ moved: number; applyMs: number }>;
   /** Releases the target slots of planned moves that did not happen. */
   settleMoves(moves: readonly MovePlan[]): void;
   /** Lowers the slot limit to the highest slot in use, between two write batches. */

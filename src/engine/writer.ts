@@ -39,7 +39,7 @@ type Op =
       moves: readonly MovePlan[];
       /** Moves the plan found still valid, set when the batch is laid out. */
       accepted: number;
-      resolve: (moved: number) => void;
+      resolve: (r: { moved: number; applyMs: number }) => void;
       reject: (e: unknown) => void;
     };
 
@@ -113,6 +113,8 @@ export class Writer {
   #queue: Op[] = [];
   #flushing = false;
   #lastLsn: number;
+  /** When the batch being applied began applying (a relocation batch reports its apply time). */
+  #applyStart = 0;
   /** Ops already put back once after a full disk: a second ENOSPC rejects them. */
   readonly #retried = new WeakSet<Op>();
 
@@ -153,10 +155,10 @@ export class Writer {
    * Commits slot moves (compaction's relocation) in a batch of their own, so each is checked
    * against the state no other op of the batch can change: a move whose memory was deleted,
    * rewritten or moved since it was planned, or whose target is no longer free, is left out of
-   * the WAL. Resolves with how many moved.
+   * the WAL. Resolves with how many moved and how long applying them held the event loop.
    */
-  relocate(moves: readonly MovePlan[]): Promise<number> {
-    return this.#enqueue<number>((resolve, reject) => ({
+  relocate(moves: readonly MovePlan[]): Promise<{ moved: number; applyMs: number }> {
+    return this.#enqueue<{ moved: number; applyMs: number }>((resolve, reject) => ({
       t: 'relocate',
       moves,
       accepted: 0,
@@ -463,6 +465,7 @@ export class Writer {
     }
 
     // Committed: apply in order. Nothing below awaits, so readers see each op whole.
+    this.#applyStart = performance.now();
     for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!);
     if (d.onSlotsChanged) {
       const slots: number[] = [];
@@ -548,7 +551,9 @@ export class Writer {
     if (!p.entry) {
       if (op?.t === 'delete' || op?.t === 'touch') op.resolve(false);
       else if (op?.t === 'dropSpace') op.resolve(0);
-      else if (op?.t === 'relocate') op.resolve(op.accepted);
+      // Last of its batch: everything the batch applied was its moves.
+      else if (op?.t === 'relocate')
+        op.resolve({ moved: op.accepted, applyMs: performance.now() - this.#applyStart });
       return;
     }
     const t = performance.now();
