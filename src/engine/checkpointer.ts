@@ -73,7 +73,6 @@ export class Checkpointer {
   #chain: Promise<void> = Promise.resolve();
   #pending = false;
   #saveIndex: IndexSaver | undefined;
-  #reclaimed = 0;
 
   constructor(deps: CheckpointerDeps) {
     this.#d = deps;
@@ -222,24 +221,18 @@ export class Checkpointer {
 
   /**
    * Once the MANIFEST says the files hold `slots` slots (compaction lowered the slot limit), the
-   * slots past it are cut off. Open reads only the slots the MANIFEST names and finishes a cut
-   * that a crash interrupted, so nothing here has to be atomic; a failed cut is retried by the
-   * next checkpoint. The recovery checkpoint finishes a cut a crash interrupted (or the free tail
-   * open found) without kill points: those belong to the live store. Runs on the checkpoint chain: no other checkpoint writes the files meanwhile,
-   * and a later one that needs slots past `slots` again writes them itself.
+   * slots past it are cut off. Open reads only the slots the MANIFEST names, so nothing here has
+   * to be atomic; a failed cut is retried by the next checkpoint, and the recovery checkpoint
+   * finishes one a crash interrupted (or cuts the free tail open found), without kill points:
+   * those belong to the live store. Runs on the checkpoint chain: no other checkpoint writes the
+   * files meanwhile, and a later one that needs slots past `slots` again writes them itself.
    */
   async #shrinkFiles(slots: number, killPoint: ((name: string) => void) | undefined): Promise<void> {
     const d = this.#d;
     if (d.files.headerSlots() <= slots && d.files.vectorSlots() <= slots) return;
     killPoint?.('shrink-manifest-written');
     const cut = await d.files.truncateTo(slots, (name) => killPoint?.(name));
-    this.#reclaimed += cut;
     d.logger?.debug?.({ slots, bytes: cut }, 'record files cut to the slot limit');
-  }
-
-  /** Bytes cut off the record files so far (compaction reports its own share). */
-  get recordBytesReclaimed(): number {
-    return this.#reclaimed;
   }
 
   /**
