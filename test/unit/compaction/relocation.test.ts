@@ -384,6 +384,17 @@ describe('relocation', () => {
           await store.close().catch(() => undefined);
           pc.dispose();
           assert.ok(hit, `kill point ${point} reached`);
+          if (AFTER_MANIFEST.has(point)) {
+            // A read-only open reads the files as far as the MANIFEST says and cuts nothing.
+            const before = statSync(join(dir, 'records.dat')).size;
+            const ro = await openStore(dir, { readOnly: true });
+            try {
+              expectStoreEquals(ro, model, `cut at ${point}, read-only`);
+            } finally {
+              await ro.close();
+            }
+            assert.equal(statSync(join(dir, 'records.dat')).size, before);
+          }
           const again = await openStore(dir);
           try {
             expectStoreEquals(again, model, `cut at ${point}`);
