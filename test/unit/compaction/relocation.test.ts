@@ -12,6 +12,7 @@ import { FaultyFileSystem, PowerCutFileSystem, withTestHooks } from '../../../sr
 import { tempDir } from '../../helpers/tmp.js';
 import {
   DIM,
+  contentOf,
   deleteAll,
   embeddingOf,
   expectStoreEquals,
@@ -170,6 +171,60 @@ describe('relocation', () => {
     const again = await openStore(dir);
     try {
       expectStoreEquals(again, model, 'after reopen');
+      await verifyClean(again, 'after reopen');
+    } finally {
+      await again.close();
+    }
+  });
+
+  it("a delete or put queued between a batch's planning and its commit wins (compare-and-swap)", async (t) => {
+    const dir = await tempDir(t);
+    const model: Model = new Map();
+    const ids = idList(1200, 'q');
+    const live = ids.filter((_, i) => i % 5 >= 3);
+    let store: WarmStore | undefined;
+    const pending: Promise<unknown>[] = [];
+    let hits = 0;
+    store = await openStore(
+      dir,
+      withTestHooks(
+        {},
+        {
+          onKillPoint: (name) => {
+            if (name !== 'slots-moved' || ++hits !== 1 || !store) return;
+            // After the first batch (the 128 highest memories), the next batch will plan the next
+            // highest: change them now, synchronously, so the writes are queued before that batch.
+            const next = live.slice(-128 - 40, -128);
+            next.forEach((id, j) => {
+              if (j % 2 === 0) {
+                model.delete(id);
+                pending.push(store!.delete(id));
+              } else {
+                model.set(id, { v: 9, content: contentOf(id, 9, { min: 10, max: 100 }) });
+                pending.push(store!.put(recordOf(id, 9, contentOf(id, 9, { min: 10, max: 100 }))));
+              }
+            });
+          },
+        },
+      ),
+    );
+    await putAll(store, model, versions(ids, 1), { min: 10, max: 100 });
+    await deleteAll(
+      store,
+      model,
+      ids.filter((_, i) => i % 5 < 3),
+    );
+    const stats = await store.compact({ force: true });
+    await Promise.all(pending);
+    assert.equal(hits >= 1, true);
+    assert.ok(stats.slotsMoved > 128, `slots moved: ${stats.slotsMoved}`);
+    expectStoreEquals(store, model, 'after the racing writes');
+    await verifyClean(store, 'after the racing writes');
+    await store.close();
+    store = undefined;
+    const again = await openStore(dir);
+    try {
+      expectStoreEquals(again, model, 'after reopen (the moves replayed from the WAL or the checkpoint)');
       await verifyClean(again, 'after reopen');
     } finally {
       await again.close();
