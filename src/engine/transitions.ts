@@ -15,7 +15,10 @@ import type { CompactionJournal } from './compaction-journal.js';
 export interface Applied {
   /** delete: whether the id was there; touch: whether the slot was used. */
   found: boolean;
-  /** compaction chunk: records whose content moved; space drop: memories dropped; slot move: 1 if moved. */
+  /**
+   * compaction chunk: records whose content moved; space drop: memories dropped; slot move: 1 if
+   * the memory moved.
+   */
   count: number;
 }
 

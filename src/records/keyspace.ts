@@ -73,7 +73,7 @@ export class Keyspace {
    * the id they were written for finds them and fails loudly instead of finding nothing.
    */
   readonly #lostIds = new Map<number, number>();
-  /** Free slots handed to planned moves and not yet settled: allocate() skips them. */
+  /** Free slots handed to planned moves and not yet settled (off the free list meanwhile). */
   readonly #reserved = new Set<number>();
   /** Iterations in progress (see SlotCursor). */
   readonly #cursors = new Set<SlotCursor>();
