@@ -277,6 +277,13 @@ export interface CompactionStats {
   maxPauseMs: number;
   /** True when this run continued a compaction interrupted by a crash. */
   resumed: boolean;
+  /**
+   * Memories moved from the tail of the record files into free slots below (relocation, after
+   * the content is compacted), so that the files can be cut.
+   */
+  slotsMoved: number;
+  /** Bytes cut off records.dat and vectors.dat by this run. */
+  recordBytesReclaimed: number;
 }
 
 export interface MaintenanceReport {

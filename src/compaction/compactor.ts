@@ -13,6 +13,7 @@ import { PauseMeter } from './pause-meter.js';
 import { pickVictims, type SegmentStats, type VictimPlan } from './picker.js';
 import { ProgressReporter } from './progress.js';
 import { checkMemoryBudget, checkResources, type Refusal, type ResourceVerdict } from './resources.js';
+import { relocateSlots, type RelocationResult } from './relocator.js';
 import { rollback } from './rollback.js';
 import { WindowCopier } from './window-copier.js';
 
@@ -69,13 +70,23 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     'compaction start',
   );
   const progress = new ProgressReporter(host, o.onProgress, victims.length, plan.bytesToCopy);
+  const recordBytesBefore = host.recordFileBytes();
   if (victims.length === 0) {
+    const span = startSpan('warmstore.compaction', { 'warmstore.run_id': runId });
+    const moved = await relocate(run, span);
+    // A checkpoint records the lowered slot limit and cuts the files; with nothing moved or freed
+    // there is nothing to record.
+    if (moved.slotsMoved > 0 || moved.slotsAfter < moved.slotsBefore) await checkpoint(run, progress, span);
+    else span.end();
     progress.report('done');
+    run.meter.stop();
     const stats = statsOf(run, {
-      bytesAfter: run.before.totalBytes,
+      bytesAfter: host.stats().totalBytes,
       bytesReclaimed: 0,
       recordsMoved: 0,
       segmentsCompacted: 0,
+      slotsMoved: moved.slotsMoved,
+      recordBytesReclaimed: Math.max(0, recordBytesBefore - host.recordFileBytes()),
     });
     host.emit('compactionEnd', { outcome: 'success', stats });
     return stats;
@@ -100,6 +111,7 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
 
   writer.release();
   for (const v of victims) v.pins--;
+  const moved = await relocate(run, span);
   await checkpoint(run, progress, span);
   warnUndeleted(host, runId, victims);
   const after = host.stats();
@@ -109,11 +121,38 @@ export async function runCompaction(host: CompactorHost, o: RunOptions): Promise
     bytesReclaimed: Math.max(0, reclaimedVictimBytes - copier.bytesCopied),
     recordsMoved: committer.recordsMoved,
     segmentsCompacted: victims.length,
+    slotsMoved: moved.slotsMoved,
+    recordBytesReclaimed: Math.max(0, recordBytesBefore - host.recordFileBytes()),
   });
   progress.report('done');
   host.logger?.debug?.({ runId, ...stats }, 'compaction done');
   host.emit('compactionEnd', { outcome: 'success', stats });
   return stats;
+}
+
+/**
+ * Relocation (relocator.ts): after the content is compacted, memories move from the tail of the
+ * record files into free slots below, so the run's checkpoint can cut the files. Skipped on a full
+ * disk (each move's WAL entry carries its whole record). A failure ends the run as failed; every
+ * committed move batch stands, the rest of the store is as before.
+ */
+async function relocate(run: Run, span: Span): Promise<RelocationResult> {
+  const { host } = run;
+  const slots = host.slotLimit();
+  if (host.diskFull()) return { slotsMoved: 0, slotsBefore: slots, slotsAfter: slots };
+  try {
+    const r = await relocateSlots(host, run.meter, run.o.signal);
+    host.logger?.debug?.({ ...r }, 'slots relocated');
+    return r;
+  } catch (err) {
+    const error = wrapFailure(err, run.o.signal);
+    span.recordException(error);
+    span.end();
+    const aborted = run.o.signal.aborted;
+    host.logger?.[aborted ? 'warn' : 'error']({ err: error }, 'slot relocation stopped');
+    host.emit('compactionEnd', { outcome: aborted ? 'aborted' : 'failure', error });
+    throw error;
+  }
 }
 
 /** Plan: which segments this run compacts, decided from their figures alone. */
@@ -252,7 +291,15 @@ function warnUndeleted(host: CompactorHost, runId: number, victims: readonly Seg
 
 function statsOf(
   run: Run,
-  result: Pick<CompactionStats, 'bytesAfter' | 'bytesReclaimed' | 'recordsMoved' | 'segmentsCompacted'>,
+  result: Pick<
+    CompactionStats,
+    | 'bytesAfter'
+    | 'bytesReclaimed'
+    | 'recordsMoved'
+    | 'segmentsCompacted'
+    | 'slotsMoved'
+    | 'recordBytesReclaimed'
+  >,
 ): CompactionStats {
   return {
     durationMs: performance.now() - run.t0,

@@ -1,5 +1,6 @@
 import type { Segment } from '../content/segment.js';
 import type { WsFileSystem } from '../fs/types.js';
+import type { MovePlan } from '../records/keyspace.js';
 import type { RecordTable } from '../records/table.js';
 import type { ContentStorageStats, WarmStoreEvents, WarmStoreLogger } from '../types.js';
 import type { WalEntryInput } from '../wal/entries.js';
@@ -30,5 +31,20 @@ export interface CompactorHost {
   /** Commits a compaction WAL entry through the writer; resolves after it is durable and applied. */
   submit(entry: WalEntryInput): Promise<{ moved: number; applyMs: number }>;
   checkpoint(): Promise<void>;
+  /** Plans up to `max` slot moves, reserving their target slots until `settleMoves`. */
+  planMoves(max: number): MovePlan[];
+  /**
+   * Commits slot moves through the writer (a batch of their own); resolves with how many moved and
+   * how long applying them held the event loop.
+   */
+  relocate(moves: readonly MovePlan[]): Promise<{ moved: number; applyMs: number }>;
+  /** Releases the target slots of planned moves that did not happen. */
+  settleMoves(moves: readonly MovePlan[]): void;
+  /** Lowers the slot limit to the highest slot in use, between two write batches. */
+  shrinkSlots(): Promise<{ before: number; after: number }>;
+  /** Bytes records.dat and vectors.dat take now. */
+  recordFileBytes(): number;
+  /** The disk is full: relocation (whose WAL entries carry whole records) waits for room. */
+  diskFull(): boolean;
   emit<K extends keyof WarmStoreEvents>(event: K, arg: Parameters<WarmStoreEvents[K]>[0]): void;
 }

@@ -5,6 +5,7 @@ import { MANIFEST_FILE, readManifest } from '../format/manifest.js';
 import type { WsFileSystem } from '../fs/types.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
+import { SLOT_HEADER_BYTES } from '../records/slot-codec.js';
 import { WalLog } from '../wal/log.js';
 import { AnnIndex } from '../ann/ann-index.js';
 import { Backup } from './backup.js';
@@ -183,6 +184,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       walCheckpointBytes: o.walCheckpointBytes,
       logger: o.logger,
       onNoSpace: (err) => space.onNoSpace(err),
+      killPoint: o.onKillPoint,
     });
     late.checkpointer = checkpointer;
     const maintenance = new Maintenance({
@@ -210,6 +212,8 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       interrupted: r.interrupted,
       isOpen: ctx.isOpen,
       space,
+      recordFileBytes: () => r.files.bytes(),
+      recordSlotBytes: SLOT_HEADER_BYTES + r.files.vectorBytes,
     });
     const parts: Parts = {
       ...partial,

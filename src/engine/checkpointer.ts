@@ -56,6 +56,8 @@ export interface CheckpointerDeps {
   logger: WarmStoreLogger | undefined;
   /** Gives the disk reserve back when a checkpoint meets a full disk (DiskSpace). */
   onNoSpace(err: unknown): Promise<void>;
+  /** Test hook: named points inside a checkpoint that shrinks the record files. */
+  killPoint?: ((name: string) => void) | undefined;
 }
 
 /**
@@ -210,6 +212,7 @@ export class Checkpointer {
       throw ioError('checkpoint', d.files.recordsPath, err);
     }
     await oldWal?.close().catch(() => undefined);
+    await this.#shrinkFiles(slots, rotateWal ? d.killPoint : undefined);
     let names: string[];
     try {
       names = await d.fs.readdir(d.dir);
@@ -218,6 +221,22 @@ export class Checkpointer {
     }
     await d.wal.removeOlder(names);
     await d.segments.collect(d.journal.outputs());
+  }
+
+  /**
+   * Once the MANIFEST says the files hold `slots` slots (compaction lowered the slot limit), the
+   * slots past it are cut off. Open reads only the slots the MANIFEST names, so nothing here has
+   * to be atomic; a failed cut is retried by the next checkpoint, and the recovery checkpoint
+   * finishes one a crash interrupted (or cuts the free tail open found), without kill points:
+   * those belong to the live store. Runs on the checkpoint chain: no other checkpoint writes the
+   * files meanwhile, and a later one that needs slots past `slots` again writes them itself.
+   */
+  async #shrinkFiles(slots: number, killPoint: ((name: string) => void) | undefined): Promise<void> {
+    const d = this.#d;
+    if (d.files.headerSlots() <= slots && d.files.vectorSlots() <= slots) return;
+    killPoint?.('shrink-manifest-written');
+    const cut = await d.files.truncateTo(slots, (name) => killPoint?.(name));
+    d.logger?.debug?.({ slots, bytes: cut }, 'record files cut to the slot limit');
   }
 
   /**

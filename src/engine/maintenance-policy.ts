@@ -14,10 +14,23 @@ export interface MaintenanceDecision {
 }
 
 /**
+ * The record files' slack: slots below the slot limit that hold no memory (deleted ones that
+ * compaction can move the tail into, then cut off), and the bytes one slot takes in both files.
+ */
+export interface RecordSlack {
+  freeSlots: number;
+  slots: number;
+  slotBytes: number;
+}
+
+/**
  * Whether a maintenance run compacts: when fragmentation is strictly above its threshold and the
  * content strictly above its minimum size (both boundaries strict: exactly at the threshold does
- * not trigger), when a compaction interrupted by a crash is waiting to be resumed, or, on a full
- * disk, whenever there are dead bytes at all (forced: every segment with dead bytes qualifies).
+ * not trigger), when the record files are as slack by the same rule (free slots over the slot
+ * limit above the threshold, and the bytes the free slots take above the minimum size: deletes of
+ * memories whose content is small or empty leave little dead content but whole slots), when a compaction
+ * interrupted by a crash is waiting to be resumed, or, on a full disk, whenever there are dead
+ * bytes at all (forced: every segment with dead bytes qualifies).
  */
 export function decideMaintenance(
   stats: ContentStorageStats,
@@ -25,6 +38,7 @@ export function decideMaintenance(
   compacting: boolean,
   interrupted: InterruptedCompaction | undefined,
   diskFull = false,
+  records?: RecordSlack,
 ): MaintenanceDecision {
   if (compacting) return { action: 'busy', reason: 'a compaction is already running' };
   // On a full disk, dead bytes are the only space the store can win back by itself: any will do.
@@ -45,6 +59,16 @@ export function decideMaintenance(
       action: 'compact',
       reason: `fragmentation ${stats.fragmentationRatio.toFixed(4)} > ${t.fragmentationThreshold} and ${stats.totalBytes} bytes > ${t.minTotalBytes}`,
     };
+  }
+  if (records && !diskFull && records.slots > 0) {
+    const slack = records.freeSlots / records.slots;
+    const freeBytes = records.freeSlots * records.slotBytes;
+    if (slack > t.fragmentationThreshold && freeBytes > t.minTotalBytes) {
+      return {
+        action: 'compact',
+        reason: `record files: ${records.freeSlots} of ${records.slots} slots free (${slack.toFixed(4)} > ${t.fragmentationThreshold}) and their ${freeBytes} bytes > ${t.minTotalBytes}`,
+      };
+    }
   }
   return {
     action: 'skip',

@@ -46,6 +46,10 @@ export interface MaintenanceDeps {
   isOpen(): boolean;
   /** The disk-full state: maintenance compacts any dead bytes then, and reports ENOSPC to it. */
   space: { readonly full: boolean; onNoSpace(err: unknown): Promise<void> };
+  /** Bytes records.dat and vectors.dat take now. */
+  recordFileBytes(): number;
+  /** Bytes one slot takes in records.dat and vectors.dat together. */
+  recordSlotBytes: number;
 }
 
 /**
@@ -127,12 +131,18 @@ export class Maintenance {
   async runMaintenance(): Promise<MaintenanceReport> {
     const d = this.#d;
     const stats = d.segments.stats();
+    const ks = d.keyspace;
     const decision = decideMaintenance(
       stats,
       d.thresholds,
       this.isCompacting,
       this.#interrupted,
       d.space.full,
+      {
+        freeSlots: Math.max(0, ks.slotLimit - ks.size - ks.corruptCount),
+        slots: ks.slotLimit,
+        slotBytes: d.recordSlotBytes,
+      },
     );
     const report: MaintenanceReport = {
       at: Date.now(),
@@ -210,6 +220,19 @@ export class Maintenance {
         }),
       submit: (entry) => d.writer.submitCompaction(entry),
       checkpoint: () => d.checkpointer.checkpoint(),
+      planMoves: (max) => d.keyspace.planMoves(max),
+      relocate: (moves) => d.writer.relocate(moves),
+      settleMoves: (moves) => d.keyspace.settleMoves(moves),
+      shrinkSlots: async () => {
+        let r = { before: 0, after: 0 };
+        await d.writer.barrier(() => {
+          r = d.keyspace.shrink();
+          return Promise.resolve();
+        });
+        return r;
+      },
+      recordFileBytes: () => d.recordFileBytes(),
+      diskFull: () => d.space.full,
       // Through the store's guarded emit: a listener that throws must not fail the compaction.
       emit: (ev, arg) => (d.events.emit as (e: typeof ev, a: typeof arg) => void)(ev, arg),
     };

@@ -88,19 +88,40 @@ export class Reader {
 
   /**
    * Every memory of `space` (of every live space when undefined) in slot order; a memory written
-   * during iteration may or may not appear. `checkOpen` throws once the store is closing, ending
-   * the iteration.
+   * during iteration may or may not appear. A memory that compaction moves from a slot ahead of
+   * the iteration to one behind it is yielded once it is noticed (out of slot order), so a move
+   * never makes the iteration skip or repeat a memory. `checkOpen` throws once the store is
+   * closing, ending the iteration.
    */
   async *entries(checkOpen: () => void, space: number | undefined): AsyncGenerator<StoredMemory> {
     const ks = this.#keyspace;
-    let n = 0;
-    for (let slot = 0; slot < ks.slotLimit; slot++) {
-      checkOpen();
-      if (!ks.isUsed(slot)) continue;
-      const s = ks.table.chunk(slot).space[slot & CHUNK_MASK]!;
-      if (space === undefined ? !ks.spaces.isLive(s) : s !== space) continue;
-      yield await this.readBulk(slot);
-      if (++n % 4096 === 0) await yieldImmediate();
+    const wanted = (s: number): boolean => (space === undefined ? ks.spaces.isLive(s) : s === space);
+    const cursor = ks.openCursor();
+    try {
+      let n = 0;
+      for (let slot = 0; slot < ks.slotLimit || cursor.movedBehind.size > 0; slot++) {
+        checkOpen();
+        // Passed as soon as its values are taken (synchronously, by readBulk before it awaits).
+        cursor.next = Math.max(cursor.next, slot + 1);
+        if (
+          slot < ks.slotLimit &&
+          ks.isUsed(slot) &&
+          wanted(ks.table.chunk(slot).space[slot & CHUNK_MASK]!)
+        ) {
+          yield await this.readBulk(slot);
+          if (++n % 4096 === 0) await yieldImmediate();
+        }
+        for (const [key, m] of cursor.movedBehind) {
+          cursor.movedBehind.delete(key);
+          const at = ks.indexed(m.space, m.id);
+          // Not behind any more (moved again, or gone): the scan reaches it, or it was deleted.
+          if (at === undefined || at >= cursor.next || !wanted(m.space)) continue;
+          checkOpen();
+          yield await this.readBulk(at);
+        }
+      }
+    } finally {
+      ks.closeCursor(cursor);
     }
   }
 

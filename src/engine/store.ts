@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ENTRY_HEADER_BYTES } from '../content/segment.js';
 import { WarmStoreError, invalid, ioError } from '../errors.js';
+import type { Keyspace } from '../records/keyspace.js';
 import { DEFAULT_SPACE } from '../records/spaces.js';
 import { CHUNK_SLOTS } from '../records/table.js';
 import type {
@@ -48,6 +49,8 @@ import { startSpan, traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
 import { verifyStore } from './verify.js';
 import { Recaller } from './recaller.js';
+import type { Hit } from './recall.js';
+import { withMovedMemories } from './recall-moves.js';
 
 /**
  * The storage engine's facade: validation, tracing, lifecycle and delegation to its components
@@ -465,21 +468,24 @@ export class WarmStore {
       const ks = p.keyspace;
       const sid = ks.spaces.idOf(space);
       if (sid === undefined) return [];
-      const hits = await this.#recaller.topK(ks, p.ann, {
-        q,
-        k,
-        minScore,
-        space: sid,
-        filter,
-        exact: options.exact === true,
-      });
+      const query = { q, k, minScore, space: sid, filter, exact: options.exact === true };
+      const movesAtStart = ks.moveCount;
+      let hits: Hit[] | undefined;
+      // Slot moves during the scan are merged in (recall-moves.ts); a scan that outlived the
+      // keyspace's memory of moves is run again.
+      for (let attempt = 0; hits === undefined; attempt++) {
+        const since = ks.moveCount;
+        const found = await this.#recaller.topK(ks, p.ann, query);
+        hits = attempt < 3 ? withMovedMemories(ks, since, found, query) : found;
+      }
       const results: RecallResult[] = [];
       for (const h of hits) {
-        // The scan yielded: skip a hit whose slot was deleted or reused meanwhile.
-        if (!ks.holds(sid, h.id, h.slot)) continue;
+        // The scan yielded: skip a hit whose slot was deleted or reused meanwhile, and follow one
+        // that compaction moved (same memory, same embedding).
+        if (!this.#follow(ks, sid, h, movesAtStart)) continue;
         if (options.touch === true) {
           await this.#w().writer.touch(space, h.id, Date.now());
-          if (!ks.holds(sid, h.id, h.slot)) continue;
+          if (!this.#follow(ks, sid, h, movesAtStart)) continue;
         }
         results.push({ memory: await p.reader.readBulk(h.slot), score: h.score });
       }
@@ -487,6 +493,19 @@ export class WarmStore {
     });
     this.#events.emit('op', 'recall', performance.now() - t0);
     return out;
+  }
+
+  /**
+   * Whether the hit's memory is still there; when slots moved since the recall began, a hit whose
+   * slot no longer holds it is re-pointed to the slot its id is in now.
+   */
+  #follow(ks: Keyspace, space: number, h: Hit, movesAtStart: number): boolean {
+    if (ks.holds(space, h.id, h.slot)) return true;
+    if (ks.moveCount === movesAtStart) return false;
+    const now = ks.indexed(space, h.id);
+    if (now === undefined) return false;
+    h.slot = now;
+    return true;
   }
 
   /** Live and dead content bytes, from the per-segment ledger (O(segments), no scan). */

@@ -2,14 +2,23 @@ import type { SegmentSet } from '../content/segment-set.js';
 import { entryBytes } from '../content/segment.js';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK } from '../records/table.js';
-import { ContentKind, WalType, type CompactChunkEntry, type WalEntry } from '../wal/entries.js';
+import {
+  ContentKind,
+  WalType,
+  type CompactChunkEntry,
+  type SlotMoveEntry,
+  type WalEntry,
+} from '../wal/entries.js';
 import type { CompactionJournal } from './compaction-journal.js';
 
 /** What a WAL entry did when applied, for the op that wrote it. */
 export interface Applied {
   /** delete: whether the id was there; touch: whether the slot was used. */
   found: boolean;
-  /** compaction chunk: records whose content moved; space drop: memories dropped. */
+  /**
+   * compaction chunk: records whose content moved; space drop: memories dropped; slot move: 1 if
+   * the memory moved.
+   */
   count: number;
 }
 
@@ -70,6 +79,8 @@ export class Transitions {
         ks.spaces.drop(e.space);
         return { found: live, count: ks.dropSpaceIndex(e.space) };
       }
+      case WalType.SlotMove:
+        return { found: true, count: this.#applyMove(e) ? 1 : 0 };
     }
   }
 
@@ -95,6 +106,44 @@ export class Transitions {
   #dropLive(slot: number): void {
     const live = this.#keyspace.liveContent(slot);
     if (live) this.#segments.dropLive(live.seg, live.bytes);
+  }
+
+  /**
+   * A slot move. The moved memory takes the move's LSN as its content generation, so a stale copy
+   * left in `from` by a torn checkpoint loses to it at open, and the recall index's catch-up after
+   * a crash re-sends it. Live, the writer commits only moves that hold (this version of the memory
+   * in `from`, `to` free), so this places the memory. At replay the slots may hold a later state
+   * (a checkpoint after this entry wrote them) or a torn one; the entry carries the whole record:
+   * - the memory already carries this move's LSN, or another version of it is indexed: that state
+   *   is this move's result or later; nothing to place;
+   * - `to` holds another memory: a later state, in which this one left `to` again (later entries
+   *   say where to): only its copy in an older slot goes;
+   * - otherwise the memory is placed in `to` from the entry (also when no readable copy is left,
+   *   as after a torn checkpoint; a later delete in the WAL removes it again).
+   * A damaged `from` is freed either way: its state as of this entry is free.
+   */
+  #applyMove(e: SlotMoveEntry): boolean {
+    const ks = this.#keyspace;
+    let src = ks.indexed(e.space, e.id);
+    if (src !== undefined && ks.isRawCorrupt(src)) src = undefined;
+    const generation = src === undefined ? undefined : ks.table.chunk(src).clsn[src & CHUNK_MASK];
+    if (generation !== undefined && (generation === e.lsn || generation !== e.expectedLsn || src === e.to)) {
+      if (src !== e.from) ks.vacateCorrupt(e.from);
+      return false;
+    }
+    if (ks.isUsed(e.to) && !ks.isRawCorrupt(e.to)) {
+      if (src !== undefined) {
+        this.#dropLive(src);
+        ks.delete(src, e.id);
+      }
+      ks.vacateCorrupt(e.from);
+      return false;
+    }
+    if (src !== undefined) this.#dropLive(src);
+    ks.move(e.from, e.to, e, e.lsn);
+    if (e.kind === ContentKind.Present) this.#segments.addLive(e.seg, entryBytes(e.idBytes.length, e.clen));
+    ks.vacateCorrupt(e.from);
+    return true;
   }
 
   #applyChunk(e: CompactChunkEntry): number {

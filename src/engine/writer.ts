@@ -3,7 +3,7 @@ import { encodeEntry, entryBytes, type Segment } from '../content/segment.js';
 import { WarmStoreError, ioError } from '../errors.js';
 import { HEADER_BYTES } from '../format/header.js';
 import { writeFully } from '../fs/io.js';
-import type { Keyspace } from '../records/keyspace.js';
+import type { Keyspace, MovePlan } from '../records/keyspace.js';
 import { CHUNK_MASK } from '../records/table.js';
 import { metadataOf, type Durability, type WarmStoreLogger } from '../types.js';
 import { WalType, encodeWalEntry, walEntrySize, type WalEntry, type WalEntryInput } from '../wal/entries.js';
@@ -33,7 +33,15 @@ type Op =
       resolve: (r: CompactionCommit) => void;
       reject: (e: unknown) => void;
     }
-  | { t: 'barrier'; fn: () => Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+  | { t: 'barrier'; fn: () => Promise<void>; resolve: () => void; reject: (e: unknown) => void }
+  | {
+      t: 'relocate';
+      moves: readonly MovePlan[];
+      /** Moves the plan found still valid, set when the batch is laid out. */
+      accepted: number;
+      resolve: (r: { moved: number; applyMs: number }) => void;
+      reject: (e: unknown) => void;
+    };
 
 /** What a committed compaction entry did: records moved, and how long applying it held the loop. */
 export interface CompactionCommit {
@@ -105,6 +113,8 @@ export class Writer {
   #queue: Op[] = [];
   #flushing = false;
   #lastLsn: number;
+  /** When the batch being applied began applying (a relocation batch reports its apply time). */
+  #applyStart = 0;
   /** Ops already put back once after a full disk: a second ENOSPC rejects them. */
   readonly #retried = new WeakSet<Op>();
 
@@ -139,6 +149,22 @@ export class Writer {
   /** Commits a compaction WAL entry; resolves once it is durable and applied. */
   submitCompaction(entry: WalEntryInput): Promise<CompactionCommit> {
     return this.#enqueue<CompactionCommit>((resolve, reject) => ({ t: 'compact', entry, resolve, reject }));
+  }
+
+  /**
+   * Commits slot moves (compaction's relocation) in a batch of their own, so each is checked
+   * against the state no other op of the batch can change: a move whose memory was deleted,
+   * rewritten or moved since it was planned, or whose target is no longer free, is left out of
+   * the WAL. Resolves with how many moved and how long applying them held the event loop.
+   */
+  relocate(moves: readonly MovePlan[]): Promise<{ moved: number; applyMs: number }> {
+    return this.#enqueue<{ moved: number; applyMs: number }>((resolve, reject) => ({
+      t: 'relocate',
+      moves,
+      accepted: 0,
+      resolve,
+      reject,
+    }));
   }
 
   /** fsyncs every segment and the WAL between two batches (relaxed durability's timer). */
@@ -182,6 +208,11 @@ export class Writer {
         let bytes = 0;
         while (n < this.#queue.length && this.#queue[n]!.t !== 'barrier' && bytes < MAX_BATCH_BYTES) {
           const op = this.#queue[n]!;
+          // Slot moves go alone (see relocate()).
+          if (op.t === 'relocate') {
+            if (n === 0) n = 1;
+            break;
+          }
           bytes += op.t === 'put' ? (op.rec.content?.length ?? 0) + this.#d.dim * 4 + 128 : 64;
           n++;
         }
@@ -306,11 +337,48 @@ export class Writer {
         case 'compact':
           planned.push({ op, entry: op.entry, content: null });
           break;
+        case 'relocate':
+          this.#planMoves(op, planned);
+          break;
         case 'barrier':
           break;
       }
     }
     return { planned, contentBytes };
+  }
+
+  /**
+   * The WAL entries of the moves that still hold, each carrying the memory as it is now (nothing
+   * can change it before the batch is applied: the batch holds these moves alone).
+   */
+  #planMoves(op: Extract<Op, { t: 'relocate' }>, planned: PlannedOp[]): void {
+    const ks = this.#d.keyspace;
+    op.accepted = 0;
+    for (const m of op.moves) {
+      if (!ks.movable(m)) continue;
+      const v = ks.table.get(m.from);
+      planned.push({
+        op: undefined,
+        content: null,
+        entry: {
+          type: WalType.SlotMove,
+          from: m.from,
+          to: m.to,
+          space: v.space,
+          id: v.id,
+          idBytes: Buffer.from(v.id, 'utf8'),
+          expectedLsn: v.clsn,
+          kind: v.kind,
+          seg: v.seg,
+          off: v.off,
+          clen: v.clen,
+          ...metadataOf(v),
+          embedding: v.embedding,
+        },
+      });
+      op.accepted++;
+    }
+    planned.push({ op, entry: undefined, content: null });
   }
 
   /** One group commit: plan, write, fsync, then apply in order and resolve. */
@@ -397,12 +465,14 @@ export class Writer {
     }
 
     // Committed: apply in order. Nothing below awaits, so readers see each op whole.
+    this.#applyStart = performance.now();
     for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!);
     if (d.onSlotsChanged) {
       const slots: number[] = [];
       for (const p of planned) {
         const t = p.entry?.type;
         if (t === WalType.Put || t === WalType.Delete) slots.push((p.entry as { slot: number }).slot);
+        else if (t === WalType.SlotMove) slots.push(p.entry!.from, p.entry!.to);
       }
       if (slots.length > 0) d.onSlotsChanged(slots);
     }
@@ -481,6 +551,9 @@ export class Writer {
     if (!p.entry) {
       if (op?.t === 'delete' || op?.t === 'touch') op.resolve(false);
       else if (op?.t === 'dropSpace') op.resolve(0);
+      // Last of its batch: everything the batch applied was its moves.
+      else if (op?.t === 'relocate')
+        op.resolve({ moved: op.accepted, applyMs: performance.now() - this.#applyStart });
       return;
     }
     const t = performance.now();

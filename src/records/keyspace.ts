@@ -16,6 +16,29 @@ export interface CorruptSlot {
   lostHash?: number;
 }
 
+/** Moves whose target slot is remembered for readers that spanned them (see `movedSince`). */
+const MOVE_LOG = 1 << 16;
+
+/** A memory compaction plans to move from `from` down to the free slot `to`. */
+export interface MovePlan {
+  space: number;
+  id: string;
+  from: number;
+  to: number;
+  /** The memory's content generation when planned: a move of any other version is skipped. */
+  expectedLsn: number;
+}
+
+/**
+ * An iteration's position in slot order (`next`: the first slot it has not passed yet) and the
+ * memories that relocation moved from ahead of it to behind it, by space and id: the iteration
+ * yields those too, so a move never makes it skip a memory (nor repeat one: moves only go down).
+ */
+export class SlotCursor {
+  next = 0;
+  readonly movedBehind = new Map<string, { space: number; id: string }>();
+}
+
 /** What a put stores in a slot: the record's values and where its content lies. */
 export interface SlotWrite extends MemoryMetadata {
   id: string;
@@ -50,6 +73,13 @@ export class Keyspace {
    * the id they were written for finds them and fails loudly instead of finding nothing.
    */
   readonly #lostIds = new Map<number, number>();
+  /** Free slots handed to planned moves and not yet settled (off the free list meanwhile). */
+  readonly #reserved = new Set<number>();
+  /** Iterations in progress (see SlotCursor). */
+  readonly #cursors = new Set<SlotCursor>();
+  #moves = 0;
+  /** The target slots of the last MOVE_LOG moves, by move count modulo MOVE_LOG. */
+  readonly #moveLog = new Uint32Array(MOVE_LOG);
 
   constructor(dim: number, spaces: SpaceRegistry = new SpaceRegistry(undefined, undefined)) {
     this.table = new RecordTable(dim);
@@ -381,6 +411,128 @@ export class Keyspace {
   /** A slot whose bytes are fine but whose content reference points nowhere. */
   markBadReference(slot: number, reason: string, file: string): void {
     this.#corrupt.set(slot, { reason, file, raw: false });
+  }
+
+  // ------------------------------------------------------------------ relocation
+
+  /**
+   * Memories moved so far (a counter: a reader that spans an await compares it before and after,
+   * because a move can carry a memory from a slot it has not reached to one it has passed).
+   */
+  get moveCount(): number {
+    return this.#moves;
+  }
+
+  /**
+   * The slots memories moved to since `moveCount` was `since` (a scan that yielded rescores them:
+   * one may have left a slot the scan had not reached for one it had passed), or undefined when
+   * more moves happened than are remembered.
+   */
+  movedSince(since: number): number[] | undefined {
+    const n = this.#moves - since;
+    if (n > MOVE_LOG) return undefined;
+    const out: number[] = [];
+    for (let m = since; m < this.#moves; m++) out.push(this.#moveLog[m % MOVE_LOG]!);
+    return out;
+  }
+
+  /** Registers an iteration in slot order; moves behind it are noted on the cursor. */
+  openCursor(): SlotCursor {
+    const c = new SlotCursor();
+    this.#cursors.add(c);
+    return c;
+  }
+
+  closeCursor(c: SlotCursor): void {
+    this.#cursors.delete(c);
+  }
+
+  /**
+   * Plans up to `max` moves of the memories in the highest used slots into the lowest free ones,
+   * and reserves those free slots (allocate() will not hand them out) until `settleMoves`. Corrupt
+   * slots are never moved: their bytes are evidence, and they keep the files at their length.
+   */
+  planMoves(max: number): MovePlan[] {
+    // Highest first, so pop() yields the lowest hole; the same order allocate() wants.
+    this.#free.sort((a, b) => b - a);
+    const plans: MovePlan[] = [];
+    let hi = this.#limit - 1;
+    while (plans.length < max && this.#free.length > 0) {
+      const to = this.#free[this.#free.length - 1]!;
+      while (hi > to && (!this.table.isUsed(hi) || this.#corrupt.has(hi) || this.#reserved.has(hi))) hi--;
+      if (hi <= to) break;
+      const c = this.table.chunk(hi);
+      const i = hi & CHUNK_MASK;
+      const space = c.space[i]!;
+      const id = c.ids[i];
+      // Only a memory its space's index holds there (a dropped space's slot waits for its sweep).
+      if (id !== undefined && this.#index.get(space)?.get(id) === hi) {
+        this.#free.pop();
+        this.#reserved.add(to);
+        plans.push({ space, id, from: hi, to, expectedLsn: c.clsn[i]! });
+      }
+      hi--;
+    }
+    return plans;
+  }
+
+  /** Whether `m` can still be applied: the same version of the memory in `from`, `to` free. */
+  movable(m: MovePlan): boolean {
+    if (m.to >= m.from || this.isUsed(m.to) || this.#corrupt.has(m.from)) return false;
+    if (this.#index.get(m.space)?.get(m.id) !== m.from) return false;
+    return this.table.chunk(m.from).clsn[m.from & CHUNK_MASK] === m.expectedLsn;
+  }
+
+  /** Ends the reservation of planned targets: those no move filled go back to the free list. */
+  settleMoves(plans: readonly MovePlan[]): void {
+    for (const m of plans) {
+      if (!this.#reserved.delete(m.to)) continue;
+      if (m.to < this.#limit && !this.table.isUsed(m.to)) this.#free.push(m.to);
+    }
+  }
+
+  /**
+   * Stores the moved memory `v` in `to` under its unchanged content generation; the slot that held
+   * it is freed (put's eviction of another slot claiming the id). Iterations that had not reached
+   * `from` but have passed `to` note the memory.
+   */
+  move(from: number, to: number, v: SlotWrite, clsn: number): void {
+    this.put(to, v, clsn);
+    this.#moveLog[this.#moves % MOVE_LOG] = to;
+    this.#moves++;
+    for (const c of this.#cursors) {
+      if (from >= c.next && to < c.next)
+        c.movedBehind.set(`${v.space}\u0000${v.id}`, { space: v.space, id: v.id });
+    }
+  }
+
+  /** Frees a slot whose bytes were found damaged, once a later state of it is known (free). */
+  vacateCorrupt(slot: number): void {
+    if (!this.isRawCorrupt(slot)) return;
+    const c = this.table.chunk(slot);
+    const space = c.space[slot & CHUNK_MASK]!;
+    const id = this.table.id(slot);
+    if (id !== undefined && this.#index.get(space)?.get(id) === slot) this.#indexDelete(space, id);
+    this.table.clear(slot);
+    this.#clearCorrupt(slot);
+    this.table.markFull(slot);
+    this.#free.push(slot);
+  }
+
+  /**
+   * Lowers the slot limit to one past the highest slot in use (corrupt and reserved slots count as
+   * used) and drops the free slots above it, so the record files can be cut there. Returns the
+   * limits before and after.
+   */
+  shrink(): { before: number; after: number } {
+    const before = this.#limit;
+    let top = before;
+    while (top > 0 && !this.table.isUsed(top - 1) && !this.#reserved.has(top - 1)) top--;
+    if (top < before) {
+      this.#limit = top;
+      this.#free = this.#free.filter((s) => s < top);
+    }
+    return { before, after: top };
   }
 
   /**

@@ -20,19 +20,23 @@ import { VectorVerifier, verifyVectorsInline } from './vector-verifier.js';
  *
  * `expectedSlots` is how many slots the last checkpoint left in the files (from the MANIFEST): a
  * records.dat holding fewer was cut short, and its missing records would otherwise read as absent.
+ * Files holding more are read only that far: past it lie slots a compaction freed before a crash
+ * stopped it from cutting the files (the next checkpoint cuts them), or slots a later, unfinished
+ * checkpoint wrote, which WAL replay writes again.
  */
 export async function loadRecords(
   files: RecordFiles,
   keyspace: Keyspace,
   expectedSlots: number | undefined,
 ): Promise<void> {
-  const slots = files.headerSlots();
-  if (expectedSlots !== undefined && slots < expectedSlots) {
+  const found = files.headerSlots();
+  if (expectedSlots !== undefined && found < expectedSlots) {
     throw corruption(
-      `records.dat holds ${slots} slot headers but the last checkpoint wrote ${expectedSlots}: the file was cut short`,
-      { file: files.recordsPath, expectedSlots, foundSlots: slots },
+      `records.dat holds ${found} slot headers but the last checkpoint wrote ${expectedSlots}: the file was cut short`,
+      { file: files.recordsPath, expectedSlots, foundSlots: found },
     );
   }
+  const slots = expectedSlots === undefined ? found : expectedSlots;
   const vecBytes = files.vectorBytes;
   const table = keyspace.table;
   const nChunks = Math.ceil(slots / CHUNK_SLOTS);

@@ -170,6 +170,38 @@ export class RecordFiles {
     await writeFully(this.#vectors, buf, vectorOffset(first, this.dim));
   }
 
+  /**
+   * Cuts both files to `slots` slots where they are longer (a slot limit lowered by compaction),
+   * records.dat first, each made durable before the next step. Only ever called with the slot
+   * count of a durable MANIFEST: open never reads past it. `step` is told after each cut (kill
+   * points). Returns the bytes cut off.
+   */
+  async truncateTo(slots: number, step: (name: string) => void = () => undefined): Promise<number> {
+    let cut = 0;
+    const files: [WsFile, string, number, string][] = [
+      [this.#records, this.recordsPath, headerOffset(slots), 'records-truncated'],
+      [this.#vectors, this.vectorsPath, vectorOffset(slots, this.dim), 'vectors-truncated'],
+    ];
+    for (const [f, path, length, name] of files) {
+      const size = f.size();
+      if (size <= length) continue;
+      try {
+        await f.truncate(length);
+        await f.sync();
+      } catch (err) {
+        throw ioError('truncate', path, err);
+      }
+      cut += size - length;
+      step(name);
+    }
+    return cut;
+  }
+
+  /** Bytes both files take. */
+  bytes(): number {
+    return this.#records.size() + this.#vectors.size();
+  }
+
   /** Vectors first: a durable header must never describe a vector that is not. */
   async sync(): Promise<void> {
     await this.#vectors.sync();

@@ -136,6 +136,11 @@ export const compactionStatsSchema = {
     segmentsCompacted: { type: 'integer' },
     maxPauseMs: { type: 'number', description: 'Longest synchronous step of this compaction.' },
     resumed: { type: 'boolean', description: 'True when this run continued an interrupted compaction.' },
+    slotsMoved: {
+      type: 'integer',
+      description: 'Memories moved into free slots so the record files could shrink.',
+    },
+    recordBytesReclaimed: { type: 'number', description: 'Bytes cut off records.dat and vectors.dat.' },
   },
 } as const;
 

@@ -20,6 +20,11 @@ export enum WalType {
   SpaceDefine = 7,
   /** Drops a memory space and every memory in it. */
   SpaceDrop = 8,
+  /**
+   * Moves a memory to a lower slot (compaction's relocation, so the record files can shrink).
+   * WAL format 3 and later.
+   */
+  SlotMove = 9,
 }
 
 export enum ContentKind {
@@ -97,7 +102,30 @@ export interface SpaceDropEntry {
   lsn: number;
   space: number;
 }
+/**
+ * A memory moved from slot `from` to the free slot `to`, keeping its id, metadata, content
+ * reference and embedding (and its content generation: `expectedLsn`, the LSN of the put that
+ * wrote it). The entry carries the whole record as it was when the move committed, so replay can
+ * place it even when a checkpoint torn by a crash left neither slot readable on disk.
+ */
+export interface SlotMoveEntry extends MemoryMetadata {
+  type: WalType.SlotMove;
+  lsn: number;
+  from: number;
+  to: number;
+  space: number;
+  id: string;
+  idBytes: Buffer;
+  /** The record's content generation (LSN of the put that wrote it), which the move keeps. */
+  expectedLsn: number;
+  kind: ContentKind;
+  seg: number;
+  off: number;
+  clen: number;
+  embedding: Float32Array;
+}
 export type WalEntry =
+  | SlotMoveEntry
   | PutEntry
   | DeleteEntry
   | TouchEntry
@@ -136,9 +164,15 @@ export function walEntrySize(e: WalEntryInput): number {
     case WalType.CompactEnd:
       body += 5;
       break;
+    case WalType.SlotMove:
+      body += SLOT_MOVE_FIXED + e.idBytes.length + e.embedding.length * 4;
+      break;
   }
   return WAL_ENTRY_HEADER + body;
 }
+
+/** A slot move's bytes before its id: from, to, space, expected LSN, kind, id length, seg, clen, 7 f64. */
+const SLOT_MOVE_FIXED = 4 + 4 + 4 + 8 + 1 + 1 + 4 + 4 + 8 * 7;
 
 /** A u32, then a string of at most 255 UTF-8 bytes after its u8 length; returns the new position. */
 function writeNumberAndName(b: Buffer, pos: number, n: number, name: string): number {
@@ -241,6 +275,33 @@ export function encodeWalEntry(
       b.writeUInt32LE(e.space, pos);
       pos += 4;
       break;
+    case WalType.SlotMove: {
+      b.writeUInt32LE(e.from, pos);
+      b.writeUInt32LE(e.to, pos + 4);
+      b.writeUInt32LE(e.space, pos + 8);
+      b.writeDoubleLE(e.expectedLsn, pos + 12);
+      b[pos + 20] = e.kind;
+      b[pos + 21] = e.idBytes.length;
+      b.writeUInt32LE(e.seg, pos + 22);
+      b.writeUInt32LE(e.clen, pos + 26);
+      pos += 30;
+      for (const v of [
+        e.off,
+        e.confidence,
+        e.activation,
+        e.decayRate,
+        e.createdAt,
+        e.lastAccess,
+        e.accessCount,
+      ]) {
+        b.writeDoubleLE(v, pos);
+        pos += 8;
+      }
+      pos += e.idBytes.copy(b, pos);
+      const emb = Buffer.from(e.embedding.buffer, e.embedding.byteOffset, e.embedding.byteLength);
+      pos += emb.copy(b, pos);
+      break;
+    }
   }
   // body length excludes the LSN; crc covers length, LSN and body.
   b.writeUInt32LE(pos - start - WAL_ENTRY_HEADER, start + 4);
@@ -428,6 +489,46 @@ function decodeBody(
     case WalType.SpaceDrop:
       if (version < 2 || pos + 4 !== end) return undefined;
       return { type: WalType.SpaceDrop, lsn, space: b.readUInt32LE(pos) };
+    case WalType.SlotMove: {
+      if (version < 3 || pos + SLOT_MOVE_FIXED > end) return undefined;
+      const from = b.readUInt32LE(pos);
+      const to = b.readUInt32LE(pos + 4);
+      const space = b.readUInt32LE(pos + 8);
+      const expectedLsn = b.readDoubleLE(pos + 12);
+      const kind = b[pos + 20] as ContentKind;
+      const idLen = b[pos + 21] ?? 0;
+      const seg = b.readUInt32LE(pos + 22);
+      const clen = b.readUInt32LE(pos + 26);
+      pos += 30;
+      const f: number[] = [];
+      for (let i = 0; i < 7; i++, pos += 8) f.push(b.readDoubleLE(pos));
+      if (pos + idLen + dim * 4 !== end) return undefined;
+      const idBytes = Buffer.from(b.subarray(pos, pos + idLen));
+      pos += idLen;
+      const embedding = new Float32Array(dim);
+      Buffer.from(embedding.buffer).set(b.subarray(pos, pos + dim * 4));
+      return {
+        type: WalType.SlotMove,
+        lsn,
+        from,
+        to,
+        space,
+        id: idBytes.toString('utf8'),
+        idBytes,
+        expectedLsn,
+        kind,
+        seg,
+        off: f[0]!,
+        clen,
+        confidence: f[1]!,
+        activation: f[2]!,
+        decayRate: f[3]!,
+        createdAt: f[4]!,
+        lastAccess: f[5]!,
+        accessCount: f[6]!,
+        embedding,
+      };
+    }
     default:
       return undefined;
   }

@@ -11,6 +11,12 @@ import { decodeWal, type WalEntry } from './entries.js';
  * spaces). A version-1 file is read as it is: its puts belong to the default space.
  */
 registerMigration({ kind: 'WALG', fromVersion: 1, toVersion: 2, migrateFields: (f) => f });
+/**
+ * WALG v3 added slot moves (compaction's relocation). A version-2 file is read as it is; a
+ * warmstore that only knows version 2 refuses a version-3 file instead of stopping its replay at
+ * the first move it cannot read.
+ */
+registerMigration({ kind: 'WALG', fromVersion: 2, toVersion: 3, migrateFields: (f) => f });
 
 export function walFileName(n: number): string {
   return `wal-${String(n).padStart(8, '0')}.log`;

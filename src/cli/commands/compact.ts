@@ -26,12 +26,21 @@ export async function compact(opts: CompactCliOptions): Promise<void> {
     printJson(stats);
     return;
   }
+  // A server older than slot relocation sends neither figure.
+  const slotsMoved = stats.slotsMoved ?? 0;
+  const recordBytes = stats.recordBytesReclaimed ?? 0;
+  const records =
+    slotsMoved > 0 || recordBytes > 0
+      ? `record files: moved ${formatCount(slotsMoved)} memories into free slots, reclaimed ${formatBytes(recordBytes)}\n`
+      : '';
   if (stats.segmentsCompacted === 0) {
     process.stdout.write(
-      `nothing to compact (no sealed segment above the dead-byte threshold${opts.force ? '' : '; try --force'})\n`,
+      records ||
+        `nothing to compact (no sealed segment above the dead-byte threshold${opts.force ? '' : '; try --force'})\n`,
     );
     return;
   }
+  process.stdout.write(records);
   process.stdout.write(
     `compacted ${formatCount(stats.segmentsCompacted)} segment(s): moved ${formatCount(stats.recordsMoved)} records, ` +
       `reclaimed ${formatBytes(stats.bytesReclaimed)} (${formatBytes(stats.bytesBefore)} -> ${formatBytes(stats.bytesAfter)}) ` +

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decideMaintenance } from '../../../src/engine/maintenance-policy.js';
+import { decideMaintenance, type RecordSlack } from '../../../src/engine/maintenance-policy.js';
 import type { ContentStorageStats, InterruptedCompaction } from '../../../src/types.js';
 
 const T = { fragmentationThreshold: 0.5, minTotalBytes: 1000 };
@@ -32,6 +32,7 @@ interface Row {
   compacting?: boolean;
   interrupted?: InterruptedCompaction;
   diskFull?: boolean;
+  records?: RecordSlack;
   expect: 'compact' | 'forced' | 'skip' | 'busy';
 }
 
@@ -60,6 +61,37 @@ const rows: Row[] = [
     expect: 'skip',
   },
   { name: 'full disk and fragmented: forced', stats: stats(2000, 1200), diskFull: true, expect: 'forced' },
+  {
+    name: 'slack record files and big enough',
+    stats: stats(10, 0),
+    records: { freeSlots: 61, slots: 100, slotBytes: 20 },
+    expect: 'compact',
+  },
+  {
+    name: 'record slack exactly at the threshold does not trigger',
+    stats: stats(10, 0),
+    records: { freeSlots: 50, slots: 100, slotBytes: 100 },
+    expect: 'skip',
+  },
+  {
+    name: 'slack record files, but their free slots take no more than the minimum',
+    stats: stats(10, 0),
+    records: { freeSlots: 90, slots: 100, slotBytes: 1000 / 90 },
+    expect: 'skip',
+  },
+  {
+    name: 'slack record files on a full disk: relocation waits for room',
+    stats: stats(10, 0),
+    diskFull: true,
+    records: { freeSlots: 90, slots: 100, slotBytes: 100 },
+    expect: 'skip',
+  },
+  {
+    name: 'no slots at all',
+    stats: stats(10, 0),
+    records: { freeSlots: 0, slots: 0, slotBytes: 100 },
+    expect: 'skip',
+  },
 ];
 
 describe('decideMaintenance', () => {
@@ -71,6 +103,7 @@ describe('decideMaintenance', () => {
         row.compacting ?? false,
         row.interrupted,
         row.diskFull ?? false,
+        row.records,
       );
       const got = d.action === 'compact' && d.force === true ? 'forced' : d.action;
       assert.equal(got, row.expect, d.reason);

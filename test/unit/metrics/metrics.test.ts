@@ -33,6 +33,8 @@ const stats = (over: Partial<CompactionStats> = {}): CompactionStats => ({
   segmentsCompacted: 3,
   maxPauseMs: 2,
   resumed: false,
+  slotsMoved: 0,
+  recordBytesReclaimed: 0,
   ...over,
 });
 

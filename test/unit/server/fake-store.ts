@@ -30,6 +30,8 @@ export const ZERO_STATS: CompactionStats = {
   segmentsCompacted: 0,
   maxPauseMs: 0,
   resumed: false,
+  slotsMoved: 0,
+  recordBytesReclaimed: 0,
 };
 
 /**
