@@ -85,6 +85,11 @@ describe('crash: kill -9 inside compaction', () => {
         } else {
           assert.equal(exit.code, 0, `${context}: child failed: ${child.stderr().slice(-3000)}`);
           notHit.push(`${name}:${nth}`);
+          // Some points depend on the store's state, which earlier rounds changed (a cut of the
+          // record files needs free slots at their tail, and an open that finishes an interrupted
+          // cut leaves none): try such a point again later, up to three rounds in all.
+          if (!killedAt.has(name) && plan.filter((p) => p.name === name).length < 3)
+            plan.push({ name, nth: 1 });
         }
         // New names can show up after a crash (resume paths): kill there too.
         for (const [n] of killPointHits(child.lines)) {
@@ -119,7 +124,7 @@ describe('crash: kill -9 inside compaction', () => {
           (notHit.length > 0 ? `; not reached: ${notHit.join(', ')}` : ''),
       );
       for (const name of hitsPerRun.keys()) {
-        assert.ok(killedAt.has(name), `kill point ${name} was never reached in its kill round`);
+        assert.ok(killedAt.has(name), `kill point ${name} was never reached in its kill rounds`);
       }
     },
   );
