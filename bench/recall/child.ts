@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import type { EngineRecallResult, RecallJob } from './figures.ts';
 import { runLance } from './lance.ts';
 import { runUsearch } from './usearch.ts';
-import { runWarmstore } from './warmstore.ts';
+import { runWarmstore, runWarmstoreReopen } from './warmstore.ts';
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as RecallJob;
@@ -16,6 +16,7 @@ async function main(): Promise<void> {
   let result: EngineRecallResult | { error: string };
   try {
     if (job.engine === 'warmstore') result = await runWarmstore(job);
+    else if (job.engine === 'warmstore-reopen') result = await runWarmstoreReopen(job);
     else if (job.engine === 'usearch') result = await runUsearch(job);
     else result = await runLance(job);
   } catch (e) {

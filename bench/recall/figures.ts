@@ -8,7 +8,8 @@ import type { DataKind, VectorFiles } from './data.ts';
 
 /** One engine's job, passed to its child process as JSON. */
 export interface RecallJob {
-  engine: RecallEngine;
+  /** `warmstore-reopen` opens the store a `warmstore` job left in the same `dir`. */
+  engine: RecallEngine | 'warmstore-reopen';
   files: VectorFiles;
   /** A directory of the engine's own, removed by the parent afterwards. */
   dir: string;
@@ -63,11 +64,20 @@ export interface WarmstoreResult {
   indexSearches: number;
   exact: SearchRun;
   filters: SearchRun[];
-  /** Close, then open again: open() time, and from the start of open() until the index is ready. */
-  reopen: { openMs: number; readyMs: number; recallSample: SearchRun };
+  /** The store opened again in a fresh process (filled in by the parent). */
+  reopen?: WarmstoreReopen | { error: string };
   indexFileBytes: number;
   storeBytes: number;
   /** RssAnon at each step, bytes. */
+  rssAnon: Record<string, number>;
+}
+
+/** open() time, and from the start of open() until the index is ready; RssAnon at each step. */
+export interface WarmstoreReopen {
+  engine: 'warmstore-reopen';
+  openMs: number;
+  readyMs: number;
+  recallSample: SearchRun;
   rssAnon: Record<string, number>;
 }
 
@@ -95,7 +105,7 @@ export interface LanceResult {
   rssAnon: Record<string, number>;
 }
 
-export type EngineRecallResult = WarmstoreResult | UsearchResult | LanceResult;
+export type EngineRecallResult = WarmstoreResult | WarmstoreReopen | UsearchResult | LanceResult;
 
 /** A dataset's run: its shape, the ground truth checks, each engine's result or error. */
 export interface DatasetRun {

@@ -36,7 +36,7 @@ export interface RecallOptions {
   lanceRefine: number[];
   lanceNprobes: number;
   indexTimeoutS: number;
-  /** Generated vectors; kept for the next run with `--keep`. */
+  /** Generated vectors, reused by the next run when kept (`--keep`). */
   dataDir: string;
 }
 
@@ -127,6 +127,16 @@ function runChild(job: RecallJob): Promise<void> {
   });
 }
 
+/** Runs `job` in its child process; its result, or the error that stopped it. */
+async function runJob(job: RecallJob): Promise<EngineRecallResult | { engine?: undefined; error: string }> {
+  try {
+    await runChild(job);
+    return JSON.parse(fs.readFileSync(job.out, 'utf8')) as EngineRecallResult | { error: string };
+  } catch (e) {
+    return { error: String(e) };
+  }
+}
+
 async function runDataset(cfg: RunConfig, o: RecallOptions, kind: DataKind): Promise<ScoredDataset> {
   const { count: n, dim } = cfg;
   const k = 10;
@@ -135,50 +145,56 @@ async function runDataset(cfg: RunConfig, o: RecallOptions, kind: DataKind): Pro
   const files = ensureVectors(o.dataDir, kind, n, o.queries, dim);
   const generateS = (performance.now() - t0) / 1000;
   log(`vectors: ${files.base} (${generateS < 1 ? 'reused' : `generated in ${generateS.toFixed(1)} s`})`);
-  let truths: Truths;
-  {
-    const base = readRows(files.base, dim, 0, n);
-    const queries = readRows(files.queries, dim, 0, o.queries);
-    truths = groundTruth(base, queries, dim, k);
-  }
-  gc();
-  const tr = truths.run;
-  log(
-    `ground truth: ${tr.seconds.toFixed(1)} s (exact search, 2 threads); plain loop disagrees on ` +
-      `${tr.loopMismatches} of 30 rows; mean cosine of the true 1st ${tr.meanTop1.toFixed(3)}, 10th ${tr.meanTop10.toFixed(3)}`,
-  );
-  const run: DatasetRun = { kind, n, dim, generateS, truth: tr, engines: {} };
-  for (const engine of o.engines) {
-    const dir = path.join(cfg.root, `${engine}-${kind}`);
-    const out = path.join(cfg.root, `${engine}-${kind}.json`);
-    fs.rmSync(dir, { recursive: true, force: true });
-    const job: RecallJob = {
-      engine,
-      files,
-      dir,
-      k,
-      queries: o.queries,
-      flatQueries: o.flatQueries,
-      exactQueries: o.exactQueries,
-      lanceRefine: o.lanceRefine,
-      lanceNprobes: o.lanceNprobes,
-      batch: cfg.batch,
-      indexTimeoutS: o.indexTimeoutS,
-      out,
-    };
-    log(`${engine} (load ${os.loadavg().map((x) => x.toFixed(2))})`);
-    try {
-      await runChild(job);
-      run.engines[engine] = JSON.parse(fs.readFileSync(out, 'utf8')) as
-        EngineRecallResult | { error: string };
-    } catch (e) {
-      run.engines[engine] = { error: String(e) };
+  try {
+    let truths: Truths;
+    {
+      const base = readRows(files.base, dim, 0, n);
+      const queries = readRows(files.queries, dim, 0, o.queries);
+      truths = groundTruth(base, queries, dim, k);
     }
-    if (!cfg.keep) fs.rmSync(dir, { recursive: true, force: true });
-    const r = run.engines[engine];
-    if (r && 'error' in r) log(`${engine} FAILED: ${r.error}`);
+    gc();
+    const tr = truths.run;
+    log(
+      `ground truth: ${tr.seconds.toFixed(1)} s (exact search, 2 threads); plain loop disagrees on ` +
+        `${tr.loopMismatches} of 30 rows; mean cosine of the true 1st ${tr.meanTop1.toFixed(3)}, 10th ${tr.meanTop10.toFixed(3)}`,
+    );
+    const run: DatasetRun = { kind, n, dim, generateS, truth: tr, engines: {} };
+    for (const engine of o.engines) {
+      const dir = path.join(cfg.root, `${engine}-${kind}`);
+      const out = path.join(cfg.root, `${engine}-${kind}.json`);
+      fs.rmSync(dir, { recursive: true, force: true });
+      const job: RecallJob = {
+        engine,
+        files,
+        dir,
+        k,
+        queries: o.queries,
+        flatQueries: o.flatQueries,
+        exactQueries: o.exactQueries,
+        lanceRefine: o.lanceRefine,
+        lanceNprobes: o.lanceNprobes,
+        batch: cfg.batch,
+        indexTimeoutS: o.indexTimeoutS,
+        out,
+      };
+      log(`${engine} (load ${os.loadavg().map((x) => x.toFixed(2))})`);
+      const result = await runJob(job);
+      if (result.engine === 'warmstore') {
+        log(`warmstore: open again in a fresh process (load ${os.loadavg().map((x) => x.toFixed(2))})`);
+        const reopen = await runJob({ ...job, engine: 'warmstore-reopen', out: `${out}.reopen` });
+        result.reopen =
+          reopen.engine === 'warmstore-reopen' || 'error' in reopen ? reopen : { error: 'wrong result' };
+      }
+      run.engines[engine] = result;
+      if (!cfg.keep) fs.rmSync(dir, { recursive: true, force: true });
+      const r = run.engines[engine];
+      if (r && 'error' in r) log(`${engine} FAILED: ${r.error}`);
+    }
+    return scoreDataset(run, truths.plain, truths.filtered);
+  } finally {
+    // Its own files only: another run may be reading other sizes from the same directory.
+    if (!cfg.keep) for (const f of [files.base, files.queries]) fs.rmSync(f, { force: true });
   }
-  return scoreDataset(run, truths.plain, truths.filtered);
 }
 
 export async function recallBench(cfg: RunConfig): Promise<void> {
@@ -200,7 +216,6 @@ export async function recallBench(cfg: RunConfig): Promise<void> {
   } finally {
     if (!cfg.keep) {
       fs.rmSync(cfg.root, { recursive: true, force: true });
-      fs.rmSync(o.dataDir, { recursive: true, force: true });
     }
   }
   const doc = { kind: 'recall', started: started.toISOString(), options: o, count: cfg.count, datasets };

@@ -8,7 +8,14 @@
 import { fmtBytes, mdTable, table } from '../lib/measure.ts';
 import { log } from '../phases/context.ts';
 import { SELECTIVITIES } from './data.ts';
-import type { DatasetRun, LanceResult, SearchRun, UsearchResult, WarmstoreResult } from './figures.ts';
+import type {
+  DatasetRun,
+  LanceResult,
+  SearchRun,
+  UsearchResult,
+  WarmstoreReopen,
+  WarmstoreResult,
+} from './figures.ts';
 import { pct } from './figures.ts';
 import { type Truth, recallAtK } from './truth.ts';
 
@@ -24,7 +31,7 @@ export type WarmstoreScored = Omit<WarmstoreResult, 'search' | 'exact' | 'filter
   search: ScoredRun;
   exact: ScoredRun;
   filters: ScoredRun[];
-  reopen: { openMs: number; readyMs: number; recallSample: ScoredRun };
+  reopen?: (Omit<WarmstoreReopen, 'recallSample'> & { recallSample: ScoredRun }) | { error: string };
 };
 export type UsearchScored = Omit<UsearchResult, 'raw' | 'search'> & { raw: ScoredRun; search: ScoredRun };
 export type LanceScored = Omit<LanceResult, 'ivfPq' | 'flat'> & {
@@ -67,11 +74,16 @@ export function scoreDataset(run: DatasetRun, plain: Truth, filtered: Truth[]): 
         search: score(r.search, plain),
         exact: score(r.exact, plain),
         filters: r.filters.map((f, i) => score(f, filtered[i]!)),
-        reopen: { ...r.reopen, recallSample: score(r.reopen.recallSample, plain) },
+        reopen:
+          r.reopen === undefined
+            ? { error: 'not run' }
+            : 'error' in r.reopen
+              ? r.reopen
+              : { ...r.reopen, recallSample: score(r.reopen.recallSample, plain) },
       };
     } else if (r.engine === 'usearch') {
       out.usearch = { ...r, raw: score(r.raw, plain), search: score(r.search, plain) };
-    } else {
+    } else if (r.engine === 'lancedb') {
       out.lancedb = {
         ...r,
         ivfPq: r.ivfPq.map((x) => ({ ...score(x, plain), nprobes: x.nprobes, refine: x.refine })),
@@ -94,6 +106,15 @@ const mib = (b: number | undefined): string => (b === undefined || !Number.isFin
 
 /** Growth of RssAnon from step `from` to step `to`. */
 const dr = (r: Record<string, number>, to: string, from: string): number => (r[to] ?? NaN) - (r[from] ?? NaN);
+
+/** A cell from the reopen figures, or why there are none. */
+function reopenCell(
+  w: WarmstoreScored | undefined,
+  f: (o: Exclude<WarmstoreScored['reopen'], { error: string } | undefined>) => string,
+): string {
+  if (!w?.reopen) return '-';
+  return 'error' in w.reopen ? 'FAILED' : f(w.reopen);
+}
 
 function tableOf(d: ScoredDataset): string[][] {
   const w = d.warmstore;
@@ -148,11 +169,13 @@ function tableOf(d: ScoredDataset): string[][] {
       ),
     ],
     [
-      'RssAnon: index loaded (+ over before)',
-      w
-        ? `${mib(w.rssAnon.reopenedReady)} (open +${mib(dr(w.rssAnon, 'reopened', 'closed'))}, ` +
-          `then to index ready +${mib(dr(w.rssAnon, 'reopenedReady', 'reopened'))})`
-        : '-',
+      'RssAnon with the index loaded',
+      reopenCell(
+        w,
+        (o) =>
+          `${mib(o.rssAnon.ready)} (open +${mib(dr(o.rssAnon, 'opened', 'start'))}, ` +
+          `then to index ready +${mib(dr(o.rssAnon, 'ready', 'opened'))})`,
+      ),
       u ? `${mib(u.rssAnon.loaded)} (load +${mib(dr(u.rssAnon, 'loaded', 'beforeLoad'))})` : '-',
       ...lanceCells(
         () => (l ? `${mib(l.rssAnon.searched)} process` : '-'),
@@ -196,8 +219,8 @@ function tableOf(d: ScoredDataset): string[][] {
     ],
     ...SELECTIVITIES.map((_, i) => filterRow(i)),
     [
-      'reopen: open / index ready ms',
-      w ? `${ms(w.reopen.openMs)} / ${ms(w.reopen.readyMs)} (recall ${rec(w.reopen.recallSample)})` : '-',
+      'open in a fresh process: open / index ready ms',
+      reopenCell(w, (o) => `${ms(o.openMs)} / ${ms(o.readyMs)} (recall ${rec(o.recallSample)})`),
       '-',
       ...lanceCells(
         () => '',
@@ -275,6 +298,8 @@ function goalsOf(d: ScoredDataset): string[] {
     if (f.violations || f.short)
       out.push(`FAIL  filter ${f.label}: ${f.violations} outside, ${f.short} short`);
   out.push(goal(w.exact.p50Ms <= 300, `exact search p50 ${ms(w.exact.p50Ms)} ms <= 300${at1M}`));
+  if (w.reopen && 'error' in w.reopen)
+    out.push(`FAIL  open in a fresh process: ${w.reopen.error.split('\n')[0]}`);
   if (w.exact.recall < 1)
     out.push(`WARN  exact: true recall ${rec(w.exact)} against the ground truth (1.0 expected)`);
   return out;
