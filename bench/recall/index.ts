@@ -73,7 +73,7 @@ function readRecallOptions(): RecallOptions {
 }
 
 /** Ground truth for the plain recalls and for each filter, with its checks. */
-interface Truths {
+export interface Truths {
   plain: Truth;
   filtered: Truth[];
   run: DatasetRun['truth'];
@@ -83,7 +83,7 @@ interface Truths {
  * Reads the vectors here, in a plain function, so that the 3 GB of a 1M base is garbage once it
  * returns (a suspended async function may keep its locals alive).
  */
-function groundTruth(files: VectorFiles, k: number): Truths {
+export function groundTruth(files: VectorFiles, k: number): Truths {
   const dim = files.dim;
   const base = readRows(files.base, dim, 0, files.n);
   const queries = readRows(files.queries, dim, 0, files.nq);
