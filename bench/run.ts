@@ -20,6 +20,7 @@ import { DiskBaseline } from './lib/disk-baseline.ts';
 import { fmtBytes, now } from './lib/measure.ts';
 import { type EngineResult, emptyResult, writeResultsFile } from './lib/results.ts';
 import { benchRow } from './phases/index.ts';
+import { recallBench } from './recall/index.ts';
 import { log } from './phases/context.ts';
 import { type BuildInfo, printReport, resultsDocument, summarize } from './report.ts';
 
@@ -70,6 +71,8 @@ function rowsOf(cfg: RunConfig, builds: readonly WarmstoreBuild[], rep: number):
 
 async function main(): Promise<void> {
   const cfg = readRunConfig();
+  // Recall alone is its own benchmark (its own data, engines and report): recall/index.ts.
+  if (cfg.phases.size === 1 && cfg.phases.has('recall')) return recallBench(cfg);
   fs.mkdirSync(cfg.root, { recursive: true });
   const builds: BuildInfo[] = (await loadableBuilds(cfg)).map((b) => ({ ...b, git: gitInfo(b) }));
   const rows = rowsOf(cfg, builds, 0);
