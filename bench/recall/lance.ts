@@ -6,9 +6,8 @@
  * Its native threads follow LANCE_CPU_THREADS (the parent sets 2 on this 2-core machine unless
  * given); RUST_LOG=error keeps its warnings out of the log.
  */
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import * as lancedb from '@lancedb/lancedb';
-import * as arrow from 'apache-arrow';
 import { readRows } from './data.ts';
 import {
   type LanceResult,
@@ -23,16 +22,65 @@ import {
 
 const log = (line: string): void => console.log(`  [lancedb] ${line}`);
 
+// LanceDB and Arrow live in bench/node_modules, which only a benchmark run installs: the root
+// install (and so `npm run lint` in a fresh clone) lacks them. So they are loaded by a name the
+// compiler does not resolve and typed by what this file calls (see engines/peers.ts).
+
+/** An Arrow data type, field, schema, data or batch: opaque here, handed back to Arrow. */
+type ArrowObject = object;
+interface ArrowModule {
+  FixedSizeList: new (size: number, child: ArrowObject) => ArrowObject;
+  Field: new (name: string, type: ArrowObject, nullable: boolean) => ArrowObject;
+  Float32: new () => ArrowObject;
+  Int32: new () => ArrowObject;
+  Schema: new (fields: ArrowObject[]) => ArrowObject & { fields: ArrowObject[] };
+  Struct: new (fields: ArrowObject[]) => ArrowObject;
+  RecordBatch: new (schema: ArrowObject, data: ArrowObject) => ArrowObject;
+  Table: new (batches: ArrowObject[]) => ArrowObject;
+  makeData(props: Record<string, unknown>): ArrowObject;
+}
+
+interface VectorQuery {
+  distanceType(d: 'cosine'): VectorQuery;
+  select(cols: string[]): VectorQuery;
+  limit(k: number): VectorQuery;
+  nprobes(n: number): VectorQuery;
+  refineFactor(r: number): VectorQuery;
+  bypassVectorIndex(): VectorQuery;
+  toArray(): Promise<Array<{ id: number }>>;
+}
+
+interface LanceTable {
+  createIndex(column: string, options: { config: unknown; replace: boolean }): Promise<void>;
+  vectorSearch(q: number[]): VectorQuery;
+  close(): void;
+}
+
+interface LanceModule {
+  connect(dir: string): Promise<{
+    createTable(name: string, data: ArrowObject, options: { mode: 'overwrite' }): Promise<LanceTable>;
+    openTable(name: string): Promise<LanceTable>;
+    close(): void;
+  }>;
+  Index: { ivfPq(options: { distanceType: 'cosine' }): unknown };
+}
+
+const require = createRequire(import.meta.url);
+const LANCEDB = '@lancedb/lancedb';
+const ARROW = 'apache-arrow';
+const lancedb = require(LANCEDB) as LanceModule;
+const arrow = require(ARROW) as ArrowModule;
+
 /** Rows per record batch handed to createTable. */
 const CHUNK = 20_000;
 
-function tableOf(base: Float32Array, n: number, dim: number): arrow.Table {
+function tableOf(base: Float32Array, n: number, dim: number): ArrowObject {
   const vecType = new arrow.FixedSizeList(dim, new arrow.Field('item', new arrow.Float32(), true));
   const schema = new arrow.Schema([
     new arrow.Field('id', new arrow.Int32(), false),
     new arrow.Field('vector', vecType, false),
   ]);
-  const batches: arrow.RecordBatch[] = [];
+  const batches: ArrowObject[] = [];
   for (let i = 0; i < n; i += CHUNK) {
     const m = Math.min(CHUNK, n - i);
     const ids = Int32Array.from({ length: m }, (_, j) => i + j);
@@ -59,7 +107,7 @@ export async function runLance(job: RecallJob): Promise<LanceResult> {
   const { n, dim } = files;
   const rss: Record<string, number> = { start: rssAnon() };
   const db = await lancedb.connect(job.dir);
-  let tbl: lancedb.Table;
+  let tbl: LanceTable;
   let createTableS: number;
   {
     const base = readRows(files.base, dim, 0, n);
@@ -84,15 +132,14 @@ export async function runLance(job: RecallJob): Promise<LanceResult> {
   rss.opened = rssAnon();
   const queries = readRows(files.queries, dim, 0, job.queries);
   const q = (i: number): number[] => Array.from(queries.subarray(i * dim, (i + 1) * dim));
-  const base = (i: number): lancedb.VectorQuery =>
+  const base = (i: number): VectorQuery =>
     t.vectorSearch(q(i)).distanceType('cosine').select(['id']).limit(k);
-  const rowsOf = async (query: lancedb.VectorQuery): Promise<number[]> =>
-    (await query.toArray()).map((r: { id: number }) => r.id);
+  const rowsOf = async (query: VectorQuery): Promise<number[]> => (await query.toArray()).map((r) => r.id);
 
   const measure = async (
     label: string,
     nq: number,
-    mk: (i: number) => lancedb.VectorQuery,
+    mk: (i: number) => VectorQuery,
     withQps: boolean,
     warmUp = 10,
   ): Promise<SearchRun> => {
