@@ -349,6 +349,11 @@ export interface IndexStatus {
   resident: number;
   /** Merges of the delta into a new base file since open. */
   merges: number;
+  /**
+   * Sampled recall@k of the index's answers against exact ones, once a few samples exist. Below
+   * 0.8 recall scans exactly (data without low-dimensional structure defeats the index).
+   */
+  recallEstimate?: number;
   /** Why the index failed. */
   error?: string;
 }

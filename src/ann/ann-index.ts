@@ -6,6 +6,7 @@ import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK, CHUNK_SHIFT } from '../records/table.js';
 import type { IndexCoverage, IndexFile } from '../format/manifest.js';
 import type { IndexStatus, WarmStoreLogger } from '../types.js';
+import { RecallQuality } from './quality.js';
 import { quantize, quantizeInto } from './quantize.js';
 import { MERGE_SOURCE, WORKER_SOURCE } from './worker-source.js';
 
@@ -27,6 +28,8 @@ export interface AnnIndexDeps {
   onStatus(s: IndexStatus): void;
   /** Smallest delta (vectors added plus base vectors removed) worth a merge. @default 16384 */
   mergeMin?: number;
+  /** Sampled recall below which recall scans exactly. @default 0.8 */
+  minRecall?: number;
 }
 
 /** Slots per apply message (and per rebuild step). */
@@ -106,6 +109,8 @@ export class AnnIndex {
   /** Vectors in the worker's in-memory delta, as of its last reply. */
   #resident = 0;
   #merges = 0;
+  /** Sampled recall of the index's answers (the recaller samples, the planner reads). */
+  readonly quality: RecallQuality;
   #merging: Promise<void> | undefined;
   /** The file a running merge writes, and the saved delta it starts from, if so (kept by prune). */
   #mergeOut: string | undefined;
@@ -125,6 +130,7 @@ export class AnnIndex {
     this.#worker = worker;
     this.#stopFlag = stopFlag;
     this.#workerData = workerData;
+    this.quality = new RecallQuality(deps.minRecall);
     this.#saved = deps.coverage;
     worker.on('message', (r: Reply) => {
       const p = this.#pending.get(r.id);
@@ -195,6 +201,8 @@ export class AnnIndex {
       resident: this.#resident,
       merges: this.#merges,
     };
+    const estimate = this.quality.estimate;
+    if (estimate !== undefined) s.recallEstimate = estimate;
     if (this.#error !== undefined) s.error = this.#error;
     return s;
   }

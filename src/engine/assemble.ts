@@ -259,6 +259,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
         logger: o.logger,
         onStatus: (st) => ctx.events.emit('indexStatus', st),
         ...(o.annMergeMin !== undefined && { mergeMin: o.annMergeMin }),
+        ...(o.annMinRecall !== undefined && { minRecall: o.annMinRecall }),
       });
       if (!ann) return;
       parts.ann = late.ann = ann;

@@ -56,6 +56,8 @@ export interface ResolvedOptions {
   onKillPoint: ((name: string) => void) | undefined;
   /** Test hook: smallest recall-index delta worth a merge. */
   annMergeMin: number | undefined;
+  /** Test hook: sampled index recall below which recall scans exactly. */
+  annMinRecall: number | undefined;
 }
 
 function int(v: unknown, field: string, dflt: number, min: number, max: number): number {
@@ -100,6 +102,12 @@ function killPointHook(o: WarmStoreOptions): ((name: string) => void) | undefine
 function mergeMinHook(o: WarmStoreOptions): number | undefined {
   const v = testHooksOf(o).annMergeMin;
   return Number.isSafeInteger(v) && v! > 0 ? v : undefined;
+}
+
+/** The recall floor carried by `withTestHooks`, if it is a number in [0, 1]. */
+function minRecallHook(o: WarmStoreOptions): number | undefined {
+  const v = testHooksOf(o).annMinRecall;
+  return typeof v === 'number' && v >= 0 && v <= 1 ? v : undefined;
 }
 
 /** Validates `WarmStore.open`'s options; throws INVALID_INPUT naming the first bad field. */
@@ -173,5 +181,6 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
     fileSystem: o.fileSystem ?? nodeFileSystem,
     onKillPoint: killPointHook(o),
     annMergeMin: mergeMinHook(o),
+    annMinRecall: minRecallHook(o),
   };
 }

@@ -1,6 +1,7 @@
 import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import type { AnnIndex } from '../ann/ann-index.js';
-import { planRecall } from '../ann/planner.js';
+import { baseCandidates, planRecall } from '../ann/planner.js';
+import { overlap } from '../ann/quality.js';
 import { countMatches, rescoreTopK } from '../ann/rescore.js';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_SLOTS } from '../records/table.js';
@@ -39,7 +40,10 @@ export class Recaller {
 
   async topK(ks: Keyspace, ann: AnnIndex | undefined, r: RecallQuery): Promise<Hit[]> {
     const viaIndex = r.exact ? undefined : await this.#indexTopK(ks, ann, r);
-    if (viaIndex) return viaIndex;
+    return viaIndex ?? this.#exactTopK(ks, r);
+  }
+
+  #exactTopK(ks: Keyspace, r: RecallQuery): Promise<Hit[]> {
     const pool = ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined;
     return exactTopK(
       ks.table,
@@ -76,6 +80,7 @@ export class Recaller {
     const minMemories = this.#annMinMemories;
     // Counting matches costs a pass over the metadata columns: skip it when the space is too small.
     const matches = r.filter && spaceSize > minMemories ? countMatches(ks, r.space, r.filter) : spaceSize;
+    const quality = ann.quality;
     const plan = planRecall({
       k: r.k,
       exact: false,
@@ -85,18 +90,42 @@ export class Recaller {
       matches,
       tail: ann.tailSize,
       minMemories,
+      lowQuality: quality.low,
     });
-    if (plan.path === 'exact') return undefined;
+    if (plan.path === 'exact') {
+      if (plan.reason !== 'quality') return undefined;
+      // Scanning exactly because the index answered poorly: now and then ask it again, so that an
+      // index whose data changed can be used again.
+      const exact = await this.#exactTopK(ks, r);
+      if (quality.wantSample()) {
+        const candidates = Math.ceil((baseCandidates(r.k) * ks.size) / Math.max(matches, 1));
+        const approx = await this.#search(ks, ann, r, candidates);
+        quality.done(approx ? overlap(approx, exact) : 0, approx ? exact.length : 0);
+      }
+      return exact;
+    }
+    const hits = await this.#search(ks, ann, r, plan.candidates);
+    if (!hits || (hits.length < r.k && hits.length < matches)) return undefined;
+    if (hits.length > 0 && quality.wantSample()) {
+      // The exact answer beside the index's, off the caller's path (one at a time).
+      this.#exactTopK(ks, r).then(
+        (exact) => quality.done(overlap(hits, exact), exact.length),
+        () => quality.done(0, 0),
+      );
+    }
+    return hits;
+  }
+
+  /** The index's candidates and the unacknowledged tail, rescored; undefined if the search failed. */
+  async #search(ks: Keyspace, ann: AnnIndex, r: RecallQuery, candidates: number): Promise<Hit[] | undefined> {
     let slots: Float64Array;
     try {
-      slots = await ann.search(r.q, plan.candidates);
+      slots = await ann.search(r.q, candidates);
     } catch (err) {
       this.#logger?.warn({ err }, 'recall index search failed: scanning exactly');
       return undefined;
     }
     // The tail as of now: every write after the search was posted is still unacknowledged.
-    const hits = rescoreTopK(ks, [...slots, ...ann.tailSlots()], r.q, r.k, r.minScore, r.space, r.filter);
-    if (hits.length < r.k && hits.length < matches) return undefined;
-    return hits;
+    return rescoreTopK(ks, [...slots, ...ann.tailSlots()], r.q, r.k, r.minScore, r.space, r.filter);
   }
 }

@@ -10,6 +10,8 @@ export interface TestHooks {
   onKillPoint?: (name: string) => void;
   /** Smallest recall-index delta worth a merge (tests merge small stores). */
   annMergeMin?: number;
+  /** Sampled index recall below which recall scans exactly (tests raise it to reach that path). */
+  annMinRecall?: number;
 }
 
 /** The hooks carried by an options object, or none. */

@@ -187,6 +187,11 @@ export class WarmStoreMetrics {
       'Merges of the index delta into a new base file since open.',
       (st) => st.merges,
     );
+    indexGauge(
+      'warmstore_index_recall_estimate',
+      'Sampled recall of the index against exact answers (-1 until sampled); below 0.8 recall scans exactly.',
+      (st) => st.recallEstimate ?? -1,
+    );
     const size = (): number => this.#readSize();
     const compacting = (): boolean => !this.#store.closed && this.#store.isCompacting;
     new Gauge({

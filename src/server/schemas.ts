@@ -98,7 +98,8 @@ export const storageStatsSchema = {
         'The recall index: state (off, loading, building, ready, failed), vectors indexed, lag ' +
         '(written but not yet indexed; recall scans them exactly), rebuild progress, searches, ' +
         'vectors held in memory (the delta since the last merge; the rest is a file read through ' +
-        'the page cache) and merges since open.',
+        'the page cache), merges since open, and the sampled recall of its answers (below 0.8 ' +
+        'recall scans exactly).',
       properties: {
         state: { type: 'string', enum: ['off', 'loading', 'building', 'ready', 'failed'] },
         indexed: { type: 'integer' },
@@ -108,6 +109,7 @@ export const storageStatsSchema = {
         searches: { type: 'integer' },
         resident: { type: 'integer' },
         merges: { type: 'integer' },
+        recallEstimate: { type: 'number' },
         error: { type: 'string' },
       },
     },

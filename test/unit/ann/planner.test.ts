@@ -18,6 +18,8 @@ const cases: [string, Partial<PlanInput>, Plan][] = [
   ['k=50: 3k candidates', { k: 50 }, { path: 'index', candidates: 150 }],
   ['exact requested', { exact: true }, { path: 'exact', reason: 'requested' }],
   ['index not ready', { ready: false }, { path: 'exact', reason: 'not-ready' }],
+  ['sampled recall too low', { lowQuality: true }, { path: 'exact', reason: 'quality' }],
+  ['sampled recall good enough', { lowQuality: false }, { path: 'index', candidates: 30 }],
   ['space at the minimum', { spaceSize: 20_000, matches: 20_000 }, { path: 'exact', reason: 'small' }],
   ['filter leaves too few', { matches: 15_000 }, { path: 'exact', reason: 'small' }],
   [

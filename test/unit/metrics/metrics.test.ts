@@ -77,6 +77,7 @@ describe('metrics', () => {
     assert.equal(sample(text, 'warmstore_index_vectors'), 40);
     assert.equal(sample(text, 'warmstore_index_lag'), 7);
     assert.equal(sample(text, 'warmstore_index_build_progress_ratio'), 0.25);
+    assert.equal(sample(text, 'warmstore_index_recall_estimate'), -1, 'not sampled yet');
     src.indexStatus = {
       state: 'ready',
       indexed: 160,
@@ -86,6 +87,7 @@ describe('metrics', () => {
       searches: 3,
       resident: 10,
       merges: 1,
+      recallEstimate: 0.97,
     };
     text = await m.metrics();
     assert.equal(sample(text, 'warmstore_index_ready'), 1);
@@ -94,6 +96,7 @@ describe('metrics', () => {
     assert.equal(sample(text, 'warmstore_index_searches'), 3);
     assert.equal(sample(text, 'warmstore_index_resident_vectors'), 10);
     assert.equal(sample(text, 'warmstore_index_merges'), 1);
+    assert.equal(sample(text, 'warmstore_index_recall_estimate'), 0.97);
   });
 
   it('keeps the last values instead of failing the scrape once the store is closed', async () => {

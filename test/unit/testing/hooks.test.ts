@@ -75,6 +75,8 @@ describe('withTestHooks', () => {
     assert.throws(() => withTestHooks(BASE, { annMergeMin: 0 }), invalidField('hooks.annMergeMin'));
     assert.throws(() => withTestHooks(BASE, { annMergeMin: 1.5 }), invalidField('hooks.annMergeMin'));
     assert.equal(testHooksOf(withTestHooks(BASE, { annMergeMin: 64 })).annMergeMin, 64);
+    assert.throws(() => withTestHooks(BASE, { annMinRecall: 1.5 }), invalidField('hooks.annMinRecall'));
+    assert.equal(testHooksOf(withTestHooks(BASE, { annMinRecall: 0.5 })).annMinRecall, 0.5);
   });
 
   it('the store calls onKillPoint during a compaction; a plain `onKillPoint` option is ignored', async (t) => {

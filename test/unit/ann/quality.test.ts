@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MIN_RECALL, RecallQuality, overlap } from '../../../src/ann/quality.js';
+
+test('samples the first recall, then one in five until five samples, then one in fifty', () => {
+  const q = new RecallQuality();
+  const sampled: number[] = [];
+  for (let i = 1; i <= 200; i++) {
+    if (q.wantSample()) {
+      sampled.push(i);
+      q.done(10, 10);
+    }
+  }
+  assert.deepEqual(sampled.slice(0, 5), [1, 6, 11, 16, 21]);
+  assert.deepEqual(sampled.slice(5), [71, 121, 171]);
+});
+
+test('one sample at a time: none is started while one runs', () => {
+  const q = new RecallQuality();
+  assert.equal(q.wantSample(), true);
+  for (let i = 0; i < 20; i++) assert.equal(q.wantSample(), false);
+  q.done(9, 10);
+  assert.equal(q.wantSample(), true);
+});
+
+test('the estimate needs five samples, averages the last twenty and says when it is low', () => {
+  const q = new RecallQuality();
+  const sample = (found: number, of: number): void => {
+    for (let i = 0; !q.wantSample(); i++) assert.ok(i < 100);
+    q.done(found, of);
+  };
+  for (let i = 0; i < 4; i++) sample(1, 10);
+  assert.equal(q.estimate, undefined);
+  assert.equal(q.low, false, 'unknown is not low');
+  sample(1, 10);
+  assert.ok(Math.abs(q.estimate! - 0.1) < 1e-9);
+  assert.equal(q.low, true);
+  sample(0, 0);
+  assert.ok(Math.abs(q.estimate! - 0.1) < 1e-9, 'an empty sample is not counted');
+  for (let i = 0; i < 20; i++) sample(10, 10);
+  assert.equal(q.estimate, 1, 'only the last twenty count');
+  assert.equal(q.low, false);
+  assert.equal(new RecallQuality(0.99).low, false);
+  const strict = new RecallQuality(1);
+  for (let i = 0; i < 5; i++) {
+    while (!strict.wantSample());
+    strict.done(9, 10);
+  }
+  assert.equal(strict.low, true);
+  assert.ok(MIN_RECALL > 0.5 && MIN_RECALL < 1);
+});
+
+test('overlap counts the exact ids the approximate answer holds', () => {
+  const ids = (...xs: string[]) => xs.map((id) => ({ id }));
+  assert.equal(overlap(ids('a', 'b', 'c'), ids('c', 'd', 'a')), 2);
+  assert.equal(overlap([], ids('a')), 0);
+});
