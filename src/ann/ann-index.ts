@@ -228,13 +228,16 @@ export class AnnIndex {
   #pump(): void {
     while (this.#inFlight < IN_FLIGHT && this.#state !== 'failed' && !this.#closed) {
       const slots: number[] = [];
+      const sweep = this.#sweep;
+      // Writes and a build share the worker: at most half a batch of writes while a build runs,
+      // so that a write burst cannot hold the build (and its progress) back until it is over.
+      const writes = sweep && sweep.next < sweep.end ? BATCH / 2 : BATCH;
       for (const slot of this.#waiting) {
         this.#waiting.delete(slot);
         slots.push(slot);
-        if (slots.length === BATCH) break;
+        if (slots.length === writes) break;
       }
       const tailed = slots.length;
-      const sweep = this.#sweep;
       const ks = this.#d.keyspace;
       let swept = 0;
       // Free slots of a build need no message: the index started empty.
