@@ -14,16 +14,34 @@ export const MIN_RECALL = 0.8;
 const WINDOW = 20;
 /** An estimate needs this many samples. */
 const MIN_SAMPLES = 5;
-/** Until the estimate stands, one recall in this many is sampled; afterwards one in SLOW. */
+/**
+ * Until the estimate stands, one recall in FAST is sampled; afterwards one in SLOW, and at most one
+ * per GAP_MS. A sample beside an index answer is an exact scan, which at a million memories costs
+ * about a hundred times the index's answer: sampling must stay rare to stay cheap.
+ */
 const FAST = 5;
-const SLOW = 50;
+const SLOW = 1000;
+const GAP_MS = 10_000;
+
+/** Sampling cadence (tests shorten it). */
+export interface SampleCadence {
+  /** One recall in this many is sampled once the estimate stands. @default 1000 */
+  every?: number;
+  /** Least time between two samples once the estimate stands. @default 10000 */
+  gapMs?: number;
+}
 
 export class RecallQuality {
   readonly #samples: number[] = [];
   readonly #min: number;
+  readonly #every: number;
+  readonly #gapMs: number;
+  #lastAt = -Infinity;
 
-  constructor(minRecall = MIN_RECALL) {
+  constructor(minRecall = MIN_RECALL, cadence: SampleCadence = {}) {
     this.#min = minRecall;
+    this.#every = cadence.every ?? SLOW;
+    this.#gapMs = cadence.gapMs ?? GAP_MS;
   }
 
   #since = 0;
@@ -50,9 +68,12 @@ export class RecallQuality {
   wantSample(): boolean {
     this.#since++;
     if (this.#inFlight) return false;
-    const every = this.#samples.length < MIN_SAMPLES ? FAST : SLOW;
-    if (this.#since < every && this.#samples.length > 0) return false;
+    const settled = this.#samples.length >= MIN_SAMPLES;
+    if (this.#since < (settled ? this.#every : FAST) && this.#samples.length > 0) return false;
+    const now = performance.now();
+    if (settled && now - this.#lastAt < this.#gapMs) return false;
     this.#since = 0;
+    this.#lastAt = now;
     this.#inFlight = true;
     return true;
   }

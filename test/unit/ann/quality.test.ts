@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MIN_RECALL, RecallQuality, overlap } from '../../../src/ann/quality.js';
 
-test('samples the first recall, then one in five until five samples, then one in fifty', () => {
-  const q = new RecallQuality();
+test('samples the first recall, then one in five until five samples, then one in `every`', () => {
+  const q = new RecallQuality(MIN_RECALL, { every: 50, gapMs: 0 });
   const sampled: number[] = [];
   for (let i = 1; i <= 200; i++) {
     if (q.wantSample()) {
@@ -15,6 +15,27 @@ test('samples the first recall, then one in five until five samples, then one in
   assert.deepEqual(sampled.slice(5), [71, 121, 171]);
 });
 
+test('once the estimate stands, samples are at least gapMs apart and one in 1000 by default', () => {
+  const gapped = new RecallQuality(MIN_RECALL, { every: 1, gapMs: 60_000 });
+  let n = 0;
+  for (let i = 0; i < 200; i++) {
+    if (gapped.wantSample()) {
+      n++;
+      gapped.done(10, 10);
+    }
+  }
+  assert.equal(n, 5, 'five to settle; the next waits a minute after the last');
+  const slow = new RecallQuality(MIN_RECALL, { gapMs: 0 });
+  n = 0;
+  for (let i = 0; i < 2100; i++) {
+    if (slow.wantSample()) {
+      n++;
+      slow.done(10, 10);
+    }
+  }
+  assert.equal(n, 7, 'five to settle, then one in a thousand');
+});
+
 test('one sample at a time: none is started while one runs', () => {
   const q = new RecallQuality();
   assert.equal(q.wantSample(), true);
@@ -24,9 +45,9 @@ test('one sample at a time: none is started while one runs', () => {
 });
 
 test('the estimate needs five samples, averages the last twenty and says when it is low', () => {
-  const q = new RecallQuality();
+  const q = new RecallQuality(MIN_RECALL, { every: 50, gapMs: 0 });
   const sample = (found: number, of: number): void => {
-    for (let i = 0; !q.wantSample(); i++) assert.ok(i < 100);
+    for (let i = 0; !q.wantSample(); i++) assert.ok(i < 1000);
     q.done(found, of);
   };
   for (let i = 0; i < 4; i++) sample(1, 10);
@@ -41,7 +62,7 @@ test('the estimate needs five samples, averages the last twenty and says when it
   assert.equal(q.estimate, 1, 'only the last twenty count');
   assert.equal(q.low, false);
   assert.equal(new RecallQuality(0.99).low, false);
-  const strict = new RecallQuality(1);
+  const strict = new RecallQuality(1, { gapMs: 0 });
   for (let i = 0; i < 5; i++) {
     while (!strict.wantSample());
     strict.done(9, 10);
