@@ -1,0 +1,46 @@
+/**
+ * Recall latency and recall@10 of an existing store, one query at a time: opens DIR (a store of
+ * 768-dimensional vectors, e.g. one a recall benchmark kept with `--keep`), waits for its index,
+ * runs Q queries from a float32 file (exact answers first, as the ground truth; then the same
+ * queries through the index) and prints p50/p99 and recall@10.
+ *   node --import tsx tools/recall-latency.ts DIR QUERIES.f32 [Q]
+ */
+import * as fs from 'node:fs';
+import { loadWarmstore } from '../engines/warmstore.ts';
+
+const [dir, file, qArg] = process.argv.slice(2);
+if (!dir || !file) throw new Error('usage: recall-latency.ts DIR QUERIES.f32 [Q]');
+const dim = 768;
+const raw = fs.readFileSync(file);
+const all = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
+const q = Math.min(Number(qArg ?? 200), all.length / dim);
+const { WarmStore } = await loadWarmstore();
+const t0 = performance.now();
+const store = await WarmStore.open(dir, { dimension: dim, maintenanceIntervalMs: false });
+while (store.indexStatus.state !== 'ready' || store.indexStatus.tail > 0)
+  await new Promise((r) => setTimeout(r, 20));
+console.log(`open + index ready ${(performance.now() - t0).toFixed(0)} ms; ${store.size} memories`);
+const query = (i: number): Float32Array => all.subarray(i * dim, (i + 1) * dim);
+const truth: string[][] = [];
+for (let i = 0; i < q; i++)
+  truth.push((await store.recall(query(i), { k: 10, exact: true })).map((h) => h.memory.id));
+for (let i = 0; i < 20; i++) await store.recall(query(i), { k: 10 });
+const ms: number[] = [];
+let found = 0;
+const c0 = process.cpuUsage();
+const s0 = store.indexStatus.searches;
+for (let i = 0; i < q; i++) {
+  const t = performance.now();
+  const hits = await store.recall(query(i), { k: 10 });
+  ms.push(performance.now() - t);
+  const want = new Set(truth[i]);
+  for (const h of hits) if (want.has(h.memory.id)) found++;
+}
+const cpu = process.cpuUsage(c0);
+ms.sort((a, b) => a - b);
+console.log(
+  `${q} queries: recall@10 ${(found / (10 * q)).toFixed(4)}, p50 ${ms[Math.floor(q / 2)]!.toFixed(2)} ms, ` +
+    `p99 ${ms[Math.floor(q * 0.99)]!.toFixed(2)} ms, CPU ${((cpu.user + cpu.system) / 1000 / q).toFixed(2)} ms/query, ` +
+    `${store.indexStatus.searches - s0} through the index; ${JSON.stringify(store.indexStatus)}`,
+);
+await store.close();
