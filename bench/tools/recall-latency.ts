@@ -2,7 +2,9 @@
  * Recall latency and recall@10 of an existing store, one query at a time: opens DIR (a store of
  * 768-dimensional vectors, e.g. one a recall benchmark kept with `--keep`), waits for its index,
  * runs Q queries from a float32 file (exact answers first, as the ground truth; then the same
- * queries through the index) and prints p50/p99 and recall@10.
+ * queries through the index) and prints p50/p99 and recall@10. With ACTIVATION_LT=x, every recall
+ * keeps only memories whose activation is below x (the recall benchmark sets activation uniform in
+ * [0, 1), so 0.01 keeps 1%).
  *   node --import tsx tools/recall-latency.ts DIR QUERIES.f32 [Q]
  */
 import * as fs from 'node:fs';
@@ -21,17 +23,19 @@ while (store.indexStatus.state !== 'ready' || store.indexStatus.tail > 0)
   await new Promise((r) => setTimeout(r, 20));
 console.log(`open + index ready ${(performance.now() - t0).toFixed(0)} ms; ${store.size} memories`);
 const query = (i: number): Float32Array => all.subarray(i * dim, (i + 1) * dim);
+const lt = process.env.ACTIVATION_LT;
+const filter = lt === undefined ? {} : { filter: { activation: { lt: Number(lt) } } };
 const truth: string[][] = [];
 for (let i = 0; i < q; i++)
-  truth.push((await store.recall(query(i), { k: 10, exact: true })).map((h) => h.memory.id));
-for (let i = 0; i < 20; i++) await store.recall(query(i), { k: 10 });
+  truth.push((await store.recall(query(i), { k: 10, exact: true, ...filter })).map((h) => h.memory.id));
+for (let i = 0; i < 20; i++) await store.recall(query(i), { k: 10, ...filter });
 const ms: number[] = [];
 let found = 0;
 const c0 = process.cpuUsage();
 const s0 = store.indexStatus.searches;
 for (let i = 0; i < q; i++) {
   const t = performance.now();
-  const hits = await store.recall(query(i), { k: 10 });
+  const hits = await store.recall(query(i), { k: 10, ...filter });
   ms.push(performance.now() - t);
   const want = new Set(truth[i]);
   for (const h of hits) if (want.has(h.memory.id)) found++;
@@ -39,7 +43,7 @@ for (let i = 0; i < q; i++) {
 const cpu = process.cpuUsage(c0);
 ms.sort((a, b) => a - b);
 console.log(
-  `${q} queries: recall@10 ${(found / (10 * q)).toFixed(4)}, p50 ${ms[Math.floor(q / 2)]!.toFixed(2)} ms, ` +
+  `${q} queries${lt === undefined ? '' : ` (activation < ${lt})`}: recall@10 ${(found / (10 * q)).toFixed(4)}, p50 ${ms[Math.floor(q / 2)]!.toFixed(2)} ms, ` +
     `p99 ${ms[Math.floor(q * 0.99)]!.toFixed(2)} ms, CPU ${((cpu.user + cpu.system) / 1000 / q).toFixed(2)} ms/query, ` +
     `${store.indexStatus.searches - s0} through the index; ${JSON.stringify(store.indexStatus)}`,
 );
