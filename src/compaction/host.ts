@@ -32,7 +32,8 @@ export interface CompactorHost {
   submit(entry: WalEntryInput): Promise<{ moved: number; applyMs: number }>;
   checkpoint(): Promise<void>;
   /** Plans up to `max` slot moves, reserving their target slots until `settleMoves`. */
-  planMoves(max: number): MovePlan[];
+  /** `first` starts a relocation run (the free list is sorted and the scan starts at the top). */
+  planMoves(max: number, first: boolean): MovePlan[];
   /**
    * Commits slot moves through the writer (a batch of their own); resolves with how many moved and
    * how long applying them held the event loop.

@@ -41,7 +41,7 @@ export async function relocateSlots(
   let slotsMoved = 0;
   for (let round = 0; round < maxRounds; round++) {
     throwIfAborted(signal);
-    const plans: MovePlan[] = host.planMoves(MOVE_BATCH);
+    const plans: MovePlan[] = host.planMoves(MOVE_BATCH, round === 0);
     if (plans.length === 0) break;
     let moved: number;
     try {

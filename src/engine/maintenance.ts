@@ -220,7 +220,7 @@ export class Maintenance {
         }),
       submit: (entry) => d.writer.submitCompaction(entry),
       checkpoint: () => d.checkpointer.checkpoint(),
-      planMoves: (max) => d.keyspace.planMoves(max),
+      planMoves: (max, first) => d.keyspace.planMoves(max, first),
       relocate: (moves) => d.writer.relocate(moves),
       settleMoves: (moves) => d.keyspace.settleMoves(moves),
       shrinkSlots: async () => {

@@ -66,6 +66,10 @@ export class Keyspace {
   readonly #index = new Map<number, Map<string, number>>();
   #size = 0;
   #free: number[] = [];
+  /** Where the relocation in progress goes on scanning down for memories to move; -1: none. */
+  #planHi = -1;
+  /** Holes a relocation run took off the free list as no target (see planMoves). */
+  #parked: number[] = [];
   #limit = 0;
   readonly #corrupt = new Map<number, CorruptSlot>();
   /**
@@ -222,7 +226,8 @@ export class Keyspace {
 
   /** A free slot, reusing holes first. May throw if the table cannot grow (allocation failure). */
   allocate(): number {
-    const s = this.#free.pop();
+    // A hole a relocation run parked still beats growing the files past what the run will cut.
+    const s = this.#free.pop() ?? this.#parked.pop();
     if (s !== undefined) return s;
     const slot = this.#limit;
     this.table.ensure(slot);
@@ -245,6 +250,7 @@ export class Keyspace {
     // Highest first, so that pop() hands out the lowest holes first and the files stay dense.
     for (let s = this.#limit - 1; s >= 0; s--) if (!this.table.isUsed(s)) free.push(s);
     this.#free = free;
+    this.#parked = [];
   }
 
   /** Raises the high-water mark to cover `slot` (loading and replay write slots directly). */
@@ -452,13 +458,29 @@ export class Keyspace {
    * and reserves those free slots (allocate() will not hand them out) until `settleMoves`. Corrupt
    * slots are never moved: their bytes are evidence, and they keep the files at their length.
    */
-  planMoves(max: number): MovePlan[] {
-    // Highest first, so pop() yields the lowest hole; the same order allocate() wants.
-    this.#free.sort((a, b) => b - a);
+  planMoves(max: number, first: boolean): MovePlan[] {
+    if (first || this.#planHi < 0) {
+      // Once per run, not per batch: at a million slots a sort takes tens of milliseconds and the
+      // scan down from the top as long again, so each batch goes on where the last one stopped.
+      // Highest first, so pop() yields the lowest hole; the same order allocate() wants.
+      for (const h of this.#parked) this.#free.push(h);
+      this.#parked = [];
+      this.#free = Array.from(Uint32Array.from(this.#free).sort().reverse());
+      this.#planHi = this.#limit - 1;
+    }
     const plans: MovePlan[] = [];
-    let hi = this.#limit - 1;
+    let hi = Math.min(this.#planHi, this.#limit - 1);
+    // Packed, the memories fill the slots below their count: a hole at or above it is no target.
+    // Holes freed since the sort (the slots moves left, deletes) sit at the pop end whatever their
+    // place, so such a one is parked off the free list until the run ends (`shrink` hands back
+    // those below the new limit; the next run's sort takes any a failed run left).
+    const bound = this.size;
     while (plans.length < max && this.#free.length > 0) {
       const to = this.#free[this.#free.length - 1]!;
+      if (to >= bound) {
+        this.#parked.push(this.#free.pop()!);
+        continue;
+      }
       while (hi > to && (!this.table.isUsed(hi) || this.#corrupt.has(hi) || this.#reserved.has(hi))) hi--;
       if (hi <= to) break;
       const c = this.table.chunk(hi);
@@ -473,6 +495,7 @@ export class Keyspace {
       }
       hi--;
     }
+    this.#planHi = hi;
     return plans;
   }
 
@@ -525,9 +548,12 @@ export class Keyspace {
    * limits before and after.
    */
   shrink(): { before: number; after: number } {
+    this.#planHi = -1;
     const before = this.#limit;
     let top = before;
     while (top > 0 && !this.table.isUsed(top - 1) && !this.#reserved.has(top - 1)) top--;
+    for (const h of this.#parked) if (h < top && !this.table.isUsed(h)) this.#free.push(h);
+    this.#parked = [];
     if (top < before) {
       this.#limit = top;
       this.#free = this.#free.filter((s) => s < top);

@@ -142,7 +142,7 @@ describe('relocation planning in the keyspace', () => {
     for (let s = 0; s < 10; s++) put(tr, s, `m${s}`, s + 1);
     for (const s of [1, 3, 4, 6]) tr.apply({ type: WalType.Delete, lsn: 20 + s, slot: s, id: `m${s}` });
     ks.rebuildFreeList();
-    const plans = ks.planMoves(10);
+    const plans = ks.planMoves(10, true);
     assert.deepEqual(
       plans.map((p) => [p.from, p.to]),
       [
@@ -173,6 +173,48 @@ describe('relocation planning in the keyspace', () => {
     assert.ok(!ks.isUsed(9));
   });
 
+  it('a run plans in batches that go on where the last stopped, past holes freed meanwhile', () => {
+    const { ks, tr } = setup();
+    for (let s = 0; s < 40; s++) put(tr, s, `m${s}`, s + 1);
+    for (let s = 0; s < 20; s += 2) tr.apply({ type: WalType.Delete, lsn: 100 + s, slot: s, id: `m${s}` });
+    ks.rebuildFreeList();
+    let lsn = 200;
+    const apply = (plans: ReturnType<typeof ks.planMoves>): void => {
+      for (const p of plans) if (ks.movable(p)) tr.apply(moveEntry(lsn++, p.from, p.to, p.id, p.expectedLsn));
+      ks.settleMoves(plans);
+    };
+    const first = ks.planMoves(3, true);
+    assert.deepEqual(
+      first.map((p) => [p.from, p.to]),
+      [
+        [39, 0],
+        [38, 2],
+        [37, 4],
+      ],
+    );
+    apply(first);
+    // A delete high above the scan frees a hole at the pop end of the free list: not a target.
+    tr.apply({ type: WalType.Delete, lsn: lsn++, slot: 35, id: 'm35' });
+    const second = ks.planMoves(3, false);
+    assert.deepEqual(
+      second.map((p) => [p.from, p.to]),
+      [
+        [36, 6],
+        [34, 8],
+        [33, 10],
+      ],
+    );
+    apply(second);
+    for (let n = 0; n < 10; n++) {
+      const next = ks.planMoves(3, false);
+      if (next.length === 0) break;
+      apply(next);
+    }
+    assert.equal(ks.size, 29);
+    for (let s = 0; s < 29; s++) assert.ok(ks.isUsed(s), `slot ${s} holds a memory`);
+    assert.deepEqual(ks.shrink(), { before: 40, after: 29 });
+  });
+
   it('never moves a corrupt slot, and a corrupt slot keeps the limit up', () => {
     const { ks, tr } = setup();
     for (let s = 0; s < 4; s++) put(tr, s, `m${s}`, s + 1);
@@ -180,7 +222,7 @@ describe('relocation planning in the keyspace', () => {
     tr.apply({ type: WalType.Delete, lsn: 11, slot: 1, id: 'm1' });
     ks.markCorrupt(3, 'm3', 'bad', 'records.dat');
     ks.rebuildFreeList();
-    const plans = ks.planMoves(10);
+    const plans = ks.planMoves(10, true);
     assert.deepEqual(
       plans.map((p) => [p.from, p.to]),
       [[2, 0]],
