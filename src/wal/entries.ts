@@ -201,27 +201,7 @@ export function encodeWalEntry(
     case WalType.Put: {
       b.writeUInt32LE(e.slot, pos);
       b.writeUInt32LE(e.space, pos + 4);
-      pos += 4;
-      b[pos + 4] = e.kind;
-      b[pos + 5] = e.idBytes.length;
-      b.writeUInt32LE(e.seg, pos + 6);
-      b.writeUInt32LE(e.clen, pos + 10);
-      pos += 14;
-      for (const v of [
-        e.off,
-        e.confidence,
-        e.activation,
-        e.decayRate,
-        e.createdAt,
-        e.lastAccess,
-        e.accessCount,
-      ]) {
-        b.writeDoubleLE(v, pos);
-        pos += 8;
-      }
-      pos += e.idBytes.copy(b, pos);
-      const emb = Buffer.from(e.embedding.buffer, e.embedding.byteOffset, e.embedding.byteLength);
-      pos += emb.copy(b, pos);
+      pos = writeRecordBody(b, pos + 8, e);
       break;
     }
     case WalType.Delete:
@@ -280,26 +260,7 @@ export function encodeWalEntry(
       b.writeUInt32LE(e.to, pos + 4);
       b.writeUInt32LE(e.space, pos + 8);
       b.writeDoubleLE(e.expectedLsn, pos + 12);
-      b[pos + 20] = e.kind;
-      b[pos + 21] = e.idBytes.length;
-      b.writeUInt32LE(e.seg, pos + 22);
-      b.writeUInt32LE(e.clen, pos + 26);
-      pos += 30;
-      for (const v of [
-        e.off,
-        e.confidence,
-        e.activation,
-        e.decayRate,
-        e.createdAt,
-        e.lastAccess,
-        e.accessCount,
-      ]) {
-        b.writeDoubleLE(v, pos);
-        pos += 8;
-      }
-      pos += e.idBytes.copy(b, pos);
-      const emb = Buffer.from(e.embedding.buffer, e.embedding.byteOffset, e.embedding.byteLength);
-      pos += emb.copy(b, pos);
+      pos = writeRecordBody(b, pos + 20, e);
       break;
     }
   }
@@ -389,42 +350,10 @@ function decodeBody(
   switch (type) {
     case WalType.Put: {
       const slot = b.readUInt32LE(pos);
-      let space = 0;
-      if (version >= 2) {
-        space = b.readUInt32LE(pos + 4);
-        pos += 4;
-      }
-      const kind = b[pos + 4] as ContentKind;
-      const idLen = b[pos + 5] ?? 0;
-      const seg = b.readUInt32LE(pos + 6);
-      const clen = b.readUInt32LE(pos + 10);
-      pos += 14;
-      const f: number[] = [];
-      for (let i = 0; i < 7; i++, pos += 8) f.push(b.readDoubleLE(pos));
-      if (pos + idLen + dim * 4 !== end) return undefined;
-      const idBytes = Buffer.from(b.subarray(pos, pos + idLen));
-      pos += idLen;
-      const embedding = new Float32Array(dim);
-      Buffer.from(embedding.buffer).set(b.subarray(pos, pos + dim * 4));
-      return {
-        type: WalType.Put,
-        lsn,
-        slot,
-        space,
-        id: idBytes.toString('utf8'),
-        idBytes,
-        kind,
-        seg,
-        off: f[0]!,
-        clen,
-        confidence: f[1]!,
-        activation: f[2]!,
-        decayRate: f[3]!,
-        createdAt: f[4]!,
-        lastAccess: f[5]!,
-        accessCount: f[6]!,
-        embedding,
-      };
+      // Format 1 had no spaces: every memory is in space 0.
+      const space = version >= 2 ? b.readUInt32LE(pos + 4) : 0;
+      const body = readRecordBody(b, pos + (version >= 2 ? 8 : 4), end, dim);
+      return body && { type: WalType.Put, lsn, slot, space, ...body };
     }
     case WalType.Delete: {
       const slot = b.readUInt32LE(pos);
@@ -495,41 +424,86 @@ function decodeBody(
       const to = b.readUInt32LE(pos + 4);
       const space = b.readUInt32LE(pos + 8);
       const expectedLsn = b.readDoubleLE(pos + 12);
-      const kind = b[pos + 20] as ContentKind;
-      const idLen = b[pos + 21] ?? 0;
-      const seg = b.readUInt32LE(pos + 22);
-      const clen = b.readUInt32LE(pos + 26);
-      pos += 30;
-      const f: number[] = [];
-      for (let i = 0; i < 7; i++, pos += 8) f.push(b.readDoubleLE(pos));
-      if (pos + idLen + dim * 4 !== end) return undefined;
-      const idBytes = Buffer.from(b.subarray(pos, pos + idLen));
-      pos += idLen;
-      const embedding = new Float32Array(dim);
-      Buffer.from(embedding.buffer).set(b.subarray(pos, pos + dim * 4));
-      return {
-        type: WalType.SlotMove,
-        lsn,
-        from,
-        to,
-        space,
-        id: idBytes.toString('utf8'),
-        idBytes,
-        expectedLsn,
-        kind,
-        seg,
-        off: f[0]!,
-        clen,
-        confidence: f[1]!,
-        activation: f[2]!,
-        decayRate: f[3]!,
-        createdAt: f[4]!,
-        lastAccess: f[5]!,
-        accessCount: f[6]!,
-        embedding,
-      };
+      const body = readRecordBody(b, pos + 20, end, dim);
+      return body && { type: WalType.SlotMove, lsn, from, to, space, expectedLsn, ...body };
     }
     default:
       return undefined;
   }
+}
+
+/** What a put and a slot move both carry of a record, after their own leading fields. */
+type RecordBody = Pick<
+  PutEntry,
+  | 'id'
+  | 'idBytes'
+  | 'kind'
+  | 'seg'
+  | 'off'
+  | 'clen'
+  | 'confidence'
+  | 'activation'
+  | 'decayRate'
+  | 'createdAt'
+  | 'lastAccess'
+  | 'accessCount'
+  | 'embedding'
+>;
+
+/**
+ * Writes a record's body at `pos`: content kind (u8), id length (u8), segment (u32), content length
+ * (u32), offset and the six metadata numbers (f64 each), the id, the embedding. Returns the end.
+ */
+function writeRecordBody(b: Buffer, pos: number, e: Omit<RecordBody, 'id'>): number {
+  b[pos] = e.kind;
+  b[pos + 1] = e.idBytes.length;
+  b.writeUInt32LE(e.seg, pos + 2);
+  b.writeUInt32LE(e.clen, pos + 6);
+  pos += 10;
+  for (const v of [
+    e.off,
+    e.confidence,
+    e.activation,
+    e.decayRate,
+    e.createdAt,
+    e.lastAccess,
+    e.accessCount,
+  ]) {
+    b.writeDoubleLE(v, pos);
+    pos += 8;
+  }
+  pos += e.idBytes.copy(b, pos);
+  const emb = Buffer.from(e.embedding.buffer, e.embedding.byteOffset, e.embedding.byteLength);
+  return pos + emb.copy(b, pos);
+}
+
+/** Reads what `writeRecordBody` wrote, which must end exactly at `end`; undefined if it does not. */
+function readRecordBody(b: Buffer, pos: number, end: number, dim: number): RecordBody | undefined {
+  const kind = b[pos] as ContentKind;
+  const idLen = b[pos + 1] ?? 0;
+  const seg = b.readUInt32LE(pos + 2);
+  const clen = b.readUInt32LE(pos + 6);
+  pos += 10;
+  const f: number[] = [];
+  for (let i = 0; i < 7; i++, pos += 8) f.push(b.readDoubleLE(pos));
+  if (pos + idLen + dim * 4 !== end) return undefined;
+  const idBytes = Buffer.from(b.subarray(pos, pos + idLen));
+  pos += idLen;
+  const embedding = new Float32Array(dim);
+  Buffer.from(embedding.buffer).set(b.subarray(pos, pos + dim * 4));
+  return {
+    id: idBytes.toString('utf8'),
+    idBytes,
+    kind,
+    seg,
+    off: f[0]!,
+    clen,
+    confidence: f[1]!,
+    activation: f[2]!,
+    decayRate: f[3]!,
+    createdAt: f[4]!,
+    lastAccess: f[5]!,
+    accessCount: f[6]!,
+    embedding,
+  };
 }
