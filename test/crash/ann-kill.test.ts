@@ -14,6 +14,16 @@ import { Clustered, indexSettled } from '../unit/ann/data.js';
 
 const DIM = 32;
 
+/** The crashed store opened again as the children opened it, its index on from the first memory. */
+function reopen(dir: string): Promise<WarmStore> {
+  return WarmStore.open(dir, {
+    dimension: DIM,
+    maintenanceIntervalMs: false,
+    maintenance: { startupCompaction: 'off' },
+    annMinMemories: 0,
+  });
+}
+
 async function killAndRecall(
   t: TestContext,
   env: Record<string, string>,
@@ -32,12 +42,7 @@ async function killAndRecall(
   const acked = Math.max(...child.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4))));
   const filesAtKill = (await readdir(dir)).filter((f) => f.startsWith('ann-')).join(',');
 
-  const store = await WarmStore.open(dir, {
-    dimension: DIM,
-    maintenanceIntervalMs: false,
-    maintenance: { startupCompaction: 'off' },
-    annMinMemories: 0,
-  });
+  const store = await reopen(dir);
   t.after(() => store.close());
   const states: IndexStatus['state'][] = [];
   store.on('indexStatus', (s) => states.push(s.state));
@@ -93,12 +98,7 @@ test(
       ...child.lines.filter((l) => l.startsWith('ack ')).map((l) => Number(l.split(' ')[1])),
     );
 
-    const store = await WarmStore.open(dir, {
-      dimension: DIM,
-      maintenanceIntervalMs: false,
-      maintenance: { startupCompaction: 'off' },
-      annMinMemories: 0,
-    });
+    const store = await reopen(dir);
     t.after(() => store.close());
     const seen: IndexStatus[] = [];
     store.on('indexStatus', (s) => seen.push(s));
