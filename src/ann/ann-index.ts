@@ -89,6 +89,14 @@ export class AnnIndex {
   readonly #tail = new Map<number, number>();
   /** Slots changed since they were last posted, in the order they changed (not posted yet). */
   readonly #waiting = new Set<number>();
+  /**
+   * Keys a merge's swap handed back to send again (all written since its snapshot: after a bulk
+   * load, most of the store). Turning them into pending slots at once would hold the event loop
+   * for a million set inserts, so the pump reads them from here in order; until sent they are in
+   * the tail. `#resendAt` is the next unread position in the first array.
+   */
+  readonly #resend: BigUint64Array[] = [];
+  #resendAt = 0;
   /** Apply messages the pump has in flight. */
   #inFlight = 0;
   /** A build in progress: slots from `next` up to `end` are still to be sent. */
@@ -181,13 +189,24 @@ export class AnnIndex {
 
   /** Slots written but not yet acknowledged by the worker (an upper bound: a slot may count twice). */
   get tailSize(): number {
-    return this.#tail.size + this.#waiting.size;
+    let n = this.#tail.size + this.#waiting.size - this.#resendAt;
+    for (const keys of this.#resend) n += keys.length;
+    return n;
   }
 
   /** Slots written but not yet acknowledged by the worker (some may repeat). */
   *tailSlots(): IterableIterator<number> {
     yield* this.#tail.keys();
+    yield* this.#unsent();
+  }
+
+  /** Slots waiting to be sent: pending writes, then a swap's keys to send again. */
+  *#unsent(): IterableIterator<number> {
     yield* this.#waiting;
+    for (let k = 0; k < this.#resend.length; k++) {
+      const keys = this.#resend[k]!;
+      for (let j = k === 0 ? this.#resendAt : 0; j < keys.length; j++) yield Number(keys[j]);
+    }
   }
 
   get status(): IndexStatus {
@@ -236,6 +255,15 @@ export class AnnIndex {
         this.#waiting.delete(slot);
         slots.push(slot);
         if (slots.length === writes) break;
+      }
+      while (slots.length < writes && this.#resend.length > 0) {
+        const keys = this.#resend[0]!;
+        while (slots.length < writes && this.#resendAt < keys.length)
+          slots.push(Number(keys[this.#resendAt++]));
+        if (this.#resendAt === keys.length) {
+          this.#resend.shift();
+          this.#resendAt = 0;
+        }
       }
       const tailed = slots.length;
       const ks = this.#d.keyspace;
@@ -378,7 +406,11 @@ export class AnnIndex {
     this.#base = { file, bytes: done.bytes, crc: done.crc };
     this.#resident = r.delta as number;
     this.#dirty = true;
-    this.changed(numbersOf(r.changed as BigUint64Array));
+    const changed = r.changed as BigUint64Array;
+    if (changed.length > 0 && !this.#closed && this.#state !== 'failed') {
+      this.#resend.push(changed);
+      this.#pump();
+    }
   }
 
   /** Slots holding a memory outside `skip`, read as the iteration reaches them. */
@@ -476,7 +508,13 @@ export class AnnIndex {
     // While loading, the file is still the one the MANIFEST describes.
     if (this.#state === 'loading') return Promise.resolve(this.#d.coverage);
     if (this.#state !== 'ready' && this.#state !== 'building') return Promise.resolve(undefined);
-    if (!this.#dirty && this.#saved && this.#waiting.size === 0 && !this.#sweep) {
+    if (
+      !this.#dirty &&
+      this.#saved &&
+      this.#waiting.size === 0 &&
+      this.#resend.length === 0 &&
+      !this.#sweep
+    ) {
       return Promise.resolve({ ...this.#saved, lsn });
     }
     // The last file stays valid (open catches up from its LSN): only its age makes it worth redoing.
@@ -487,7 +525,8 @@ export class AnnIndex {
     // writes, so the next open sends them again.
     let covered = lsn;
     const ks = this.#d.keyspace;
-    for (const slot of this.#waiting) {
+    // (Slots in flight are in it: their messages reach the worker before the save.)
+    for (const slot of this.#unsent()) {
       const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
       const i = slot & CHUNK_MASK;
       if (c?.ids[i] !== undefined) covered = Math.min(covered, c.clsn[i]! - 1);
@@ -693,6 +732,8 @@ export class AnnIndex {
     this.#error = err.message;
     this.#tail.clear();
     this.#waiting.clear();
+    this.#resend.length = 0;
+    this.#resendAt = 0;
     this.#sweep = undefined;
     this.#setState('failed');
     void this.#stop();
@@ -745,13 +786,6 @@ interface Merged {
   crc: number;
   /** Vectors it holds. */
   size: number;
-}
-
-/** Slot numbers of index keys (slots are below 2^32). */
-function numbersOf(keys: BigUint64Array): number[] {
-  const out: number[] = [];
-  for (const key of keys) out.push(Number(key));
-  return out;
 }
 
 function* numbers(keys: BigUint64Array): Generator<number> {
