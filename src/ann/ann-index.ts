@@ -18,6 +18,11 @@ export const INDEX_FILE_PREFIX = 'ann-';
 
 export type { IndexCoverage, IndexFile } from '../format/manifest.js';
 
+/** The status of a store with no index (below `annMinMemories`, read-only, or usearch missing). */
+export function indexOffStatus(): IndexStatus {
+  return { state: 'off', indexed: 0, tail: 0, built: 0, toBuild: 0, searches: 0, resident: 0, merges: 0 };
+}
+
 export interface AnnIndexDeps {
   dir: string;
   keyspace: Keyspace;

@@ -42,6 +42,7 @@ import {
   type ReadParts,
 } from './assemble.js';
 import { refuseIncompleteBackup } from './backup.js';
+import { indexOffStatus } from '../ann/ann-index.js';
 import { StoreEvents } from './events.js';
 import { compileFilter } from './filter.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
@@ -223,18 +224,7 @@ export class WarmStore {
 
   /** The recall index: whether recall uses it yet, how much it holds, how far a rebuild got. */
   get indexStatus(): IndexStatus {
-    return (
-      this.#parts?.ann?.status ?? {
-        state: 'off',
-        indexed: 0,
-        tail: 0,
-        built: 0,
-        toBuild: 0,
-        searches: 0,
-        resident: 0,
-        merges: 0,
-      }
-    );
+    return this.#parts?.ann?.status ?? indexOffStatus();
   }
 
   /** The last maintenance report, if any ran. */

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { indexOffStatus } from '../../../src/ann/ann-index.js';
 import { WarmStoreError, invalid } from '../../../src/errors.js';
 import type {
   BackupOptions,
@@ -212,16 +213,7 @@ export class FakeStore extends EventEmitter implements StoreApi {
   }
 
   /** Set by a test: what the storage route reports of the recall index. */
-  indexStatus: IndexStatus = {
-    state: 'off',
-    indexed: 0,
-    tail: 0,
-    built: 0,
-    toBuild: 0,
-    searches: 0,
-    resident: 0,
-    merges: 0,
-  };
+  indexStatus: IndexStatus = indexOffStatus();
 
   /** Set by a test: the next verify() reports these problems. */
   verifyProblems: VerifyReport['problems'] = [];
