@@ -46,6 +46,8 @@ const BATCH = 2048;
  * messages carrying codes, so a write burst that outruns the index costs no memory beyond that set.
  */
 const IN_FLIGHT = 2;
+/** Embeddings read from vectors.dat in one pread at most, for the codes of consecutive slots. */
+const VECTOR_RUN = 128;
 
 /** A background checkpoint keeps an index file saved less than this long ago. */
 const SAVE_INTERVAL_MS = 60_000;
@@ -88,6 +90,8 @@ export class AnnIndex {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   #next = 0;
+  /** The buffer `#quantizeSlots` reads runs of embeddings into. */
+  #block: Buffer | undefined;
   #state: IndexStatus['state'] = 'loading';
   #error: string | undefined;
   /** Slot -> id of the last apply message that upserted it, until acknowledged. */
@@ -480,17 +484,30 @@ export class AnnIndex {
     }
     const codes = new Int8Array(used.length * dim);
     const keys = new BigUint64Array(used.length);
+    this.#quantizeSlots(used, codes);
     used.forEach((slot, j) => {
-      quantizeInto(
-        ks.table.chunks[slot >>> CHUNK_SHIFT]!.emb,
-        (slot & CHUNK_MASK) * dim,
-        dim,
-        codes,
-        j * dim,
-      );
       keys[j] = BigInt(slot);
     });
     return { keys, codes };
+  }
+
+  /**
+   * The codes of `slots` (in that order) into `codes`, their embeddings read from vectors.dat in
+   * runs of consecutive slots (a build goes through the table in order: one pread per run).
+   */
+  #quantizeSlots(slots: readonly number[], codes: Int8Array): void {
+    const table = this.#d.keyspace.table;
+    const dim = table.dim;
+    const block = (this.#block ??= Buffer.allocUnsafe(VECTOR_RUN * dim * 4));
+    const rows = new Float32Array(block.buffer, block.byteOffset, VECTOR_RUN * dim);
+    let j = 0;
+    while (j < slots.length) {
+      let e = j + 1;
+      while (e < slots.length && e - j < VECTOR_RUN && slots[e] === slots[e - 1]! + 1) e++;
+      table.vectors.readVectorsSync(slots[j]!, e - j, block);
+      for (let x = j; x < e; x++) quantizeInto(rows, (x - j) * dim, dim, codes, x * dim);
+      j = e;
+    }
   }
 
   #fileName(kind: 'base' | 'delta' | 'dead'): string {
@@ -685,12 +702,10 @@ export class AnnIndex {
         if (j < tailed) tailUsed.push(slot);
       }
     }
+    used.sort((a, b) => a - b);
     const codes = new Int8Array(used.length * dim);
-    used.forEach((slot, j) => {
-      const c = ks.table.chunks[slot >>> CHUNK_SHIFT]!;
-      quantizeInto(c.emb, (slot & CHUNK_MASK) * dim, dim, codes, j * dim);
-      keys.push(BigInt(slot));
-    });
+    this.#quantizeSlots(used, codes);
+    for (const slot of used) keys.push(BigInt(slot));
     this.#dirty = true;
     const id = this.#next;
     for (const slot of tailUsed) this.#tail.set(slot, id);

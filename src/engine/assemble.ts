@@ -104,7 +104,7 @@ export async function assembleReadOnly(ctx: AssembleContext): Promise<Assembled>
       files: r.files,
       keyspace: r.keyspace,
       segments: r.segments,
-      reader: new Reader(r.keyspace, r.segments),
+      reader: new Reader(r.keyspace, r.segments, r.files),
     },
   };
 }
@@ -129,7 +129,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
     segments: r.segments,
     wal,
     space,
-    reader: new Reader(r.keyspace, r.segments),
+    reader: new Reader(r.keyspace, r.segments, r.files),
   };
   try {
     // Before recovery writes anything: on a nearly full disk the reserve makes room for it.
@@ -154,8 +154,10 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       startIndex?: () => void;
       indexTried?: boolean;
     } = {};
+    r.keyspace.deferFrees(o.durability !== 'sync');
     const writer = new Writer({
       keyspace: r.keyspace,
+      files: r.files,
       segments: r.segments,
       wal,
       transitions: r.transitions,
@@ -231,6 +233,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
         journal: r.journal,
         wal,
         writer,
+        holdFrees: () => r.keyspace.holdFrees(),
         betweenCheckpoints: (fn) => checkpointer.betweenCheckpoints(fn),
       }),
       ann: undefined,

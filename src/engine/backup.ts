@@ -29,6 +29,12 @@ export interface BackupDeps {
   journal: Pick<CompactionJournal, 'outputs'>;
   wal: { readonly fileNo: number; readonly end: number };
   writer: { readonly lastLsn: number; barrier(fn: () => Promise<void>): Promise<void> };
+  /**
+   * Keeps slots freed from now on out of reuse until the returned function is called: puts write
+   * vectors.dat outside checkpoints, into free slots only, so while the copy is taken no slot live
+   * at the cut may take a new vector.
+   */
+  holdFrees(): () => void;
   /** Runs `fn` between two checkpoints (the checkpoint chain, lock 2). */
   betweenCheckpoints<T>(fn: () => Promise<T>): Promise<T>;
 }
@@ -107,6 +113,7 @@ export class Backup {
     let cut: Cut | undefined;
     let checkpointLsn = 0;
     const pinned = new Set<Segment>();
+    let releaseFrees: (() => void) | undefined;
     const unpin = (s: Segment): void => {
       if (pinned.delete(s)) s.pins--;
     };
@@ -120,6 +127,7 @@ export class Backup {
             Object.assign(new Error('missing'), { code: 'ENOENT' }),
           );
         await d.writer.barrier(async () => {
+          releaseFrees = d.holdFrees();
           cut = this.#cut();
           for (const s of cut.segments) {
             s.seg.pins++;
@@ -135,7 +143,10 @@ export class Backup {
           walNos.reduce((a, n) => a + (n === c.walFileNo ? c.walEnd : fileSize(d.fs, this.#walPath(n))), 0) +
           c.segments.reduce((a, s) => a + s.end, 0);
         await this.#copy(d.files.recordsPath, join(target, basename(d.files.recordsPath)), undefined, report);
-        await this.#copy(d.files.vectorsPath, join(target, basename(d.files.vectorsPath)), undefined, report);
+        // Puts go on writing vectors.dat (into free slots and past its end): the length taken
+        // after the cut holds every vector the cut's state names.
+        await this.#copy(d.files.vectorsPath, join(target, basename(d.files.vectorsPath)), sizes[1], report);
+        releaseFrees?.();
         progress.files += 2;
         progress.copied += sizes[0]! + sizes[1]!;
         for (const n of walNos) {
@@ -172,6 +183,7 @@ export class Backup {
         throw ioError('backup', join(target, BACKUP_INCOMPLETE_FILE), err);
       }
     } finally {
+      releaseFrees?.();
       for (const s of [...pinned]) unpin(s);
     }
     return {

@@ -5,13 +5,8 @@ import { writeManifest, type Manifest } from '../format/manifest.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
-import {
-  SLOT_HEADER_BYTES,
-  encodeFreeHeader,
-  encodeSlotHeader,
-  encodeVector,
-} from '../records/slot-codec.js';
-import { CHUNK_MASK, CHUNK_SLOTS, DIRTY_FULL } from '../records/table.js';
+import { SLOT_HEADER_BYTES, encodeFreeHeader, encodeSlotHeader } from '../records/slot-codec.js';
+import { CHUNK_MASK, CHUNK_SLOTS } from '../records/table.js';
 import type { WarmStoreLogger } from '../types.js';
 import type { WalLog } from '../wal/log.js';
 import type { CompactionJournal } from './compaction-journal.js';
@@ -22,10 +17,6 @@ import type { Writer } from './writer.js';
 const HEADER_RUN = 512;
 /** Clean headers a run may bridge to reach the next dirty one. */
 const HEADER_GAP = 16;
-/** Vectors written in one pwrite at most (about 200 KB at 768 dimensions). */
-const VECTOR_RUN = 64;
-/** Vectors a run may bridge to reach the next changed one. */
-const VECTOR_GAP = 4;
 /** A checkpoint step yields to the event loop once it has run this long. */
 const STEP_MS = 4;
 
@@ -124,7 +115,7 @@ export class Checkpointer {
   growthBytes(): number {
     const d = this.#d;
     const missing = d.keyspace.slotLimit - d.files.headerSlots();
-    return missing > 0 ? missing * (SLOT_HEADER_BYTES + d.files.vectorBytes) : 0;
+    return missing > 0 ? missing * SLOT_HEADER_BYTES : 0;
   }
 
   /** After a commit: a WAL past its size limit gets a background checkpoint. */
@@ -233,25 +224,30 @@ export class Checkpointer {
    */
   async #shrinkFiles(slots: number, killPoint: ((name: string) => void) | undefined): Promise<void> {
     const d = this.#d;
-    if (d.files.headerSlots() <= slots && d.files.vectorSlots() <= slots) return;
+    if (d.files.headerSlots() <= slots && d.files.vectorSlots() <= Math.max(slots, d.keyspace.slotLimit))
+      return;
     killPoint?.('shrink-manifest-written');
-    const cut = await d.files.truncateTo(slots, (name) => killPoint?.(name));
+    // vectors.dat is cut between two write batches, to the slots in use then: puts write their
+    // vectors past `slots` as soon as the slot limit grows again.
+    const cut = await d.files.truncateTo(
+      slots,
+      (name) => killPoint?.(name),
+      async (cutVectors) => d.writer.barrier(() => cutVectors(Math.max(slots, d.keyspace.slotLimit))),
+    );
     d.logger?.debug?.({ slots, bytes: cut }, 'record files cut to the slot limit');
   }
 
   /**
-   * Writes the dirty slots of every chunk: headers in runs (read back first, only the dirty ones
-   * re-encoded), vectors only where the embedding changed. Asynchronous pwrites: once the page
+   * Writes the dirty slots' headers of every chunk in runs (read back first, only the dirty ones
+   * re-encoded). Vectors are not written here: a put wrote its vector to vectors.dat before its
+   * WAL entry committed. Asynchronous pwrites: once the page
    * cache holds enough dirty pages the kernel throttles writers inside write(2) for 100 ms and
    * more, which a synchronous call would turn into an event-loop stall.
    */
   async #writeSlots(taken: Uint8Array[]): Promise<void> {
     const d = this.#d;
-    const ks = d.keyspace;
     const pace = { work: 0, stepStart: performance.now() };
     const hbuf = Buffer.allocUnsafe(HEADER_RUN * SLOT_HEADER_BYTES);
-    const vecBytes = d.files.vectorBytes;
-    const vbuf = Buffer.allocUnsafe(VECTOR_RUN * vecBytes);
     for (let ci = 0; ci < taken.length; ci++) {
       const flags = taken[ci]!;
       const base = ci * CHUNK_SLOTS;
@@ -272,19 +268,6 @@ export class Checkpointer {
             if (flags[first - base + x] !== 0) this.#encodeHeader(hbuf, x * SLOT_HEADER_BYTES, first + x);
           }
           await d.files.writeHeaders(first, hbuf.subarray(0, bytes));
-        },
-      );
-      // A bridged clean vector is rewritten from memory (a copy, no checksum).
-      await this.#writeRuns(
-        pace,
-        flags,
-        base,
-        (f, slot) => f === DIRTY_FULL && ks.isUsed(slot),
-        VECTOR_GAP,
-        VECTOR_RUN,
-        async (first, count) => {
-          for (let x = 0; x < count; x++) this.#encodeVector(vbuf, x * vecBytes, first + x);
-          await d.files.writeVectors(first, vbuf.subarray(0, count * vecBytes));
         },
       );
       await yieldImmediate();
@@ -341,20 +324,6 @@ export class Checkpointer {
       this.#d.files.readHeaderSync(slot, buf, pos);
     } else {
       encodeSlotHeader(buf, pos, ks.table.chunk(slot), slot & CHUNK_MASK);
-    }
-  }
-
-  #encodeVector(buf: Buffer, pos: number, slot: number): void {
-    const ks = this.#d.keyspace;
-    const vecBytes = this.#d.files.vectorBytes;
-    if (!ks.isUsed(slot)) {
-      buf.fill(0, pos, pos + vecBytes);
-    } else if (ks.isRawCorrupt(slot)) {
-      this.#d.files.readVectorSync(slot, buf, pos);
-    } else {
-      const dim = this.#d.files.dim;
-      const at = (slot & CHUNK_MASK) * dim;
-      encodeVector(buf, pos, ks.table.chunk(slot).emb.subarray(at, at + dim));
     }
   }
 }

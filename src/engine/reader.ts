@@ -2,6 +2,8 @@ import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import type { SegmentSet } from '../content/segment-set.js';
 import { entryBytes, verifyEntry, type Segment } from '../content/segment.js';
 import { corruption } from '../errors.js';
+import { crc32c } from '../format/crc.js';
+import type { RecordFiles } from '../records/record-files.js';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK } from '../records/table.js';
 import { metadataOf, type StoredMemory } from '../types.js';
@@ -14,6 +16,8 @@ const SYNC_READ_LIMIT = 256 * 1024;
  * landing inside a read is usually shorter; a lower bar sent `get` to the pool on every scavenge)...
  */
 const SLOW_SYNC_READ_MS = 20;
+/** Placeholder embedding of a descriptor whose embedding is read afterwards. */
+const EMPTY = new Float32Array(0);
 /** ...after which `get` reads through the thread pool for this long. */
 const POOL_READ_WINDOW_MS = 1000;
 
@@ -24,6 +28,8 @@ const POOL_READ_WINDOW_MS = 1000;
  */
 interface ReadDescriptor {
   memory: StoredMemory;
+  /** The CRC32C the embedding must match (when it is read after the descriptor is taken). */
+  embCrc: number;
   seg: Segment | undefined;
   off: number;
   clen: number;
@@ -38,12 +44,14 @@ interface ReadDescriptor {
 export class Reader {
   readonly #keyspace: Keyspace;
   readonly #segments: SegmentSet;
-  /** Until when `get` reads content through the thread pool. */
+  readonly #files: RecordFiles;
+  /** Until when `get` reads embeddings and content through the thread pool. */
   #poolReadsUntil = 0;
 
-  constructor(keyspace: Keyspace, segments: SegmentSet) {
+  constructor(keyspace: Keyspace, segments: SegmentSet, files: RecordFiles) {
     this.#keyspace = keyspace;
     this.#segments = segments;
+    this.#files = files;
   }
 
   /**
@@ -61,27 +69,54 @@ export class Reader {
    * the page cache, unless a slow synchronous read recently sent reads through the thread pool.
    */
   readNow(slot: number, requestedId?: string): StoredMemory | Promise<StoredMemory> {
-    const d = this.#describe(slot, requestedId);
-    if (!d.seg) return d.memory;
-    if (this.#isSmall(d) && performance.now() >= this.#poolReadsUntil) {
-      const t = performance.now();
-      const m = this.#finishSync(d);
-      const now = performance.now();
-      if (now - t > SLOW_SYNC_READ_MS) this.#poolReadsUntil = now + POOL_READ_WINDOW_MS;
-      return m;
+    if (performance.now() < this.#poolReadsUntil) return this.#readAsync(slot, requestedId);
+    const t = performance.now();
+    const d = this.#describe(slot, requestedId, true);
+    let m: StoredMemory | Promise<StoredMemory> = d.memory;
+    if (d.seg) m = this.#isSmall(d) ? this.#finishSync(d) : this.#finishAsync(d);
+    const now = performance.now();
+    // The embedding's pread and the content's both count: either can miss the page cache.
+    if (now - t > SLOW_SYNC_READ_MS) this.#poolReadsUntil = now + POOL_READ_WINDOW_MS;
+    return m;
+  }
+
+  /**
+   * Everything through the thread pool. The slot is pinned meanwhile: a delete or update may free
+   * it, but no put reuses it (and overwrites its vector) until the read is done.
+   */
+  async #readAsync(slot: number, requestedId?: string): Promise<StoredMemory> {
+    const d = this.#describe(slot, requestedId, false);
+    const ks = this.#keyspace;
+    ks.pinSlot(slot);
+    try {
+      const buf = Buffer.allocUnsafe(this.#files.vectorBytes);
+      const n = await this.#files.readVectors(slot, 1, buf);
+      if (n !== buf.length || crc32c(buf) !== d.embCrc) {
+        throw corruption(
+          n !== buf.length ? 'embedding missing (vectors.dat ends early)' : 'embedding checksum mismatch',
+          {
+            id: d.memory.id,
+            file: this.#files.vectorsPath,
+            slot,
+          },
+        );
+      }
+      d.memory.embedding = new Float32Array(buf.buffer, buf.byteOffset, this.#files.dim);
+      return d.seg ? await this.#finishAsync(d) : d.memory;
+    } finally {
+      ks.unpinSlot(slot);
     }
-    return this.#finishAsync(d);
   }
 
   /** Always synchronous: on a page-cache miss it waits for the disk on the calling thread. */
   readSync(slot: number, requestedId?: string): StoredMemory {
-    const d = this.#describe(slot, requestedId);
+    const d = this.#describe(slot, requestedId, true);
     return d.seg ? this.#finishSync(d) : d.memory;
   }
 
   /** Small entries synchronously (no window logic: iteration and recall read in bulk). */
   async readBulk(slot: number): Promise<StoredMemory> {
-    const d = this.#describe(slot);
+    const d = this.#describe(slot, undefined, true);
     if (!d.seg) return d.memory;
     return this.#isSmall(d) ? this.#finishSync(d) : this.#finishAsync(d);
   }
@@ -127,7 +162,7 @@ export class Reader {
 
   /** Reads and checks a slot's content entry through the thread pool; for verify. */
   async checkContent(slot: number): Promise<number> {
-    const d = this.#describe(slot);
+    const d = this.#describe(slot, undefined, false);
     if (!d.seg) return 0;
     await this.#finishAsync(d);
     return entryBytes(d.idLen, d.clen);
@@ -137,22 +172,28 @@ export class Reader {
     return entryBytes(d.idLen, d.clen) <= SYNC_READ_LIMIT;
   }
 
-  #describe(slot: number, requestedId?: string): ReadDescriptor {
+  /**
+   * The slot's values, and its embedding when `withVector` (read now, with the values, so the slot
+   * cannot be freed and rewritten in between; otherwise the caller reads it and fills it in).
+   */
+  #describe(slot: number, requestedId: string | undefined, withVector: boolean): ReadDescriptor {
     this.#keyspace.checkReadable(slot, requestedId);
-    const v = this.#keyspace.table.get(slot);
+    const table = this.#keyspace.table;
+    const v = table.get(slot);
     const memory: StoredMemory = {
       id: v.id,
       space: this.#keyspace.spaces.nameOf(v.space) ?? '',
-      embedding: v.embedding,
+      embedding: withVector ? table.embedding(slot) : EMPTY,
       content: v.kind === ContentKind.Absent ? null : '',
       ...metadataOf(v),
     };
-    if (v.kind !== ContentKind.Present) return { memory, seg: undefined, off: 0, clen: 0, idLen: v.idLen };
+    if (v.kind !== ContentKind.Present)
+      return { memory, embCrc: v.embCrc, seg: undefined, off: 0, clen: 0, idLen: v.idLen };
     const seg = this.#segments.get(v.seg);
     if (!seg) {
       throw corruption(`content segment ${v.seg} is missing`, { id: v.id, file: this.#segments.path(v.seg) });
     }
-    return { memory, seg, off: v.off, clen: v.clen, idLen: v.idLen };
+    return { memory, embCrc: v.embCrc, seg, off: v.off, clen: v.clen, idLen: v.idLen };
   }
 
   #finishSync(d: ReadDescriptor): StoredMemory {

@@ -46,6 +46,9 @@ export async function exactTopK(
   }
   const hits: Hit[] = [];
   let worst = -Infinity;
+  // vectors.dat read a block of rows at a time (sequential preads from the page cache).
+  const block = Buffer.allocUnsafe(INLINE_BLOCK * dim * 4);
+  const emb = new Float32Array(block.buffer, block.byteOffset, INLINE_BLOCK * dim);
   for (let ci = 0; ci < table.chunks.length; ci++) {
     const c = table.chunks[ci]!;
     const base = ci * CHUNK_SLOTS;
@@ -53,34 +56,55 @@ export async function exactTopK(
     if (n <= 0) break;
     const kind = c.kind;
     const spaces = c.space;
-    for (let i = 0; i < n; i++) {
-      if (kind[i] === ContentKind.Free || spaces[i] !== space) continue;
-      if (filter && !filter.matches(c, i)) continue;
-      const score = cosineOf(table, base + i, query, qn);
-      if (score < minScore) continue;
-      if (hits.length >= k && score < worst) continue;
-      const id = c.ids[i]!;
-      insert(hits, { slot: base + i, id, score }, k);
-      if (hits.length >= k) worst = hits[hits.length - 1]!.score;
+    for (let b0 = 0; b0 < n; b0 += INLINE_BLOCK) {
+      const bn = Math.min(INLINE_BLOCK, n - b0);
+      let any = false;
+      for (let i = b0; i < b0 + bn && !any; i++) any = kind[i] !== ContentKind.Free && spaces[i] === space;
+      if (!any) continue;
+      table.vectors.readVectorsSync(base + b0, bn, block);
+      for (let i = b0; i < b0 + bn; i++) {
+        if (kind[i] === ContentKind.Free || spaces[i] !== space) continue;
+        if (filter && !filter.matches(c, i)) continue;
+        const score = cosineAt(emb, (i - b0) * dim, dim, c.norm[i]!, query, qn);
+        if (score < minScore) continue;
+        if (hits.length >= k && score < worst) continue;
+        const id = c.ids[i]!;
+        insert(hits, { slot: base + i, id, score }, k);
+        if (hits.length >= k) worst = hits[hits.length - 1]!.score;
+      }
     }
     if (ci + 1 < table.chunks.length) await yieldNow();
   }
   return hits;
 }
 
-/** The exact cosine of one slot, as the inline scan computes it. */
+/** Rows the inline scan reads from vectors.dat at a time. */
+const INLINE_BLOCK = 128;
+
+/**
+ * The exact cosine of one slot, as the inline scan computes it (its embedding read from
+ * vectors.dat, unchecked: a memory returned is read again, checked, if its embedding is asked for).
+ */
 export function cosineOf(table: RecordTable, slot: number, query: Float32Array, qn: number): number {
   const c = table.chunk(slot);
-  const i = slot & (CHUNK_SLOTS - 1);
-  const nv = c.norm[i]!;
+  const nv = c.norm[slot & (CHUNK_SLOTS - 1)]!;
   if (!(nv > 0)) return 0;
-  const dim = table.dim;
-  const emb = c.emb;
+  return cosineAt(table.embeddingView(slot), 0, table.dim, nv, query, qn);
+}
+
+function cosineAt(
+  emb: Float32Array,
+  o: number,
+  dim: number,
+  nv: number,
+  query: Float32Array,
+  qn: number,
+): number {
+  if (!(nv > 0)) return 0;
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
   let s3 = 0;
-  let o = i * dim;
   let d = 0;
   for (; d + 3 < dim; d += 4, o += 4) {
     s0 += emb[o]! * query[d]!;

@@ -1,7 +1,8 @@
 import { dirname, join } from 'node:path';
 import { SegmentSet } from '../content/segment-set.js';
 import { Segment, entryBytes, parseSegmentFileName } from '../content/segment.js';
-import { corruption, invalid, ioError } from '../errors.js';
+import { WarmStoreError, corruption, invalid, ioError } from '../errors.js';
+import { crc32c } from '../format/crc.js';
 import { HEADER_BYTES, encodeHeader } from '../format/header.js';
 import { MANIFEST_FILE, writeManifest, type Manifest } from '../format/manifest.js';
 import { writeFully } from '../fs/io.js';
@@ -13,7 +14,7 @@ import { RecordFiles } from '../records/record-files.js';
 import { RECORDS_DATA_START, RECORDS_FILE, VECTORS_FILE, slotBytesFor } from '../records/slot-codec.js';
 import { CHUNK_MASK } from '../records/table.js';
 import type { Durability, InterruptedCompaction, WarmStoreLogger } from '../types.js';
-import { ContentKind, WalType } from '../wal/entries.js';
+import { ContentKind, WalType, type WalEntry } from '../wal/entries.js';
 import { parseWalFileName, readWalFile, walFileName, walFilesFrom } from '../wal/log.js';
 import { CompactionJournal } from './compaction-journal.js';
 import { Transitions } from './transitions.js';
@@ -148,6 +149,7 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
   const segments = new SegmentSet(fs, dir, manifest.nextSegmentId);
   try {
     const keyspace = new Keyspace(dim, new SpaceRegistry(manifest.spaces, manifest.nextSpaceId));
+    keyspace.table.attachVectors(files.vectorSource());
     await loadRecords(files, keyspace, manifest.slots);
     const badSegments = segments.openAll(names, readOnly);
     const journal = new CompactionJournal(manifest.compaction, manifest.nextCompactionRunId);
@@ -156,9 +158,24 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
     const walNos = walFilesFrom(names, manifest.walFileNo);
     let lastLsn = manifest.checkpointLsn;
     let activeSegment = manifest.activeSegment;
-    replay: for (const no of walNos) {
-      const wal = await readWalFile(fs, dir, no, dim, lastLsn, logger);
+    const wals: NonNullable<Awaited<ReturnType<typeof readWalFile>>>[] = [];
+    let readLsn = lastLsn;
+    for (const no of walNos) {
+      const wal = await readWalFile(fs, dir, no, dim, readLsn, logger);
       if (!wal) continue;
+      wals.push(wal);
+      readLsn = wal.entries.at(-1)?.lsn ?? readLsn;
+    }
+    // The last entry of the tail to write each slot's vector: only its vector is still in the
+    // file (a slot freed and reused later holds the later put's).
+    const lastWriter = new Map<number, WalEntry>();
+    for (const wal of wals) {
+      for (const e of wal.entries) {
+        if (e.type === WalType.Put) lastWriter.set(e.slot, e);
+        else if (e.type === WalType.SlotMove) lastWriter.set(e.to, e);
+      }
+    }
+    replay: for (const wal of wals) {
       for (const e of wal.entries) {
         if (wal.relaxed && e.type === WalType.Put && e.kind === ContentKind.Present) {
           const seg = segments.get(e.seg);
@@ -169,6 +186,23 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
             );
             break replay;
           }
+        }
+        if ((e.type === WalType.Put || e.type === WalType.SlotMove) && e.embedding) {
+          // WAL formats before 4 carried the embedding; it goes where format 4 keeps it.
+          writeCarriedVector(files, e.type === WalType.Put ? e.slot : e.to, e.embedding, readOnly);
+        } else if (
+          wal.relaxed &&
+          e.type === WalType.Put &&
+          lastWriter.get(e.slot) === e &&
+          !vectorLanded(files, e.slot, e.embCrc)
+        ) {
+          // Relaxed durability syncs vectors.dat and the WAL on a timer, and the kernel may have
+          // flushed the WAL page without the vector's: as with lost content, replay stops here.
+          logger?.warn(
+            { file: wal.path, lsn: e.lsn, slot: e.slot },
+            'relaxed durability: WAL entries past here lost their embedding in the crash; cut',
+          );
+          break replay;
         }
         transitions.apply(e);
         if (e.type === WalType.Put && e.kind === ContentKind.Present)
@@ -296,4 +330,34 @@ async function listDir(fs: WsFileSystem, dir: string): Promise<string[]> {
   } catch (err) {
     throw ioError('readdir', dir, err);
   }
+}
+
+/** Writes an embedding a WAL entry of format 3 or older carried to its slot in vectors.dat. */
+function writeCarriedVector(
+  files: RecordFiles,
+  slot: number,
+  embedding: Float32Array,
+  readOnly: boolean,
+): void {
+  if (readOnly) {
+    throw new WarmStoreError(
+      'READ_ONLY',
+      `${files.vectorsPath}: the WAL is in an older format whose embeddings must be written to vectors.dat by one writable open before a read-only one`,
+      { file: files.vectorsPath },
+    );
+  }
+  try {
+    files.writeVectorsSync(
+      slot,
+      new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength),
+    );
+  } catch (err) {
+    throw ioError('write', files.vectorsPath, err);
+  }
+}
+
+/** Whether vectors.dat holds, at `slot`, the embedding whose CRC32C a WAL entry recorded. */
+function vectorLanded(files: RecordFiles, slot: number, embCrc: number): boolean {
+  const buf = Buffer.allocUnsafe(files.vectorBytes);
+  return files.readVectorSync(slot, buf, 0) === buf.length && crc32c(buf) === embCrc;
 }

@@ -20,6 +20,8 @@ export interface Applied {
    * the memory moved.
    */
   count: number;
+  /** put: the slot that held the memory's previous version, freed by this put. */
+  evicted?: number;
 }
 
 /**
@@ -53,10 +55,10 @@ export class Transitions {
         this.#dropLive(e.slot);
         const other = ks.indexed(e.space, e.id);
         if (other !== undefined && other !== e.slot) this.#dropLive(other);
-        ks.put(e.slot, e, e.lsn);
+        const evicted = ks.put(e.slot, e, e.lsn);
         if (e.kind === ContentKind.Present)
           this.#segments.addLive(e.seg, entryBytes(e.idBytes.length, e.clen));
-        return { found: true, count: 0 };
+        return evicted === undefined ? { found: true, count: 0 } : { found: true, count: 0, evicted };
       }
       case WalType.Delete:
         this.#dropLive(e.slot);

@@ -3,7 +3,9 @@ import { encodeEntry, entryBytes, type Segment } from '../content/segment.js';
 import { WarmStoreError, ioError } from '../errors.js';
 import { HEADER_BYTES } from '../format/header.js';
 import { writeFully } from '../fs/io.js';
+import { embeddingSummary } from '../format/embedding.js';
 import type { Keyspace, MovePlan } from '../records/keyspace.js';
+import type { RecordFiles } from '../records/record-files.js';
 import { CHUNK_MASK } from '../records/table.js';
 import { metadataOf, type Durability, type WarmStoreLogger } from '../types.js';
 import { WalType, encodeWalEntry, walEntrySize, type WalEntry, type WalEntryInput } from '../wal/entries.js';
@@ -57,6 +59,12 @@ interface PlannedOp {
   content: Buffer | null;
 }
 
+/** A vector a batch writes to vectors.dat before its WAL entries: a put's, or a moved memory's. */
+interface VectorWrite {
+  slot: number;
+  bytes: Uint8Array;
+}
+
 /** A run of content appended to one segment by one batch. */
 interface ContentPart {
   seg: Segment;
@@ -79,6 +87,8 @@ export interface DiskGate {
 
 export interface WriterDeps {
   keyspace: Keyspace;
+  /** vectors.dat: a put's vector goes to its (free) slot before the WAL entry naming it. */
+  files: RecordFiles;
   segments: SegmentSet;
   wal: WalLog;
   transitions: Transitions;
@@ -167,11 +177,15 @@ export class Writer {
     }));
   }
 
-  /** fsyncs every segment and the WAL between two batches (relaxed durability's timer). */
+  /**
+   * fsyncs every segment, vectors.dat and the WAL between two batches (relaxed durability's
+   * timer); the slots freed before it may then be reused.
+   */
   syncAll(): Promise<void> {
     return this.barrier(async () => {
-      await this.#d.segments.syncDirty();
+      await Promise.all([this.#d.segments.syncDirty(), this.#d.files.syncVectors()]);
       await this.#d.wal.sync();
+      this.#d.keyspace.releaseFrees();
     });
   }
 
@@ -238,7 +252,11 @@ export class Writer {
    * Assigns slots and builds the WAL entries; touches no shared state but slot and space-number
    * allocation. Ops see the effects of earlier ops of the same batch (an overlay of ids and spaces).
    */
-  #plan(batch: Op[], allocated: number[]): { planned: PlannedOp[]; contentBytes: number } {
+  #plan(
+    batch: Op[],
+    allocated: number[],
+    vectors: VectorWrite[],
+  ): { planned: PlannedOp[]; contentBytes: number } {
     const ks = this.#d.keyspace;
     const overlay = new Map<string, number>();
     /** Spaces this batch defines (name -> number) or drops (name -> -1). */
@@ -270,12 +288,18 @@ export class Writer {
               entry: { type: WalType.SpaceDefine, space, name: r.space },
             });
           }
+          // Always a free slot, never the one holding the memory's current version: the vector is
+          // written before the WAL entry commits, and a crash in between must leave the old one
+          // whole. The put's transition frees the old slot. A corrupt slot found under this id is
+          // the exception: its bytes are lost anyway, and the put repairs it in place.
           let slot = slotOf(space, r.id);
-          if (slot < 0) {
+          if (slot < 0 || !ks.isCorrupt(slot)) {
             slot = ks.allocate();
             allocated.push(slot);
           }
           overlay.set(key(space, r.id), slot);
+          const e = r.embedding;
+          vectors.push({ slot, bytes: new Uint8Array(e.buffer, e.byteOffset, e.byteLength) });
           access.set(slot, r.accessCount);
           if (r.content) contentBytes += entryBytes(r.idBytes.length, r.content.length);
           planned.push({
@@ -292,7 +316,7 @@ export class Writer {
               off: 0,
               clen: r.content?.length ?? 0,
               ...metadataOf(r),
-              embedding: r.embedding,
+              ...embeddingSummary(r.embedding),
             },
           });
           break;
@@ -338,7 +362,7 @@ export class Writer {
           planned.push({ op, entry: op.entry, content: null });
           break;
         case 'relocate':
-          this.#planMoves(op, planned);
+          this.#planMoves(op, planned, vectors);
           break;
         case 'barrier':
           break;
@@ -349,14 +373,19 @@ export class Writer {
 
   /**
    * The WAL entries of the moves that still hold, each carrying the memory as it is now (nothing
-   * can change it before the batch is applied: the batch holds these moves alone).
+   * can change it before the batch is applied: the batch holds these moves alone), and the copies
+   * of their vectors to the target slots (raw bytes: a damaged vector stays detectably damaged).
    */
-  #planMoves(op: Extract<Op, { t: 'relocate' }>, planned: PlannedOp[]): void {
+  #planMoves(op: Extract<Op, { t: 'relocate' }>, planned: PlannedOp[], vectors: VectorWrite[]): void {
     const ks = this.#d.keyspace;
+    const source = ks.table.vectors;
     op.accepted = 0;
     for (const m of op.moves) {
       if (!ks.movable(m)) continue;
       const v = ks.table.get(m.from);
+      const bytes = new Uint8Array(this.#d.files.vectorBytes);
+      source.readVectorsSync(m.from, 1, bytes);
+      vectors.push({ slot: m.to, bytes });
       planned.push({
         op: undefined,
         content: null,
@@ -373,7 +402,8 @@ export class Writer {
           off: v.off,
           clen: v.clen,
           ...metadataOf(v),
-          embedding: v.embedding,
+          embCrc: v.embCrc,
+          norm: v.norm,
         },
       });
       op.accepted++;
@@ -387,11 +417,12 @@ export class Writer {
     const batch = await this.#admit(all);
     if (batch.length === 0) return;
     const allocated: number[] = [];
+    const vectors: VectorWrite[] = [];
     const limitBefore = d.keyspace.slotLimit;
     let planned: PlannedOp[];
     let contentBytes: number;
     try {
-      ({ planned, contentBytes } = this.#plan(batch, allocated));
+      ({ planned, contentBytes } = this.#plan(batch, allocated, vectors));
     } catch (err) {
       // Planning can fail only by running out of memory for the table: nothing was written.
       d.keyspace.release(allocated, limitBefore);
@@ -434,9 +465,16 @@ export class Writer {
       for (const part of parts) {
         await writeFully(part.seg.file, part.buf.subarray(0, part.len), part.start);
         part.seg.dirty = !sync;
-        // Content is durable before the WAL entry that points at it is even written: the kernel
-        // may flush a written page at any moment, so write order alone would not do.
-        if (sync) await part.seg.file.sync();
+      }
+      // Into free slots only: until the WAL entries below commit, nothing reaches these bytes, and
+      // a failed batch leaves them as garbage in slots that stay free.
+      await this.#writeVectors(vectors);
+      // Content and vectors are durable before the WAL entry that points at them is even written:
+      // the kernel may flush a written page at any moment, so write order alone would not do.
+      if (sync) {
+        const syncs: Promise<void>[] = parts.map((part) => part.seg.file.sync());
+        if (vectors.length > 0) syncs.push(d.files.syncVectors());
+        await Promise.all(syncs);
       }
       if (walBytes > 0) {
         await d.wal.write(walBuf);
@@ -466,16 +504,11 @@ export class Writer {
 
     // Committed: apply in order. Nothing below awaits, so readers see each op whole.
     this.#applyStart = performance.now();
-    for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!);
-    if (d.onSlotsChanged) {
-      const slots: number[] = [];
-      for (const p of planned) {
-        const t = p.entry?.type;
-        if (t === WalType.Put || t === WalType.Delete) slots.push((p.entry as { slot: number }).slot);
-        else if (t === WalType.SlotMove) slots.push(p.entry!.from, p.entry!.to);
-      }
-      if (slots.length > 0) d.onSlotsChanged(slots);
-    }
+    const changed: number[] = [];
+    for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!, changed);
+    // Durable already (synchronous durability): the slots this batch freed may take new vectors.
+    if (d.durability === 'sync') d.keyspace.releaseFrees();
+    if (d.onSlotsChanged && changed.length > 0) d.onSlotsChanged(changed);
     d.onCommitted();
   }
 
@@ -545,7 +578,30 @@ export class Writer {
     }
   }
 
-  #apply(p: PlannedOp, lsn: number): void {
+  /**
+   * Writes a batch's vectors, in runs of consecutive slots (a bulk load fills slots in order, so
+   * most batches are one pwrite).
+   */
+  async #writeVectors(vectors: VectorWrite[]): Promise<void> {
+    if (vectors.length === 0) return;
+    const files = this.#d.files;
+    const vb = files.vectorBytes;
+    vectors.sort((a, b) => a.slot - b.slot);
+    let i = 0;
+    while (i < vectors.length) {
+      let j = i + 1;
+      while (j < vectors.length && vectors[j]!.slot <= vectors[j - 1]!.slot + 1) j++;
+      const first = vectors[i]!.slot;
+      const buf = Buffer.allocUnsafe((vectors[j - 1]!.slot - first + 1) * vb);
+      // A slot written twice in one batch (the same id put twice) keeps the later bytes, which
+      // the sort left last: the earlier put's slot is never reused within its batch anyway.
+      for (let x = i; x < j; x++) buf.set(vectors[x]!.bytes, (vectors[x]!.slot - first) * vb);
+      await files.writeVectors(first, buf);
+      i = j;
+    }
+  }
+
+  #apply(p: PlannedOp, lsn: number, changed: number[]): void {
     const op = p.op;
     if (op?.t === 'barrier') return;
     if (!p.entry) {
@@ -561,6 +617,11 @@ export class Writer {
     const e = p.entry as WalEntry;
     e.lsn = lsn;
     const r = this.#d.transitions.apply(e);
+    // The recall index follows the slots whose embedding a put wrote or a delete, move or
+    // replacement freed.
+    if (e.type === WalType.Put || e.type === WalType.Delete) changed.push(e.slot);
+    else if (e.type === WalType.SlotMove) changed.push(e.from, e.to);
+    if (r.evicted !== undefined) changed.push(r.evicted);
     switch (op?.t) {
       case 'put':
         op.resolve();

@@ -13,7 +13,7 @@ export const MAGIC = 'WMST';
 export type FileKind = 'SEGM' | 'WALG' | 'RECS' | 'VECS' | 'MANI';
 
 /** Current format version of each file kind. */
-export const FORMAT_VERSION: Record<FileKind, number> = { SEGM: 1, WALG: 3, RECS: 3, VECS: 1, MANI: 1 };
+export const FORMAT_VERSION: Record<FileKind, number> = { SEGM: 1, WALG: 4, RECS: 3, VECS: 1, MANI: 1 };
 
 export interface FileHeader {
   kind: FileKind;

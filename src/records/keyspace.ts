@@ -48,7 +48,10 @@ export interface SlotWrite extends MemoryMetadata {
   seg: number;
   off: number;
   clen: number;
-  embedding: Float32Array;
+  /** CRC32C of the embedding's bytes in vectors.dat. */
+  embCrc: number;
+  /** The embedding's L2 norm. */
+  norm: number;
 }
 
 /**
@@ -66,6 +69,17 @@ export class Keyspace {
   readonly #index = new Map<number, Map<string, number>>();
   #size = 0;
   #free: number[] = [];
+  /**
+   * Slots freed whose vectors must not be overwritten yet (see `#freed`); they join the free list
+   * at `releaseFrees`.
+   */
+  #freeing: number[] = [];
+  /** Frees wait for `releaseFrees` (relaxed durability: until the WAL holding them is synced). */
+  #deferFrees = false;
+  /** Backups in progress, during which no freed slot is reused (see `holdFrees`). */
+  #holds = 0;
+  /** Slots an asynchronous read is reading the vector of, with how many such reads. */
+  readonly #slotPins = new Map<number, number>();
   /** Where the relocation in progress goes on scanning down for memories to move; -1: none. */
   #planHi = -1;
   /** Holes a relocation run took off the free list as no target (see planMoves). */
@@ -244,8 +258,69 @@ export class Keyspace {
     this.#limit = limitBefore;
   }
 
+  /**
+   * A put writes its vector into a free slot before the WAL entry that makes it reachable, so a
+   * freed slot is reused only once nothing durable can still name its old memory: at once when the
+   * free is durable when applied (synchronous durability), else after the WAL sync that makes it
+   * so (`releaseFrees`). A backup copying vectors.dat also holds every free from its cut on.
+   */
+  #freed(slot: number): void {
+    if (this.#deferFrees || this.#holds > 0 || this.#slotPins.has(slot)) this.#freeing.push(slot);
+    else this.#free.push(slot);
+  }
+
+  /** Keeps `slot` from being reused, if it is freed, until `unpinSlot` (an asynchronous read). */
+  pinSlot(slot: number): void {
+    this.#slotPins.set(slot, (this.#slotPins.get(slot) ?? 0) + 1);
+  }
+
+  unpinSlot(slot: number): void {
+    const n = (this.#slotPins.get(slot) ?? 1) - 1;
+    if (n > 0) this.#slotPins.set(slot, n);
+    else this.#slotPins.delete(slot);
+  }
+
+  /** Frees wait for `releaseFrees` (set under relaxed durability). */
+  deferFrees(on: boolean): void {
+    this.#deferFrees = on;
+  }
+
+  /** The slots freed so far may be reused (their frees are durable); a no-op while a backup holds them. */
+  releaseFrees(): void {
+    if (this.#holds > 0 || this.#freeing.length === 0) return;
+    // A slot the limit dropped below meanwhile (relocation's shrink) is gone, not free; one freed
+    // twice while waiting (cut off, reallocated at the limit, freed again) is handed out once.
+    const seen = new Set<number>();
+    const still: number[] = [];
+    for (const s of this.#freeing) {
+      if (this.#slotPins.has(s)) still.push(s);
+      else if (s < this.#limit && !this.table.isUsed(s) && !seen.has(s)) {
+        seen.add(s);
+        this.#free.push(s);
+      }
+    }
+    this.#freeing = still;
+  }
+
+  /**
+   * Keeps every slot freed from now on out of reuse until the returned function is called (an
+   * online backup copies vectors.dat, whose live slots as of its cut must stay as they were).
+   */
+  holdFrees(): () => void {
+    this.#holds++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#holds--;
+      // Under relaxed durability the held frees may not be durable yet: the next sync releases them.
+      if (!this.#deferFrees) this.releaseFrees();
+    };
+  }
+
   /** Rebuilds the free list from the table (after open: every unused slot below the mark). */
   rebuildFreeList(): void {
+    this.#freeing = [];
     const free: number[] = [];
     // Highest first, so that pop() hands out the lowest holes first and the files stay dense.
     for (let s = this.#limit - 1; s >= 0; s--) if (!this.table.isUsed(s)) free.push(s);
@@ -276,7 +351,7 @@ export class Keyspace {
       this.table.clear(other);
       this.#clearCorrupt(other);
       this.table.markFull(other);
-      this.#free.push(other);
+      this.#freed(other);
       evicted = other;
     }
     this.table.set(slot, {
@@ -289,7 +364,8 @@ export class Keyspace {
       clen: v.kind === ContentKind.Present ? v.clen : 0,
       clsn: lsn,
       ...metadataOf(v),
-      embedding: v.embedding,
+      norm: v.norm,
+      embCrc: v.embCrc,
     });
     this.#indexSet(v.space, v.id, slot);
     this.#clearCorrupt(slot);
@@ -311,7 +387,7 @@ export class Keyspace {
     this.table.clear(slot);
     this.#clearCorrupt(slot);
     this.table.markFull(slot);
-    this.#free.push(slot);
+    this.#freed(slot);
     return true;
   }
 
@@ -358,7 +434,7 @@ export class Keyspace {
     if (this.spaces.isLive(this.table.chunk(slot).space[slot & CHUNK_MASK]!)) return false;
     this.table.clear(slot);
     this.table.markFull(slot);
-    this.#free.push(slot);
+    this.#freed(slot);
     return true;
   }
 
@@ -395,9 +471,9 @@ export class Keyspace {
       createdAt: 0,
       lastAccess: 0,
       accessCount: 0,
-      embedding: new Float32Array(this.table.dim),
+      norm: 0,
+      embCrc: 0,
     });
-    this.table.chunk(slot).norm[slot & CHUNK_MASK] = 0;
     if (guessId !== undefined && id === guessId) this.#indexSet(DEFAULT_SPACE_ID, id, slot);
     const c: CorruptSlot = { reason, file, raw: true };
     // The id bytes read may be the damaged part: unless they match the stored id checksum, the slot
@@ -539,7 +615,7 @@ export class Keyspace {
     this.table.clear(slot);
     this.#clearCorrupt(slot);
     this.table.markFull(slot);
-    this.#free.push(slot);
+    this.#freed(slot);
   }
 
   /**

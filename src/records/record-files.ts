@@ -4,6 +4,7 @@ import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
 import { readFully, readFullySync, writeFully } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { WarmStoreLogger } from '../types.js';
+import type { VectorSource } from './table.js';
 import { splitV1Records } from './migrate.js';
 import {
   RECORDS_DATA_START,
@@ -162,6 +163,37 @@ export class RecordFiles {
     return readFullySync(this.#vectors, buf, pos, this.vectorBytes, vectorOffset(slot, this.dim));
   }
 
+  /** The record table's view of vectors.dat (reads only; see VectorSource). */
+  vectorSource(): VectorSource {
+    const f = this.#vectors;
+    const dim = this.dim;
+    const bytes = this.vectorBytes;
+    return {
+      path: this.vectorsPath,
+      readVectorsSync: (first, count, into) => {
+        const want = count * bytes;
+        const got = readFullySync(f, into, 0, want, vectorOffset(first, dim));
+        if (got < want) into.fill(0, got, want);
+        return got;
+      },
+    };
+  }
+
+  /** Writes vectors synchronously (recovery's replay of a WAL format that carried them). */
+  writeVectorsSync(first: number, buf: Uint8Array): void {
+    let done = 0;
+    while (done < buf.length) {
+      const n = this.#vectors.writeSync(buf, done, buf.length - done, vectorOffset(first, this.dim) + done);
+      if (n <= 0) throw ioError('write', this.vectorsPath, new Error('short write'));
+      done += n;
+    }
+  }
+
+  /** fdatasync of vectors.dat alone (a batch's new vectors before the WAL entries naming them). */
+  async syncVectors(): Promise<void> {
+    await this.#vectors.sync();
+  }
+
   async writeHeaders(first: number, buf: Buffer): Promise<void> {
     await writeFully(this.#records, buf, headerOffset(first));
   }
@@ -173,16 +205,18 @@ export class RecordFiles {
   /**
    * Cuts both files to `slots` slots where they are longer (a slot limit lowered by compaction),
    * records.dat first, each made durable before the next step. Only ever called with the slot
-   * count of a durable MANIFEST: open never reads past it. `step` is told once each file is at
+   * count of a durable MANIFEST: open never reads past it. vectors.dat, which puts write outside
+   * checkpoints, is cut through `between` (the caller runs the cut where no write is in flight and
+   * names the slot count to keep then, at least `slots`). `step` is told once each file is at
    * most that long, cut or not (kill points). Returns the bytes cut off.
    */
-  async truncateTo(slots: number, step: (name: string) => void = () => undefined): Promise<number> {
+  async truncateTo(
+    slots: number,
+    step: (name: string) => void = () => undefined,
+    between: (cutVectors: (keep: number) => Promise<void>) => Promise<void> = (cut) => cut(slots),
+  ): Promise<number> {
     let cut = 0;
-    const files: [WsFile, string, number, string][] = [
-      [this.#records, this.recordsPath, headerOffset(slots), 'records-truncated'],
-      [this.#vectors, this.vectorsPath, vectorOffset(slots, this.dim), 'vectors-truncated'],
-    ];
-    for (const [f, path, length, name] of files) {
+    const cutFile = async (f: WsFile, path: string, length: number): Promise<void> => {
       const size = f.size();
       if (size > length) {
         try {
@@ -193,10 +227,15 @@ export class RecordFiles {
         }
         cut += size - length;
       }
-      // Told even when the file was short already (vectors.dat ends at the last vector written):
-      // the step is "this file is at most `slots` long", so crash tests always find it.
-      step(name);
-    }
+    };
+    await cutFile(this.#records, this.recordsPath, headerOffset(slots));
+    // Told even when the file was short already (vectors.dat ends at the last vector written):
+    // the step is "this file is at most `slots` long", so crash tests always find it.
+    step('records-truncated');
+    await between((keep) =>
+      cutFile(this.#vectors, this.vectorsPath, vectorOffset(Math.max(keep, slots), this.dim)),
+    );
+    step('vectors-truncated');
     return cut;
   }
 

@@ -81,12 +81,18 @@ export function encodeSlotHeader(b: Buffer, pos: number, c: Chunk, i: number): v
 }
 
 /**
- * Open's fast path: when the header at `b[pos]` is a valid used slot whose vector already checked
- * out, writes it into slot `i` of chunk `c` (whose embedding row already holds the vector) and
- * returns its id; returns undefined for anything else (free, damaged), which the caller hands to
- * decodeSlot for the details. No object per record.
+ * Open's fast path: when the header at `b[pos]` is a valid used slot, writes it into slot `i` of
+ * chunk `c` and returns its id; returns undefined for anything else (free, damaged), which the
+ * caller hands to decodeSlot for the details. No object per record. `vector` reads the embedding,
+ * needed only for a header written before headers stored the norm.
  */
-export function loadSlotHeader(b: Buffer, pos: number, c: Chunk, i: number, dim: number): string | undefined {
+export function loadSlotHeader(
+  b: Buffer,
+  pos: number,
+  c: Chunk,
+  i: number,
+  vector: () => Float32Array,
+): string | undefined {
   const dv = viewOf(b);
   const kind = b[pos + 4]!;
   const idLen = b[pos + 5]!;
@@ -111,9 +117,9 @@ export function loadSlotHeader(b: Buffer, pos: number, c: Chunk, i: number, dim:
   if ((b[pos + 6]! & FLAG_NORM) !== 0) {
     c.norm[i] = dv.getFloat32(pos + 88, true);
   } else {
-    const emb = c.emb;
+    const emb = vector();
     let s = 0;
-    for (let d = i * dim, end = d + dim; d < end; d++) s += emb[d]! * emb[d]!;
+    for (let d = 0; d < emb.length; d++) s += emb[d]! * emb[d]!;
     c.norm[i] = Math.sqrt(s);
   }
   return id;
@@ -200,18 +206,16 @@ function isZero(b: Buffer, start: number, end: number): boolean {
 }
 
 /**
- * Decodes the header at `b[pos]` and the vector at `vb[vpos]`. A vector shorter than the
- * dimension (its file ends early) fails the embedding checksum like any other damage.
- * `vectorChecked`, when given, is the outcome of that checksum computed elsewhere (open checks
- * vectors on a worker thread).
+ * Decodes the header at `b[pos]` and, when `vb` is given, checks the vector at `vb[vpos]` against
+ * it. A vector shorter than the dimension (its file ends early) fails the embedding checksum like
+ * any other damage.
  */
 export function decodeSlot(
   b: Buffer,
   pos: number,
-  vb: Buffer,
+  vb: Buffer | undefined,
   vpos: number,
   dim: number,
-  vectorChecked?: boolean,
 ): DecodedSlot {
   const end = pos + SLOT_HEADER_BYTES;
   if (isZero(b, pos, end)) return { state: 'free' };
@@ -237,10 +241,9 @@ export function decodeSlot(
       where: 'header',
     };
   }
-  const embBytes = vb.subarray(vpos, vpos + dim * 4);
   const embCrc = b.readUInt32LE(pos + 80);
-  const vectorOk = embBytes.length === dim * 4 && (vectorChecked ?? crc32c(embBytes) === embCrc);
-  if (!vectorOk) {
+  const embBytes = vb?.subarray(vpos, vpos + dim * 4);
+  if (embBytes && (embBytes.length !== dim * 4 || crc32c(embBytes) !== embCrc)) {
     return {
       state: 'corrupt',
       id: guessId,
@@ -249,20 +252,13 @@ export function decodeSlot(
       where: 'vector',
     };
   }
-  // A view when aligned (vectors are multiples of 4 bytes): open decodes millions of these and the
-  // caller copies into the table anyway.
-  let embedding: Float32Array;
-  if ((embBytes.byteOffset & 3) === 0) {
-    embedding = new Float32Array(embBytes.buffer, embBytes.byteOffset, dim);
-  } else {
-    embedding = new Float32Array(dim);
-    Buffer.from(embedding.buffer).set(embBytes);
-  }
   return {
     state: 'used',
     embCrc,
     norm: ((b[pos + 6] ?? 0) & FLAG_NORM) !== 0 ? b.readFloatLE(pos + 88) : undefined,
     value: {
+      embCrc,
+      norm: ((b[pos + 6] ?? 0) & FLAG_NORM) !== 0 ? b.readFloatLE(pos + 88) : 0,
       id: guessId ?? '',
       space: b.readUInt32LE(pos + 92),
       idLen,
@@ -277,7 +273,6 @@ export function decodeSlot(
       createdAt: b.readDoubleLE(pos + 56),
       lastAccess: b.readDoubleLE(pos + 64),
       accessCount: b.readDoubleLE(pos + 72),
-      embedding,
     },
   };
 }

@@ -1,9 +1,9 @@
 import { crc32c } from '../format/crc.js';
 import type { MemoryMetadata } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
-import { EmbeddingArena } from './arena.js';
+import { corruption } from '../errors.js';
 
-/** Scan workers recall may run (one scratch lane each in the embedding arena). */
+/** Scan workers recall may run. */
 export const SCAN_LANES = 2;
 
 export const CHUNK_SHIFT = 13;
@@ -12,21 +12,21 @@ export const CHUNK_MASK = CHUNK_SLOTS - 1;
 export const DIRTY_HEADER = 1;
 export const DIRTY_FULL = 2;
 
-/**
- * One chunk of the in-memory record table: dense typed arrays, so recall scans contiguous memory
- * and the table grows a chunk at a time (no 2x copy when it grows).
- */
 /** A typed array over shared memory, so scan workers can read it where it lies. */
 function shared<T>(Ctor: new (b: SharedArrayBuffer) => T, bytesPerElement: number): T {
   return new Ctor(new SharedArrayBuffer(CHUNK_SLOTS * bytesPerElement));
 }
 
+/**
+ * One chunk of the in-memory record table: dense typed arrays of everything but the embeddings,
+ * so the table grows a chunk at a time (no 2x copy when it grows). The embeddings stay in
+ * vectors.dat and are read through the page cache (see VectorSource): at 768 dimensions they are
+ * 3 KB of the ~3.4 KB a memory takes, and a process holding them could never serve a store larger
+ * than its RAM.
+ */
 export class Chunk {
-  readonly emb: Float32Array;
-  /** Byte offset of `emb` in the embedding arena's memory; undefined when outside it. */
-  readonly embArenaOffset: number | undefined;
   readonly norm: Float32Array = shared(Float32Array, 4);
-  /** CRC32C of each embedding, kept so a header-only checkpoint never rehashes the vector. */
+  /** CRC32C of each embedding: what a read of vectors.dat is checked against. */
   readonly embCrc = new Uint32Array(CHUNK_SLOTS);
   readonly kind: Uint8Array = shared(Uint8Array, 1);
   /** The memory space's number (see SpaceRegistry). */
@@ -50,16 +50,16 @@ export class Chunk {
    * not a Set: a Set of half a million slots rehashes in one long synchronous step.
    */
   dirty = new Uint8Array(CHUNK_SLOTS);
+}
 
-  constructor(dim: number, arena: EmbeddingArena | undefined) {
-    // Shared, so that open can have a worker thread check the vectors where they lie, and recall
-    // scan them.
-    const block = arena
-      ? arena.allocate(CHUNK_SLOTS * dim * 4)
-      : { emb: new Float32Array(new SharedArrayBuffer(CHUNK_SLOTS * dim * 4)), arenaOffset: undefined };
-    this.emb = block.emb;
-    this.embArenaOffset = block.arenaOffset;
-  }
+/**
+ * Where the embeddings are: vectors.dat, at the slot's number. Reads are synchronous preads (a
+ * page-cached 3 KB read costs about 2 us; a thread-pool hop costs far more).
+ */
+export interface VectorSource {
+  readonly path: string;
+  /** Reads `count` vectors from `first` into `into` (bytes past the file's end read as zero). */
+  readVectorsSync(first: number, count: number, into: Uint8Array): number;
 }
 
 export interface SlotValue extends MemoryMetadata {
@@ -71,18 +71,34 @@ export interface SlotValue extends MemoryMetadata {
   off: number;
   clen: number;
   clsn: number;
-  embedding: Float32Array;
+  /** CRC32C of the embedding's bytes, as vectors.dat holds them. */
+  embCrc: number;
+  /** The embedding's L2 norm (recall's cosine divides by it). */
+  norm: number;
 }
 
 export class RecordTable {
   readonly dim: number;
   readonly chunks: Chunk[] = [];
-  /** Where chunk embeddings are allocated (see EmbeddingArena). */
-  readonly arena: EmbeddingArena;
+  #vectors: VectorSource | undefined;
+  /** One vector's bytes, reused by every single-vector read (reads are synchronous). */
+  readonly #one: Buffer;
+  readonly #oneF32: Float32Array;
 
   constructor(dim: number) {
     this.dim = dim;
-    this.arena = new EmbeddingArena(dim, SCAN_LANES, CHUNK_SLOTS);
+    this.#one = Buffer.alloc(dim * 4);
+    this.#oneF32 = new Float32Array(this.#one.buffer, this.#one.byteOffset, dim);
+  }
+
+  /** Where embeddings are read from (vectors.dat, once the store's files are open). */
+  attachVectors(source: VectorSource): void {
+    this.#vectors = source;
+  }
+
+  get vectors(): VectorSource {
+    if (!this.#vectors) throw new Error('record table has no vector file attached');
+    return this.#vectors;
   }
 
   get capacity(): number {
@@ -90,7 +106,7 @@ export class RecordTable {
   }
 
   ensure(slot: number): void {
-    while (slot >= this.capacity) this.chunks.push(new Chunk(this.dim, this.arena));
+    while (slot >= this.capacity) this.chunks.push(new Chunk());
   }
 
   chunk(slot: number): Chunk {
@@ -131,7 +147,7 @@ export class RecordTable {
     return c !== undefined && c.kind[slot & CHUNK_MASK] !== ContentKind.Free;
   }
 
-  /** Stores `v` in `slot`, computing the embedding's norm and CRC32C. */
+  /** Stores `v` in `slot` (its embedding is already in vectors.dat, or about to be). */
   set(slot: number, v: SlotValue): void {
     this.ensure(slot);
     const c = this.chunk(slot);
@@ -150,19 +166,8 @@ export class RecordTable {
     c.createdAt[i] = v.createdAt;
     c.lastAccess[i] = v.lastAccess;
     c.accessCount[i] = v.accessCount;
-    const base = i * this.dim;
-    const e = v.embedding;
-    c.emb.set(e, base);
-    // Hoisted: `v` arrives in several object shapes, and reading v.embedding inside the loop
-    // made this the hottest line of put.
-    const dim = this.dim;
-    let s = 0;
-    for (let d = 0; d < dim; d++) {
-      const x = e[d]!;
-      s += x * x;
-    }
-    c.norm[i] = Math.sqrt(s);
-    c.embCrc[i] = crc32c(new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
+    c.norm[i] = v.norm;
+    c.embCrc[i] = v.embCrc;
   }
 
   clear(slot: number): void {
@@ -183,14 +188,10 @@ export class RecordTable {
     return this.chunks[slot >>> CHUNK_SHIFT]?.ids[slot & CHUNK_MASK];
   }
 
-  /**
-   * The slot's values. The embedding is a copy unless `copy` is false, in which case it is a view
-   * into the table that must not escape the engine.
-   */
-  get(slot: number, copy = true): SlotValue {
+  /** The slot's values, without the embedding (see `embedding`). */
+  get(slot: number): SlotValue {
     const c = this.chunk(slot);
     const i = slot & CHUNK_MASK;
-    const base = i * this.dim;
     return {
       id: c.ids[i] ?? '',
       space: c.space[i]!,
@@ -206,13 +207,45 @@ export class RecordTable {
       createdAt: c.createdAt[i]!,
       lastAccess: c.lastAccess[i]!,
       accessCount: c.accessCount[i]!,
-      embedding: copy ? copyOut(c.emb, base, this.dim) : c.emb.subarray(base, base + this.dim),
+      norm: c.norm[i]!,
+      embCrc: c.embCrc[i]!,
     };
   }
-}
 
-function copyOut(src: Float32Array, base: number, dim: number): Float32Array {
-  const out = new Float32Array(dim);
-  out.set(src.subarray(base, base + dim));
-  return out;
+  /**
+   * The slot's embedding, read from vectors.dat and checked against the CRC32C the table holds for
+   * it: a mismatch is `CORRUPTION_DETECTED` naming the memory and the file. Into `out` when given
+   * (and returned), else a fresh array.
+   */
+  embedding(slot: number, out?: Float32Array): Float32Array {
+    const v = this.vectors;
+    const one = this.#one;
+    const n = v.readVectorsSync(slot, 1, one);
+    const c = this.chunk(slot);
+    const i = slot & CHUNK_MASK;
+    if (n !== one.length || crc32c(one) !== c.embCrc[i]) {
+      throw corruption(
+        n !== one.length ? 'embedding missing (vectors.dat ends early)' : 'embedding checksum mismatch',
+        {
+          id: c.ids[i] ?? `<slot ${slot}>`,
+          file: v.path,
+          slot,
+        },
+      );
+    }
+    const dst = out ?? new Float32Array(this.dim);
+    dst.set(this.#oneF32);
+    return dst;
+  }
+
+  /**
+   * The slot's embedding, unchecked, as a view that the next read overwrites (the rescoring of a
+   * recall's candidates, which must not pay a checksum per candidate: the memories it returns are
+   * read again, checked, when their embedding is asked for).
+   */
+  embeddingView(slot: number): Float32Array {
+    const one = this.#one;
+    if (this.vectors.readVectorsSync(slot, 1, one) !== one.length) one.fill(0);
+    return this.#oneF32;
+  }
 }

@@ -1,6 +1,9 @@
+import { closeSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { CompiledFilter } from '../engine/filter.js';
-import { CHUNK_SLOTS, type RecordTable } from '../records/table.js';
+import { ioError } from '../errors.js';
+import { RECORDS_DATA_START } from '../records/slot-codec.js';
+import { CHUNK_SLOTS, SCAN_LANES, type RecordTable } from '../records/table.js';
 import { scanKernelBytes } from './kernel.js';
 
 /** One candidate of a scan: its slot and its cosine as the scan computed it. */
@@ -9,23 +12,68 @@ export interface ScanHit {
   score: number;
 }
 
+/** Rows a worker reads from vectors.dat and scores at a time. */
+const BLOCK_ROWS = 256;
+/** Rows a selective scan reads past a match to reach the next one in the same pread. */
+const SELECTIVE_GAP = 4;
+
 /**
- * The scan worker: for each chunk it is given, dot products of the query with every row (the
- * SIMD kernel over the embedding arena, or a plain loop for a block outside it), then cosine,
- * space, filter and minimum score, keeping the best k in a min-heap. Plain CommonJS from a string:
- * no file to resolve whether warmstore runs from dist/ or from its sources.
+ * The scan worker: for each chunk it is given, the rows in the space and the filter (over the
+ * chunk's shared metadata), their embeddings read from vectors.dat into its own WebAssembly memory
+ * a block at a time, dot products by the SIMD kernel (or a plain loop when the dimension is not a
+ * multiple of 8), then cosine and minimum score, keeping the best k in a min-heap. A broad recall
+ * reads whole blocks; a selective one reads only runs around its matches. Plain CommonJS from a
+ * string: no file to resolve whether warmstore runs from dist/ or from its sources.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { memory, kernel, lane, laneBytes, dim } = workerData;
-let scan;
-if (memory) {
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(kernel), { env: { mem: memory } });
-  scan = inst.exports.scan;
+const fs = require('node:fs');
+const { kernel, dim, fd, dataStart } = workerData;
+const BLOCK = ${BLOCK_ROWS};
+const GAP = ${SELECTIVE_GAP};
+const rowBytes = dim * 4;
+const align = (x) => Math.ceil(x / 16) * 16;
+const qOff = 0;
+const outOff = align(dim * 4);
+const rowsOff = align(outOff + BLOCK * 4);
+const pages = Math.ceil((rowsOff + BLOCK * rowBytes) / 65536);
+let memory, scan;
+if (dim % 8 === 0) {
+  try {
+    memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    scan = new WebAssembly.Instance(new WebAssembly.Module(kernel), { env: { mem: memory } }).exports.scan;
+  } catch {
+    memory = undefined;
+    scan = undefined;
+  }
 }
-const qOff = lane * laneBytes;
-const outOff = qOff + dim * 4;
-const scratch = new Float64Array(${CHUNK_SLOTS});
+const buf = memory ? memory.buffer : new SharedArrayBuffer(rowsOff + BLOCK * rowBytes);
+const rowsU8 = new Uint8Array(buf, rowsOff, BLOCK * rowBytes);
+const rowsF32 = new Float32Array(buf, rowsOff, BLOCK * dim);
+const outF32 = new Float32Array(buf, outOff, BLOCK);
+const qF32 = new Float32Array(buf, qOff, dim);
+const read = (first, n) => {
+  const want = n * rowBytes;
+  let got = 0;
+  while (got < want) {
+    const r = fs.readSync(fd, rowsU8, got, want - got, dataStart + first * rowBytes + got);
+    if (r === 0) break;
+    got += r;
+  }
+  if (got < want) rowsU8.fill(0, got, want);
+};
+const dots = (n) => {
+  if (scan) {
+    scan(qOff, rowsOff, n, dim, outOff);
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let d = 0, o = i * dim; d < dim; d++, o++) s += rowsF32[o] * qF32[d];
+    outF32[i] = s;
+  }
+};
+const rows = new Int32Array(${CHUNK_SLOTS});
 parentPort.on('message', (m) => {
   const k = m.k;
   const heapS = new Float64Array(k);
@@ -54,48 +102,48 @@ parentPort.on('message', (m) => {
     }
     heapS[i] = s; heapI[i] = slot;
   };
-  const q = m.q;
-  if (scan) new Float32Array(memory.buffer, qOff, dim).set(q);
-  const rows = new Int32Array(${CHUNK_SLOTS});
-  for (const c of m.chunks) {
-    const n = c.n;
-    const kind = c.kind, space = c.space, norm = c.norm, meta = c.meta;
-    // The rows in the space and the filter first: a selective recall (a small space, a narrow
-    // filter) scores only those; a broad one runs the kernel over the whole chunk.
-    let count = 0;
-    outer: for (let i = 0; i < n; i++) {
-      if (kind[i] === 0 || space[i] !== m.space) continue;
-      for (const b of m.bounds) {
-        const x = meta[b.field][i];
-        if (x < b.lo || (x === b.lo && !b.loInclusive) || x > b.hi || (x === b.hi && !b.hiInclusive)) continue outer;
+  qF32.set(m.q);
+  try {
+    for (const c of m.chunks) {
+      const n = c.n;
+      const kind = c.kind, space = c.space, norm = c.norm, meta = c.meta;
+      // The rows in the space and the filter first: a selective recall (a small space, a narrow
+      // filter) reads and scores only those.
+      let count = 0;
+      outer: for (let i = 0; i < n; i++) {
+        if (kind[i] === 0 || space[i] !== m.space) continue;
+        for (const b of m.bounds) {
+          const x = meta[b.field][i];
+          if (x < b.lo || (x === b.lo && !b.loInclusive) || x > b.hi || (x === b.hi && !b.hiInclusive)) continue outer;
+        }
+        rows[count++] = i;
       }
-      rows[count++] = i;
-    }
-    if (count === 0) continue;
-    let dots;
-    if (scan && c.arenaOffset !== undefined && count * 4 >= n) {
-      scan(qOff, c.arenaOffset, n, dim, outOff);
-      dots = new Float32Array(memory.buffer, outOff, n);
-    } else {
-      const emb = c.emb ?? new Float32Array(memory.buffer, c.arenaOffset, n * dim);
-      for (let j = 0; j < count; j++) {
-        const i = rows[j];
-        let s = 0;
-        for (let d = 0, o = i * dim; d < dim; d++, o++) s += emb[o] * q[d];
-        scratch[i] = s;
+      if (count === 0) continue;
+      // A run of rows read in one pread: a broad scan bridges any gap within a block.
+      const gap = count * 4 >= n ? BLOCK : GAP;
+      let j = 0;
+      while (j < count) {
+        const start = rows[j];
+        let e = j + 1;
+        while (e < count && rows[e] - start < BLOCK && rows[e] - rows[e - 1] <= gap) e++;
+        const len = rows[e - 1] - start + 1;
+        read(c.base + start, len);
+        dots(len);
+        for (let x = j; x < e; x++) {
+          const i = rows[x];
+          const nv = norm[i];
+          let s = nv > 0 ? outF32[i - start] / (nv * m.qn) : 0;
+          s = s > 1 ? 1 : s < -1 ? -1 : s;
+          if (s < m.minScore) continue;
+          push(s, c.base + i);
+        }
+        j = e;
       }
-      dots = scratch;
     }
-    for (let j = 0; j < count; j++) {
-      const i = rows[j];
-      const nv = norm[i];
-      let s = nv > 0 ? dots[i] / (nv * m.qn) : 0;
-      s = s > 1 ? 1 : s < -1 ? -1 : s;
-      if (s < m.minScore) continue;
-      push(s, c.base + i);
-    }
+    parentPort.postMessage({ id: m.id, scores: heapS.subarray(0, size), slots: heapI.subarray(0, size) });
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
   }
-  parentPort.postMessage({ id: m.id, scores: heapS.subarray(0, size), slots: heapI.subarray(0, size) });
 });
 `;
 
@@ -108,28 +156,37 @@ const METADATA = ['confidence', 'activation', 'decayRate', 'createdAt', 'lastAcc
 
 /**
  * Exact scans off the event loop: a few worker threads, each scanning every other chunk of the
- * record table where it lies (shared memory), returning its best k. Rows being rewritten while a
- * worker reads them can give a torn score; the caller rescores every candidate from the table, so
- * that only ever costs a near-tie its place, never a wrong score.
+ * record table (its metadata where it lies, in shared memory; its embeddings read from
+ * vectors.dat), returning its best k. A slot rewritten while a worker reads it can give a torn
+ * score; the caller rescores every candidate, so that only ever costs a near-tie its place, never
+ * a wrong score.
  */
 export class ScanPool {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
+  readonly #fd: number;
   #next = 0;
   #failed: unknown;
 
   private constructor(table: RecordTable) {
-    const arena = table.arena;
     const kernel = scanKernelBytes();
-    for (let lane = 0; lane < arena.lanes; lane++) {
+    const path = table.vectors.path;
+    // One read-only descriptor the workers share (descriptors belong to the process); closed once
+    // they are gone.
+    this.#fd = openSync(path, 'r');
+    for (let lane = 0; lane < SCAN_LANES; lane++) {
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { memory: arena.memory, kernel, lane, laneBytes: arena.laneBytes, dim: table.dim },
+        workerData: { kernel, dim: table.dim, fd: this.#fd, dataStart: RECORDS_DATA_START },
       });
       w.unref();
-      w.on('message', (m: { id: number; scores: Float64Array; slots: Float64Array }) => {
+      w.on('message', (m: { id: number; scores: Float64Array; slots: Float64Array; error?: string }) => {
         const p = this.#pending.get(m.id);
         this.#pending.delete(m.id);
+        if (m.error !== undefined) {
+          p?.reject(ioError('read', path, new Error(m.error)));
+          return;
+        }
         const hits: ScanHit[] = [];
         for (let i = 0; i < m.scores.length; i++) hits.push({ slot: m.slots[i]!, score: m.scores[i]! });
         p?.resolve(hits);
@@ -181,8 +238,6 @@ export class ScanPool {
       parts[ci % lanes]!.push({
         base,
         n,
-        arenaOffset: c.embArenaOffset,
-        emb: c.embArenaOffset === undefined ? c.emb : undefined,
         kind: c.kind,
         space: c.space,
         norm: c.norm,
@@ -208,5 +263,6 @@ export class ScanPool {
       w.removeAllListeners('exit');
       await w.terminate();
     }
+    closeSync(this.#fd);
   }
 }

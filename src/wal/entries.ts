@@ -1,6 +1,7 @@
 import { crc32c } from '../format/crc.js';
 import { FORMAT_VERSION } from '../format/header.js';
 import type { MemoryMetadata } from '../types.js';
+import { embeddingSummary } from '../format/embedding.js';
 
 /**
  * WAL entry: 0 crc32c u32 (of bytes 4..end)  4 body length u32  8 LSN f64  16 body (type u8 + payload)
@@ -46,7 +47,15 @@ export interface PutEntry extends MemoryMetadata {
   seg: number;
   off: number;
   clen: number;
-  embedding: Float32Array;
+  /** CRC32C of the embedding, which the put wrote to vectors.dat at `slot` before this entry. */
+  embCrc: number;
+  /** The embedding's L2 norm. */
+  norm: number;
+  /**
+   * The embedding itself, only in entries read from WAL formats 1 to 3, which carried it (replay
+   * writes it to vectors.dat).
+   */
+  embedding?: Float32Array;
 }
 export interface DeleteEntry {
   type: WalType.Delete;
@@ -105,8 +114,9 @@ export interface SpaceDropEntry {
 /**
  * A memory moved from slot `from` to the free slot `to`, keeping its id, metadata, content
  * reference and embedding (and its content generation: `expectedLsn`, the LSN of the put that
- * wrote it). The entry carries the whole record as it was when the move committed, so replay can
- * place it even when a checkpoint torn by a crash left neither slot readable on disk.
+ * wrote it). The embedding was copied to `to` in vectors.dat (and made durable) before this entry
+ * was written; the entry carries the rest of the record as it was when the move committed, so
+ * replay can place it even when a checkpoint torn by a crash left neither header readable.
  */
 export interface SlotMoveEntry extends MemoryMetadata {
   type: WalType.SlotMove;
@@ -122,7 +132,10 @@ export interface SlotMoveEntry extends MemoryMetadata {
   seg: number;
   off: number;
   clen: number;
-  embedding: Float32Array;
+  embCrc: number;
+  norm: number;
+  /** Only in entries read from WAL format 3, which carried the embedding. */
+  embedding?: Float32Array;
 }
 export type WalEntry =
   | SlotMoveEntry
@@ -141,7 +154,7 @@ export function walEntrySize(e: WalEntryInput): number {
   let body = 1;
   switch (e.type) {
     case WalType.Put:
-      body += 4 + 4 + 1 + 1 + 4 + 4 + 8 * 7 + e.idBytes.length + e.embedding.length * 4;
+      body += 4 + 4 + 1 + 1 + 4 + 4 + 8 * 7 + e.idBytes.length + EMBEDDING_SUMMARY;
       break;
     case WalType.SpaceDefine:
       body += 4 + 1 + Buffer.byteLength(e.name);
@@ -165,11 +178,14 @@ export function walEntrySize(e: WalEntryInput): number {
       body += 5;
       break;
     case WalType.SlotMove:
-      body += SLOT_MOVE_FIXED + e.idBytes.length + e.embedding.length * 4;
+      body += SLOT_MOVE_FIXED + e.idBytes.length + EMBEDDING_SUMMARY;
       break;
   }
   return WAL_ENTRY_HEADER + body;
 }
+
+/** What format 4 writes of an embedding after a record's id: its CRC32C (u32) and norm (f32). */
+const EMBEDDING_SUMMARY = 8;
 
 /** A slot move's bytes before its id: from, to, space, expected LSN, kind, id length, seg, clen, 7 f64. */
 const SLOT_MOVE_FIXED = 4 + 4 + 4 + 8 + 1 + 1 + 4 + 4 + 8 * 7;
@@ -352,7 +368,7 @@ function decodeBody(
       const slot = b.readUInt32LE(pos);
       // Format 1 had no spaces: every memory is in space 0.
       const space = version >= 2 ? b.readUInt32LE(pos + 4) : 0;
-      const body = readRecordBody(b, pos + (version >= 2 ? 8 : 4), end, dim);
+      const body = readRecordBody(b, pos + (version >= 2 ? 8 : 4), end, dim, version);
       return body && { type: WalType.Put, lsn, slot, space, ...body };
     }
     case WalType.Delete: {
@@ -424,7 +440,7 @@ function decodeBody(
       const to = b.readUInt32LE(pos + 4);
       const space = b.readUInt32LE(pos + 8);
       const expectedLsn = b.readDoubleLE(pos + 12);
-      const body = readRecordBody(b, pos + 20, end, dim);
+      const body = readRecordBody(b, pos + 20, end, dim, version);
       return body && { type: WalType.SlotMove, lsn, from, to, space, expectedLsn, ...body };
     }
     default:
@@ -447,12 +463,16 @@ type RecordBody = Pick<
   | 'createdAt'
   | 'lastAccess'
   | 'accessCount'
+  | 'embCrc'
+  | 'norm'
   | 'embedding'
 >;
 
 /**
  * Writes a record's body at `pos`: content kind (u8), id length (u8), segment (u32), content length
- * (u32), offset and the six metadata numbers (f64 each), the id, the embedding. Returns the end.
+ * (u32), offset and the six metadata numbers (f64 each), the id, then the embedding's CRC32C (u32)
+ * and norm (f32): the embedding itself is in vectors.dat (formats 1 to 3 carried it here, after
+ * the id). Returns the end.
  */
 function writeRecordBody(b: Buffer, pos: number, e: Omit<RecordBody, 'id'>): number {
   b[pos] = e.kind;
@@ -473,12 +493,19 @@ function writeRecordBody(b: Buffer, pos: number, e: Omit<RecordBody, 'id'>): num
     pos += 8;
   }
   pos += e.idBytes.copy(b, pos);
-  const emb = Buffer.from(e.embedding.buffer, e.embedding.byteOffset, e.embedding.byteLength);
-  return pos + emb.copy(b, pos);
+  b.writeUInt32LE(e.embCrc, pos);
+  b.writeFloatLE(e.norm, pos + 4);
+  return pos + EMBEDDING_SUMMARY;
 }
 
 /** Reads what `writeRecordBody` wrote, which must end exactly at `end`; undefined if it does not. */
-function readRecordBody(b: Buffer, pos: number, end: number, dim: number): RecordBody | undefined {
+function readRecordBody(
+  b: Buffer,
+  pos: number,
+  end: number,
+  dim: number,
+  version: number,
+): RecordBody | undefined {
   const kind = b[pos] as ContentKind;
   const idLen = b[pos + 1] ?? 0;
   const seg = b.readUInt32LE(pos + 2);
@@ -486,11 +513,18 @@ function readRecordBody(b: Buffer, pos: number, end: number, dim: number): Recor
   pos += 10;
   const f: number[] = [];
   for (let i = 0; i < 7; i++, pos += 8) f.push(b.readDoubleLE(pos));
-  if (pos + idLen + dim * 4 !== end) return undefined;
+  const carried = version < 4;
+  if (pos + idLen + (carried ? dim * 4 : EMBEDDING_SUMMARY) !== end) return undefined;
   const idBytes = Buffer.from(b.subarray(pos, pos + idLen));
   pos += idLen;
-  const embedding = new Float32Array(dim);
-  Buffer.from(embedding.buffer).set(b.subarray(pos, pos + dim * 4));
+  let summary: { embCrc: number; norm: number; embedding?: Float32Array };
+  if (carried) {
+    const embedding = new Float32Array(dim);
+    Buffer.from(embedding.buffer).set(b.subarray(pos, pos + dim * 4));
+    summary = { ...embeddingSummary(embedding), embedding };
+  } else {
+    summary = { embCrc: b.readUInt32LE(pos), norm: b.readFloatLE(pos + 4) };
+  }
   return {
     id: idBytes.toString('utf8'),
     idBytes,
@@ -504,6 +538,6 @@ function readRecordBody(b: Buffer, pos: number, end: number, dim: number): Recor
     createdAt: f[4]!,
     lastAccess: f[5]!,
     accessCount: f[6]!,
-    embedding,
+    ...summary,
   };
 }

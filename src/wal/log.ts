@@ -17,6 +17,12 @@ registerMigration({ kind: 'WALG', fromVersion: 1, toVersion: 2, migrateFields: (
  * the first move it cannot read.
  */
 registerMigration({ kind: 'WALG', fromVersion: 2, toVersion: 3, migrateFields: (f) => f });
+/**
+ * WALG v4: puts and slot moves no longer carry the embedding (the writer puts it in vectors.dat,
+ * durable before the entry, which keeps its CRC32C and norm). A version-3 file is read as it is;
+ * replay writes the embeddings its entries carry to vectors.dat.
+ */
+registerMigration({ kind: 'WALG', fromVersion: 3, toVersion: 4, migrateFields: (f) => f });
 
 export function walFileName(n: number): string {
   return `wal-${String(n).padStart(8, '0')}.log`;

@@ -11,7 +11,7 @@ export const FULL_DISK_OPTS: WarmStoreOptions = {
   diskReserveBytes: 2 * MiB,
   // Checkpoints as the disk fills: the record files' growth since the last one must fit in the
   // reserve for the checkpoint that ends a compaction (see the operations runbook).
-  walCheckpointBytes: 256 * 1024,
+  walCheckpointBytes: 64 * 1024,
   maintenanceIntervalMs: false,
   maintenance: { startupCompaction: 'off' },
 };

@@ -475,14 +475,18 @@ describe('fault injection', () => {
 });
 
 describe('read faults while loading records', () => {
-  test('EIO reading records.dat or vectors.dat at any chunk of the open: IO_ERROR naming the file, then a clean open', async (t) => {
+  test('EIO reading records.dat at any chunk of the open, or vectors.dat header: IO_ERROR naming the file, then a clean open', async (t) => {
     const dir = await tempDir(t);
     // Three table chunks (8192 slots each), so the open's read-ahead of the next chunk is in play.
     const n = 2 * WarmStore.chunkSlots + 100;
     await writeRecords(() => WarmStore.open(dir, BASE), n, 'r', DIM);
-    for (const file of ['records.dat', 'vectors.dat']) {
-      // The header read, then one read per chunk (reads are never split at this size).
-      for (let nth = 1; nth <= 4; nth++) {
+    // records.dat: the header read, then one read per chunk (reads are never split at this size);
+    // vectors.dat: only its header is read at open (embeddings are read when used).
+    for (const [file, reads] of [
+      ['records.dat', 4],
+      ['vectors.dat', 1],
+    ] as const) {
+      for (let nth = 1; nth <= reads; nth++) {
         const label = `EIO at read ${nth} of ${file}`;
         const fs = new FaultyFileSystem();
         fs.failAt({ op: 'read', nth, error: 'EIO', pathIncludes: file });
@@ -519,8 +523,8 @@ describe('a slow disk under get', () => {
       await fn();
       return fs.syncReads - before;
     };
-    // A cached read: synchronous.
-    assert.equal(await syncReadsOf(() => store.get('s0')), 1);
+    // A cached read: synchronous (the embedding from vectors.dat, the content from its segment).
+    assert.equal(await syncReadsOf(() => store.get('s0')), 2);
     // A miss on a busy disk (simulated: each synchronous segment read blocks 30 ms).
     fs.slowSyncReads = { path: 'seg-', ms: 30 };
     const t0 = performance.now();
@@ -535,10 +539,10 @@ describe('a slow disk under get', () => {
       );
     }
     // getSync is the caller's explicit choice of a synchronous read.
-    assert.equal(await syncReadsOf(() => expectSameRecord(store.getSync('s2'), recs[2]!)), 1);
+    assert.equal(await syncReadsOf(() => expectSameRecord(store.getSync('s2'), recs[2]!)), 2);
     // The window closes after about a second; then get tries the synchronous path again.
     fs.slowSyncReads = undefined;
     await new Promise((r) => setTimeout(r, 1100));
-    assert.equal(await syncReadsOf(() => store.get('s3')), 1);
+    assert.equal(await syncReadsOf(() => store.get('s3')), 2);
   });
 });

@@ -14,11 +14,17 @@ import { CompactionJournal } from '../../../src/engine/compaction-journal.js';
 import { Transitions } from '../../../src/engine/transitions.js';
 import { withMovedMemories } from '../../../src/engine/recall-moves.js';
 import { ContentKind, WalType, type SlotMoveEntry } from '../../../src/wal/entries.js';
+import { embeddingSummary } from '../../../src/format/embedding.js';
+import { MemoryVectors } from '../../helpers/memory-vectors.js';
 
 const DIM = 4;
 
+function embeddingOf(seed: number): Float32Array {
+  return new Float32Array(DIM).map((_, i) => seed + i + 1);
+}
+
 function write(id: string, seed: number): SlotWrite {
-  const embedding = new Float32Array(DIM).map((_, i) => seed + i + 1);
+  const embedding = embeddingOf(seed);
   return {
     id,
     space: 0,
@@ -27,7 +33,7 @@ function write(id: string, seed: number): SlotWrite {
     seg: 0,
     off: 0,
     clen: 0,
-    embedding,
+    ...embeddingSummary(embedding),
     confidence: seed / 10,
     activation: 0,
     decayRate: 0,
@@ -37,14 +43,18 @@ function write(id: string, seed: number): SlotWrite {
   };
 }
 
+let vectors: MemoryVectors;
+
 function setup(): { ks: Keyspace; tr: Transitions } {
   const ks = new Keyspace(DIM);
+  vectors = MemoryVectors.attach(ks.table);
   const segments = new SegmentSet(new NodeFileSystem(), '/nonexistent', 1);
   const tr = new Transitions(ks, segments, new CompactionJournal(null, 1));
   return { ks, tr };
 }
 
 function put(tr: Transitions, slot: number, id: string, lsn: number, seed = lsn): void {
+  vectors.write(slot, embeddingOf(seed));
   tr.apply({ type: WalType.Put, lsn, slot, ...write(id, seed), idBytes: Buffer.from(id) });
 }
 
@@ -56,6 +66,7 @@ function moveEntry(
   expectedLsn: number,
   seed = expectedLsn,
 ): SlotMoveEntry {
+  vectors.copy(from, to);
   return { type: WalType.SlotMove, lsn, from, to, expectedLsn, ...write(id, seed), idBytes: Buffer.from(id) };
 }
 
@@ -78,7 +89,7 @@ describe('slot move transition', () => {
     const v = ks.table.get(0);
     assert.equal(v.createdAt, 1003);
     assert.equal(v.accessCount, 3);
-    assert.deepEqual([...v.embedding], [4, 5, 6, 7]);
+    assert.equal(v.embCrc, embeddingSummary(new Float32Array([4, 5, 6, 7])).embCrc);
     assert.equal(ks.size, 2);
     assert.equal(ks.moveCount, 1);
     assert.deepEqual(ks.movedSince(0), [0]);
@@ -233,8 +244,8 @@ describe('relocation planning in the keyspace', () => {
 });
 
 describe('recall across slot moves', () => {
-  const query = (id: string, seed: number) => ({
-    q: write(id, seed).embedding,
+  const query = (seed: number) => ({
+    q: embeddingOf(seed),
     k: 2,
     minScore: -Infinity,
     space: 0,
@@ -252,7 +263,7 @@ describe('recall across slot moves', () => {
     const scanned = [{ slot: 5, id: 'b', score: 1 }];
     tr.apply(moveEntry(10, 9, 1, 'c', 3, 7));
     tr.apply(moveEntry(11, 5, 2, 'b', 2, 7));
-    const hits = withMovedMemories(ks, since, scanned, query('c', 7));
+    const hits = withMovedMemories(ks, since, scanned, query(7));
     assert.ok(hits);
     assert.deepEqual(
       hits.map((h) => [h.id, h.slot]),
@@ -263,7 +274,7 @@ describe('recall across slot moves', () => {
     );
     assert.ok(Math.abs(hits[1]!.score - 1) < 1e-6);
     // No move since: the hits are returned as they are.
-    assert.equal(withMovedMemories(ks, ks.moveCount, scanned, query('c', 7)), scanned);
+    assert.equal(withMovedMemories(ks, ks.moveCount, scanned, query(7)), scanned);
   });
 
   it('more moves than the keyspace remembers: the recall must run again', () => {
@@ -273,7 +284,7 @@ describe('recall across slot moves', () => {
     const since = ks.moveCount;
     for (let i = 0; i <= 1 << 16; i++) ks.move(1 + (i % 2), 2 - (i % 2), v, 2 + i);
     assert.equal(ks.movedSince(since), undefined);
-    assert.equal(withMovedMemories(ks, since, [], query('m', 1)), undefined);
+    assert.equal(withMovedMemories(ks, since, [], query(1)), undefined);
     assert.equal(ks.size, 1);
   });
 });

@@ -49,7 +49,7 @@ describe('file header', () => {
   test('encode/decode round trip for every kind, fields kept exactly', () => {
     assert.equal(HEADER_BYTES, 32);
     for (const kind of KINDS) {
-      const expected: Record<string, number> = { RECS: 3, WALG: 3 };
+      const expected: Record<string, number> = { RECS: 3, WALG: 4 };
       assert.equal(FORMAT_VERSION[kind], expected[kind] ?? 1, `${kind}'s current version`);
       const fields: [number, number, number, number] = [0, 1, 0xffffffff, 123456789];
       const h = encodeHeader(kind, fields);

@@ -1,3 +1,4 @@
+import { embeddingSummary } from '../../../src/format/embedding.js';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { crc32c } from '../../../src/format/crc.js';
@@ -23,6 +24,12 @@ function emb(seed: number): Float32Array {
   return e;
 }
 
+/** What format 4 stores of an embedding (the norm as a float32). */
+function summary(e: Float32Array): { embCrc: number; norm: number } {
+  const s = embeddingSummary(e);
+  return { embCrc: s.embCrc, norm: Math.fround(s.norm) };
+}
+
 function put(id: string, kind: ContentKind, seed: number): WalEntryInput {
   const idBytes = Buffer.from(id, 'utf8');
   return {
@@ -41,7 +48,7 @@ function put(id: string, kind: ContentKind, seed: number): WalEntryInput {
     createdAt: 1_700_000_000_123,
     lastAccess: 1_700_000_000_999,
     accessCount: Number.MAX_SAFE_INTEGER,
-    embedding: emb(seed),
+    ...summary(emb(seed)),
   };
 }
 
@@ -96,7 +103,19 @@ function encodeAll(entries: WalEntryInput[], firstLsn: number, prefix = 0): { bu
   return { buf, ends };
 }
 
-/** Compares a decoded entry with its input, bit-exact for embeddings and exact for numbers. */
+/**
+ * One put or slot move, encoded as WAL formats 1 to 3 did: the embedding itself after the id where
+ * format 4 has its CRC32C and norm.
+ */
+function withCarriedEmbedding(entry: WalEntryInput, lsn: number, embedding: Float32Array): Buffer {
+  const { buf } = encodeAll([entry], lsn);
+  const old = Buffer.concat([buf.subarray(0, buf.length - 8), Buffer.from(embedding.buffer.slice(0))]);
+  old.writeUInt32LE(old.length - WAL_ENTRY_HEADER, 4);
+  old.writeUInt32LE(crc32c(old.subarray(4)), 0);
+  return old;
+}
+
+/** Compares a decoded entry with its input, exact for numbers. */
 function assertSameEntry(got: WalEntry | undefined, want: WalEntryInput, lsn: number, label: string): void {
   assert.ok(got, `${label}: missing`);
   assert.equal(got.lsn, lsn, `${label}: lsn`);
@@ -105,15 +124,10 @@ function assertSameEntry(got: WalEntry | undefined, want: WalEntryInput, lsn: nu
     (got.type === WalType.Put && want.type === WalType.Put) ||
     (got.type === WalType.SlotMove && want.type === WalType.SlotMove)
   ) {
-    const { embedding: ge, idBytes: gi, lsn: _l, ...gr } = got;
-    const { embedding: we, idBytes: wi, ...wr } = want;
+    const { idBytes: gi, lsn: _l, ...gr } = got;
+    const { idBytes: wi, ...wr } = want;
     assert.deepEqual(gr, wr, `${label}: put fields`);
     assert.ok(gi.equals(wi), `${label}: id bytes`);
-    assert.deepEqual(
-      new Uint32Array(ge.buffer, ge.byteOffset, ge.length),
-      new Uint32Array(we.buffer, we.byteOffset, we.length),
-      `${label}: embedding bits`,
-    );
     return;
   }
   const { lsn: _lsn, ...rest } = got;
@@ -124,14 +138,17 @@ describe('WAL format 1 (before memory spaces)', () => {
   test('a format-1 put (no space number) decodes into the default space; space entries are refused', () => {
     // Format 1 wrote a put as format 2 does, minus the 4-byte space after the slot.
     const e = put('old', ContentKind.Present, 9) as PutEntry;
-    const { buf } = encodeAll([e], 1);
+    const buf = withCarriedEmbedding(e, 1, emb(9));
     const body = WAL_ENTRY_HEADER + 1;
     const v1 = Buffer.concat([buf.subarray(0, body + 4), buf.subarray(body + 8)]);
     v1.writeUInt32LE(v1.length - WAL_ENTRY_HEADER, 4);
     v1.writeUInt32LE(crc32c(v1.subarray(4)), 0);
     const res = decodeWal(v1, 0, DIM, 0, 1);
     assert.equal(res.entries.length, 1);
-    assertSameEntry(res.entries[0], { ...e, space: 0 }, 1, 'format-1 put');
+    const got = res.entries[0] as PutEntry;
+    assert.deepEqual(got.embedding, emb(9), 'format 1 carried the embedding');
+    delete got.embedding;
+    assertSameEntry(got, { ...e, space: 0 }, 1, 'format-1 put');
     const def = encodeAll([{ type: WalType.SpaceDefine, space: 1, name: 'x' }], 1).buf;
     assert.equal(decodeWal(def, 0, DIM, 0, 1).entries.length, 0);
   });
@@ -139,9 +156,30 @@ describe('WAL format 1 (before memory spaces)', () => {
 
 describe('WAL format 2 (before slot moves)', () => {
   test('a slot move is not an entry of format 2: decoding stops there', () => {
-    const { buf } = encodeAll([slotMove('m', ContentKind.Empty, 1)], 1);
+    const buf = withCarriedEmbedding(slotMove('m', ContentKind.Empty, 1), 1, emb(1));
     assert.equal(decodeWal(buf, 0, DIM, 0, 2).entries.length, 0);
     assert.equal(decodeWal(buf, 0, DIM, 0, 3).entries.length, 1);
+  });
+});
+
+describe('WAL format 3 (embeddings carried in the log)', () => {
+  test('puts and slot moves decode with their embedding, its CRC32C and norm computed from it', () => {
+    for (const e of [put('p', ContentKind.Empty, 3), slotMove('m', ContentKind.Present, 5)]) {
+      const seed = e.type === WalType.Put ? 3 : 5;
+      const res = decodeWal(withCarriedEmbedding(e, 1, emb(seed)), 0, DIM, 0, 3);
+      assert.equal(res.entries.length, 1);
+      const got = res.entries[0] as PutEntry;
+      assert.deepEqual(got.embedding, emb(seed));
+      delete got.embedding;
+      assertSameEntry(got, e, 1, `format-3 ${e.type}`);
+      // Read as format 4, the same bytes are a body of the wrong length.
+      assert.equal(decodeWal(withCarriedEmbedding(e, 1, emb(seed)), 0, DIM, 0, 4).entries.length, 0);
+    }
+  });
+
+  test('a format-3 put for another dimension is refused', () => {
+    const buf = withCarriedEmbedding(put('p', ContentKind.Empty, 3), 1, emb(3));
+    assert.equal(decodeWal(buf, 0, DIM * 2, 0, 3).entries.length, 0);
   });
 });
 
@@ -236,12 +274,15 @@ describe('WAL entries', () => {
       assert.equal(res.validEnd, buf.length, label);
       assert.ok(res.stopReason, label);
     }
-    // A checksummed entry with a body of the wrong shape: a put for another dimension, an unknown type.
-    const wrongDim = Buffer.alloc(walEntrySize(SAMPLES[0]!));
-    encodeWalEntry(wrongDim, 0, 10, SAMPLES[0]!);
-    let res = decodeWal(Buffer.concat([buf, wrongDim]), 0, DIM * 2, 0);
-    assert.equal(res.entries.length, 0, 'every put has the wrong dimension for the reader');
-    res = decodeWal(Buffer.concat([buf, wrongDim]), 0, DIM, 0);
+    // A checksummed entry with a body of the wrong shape: a put one byte short, an unknown type.
+    const short = Buffer.alloc(walEntrySize(SAMPLES[0]!));
+    encodeWalEntry(short, 0, 10, SAMPLES[0]!);
+    const cut = Buffer.from(short.subarray(0, short.length - 1));
+    cut.writeUInt32LE(cut.length - WAL_ENTRY_HEADER, 4);
+    cut.writeUInt32LE(crc32c(cut.subarray(4)), 0);
+    let res = decodeWal(Buffer.concat([buf, cut]), 0, DIM, 0);
+    assert.equal(res.entries.length, 3, 'a put of the wrong length is malformed');
+    res = decodeWal(Buffer.concat([buf, short]), 0, DIM, 0);
     assert.equal(res.entries.length, 4);
     const unknown = Buffer.alloc(walEntrySize(SAMPLES[6]!));
     encodeWalEntry(unknown, 0, 10, SAMPLES[6]!);
