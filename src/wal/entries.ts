@@ -35,10 +35,12 @@ export enum ContentKind {
   Present = 3,
 }
 
-export interface PutEntry extends MemoryMetadata {
-  type: WalType.Put;
-  lsn: number;
-  slot: number;
+/**
+ * What a put and a slot move record of a memory: its id, metadata, content reference and a summary
+ * of its embedding, which the writer put in vectors.dat (at the slot the entry names) before the
+ * entry was written.
+ */
+export interface RecordEntryBody extends MemoryMetadata {
   /** The memory space's number (0 in WAL format 1, which had no spaces). */
   space: number;
   id: string;
@@ -47,7 +49,7 @@ export interface PutEntry extends MemoryMetadata {
   seg: number;
   off: number;
   clen: number;
-  /** CRC32C of the embedding, which the put wrote to vectors.dat at `slot` before this entry. */
+  /** CRC32C of the embedding's bytes. */
   embCrc: number;
   /** The embedding's L2 norm. */
   norm: number;
@@ -56,6 +58,12 @@ export interface PutEntry extends MemoryMetadata {
    * writes it to vectors.dat).
    */
   embedding?: Float32Array;
+}
+
+export interface PutEntry extends RecordEntryBody {
+  type: WalType.Put;
+  lsn: number;
+  slot: number;
 }
 export interface DeleteEntry {
   type: WalType.Delete;
@@ -118,24 +126,13 @@ export interface SpaceDropEntry {
  * was written; the entry carries the rest of the record as it was when the move committed, so
  * replay can place it even when a checkpoint torn by a crash left neither header readable.
  */
-export interface SlotMoveEntry extends MemoryMetadata {
+export interface SlotMoveEntry extends RecordEntryBody {
   type: WalType.SlotMove;
   lsn: number;
   from: number;
   to: number;
-  space: number;
-  id: string;
-  idBytes: Buffer;
   /** The record's content generation (LSN of the put that wrote it), which the move keeps. */
   expectedLsn: number;
-  kind: ContentKind;
-  seg: number;
-  off: number;
-  clen: number;
-  embCrc: number;
-  norm: number;
-  /** Only in entries read from WAL format 3, which carried the embedding. */
-  embedding?: Float32Array;
 }
 export type WalEntry =
   | SlotMoveEntry
@@ -449,24 +446,7 @@ function decodeBody(
 }
 
 /** What a put and a slot move both carry of a record, after their own leading fields. */
-type RecordBody = Pick<
-  PutEntry,
-  | 'id'
-  | 'idBytes'
-  | 'kind'
-  | 'seg'
-  | 'off'
-  | 'clen'
-  | 'confidence'
-  | 'activation'
-  | 'decayRate'
-  | 'createdAt'
-  | 'lastAccess'
-  | 'accessCount'
-  | 'embCrc'
-  | 'norm'
-  | 'embedding'
->;
+type RecordBody = Omit<RecordEntryBody, 'space'>;
 
 /**
  * Writes a record's body at `pos`: content kind (u8), id length (u8), segment (u32), content length
