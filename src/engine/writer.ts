@@ -3,7 +3,6 @@ import { encodeEntry, entryBytes, type Segment } from '../content/segment.js';
 import { WarmStoreError, ioError } from '../errors.js';
 import { HEADER_BYTES } from '../format/header.js';
 import { writeFully } from '../fs/io.js';
-import { embeddingSummary } from '../format/embedding.js';
 import type { Keyspace, MovePlan } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { CHUNK_MASK } from '../records/table.js';
@@ -316,7 +315,8 @@ export class Writer {
               off: 0,
               clen: r.content?.length ?? 0,
               ...metadataOf(r),
-              ...embeddingSummary(r.embedding),
+              embCrc: r.embCrc,
+              norm: r.norm,
             },
           });
           break;
@@ -462,19 +462,21 @@ export class Writer {
         wpos += encodeWalEntry(walBuf, wpos, lsn, p.entry, wpos === 0);
       }
       const sync = d.durability === 'sync';
-      for (const part of parts) {
+      // Content and vectors at once (different files); vectors into free slots only: until the
+      // WAL entries below commit, nothing reaches these bytes, and a failed batch leaves them as
+      // garbage in slots that stay free.
+      const writes: Promise<void>[] = parts.map(async (part) => {
         await writeFully(part.seg.file, part.buf.subarray(0, part.len), part.start);
         part.seg.dirty = !sync;
-      }
-      // Into free slots only: until the WAL entries below commit, nothing reaches these bytes, and
-      // a failed batch leaves them as garbage in slots that stay free.
-      await this.#writeVectors(vectors);
+      });
+      writes.push(this.#writeVectors(vectors));
+      await settleAll(writes);
       // Content and vectors are durable before the WAL entry that points at them is even written:
       // the kernel may flush a written page at any moment, so write order alone would not do.
       if (sync) {
         const syncs: Promise<void>[] = parts.map((part) => part.seg.file.sync());
         if (vectors.length > 0) syncs.push(d.files.syncVectors());
-        await Promise.all(syncs);
+        await settleAll(syncs);
       }
       if (walBytes > 0) {
         await d.wal.write(walBuf);
@@ -638,4 +640,13 @@ export class Writer {
         return;
     }
   }
+}
+
+/**
+ * Waits for every promise, then throws the first failure: a failed batch's cleanup must not start
+ * while one of its writes is still in flight.
+ */
+async function settleAll(ps: Promise<void>[]): Promise<void> {
+  const rs = await Promise.allSettled(ps);
+  for (const r of rs) if (r.status === 'rejected') throw r.reason;
 }

@@ -160,10 +160,6 @@ export function stampIdHash(b: Buffer, pos: number): boolean {
   return true;
 }
 
-export function embeddingCrc(embedding: Float32Array): number {
-  return crc32c(Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength));
-}
-
 /**
  * Cheap test for a free header (checksum and kind both zero), for a pass over a whole chunk; a
  * damaged header is caught by decodeSlot, not here.

@@ -5,7 +5,6 @@ import {
   RECORDS_DATA_START,
   SLOT_HEADER_BYTES,
   decodeSlot,
-  embeddingCrc,
   encodeFreeHeader,
   encodeSlotHeader,
   encodeVector,
@@ -17,7 +16,7 @@ import {
 } from '../../../src/records/slot-codec.js';
 import { RecordTable, type SlotValue } from '../../../src/records/table.js';
 import { ContentKind } from '../../../src/wal/entries.js';
-import { embeddingSummary } from '../../../src/format/embedding.js';
+import { embeddingCrc, embeddingSummary } from '../../../src/format/embedding.js';
 
 const DIM = 16;
 const VEC = DIM * 4;
