@@ -2,6 +2,7 @@ import { entryBytes } from '../content/segment.js';
 import { corruption, WarmStoreError } from '../errors.js';
 import { metadataOf, type MemoryMetadata } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
+import { IdIndex, idHashOfBytes, idHashOfString } from './id-index.js';
 import { idHash } from './slot-codec.js';
 import { DEFAULT_SPACE_ID, SpaceRegistry } from './spaces.js';
 import { CHUNK_MASK, RecordTable } from './table.js';
@@ -66,8 +67,7 @@ export class Keyspace {
   readonly table: RecordTable;
   readonly spaces: SpaceRegistry;
   /** Per memory space (by number): id -> slot. */
-  readonly #index = new Map<number, Map<string, number>>();
-  #size = 0;
+  readonly #index: IdIndex;
   #free: number[] = [];
   /**
    * Slots freed whose vectors must not be overwritten yet (see `#freed`); they join the free list
@@ -102,50 +102,40 @@ export class Keyspace {
   constructor(dim: number, spaces: SpaceRegistry = new SpaceRegistry(undefined, undefined)) {
     this.table = new RecordTable(dim);
     this.spaces = spaces;
+    this.#index = new IdIndex(this.table);
+  }
+
+  /** Sizes the id index for `n` memories at once (open, before loading them). */
+  reserveIndex(n: number): void {
+    this.#index.reserve(n);
   }
 
   /** Memories in every live space. */
   get size(): number {
-    return this.#size;
+    return this.#index.size;
   }
 
   /** Memories in one space. */
   sizeOf(space: number): number {
-    return this.#index.get(space)?.size ?? 0;
-  }
-
-  #map(space: number): Map<string, number> {
-    let m = this.#index.get(space);
-    if (!m) {
-      m = new Map();
-      this.#index.set(space, m);
-    }
-    return m;
+    return this.#index.sizeOf(space);
   }
 
   #indexSet(space: number, id: string, slot: number): void {
-    const m = this.#map(space);
-    if (!m.has(id)) this.#size++;
-    m.set(id, slot);
+    this.#index.set(space, id, slot);
   }
 
   #indexDelete(space: number, id: string): void {
-    const m = this.#index.get(space);
-    if (m?.delete(id)) this.#size--;
+    this.#index.delete(space, id);
   }
 
   /** Forgets the index of every space the registry no longer has (at open, before the sweep). */
   dropDeadSpaceIndexes(): void {
-    for (const space of [...this.#index.keys()]) if (!this.spaces.isLive(space)) this.dropSpaceIndex(space);
+    for (const space of this.#index.spaces()) if (!this.spaces.isLive(space)) this.dropSpaceIndex(space);
   }
 
   /** Forgets a dropped space's index at once; its slots are swept afterwards. Returns its size. */
   dropSpaceIndex(space: number): number {
-    const m = this.#index.get(space);
-    if (!m) return 0;
-    this.#index.delete(space);
-    this.#size -= m.size;
-    return m.size;
+    return this.#index.dropSpace(space);
   }
 
   /** One past the highest slot ever used. */
@@ -155,11 +145,7 @@ export class Keyspace {
 
   /** Ids of one space, or of every space. */
   *ids(space?: number): IterableIterator<string> {
-    if (space !== undefined) {
-      yield* this.#index.get(space)?.keys() ?? [];
-      return;
-    }
-    for (const m of this.#index.values()) yield* m.keys();
+    yield* this.#index.ids(space);
   }
 
   isUsed(slot: number): boolean {
@@ -168,7 +154,7 @@ export class Keyspace {
 
   /** The slot the index holds for `id` in `space` (no fallback to damaged ids). */
   indexed(space: number, id: string): number | undefined {
-    return this.#index.get(space)?.get(id);
+    return this.#index.get(space, id);
   }
 
   /**
@@ -185,7 +171,7 @@ export class Keyspace {
 
   /** Whether `slot` still holds `id` of `space` (a scan that yielded re-checks with this). */
   holds(space: number, id: string, slot: number): boolean {
-    return this.#index.get(space)?.get(id) === slot;
+    return this.#index.get(space, id) === slot;
   }
 
   /**
@@ -193,7 +179,7 @@ export class Keyspace {
    * checksum (its space cannot be trusted either, so that fallback ignores spaces).
    */
   lookup(space: number, id: string): number | undefined {
-    const slot = this.#index.get(space)?.get(id);
+    const slot = this.#index.get(space, id);
     if (slot !== undefined || this.#lostIds.size === 0) return slot;
     return this.#lostIds.get(idHash(id));
   }
@@ -345,15 +331,8 @@ export class Keyspace {
   put(slot: number, v: SlotWrite, lsn: number): number | undefined {
     this.cover(slot);
     this.#forgetOccupant(slot, v.space, v.id);
-    const other = this.#index.get(v.space)?.get(v.id);
-    let evicted: number | undefined;
-    if (other !== undefined && other !== slot) {
-      this.table.clear(other);
-      this.#clearCorrupt(other);
-      this.table.markFull(other);
-      this.#freed(other);
-      evicted = other;
-    }
+    const hash = idHashOfBytes(v.idBytes);
+    const other = this.#index.get(v.space, v.id, hash);
     this.table.set(slot, {
       id: v.id,
       space: v.space,
@@ -367,10 +346,16 @@ export class Keyspace {
       norm: v.norm,
       embCrc: v.embCrc,
     });
-    this.#indexSet(v.space, v.id, slot);
+    // Re-pointed before `other` is cleared: the index compares ids where the table keeps them.
+    this.#index.set(v.space, v.id, slot, hash);
     this.#clearCorrupt(slot);
     this.table.markFull(slot);
-    return evicted;
+    if (other === undefined || other === slot) return undefined;
+    this.table.clear(other);
+    this.#clearCorrupt(other);
+    this.table.markFull(other);
+    this.#freed(other);
+    return other;
   }
 
   /**
@@ -382,7 +367,7 @@ export class Keyspace {
       this.isUsed(slot) && (this.table.id(slot) === id || this.#corrupt.get(slot)?.lostHash === idHash(id));
     if (!holds) return false;
     const space = this.table.chunk(slot).space[slot & CHUNK_MASK]!;
-    if (this.#index.get(space)?.get(id) === slot) this.#indexDelete(space, id);
+    if (this.#index.get(space, id) === slot) this.#indexDelete(space, id);
     this.#forgetOccupant(slot, space, id);
     this.table.clear(slot);
     this.#clearCorrupt(slot);
@@ -406,22 +391,24 @@ export class Keyspace {
   /**
    * Registers a slot loaded from records.dat under `id`. Two slots claiming one id at open were
    * checkpointed at different instants: the newer (higher content LSN) is kept and the other
-   * cleared and marked for the next checkpoint. Returns whether `slot` is the one kept.
+   * cleared and marked for the next checkpoint. Returns whether `slot` is the one kept. `idHash`
+   * is the id checksum the header stored (0 or absent: computed here).
    */
-  load(id: string, slot: number, clsn: number): boolean {
+  load(id: string, slot: number, clsn: number, idHash?: number): boolean {
     this.cover(slot);
     const space = this.table.chunk(slot).space[slot & CHUNK_MASK]!;
-    const prev = this.#index.get(space)?.get(id);
-    if (prev !== undefined && prev !== slot) {
-      if (this.table.chunk(prev).clsn[prev & CHUNK_MASK]! > clsn) {
-        this.table.clear(slot);
-        this.table.markFull(slot);
-        return false;
-      }
-      this.table.clear(prev);
-      this.table.markFull(prev);
+    const hash = idHash || idHashOfString(id);
+    const prev = this.#index.getOrSet(space, id, slot, hash);
+    if (prev === undefined || prev === slot) return true;
+    if (this.table.chunk(prev).clsn[prev & CHUNK_MASK]! > clsn) {
+      this.table.clear(slot);
+      this.table.markFull(slot);
+      return false;
     }
-    this.#indexSet(space, id, slot);
+    // Re-pointed before `prev` is cleared (see put).
+    this.#index.set(space, id, slot, hash);
+    this.table.clear(prev);
+    this.table.markFull(prev);
     return true;
   }
 
@@ -564,7 +551,7 @@ export class Keyspace {
       const space = c.space[i]!;
       const id = c.ids[i];
       // Only a memory its space's index holds there (a dropped space's slot waits for its sweep).
-      if (id !== undefined && this.#index.get(space)?.get(id) === hi) {
+      if (id !== undefined && this.#index.get(space, id) === hi) {
         this.#free.pop();
         this.#reserved.add(to);
         plans.push({ space, id, from: hi, to, expectedLsn: c.clsn[i]! });
@@ -578,7 +565,7 @@ export class Keyspace {
   /** Whether `m` can still be applied: the same version of the memory in `from`, `to` free. */
   movable(m: MovePlan): boolean {
     if (m.to >= m.from || this.isUsed(m.to) || this.#corrupt.has(m.from)) return false;
-    if (this.#index.get(m.space)?.get(m.id) !== m.from) return false;
+    if (this.#index.get(m.space, m.id) !== m.from) return false;
     return this.table.chunk(m.from).clsn[m.from & CHUNK_MASK] === m.expectedLsn;
   }
 
@@ -611,7 +598,7 @@ export class Keyspace {
     const c = this.table.chunk(slot);
     const space = c.space[slot & CHUNK_MASK]!;
     const id = this.table.id(slot);
-    if (id !== undefined && this.#index.get(space)?.get(id) === slot) this.#indexDelete(space, id);
+    if (id !== undefined && this.#index.get(space, id) === slot) this.#indexDelete(space, id);
     this.table.clear(slot);
     this.#clearCorrupt(slot);
     this.table.markFull(slot);
@@ -647,7 +634,7 @@ export class Keyspace {
     const occupant = this.table.id(slot);
     const occSpace = this.table.chunk(slot).space[slot & CHUNK_MASK]!;
     if (occupant === undefined || (occupant === id && occSpace === space)) return;
-    if (this.#index.get(occSpace)?.get(occupant) === slot) this.#indexDelete(occSpace, occupant);
+    if (this.#index.get(occSpace, occupant) === slot) this.#indexDelete(occSpace, occupant);
   }
 
   #clearCorrupt(slot: number): void {

@@ -31,6 +31,7 @@ export async function loadRecords(
   }
   const slots = expectedSlots === undefined ? found : expectedSlots;
   const table = keyspace.table;
+  keyspace.reserveIndex(slots);
   const nChunks = Math.ceil(slots / CHUNK_SLOTS);
   const hbufs = [0, 1].map(() => Buffer.allocUnsafe(CHUNK_SLOTS * SLOT_HEADER_BYTES));
   const vbuf = Buffer.allocUnsafe(files.vectorBytes);
@@ -56,7 +57,8 @@ export async function loadRecords(
         return new Float32Array(vbuf.buffer, vbuf.byteOffset, files.dim);
       });
       if (id !== undefined) {
-        keyspace.load(id, slot, c.clsn[i]!);
+        // The header's id checksum (verified with it) is the index's hash: no string hashing.
+        keyspace.load(id, slot, c.clsn[i]!, hbuf.readUInt32LE(pos + 84));
         continue;
       }
       // The fast path declined: the slot is free or damaged, and decodeSlot says which and why.

@@ -1,4 +1,5 @@
 import { crc32c } from '../format/crc.js';
+import { idHashOfBytes, idHashOfString } from './id-index.js';
 import { ContentKind } from '../wal/entries.js';
 import type { Chunk, SlotValue } from './table.js';
 
@@ -138,11 +139,11 @@ function viewOf(b: Buffer): DataView {
 
 /** The id checksum stored in a slot header: CRC32C of the id's UTF-8 bytes, 0 mapped to 1. */
 export function idHashOf(idBytes: Uint8Array): number {
-  return crc32c(idBytes) || 1;
+  return idHashOfBytes(idBytes);
 }
 
 export function idHash(id: string): number {
-  return idHashOf(Buffer.from(id, 'utf8'));
+  return idHashOfString(id);
 }
 
 /**
