@@ -85,7 +85,8 @@ export function encodeSlotHeader(b: Buffer, pos: number, c: Chunk, i: number): v
  * Open's fast path: when the header at `b[pos]` is a valid used slot, writes it into slot `i` of
  * chunk `c` and returns its id; returns undefined for anything else (free, damaged), which the
  * caller hands to decodeSlot for the details. No object per record. `vector` reads the embedding,
- * needed only for a header written before headers stored the norm.
+ * needed only for a header written before headers stored the norm. `checked`: the header's
+ * checksum was already verified (open checks them on a worker thread).
  */
 export function loadSlotHeader(
   b: Buffer,
@@ -93,12 +94,14 @@ export function loadSlotHeader(
   c: Chunk,
   i: number,
   vector: () => Float32Array,
+  checked = false,
 ): string | undefined {
   const dv = viewOf(b);
   const kind = b[pos + 4]!;
   const idLen = b[pos + 5]!;
   if (kind < ContentKind.Absent || kind > ContentKind.Present || idLen === 0) return undefined;
-  if (crc32c(b.subarray(pos + 4, pos + SLOT_HEADER_BYTES)) !== dv.getUint32(pos, true)) return undefined;
+  if (!checked && crc32c(b.subarray(pos + 4, pos + SLOT_HEADER_BYTES)) !== dv.getUint32(pos, true))
+    return undefined;
   const id = b.toString('utf8', pos + 96, pos + 96 + idLen);
   c.ids[i] = id;
   c.idLen[i] = idLen;
