@@ -133,7 +133,10 @@ export interface WarmStoreOptions {
   segmentBytes?: number;
   /** Largest content accepted, in UTF-8 bytes; never above 2^32-1. @default 16777216 (16 MiB) */
   maxContentBytes?: number;
-  /** WAL size that triggers a checkpoint of the records file. @default 67108864 (64 MiB) */
+  /**
+   * WAL size that triggers a checkpoint of the records file; it bounds the tail a crash leaves to
+   * replay. @default 16777216 (16 MiB)
+   */
   walCheckpointBytes?: number;
   /** Interval of the maintenance loop in ms, or `false` to disable it. @default 60000 */
   maintenanceIntervalMs?: number | false;

@@ -15,7 +15,9 @@ export const DEFAULTS = {
   relaxedSyncIntervalMs: 100,
   segmentBytes: 64 * 1024 * 1024,
   maxContentBytes: 16 * 1024 * 1024,
-  walCheckpointBytes: 64 * 1024 * 1024,
+  // WAL entries no longer carry embeddings (a put's is ~400 bytes at 768 dimensions): 16 MiB is
+  // about 40K puts, and bounds the tail a crash leaves to replay to well under a second.
+  walCheckpointBytes: 16 * 1024 * 1024,
   maintenanceIntervalMs: 60_000,
   memoryBudgetBytes: 64 * 1024 * 1024,
   minSegmentDeadRatio: 0.3,
