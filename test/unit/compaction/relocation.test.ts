@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { WarmStoreError, type WarmStore } from '../../../src/index.js';
 import { FaultyFileSystem, PowerCutFileSystem, withTestHooks } from '../../../src/testing/index.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { MOVE_BATCH } from '../../../src/compaction/relocator.js';
 import {
   DIM,
   contentOf,
@@ -180,7 +181,7 @@ describe('relocation', () => {
   it("a delete or put queued between a batch's planning and its commit wins (compare-and-swap)", async (t) => {
     const dir = await tempDir(t);
     const model: Model = new Map();
-    const ids = idList(1200, 'q');
+    const ids = idList(6 * MOVE_BATCH, 'q');
     const live = ids.filter((_, i) => i % 5 >= 3);
     let store: WarmStore | undefined;
     const pending: Promise<unknown>[] = [];
@@ -192,9 +193,9 @@ describe('relocation', () => {
         {
           onKillPoint: (name) => {
             if (name !== 'slots-moved' || ++hits !== 1 || !store) return;
-            // After the first batch (the 128 highest memories), the next batch will plan the next
+            // After the first batch (the MOVE_BATCH highest memories), the next batch will plan the next
             // highest: change them now, synchronously, so the writes are queued before that batch.
-            const next = live.slice(-128 - 40, -128);
+            const next = live.slice(-MOVE_BATCH - 40, -MOVE_BATCH);
             next.forEach((id, j) => {
               if (j % 2 === 0) {
                 model.delete(id);
@@ -217,7 +218,7 @@ describe('relocation', () => {
     const stats = await store.compact({ force: true });
     await Promise.all(pending);
     assert.equal(hits >= 1, true);
-    assert.ok(stats.slotsMoved > 128, `slots moved: ${stats.slotsMoved}`);
+    assert.ok(stats.slotsMoved > MOVE_BATCH, `slots moved: ${stats.slotsMoved}`);
     expectStoreEquals(store, model, 'after the racing writes');
     await verifyClean(store, 'after the racing writes');
     await store.close();
