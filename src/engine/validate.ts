@@ -68,8 +68,6 @@ export function validateEmbedding(e: unknown, dimension: number, field = 'embedd
 function copyEmbedding(e: unknown, dimension: number, field: string): Float32Array {
   let out: Float32Array;
   if (e instanceof Float32Array) {
-    if (e.length !== dimension)
-      throw invalid(field, `has ${e.length} values; the store's dimension is ${dimension}`);
     // Its own allocation: copies carved from shared 1 MiB slabs were cheaper on put, but freed
     // slabs stayed in glibc's heap and doubled the process's resident memory (memory-ceiling test).
     out = e.slice();

@@ -66,7 +66,7 @@ export interface SlotWrite extends MemoryMetadata {
 export class Keyspace {
   readonly table: RecordTable;
   readonly spaces: SpaceRegistry;
-  /** Per memory space (by number): id -> slot. */
+  /** (space number, id) -> slot. */
   readonly #index: IdIndex;
   #free: number[] = [];
   /**

@@ -61,7 +61,7 @@ export function encodeSlotHeader(b: Buffer, pos: number, c: Chunk, i: number): v
   const dv = viewOf(b);
   b.fill(0, pos, pos + SLOT_HEADER_BYTES);
   const idLen = b.write(c.ids[i] ?? '', pos + 96, 255, 'utf8');
-  dv.setUint32(pos + 84, idHashOf(b.subarray(pos + 96, pos + 96 + idLen)), true);
+  dv.setUint32(pos + 84, idHashOfBytes(b.subarray(pos + 96, pos + 96 + idLen)), true);
   b[pos + 4] = c.kind[i]!;
   b[pos + 5] = idLen;
   b[pos + 6] = FLAG_NORM;
@@ -140,14 +140,8 @@ function viewOf(b: Buffer): DataView {
   return lastView;
 }
 
-/** The id checksum stored in a slot header: CRC32C of the id's UTF-8 bytes, 0 mapped to 1. */
-export function idHashOf(idBytes: Uint8Array): number {
-  return idHashOfBytes(idBytes);
-}
-
-export function idHash(id: string): number {
-  return idHashOfString(id);
-}
+/** The id checksum stored in a slot header (CRC32C of the id's UTF-8 bytes, 0 mapped to 1). */
+export { idHashOfBytes as idHashOf, idHashOfString as idHash };
 
 /**
  * Adds the id checksum to a format-1 header that has none (bytes 84..88 zero), resealing its CRC.
@@ -159,7 +153,7 @@ export function stampIdHash(b: Buffer, pos: number): boolean {
   if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) return false;
   const idLen = b[pos + 5] ?? 0;
   if (idLen === 0) return false;
-  b.writeUInt32LE(idHashOf(b.subarray(pos + 96, pos + 96 + idLen)), pos + 84);
+  b.writeUInt32LE(idHashOfBytes(b.subarray(pos + 96, pos + 96 + idLen)), pos + 84);
   b.writeUInt32LE(crc32c(b.subarray(pos + 4, end)), pos);
   return true;
 }
