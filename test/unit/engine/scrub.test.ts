@@ -14,6 +14,8 @@ import {
 import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import type { OpenMode, WsFile, WsFileSystem } from '../../../src/fs/types.js';
 import { createMetrics } from '../../../src/metrics/index.js';
+import { createServer } from '../../../src/server/index.js';
+import { FaultyFileSystem } from '../../../src/testing/index.js';
 import { sample } from '../metrics/prom-text.js';
 import { Rng, embeddingFor } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -324,12 +326,20 @@ describe('scrub', () => {
       }
     })();
     const reports: ScrubReport[] = [];
+    // A compaction moves memories from high slots down into freed ones meanwhile.
+    let slotsMoved = 0;
     try {
+      const compaction = (async () => {
+        await new Promise((res) => setTimeout(res, 100));
+        slotsMoved = (await store.compact({ force: true })).slotsMoved;
+      })();
       for (let i = 0; i < 3; i++) reports.push(await store.scrub(FAST));
+      await compaction;
     } finally {
       stop = true;
       await writer;
     }
+    assert.ok(slotsMoved > 0, 'the compaction moved memories during the passes');
     assert.ok(writes > 0, 'the writer ran during the passes');
     for (const p of reports) {
       assert.equal(p.completed, true);
@@ -424,6 +434,51 @@ describe('scrub', () => {
     const report = await store.scrub(FAST);
     assert.deepEqual(ids(report.corrupt), ['m42']);
     await assert.rejects(store.get('m42'), isCorruption('m42'));
+  });
+
+  test('a read error fails the pass, not the store; the status says why and the next pass runs', async (t) => {
+    const dir = await scratch(t);
+    const fs = new FaultyFileSystem();
+    const store = await WarmStore.open(dir, { ...OPTS, fileSystem: fs });
+    t.after(() => store.close());
+    await fill(store, 2000);
+    fs.failAt({ op: 'read', nth: 1, error: 'EIO', pathIncludes: 'vectors.dat' });
+    await assert.rejects(store.scrub(FAST), (err: unknown) => WarmStoreError.is(err, 'IO_ERROR'));
+    const st = store.scrubStatus();
+    assert.match(st.lastError ?? '', /vectors\.dat/);
+    assert.equal(st.passesCompleted, 0);
+    assert.deepEqual(store.corruptRecords, [], 'a failed read is not corruption');
+    fs.clearFaults();
+    const report = await store.scrub(FAST);
+    assert.equal(report.checked, 2000);
+    assert.equal(store.scrubStatus().lastError, undefined);
+    assert.equal((await store.get('m7'))?.id, 'm7');
+  });
+
+  test('the storage route and /metrics report the scrub over HTTP', async (t) => {
+    const dir = await scratch(t);
+    const store = await WarmStore.open(dir, OPTS);
+    t.after(() => store.close());
+    await fill(store, 1000);
+    await store.checkpoint();
+    await damageVector(dir, await slotsOf(dir), 'm9');
+    await store.scrub(FAST);
+    const server = await createServer({ store, logger: false, docs: false, port: 0, host: '127.0.0.1' });
+    t.after(() => server.close());
+    const base = await server.listen();
+    const storage = (await (await fetch(`${base}/api/v1/metrics/storage`)).json()) as {
+      scrub?: Record<string, unknown>;
+    };
+    assert.ok(storage.scrub, 'the storage route has a scrub section');
+    assert.equal(storage.scrub['state'], 'off');
+    assert.equal(storage.scrub['slotsChecked'], 1000);
+    assert.equal(storage.scrub['corruptFound'], 1);
+    assert.equal(storage.scrub['passesCompleted'], 1);
+    assert.equal(typeof storage.scrub['lastPassCompletedAt'], 'number');
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.equal(sample(text, 'warmstore_scrub_slots_checked_total'), 1000);
+    assert.equal(sample(text, 'warmstore_scrub_corrupt_found_total'), 1);
+    assert.ok((sample(text, 'warmstore_scrub_last_pass_completed_seconds') ?? 0) > 1_700_000_000);
   });
 
   test('options are validated, naming the field; nothing is created', async (t) => {
