@@ -142,7 +142,10 @@ export interface ScrubReport {
   /** When the pass started (ms since the epoch). */
   startedAt: number;
   durationMs: number;
-  /** False when the store closed before the pass reached the last slot. */
+  /**
+   * False when the pass stopped before the last slot: the store closed, or (a background pass) a
+   * `scrub()` call took over.
+   */
   completed: boolean;
   /** Slots walked (used or free). */
   slots: number;
