@@ -45,7 +45,6 @@ interface Seen {
 interface Run {
   promise: Promise<ScrubReport>;
   abort: AbortController;
-  background: boolean;
 }
 
 /**
@@ -204,7 +203,7 @@ export class Scrubber {
         throw err;
       },
     );
-    this.#run = { promise, abort, background };
+    this.#run = { promise, abort };
     return promise;
   }
 
