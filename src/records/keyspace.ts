@@ -424,7 +424,8 @@ export class Keyspace {
 
   /**
    * Frees a slot whose space was dropped (the sweep after `dropSpaceIndex`). Returns whether it
-   * did: a slot of a live space, or a corrupt one, is left alone.
+   * did: a slot of a live space, or a corrupt one, is left alone (except one a scrub found
+   * damaged: its values are sound, so it goes like the others).
    */
   sweep(slot: number): boolean {
     const bad = this.#corrupt.get(slot);
