@@ -108,6 +108,85 @@ export interface MaintenancePolicy {
   startupCompaction?: StartupCompaction;
 }
 
+/**
+ * The background scrub (`WarmStoreOptions.scrub`): a walk over every memory, in slot order, that
+ * reads its embedding and its content back and checks them against their CRC32C, so damage on
+ * disk is found before a read needs the memory. It only reads, at a bounded rate.
+ */
+export interface ScrubPolicy {
+  /**
+   * Read rate of the scrub (embeddings and content together), in bytes per second. A pass over a
+   * million 768-dimension memories reads about 3 GiB of embeddings: about 100 s at the default.
+   * @default 33554432 (32 MiB/s)
+   */
+  bytesPerSecond?: number;
+  /**
+   * Time from the end of one full pass to the start of the next, in ms. The first pass starts
+   * this long after open, or five minutes after if that is sooner. At most 2147483647 (~24.8 days).
+   * @default 86400000 (24 h)
+   */
+  intervalMs?: number;
+}
+
+/** Options of `WarmStore.scrub`. */
+export interface ScrubOptions {
+  /**
+   * Read rate of this pass, in bytes per second.
+   * @default the store's `scrub.bytesPerSecond` (32 MiB/s when the background scrub is off)
+   */
+  bytesPerSecond?: number;
+}
+
+/** What one scrub pass found (`WarmStore.scrub`, event `scrubEnd`). */
+export interface ScrubReport {
+  /** When the pass started (ms since the epoch). */
+  startedAt: number;
+  durationMs: number;
+  /**
+   * False when the pass stopped before the last slot: the store closed, or (a background pass) a
+   * `scrub()` call took over.
+   */
+  completed: boolean;
+  /** Slots walked (used or free). */
+  slots: number;
+  /** Memories whose embedding (and content, when present) were read and checked. */
+  checked: number;
+  /**
+   * Memories skipped because a write replaced, moved or deleted them while their bytes were read
+   * (the slot then held another memory, or none); the next pass checks them.
+   */
+  skipped: number;
+  /** Bytes read: embeddings and content entries. */
+  bytesRead: number;
+  /** Records this pass found damaged (also in `WarmStore.corruptRecords` until replaced). */
+  corrupt: CorruptRecord[];
+}
+
+/** The background scrub's progress (`WarmStore.scrubStatus()`). */
+export interface ScrubStatus {
+  /** `off`: no background scrub (`scrub: false`, or a read-only store); `idle`: between passes. */
+  state: 'off' | 'idle' | 'running';
+  /** The pass in progress: when it started (ms since the epoch). */
+  passStartedAt?: number;
+  /** Slots the pass in progress has walked, of `passSlots` (the slot count when it started). */
+  passSlotsDone: number;
+  passSlots: number;
+  /** When the last full pass ended (ms since the epoch). */
+  lastPassCompletedAt?: number;
+  /** When the next background pass starts (ms since the epoch), while idle. */
+  nextPassAt?: number;
+  /** Full passes completed since open. */
+  passesCompleted: number;
+  /** Memories checked since open (every pass, background and `scrub()`). */
+  slotsChecked: number;
+  /** Bytes read since open. */
+  bytesRead: number;
+  /** Damaged records found since open. */
+  corruptFound: number;
+  /** Why the last pass failed (an I/O error), if it did; the next pass runs at its time. */
+  lastError?: string;
+}
+
 /** Minimal structured logger (pino-compatible). */
 export interface WarmStoreLogger {
   info(obj: object, msg?: string): void;
@@ -170,6 +249,14 @@ export interface WarmStoreOptions {
    * @default false
    */
   readOnly?: boolean;
+  /**
+   * The background scrub, which reads every embedding and content entry back and checks its
+   * CRC32C at a bounded rate, between long pauses (see `ScrubPolicy`); `false` turns it off.
+   * `WarmStore.scrub()` runs a pass on demand either way. A read-only store never scrubs in the
+   * background.
+   * @default {} (on, with ScrubPolicy's defaults)
+   */
+  scrub?: ScrubPolicy | false;
 }
 
 /** The store's disk and write state (`WarmStore.storageStatus()`). */
@@ -327,6 +414,13 @@ export interface WarmStoreEvents {
   compactionPause: (ms: number) => void;
   /** The recall index changed state or made build progress (see `WarmStore.indexStatus`). */
   indexStatus: (s: IndexStatus) => void;
+  /**
+   * A scrub pass found a damaged record: its embedding or content no longer matches its CRC32C.
+   * Also logged (error) and listed in `WarmStore.corruptRecords`.
+   */
+  scrubCorruption: (c: CorruptRecord) => void;
+  /** A scrub pass ended, completed or stopped by close (`completed: false`). */
+  scrubEnd: (r: ScrubReport) => void;
 }
 
 /**
@@ -382,7 +476,10 @@ export interface VerifyReport {
   problems: VerifyProblem[];
 }
 
-/** A record that failed its checks at open; reading its id raises CORRUPTION_DETECTED. */
+/**
+ * A record that failed its checks (at open, or in a scrub pass); reading its id raises
+ * CORRUPTION_DETECTED until a put or delete of the id replaces it.
+ */
 export interface CorruptRecord {
   slot: number;
   /** The id as read, when its bytes could be read at all. */

@@ -17,6 +17,7 @@ import { Maintenance } from './maintenance.js';
 import { DEFAULTS, type ResolvedOptions } from './options.js';
 import { Reader } from './reader.js';
 import { createStore, recover, repair } from './recovery.js';
+import { Scrubber } from './scrub.js';
 import type { Transitions } from './transitions.js';
 import { Writer } from './writer.js';
 
@@ -35,10 +36,12 @@ export interface Parts {
   space: DiskSpace;
   /** The recall index; undefined where usearch cannot load (recall then always scans). */
   ann: AnnIndex | undefined;
+  scrubber: Scrubber;
 }
 
-/** What a read-only store has: recovery's state and a reader, nothing that writes. */
-export type ReadParts = Pick<Parts, 'files' | 'keyspace' | 'segments' | 'reader'> & Partial<Parts>;
+/** What a read-only store has: recovery's state, a reader and a scrubber, nothing that writes. */
+export type ReadParts = Pick<Parts, 'files' | 'keyspace' | 'segments' | 'reader' | 'scrubber'> &
+  Partial<Parts>;
 
 export interface AssembleContext {
   dir: string;
@@ -98,15 +101,30 @@ export async function assembleReadOnly(ctx: AssembleContext): Promise<Assembled>
     });
   }
   const r = await recover({ fs, dir, manifest, dimension: o.dimension, logger: o.logger, readOnly: true });
+  const reader = new Reader(r.keyspace, r.segments, r.files);
   return {
     dim: r.dim,
     parts: {
       files: r.files,
       keyspace: r.keyspace,
       segments: r.segments,
-      reader: new Reader(r.keyspace, r.segments, r.files),
+      reader,
+      scrubber: newScrubber(ctx, r.keyspace, r.files, reader),
     },
   };
+}
+
+/** The scrubber over the recovered state; its background passes start with the timers. */
+function newScrubber(ctx: AssembleContext, keyspace: Keyspace, files: RecordFiles, reader: Reader): Scrubber {
+  return new Scrubber({
+    keyspace,
+    files,
+    reader,
+    events: ctx.events,
+    logger: ctx.opts.logger,
+    policy: ctx.opts.scrub,
+    defaultBytesPerSecond: DEFAULTS.scrubBytesPerSecond,
+  });
 }
 
 /**
@@ -123,13 +141,15 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
   const r = await recover({ fs, dir, manifest, dimension: o.dimension, logger: o.logger });
   const wal = new WalLog(fs, dir, o.durability === 'relaxed');
   const space = new DiskSpace({ fs, dir, reserveBytes: o.diskReserveBytes, logger: o.logger });
+  const reader = new Reader(r.keyspace, r.segments, r.files);
   const partial: ReadParts = {
     files: r.files,
     keyspace: r.keyspace,
     segments: r.segments,
     wal,
     space,
-    reader: new Reader(r.keyspace, r.segments, r.files),
+    reader,
+    scrubber: newScrubber(ctx, r.keyspace, r.files, reader),
   };
   try {
     // Before recovery writes anything: on a nearly full disk the reserve makes room for it.
@@ -237,6 +257,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
         betweenCheckpoints: (fn) => checkpointer.betweenCheckpoints(fn),
       }),
       ann: undefined,
+      scrubber: partial.scrubber,
     };
     try {
       await checkpointer.recoveryCheckpoint();
@@ -284,8 +305,12 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
   }
 }
 
-/** The background timers of a writable store: the maintenance loop and relaxed durability's fsync. */
+/**
+ * The background timers of a writable store: the maintenance loop, relaxed durability's fsync and
+ * the scrub's passes (the scrubber keeps its own timer; `close` stops it).
+ */
 export function startTimers(p: Parts, o: ResolvedOptions, isOpen: () => boolean): NodeJS.Timeout[] {
+  p.scrubber.start();
   const timers: NodeJS.Timeout[] = [];
   if (o.maintenanceIntervalMs !== false) {
     timers.push(

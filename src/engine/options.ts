@@ -30,6 +30,22 @@ export const DEFAULTS = {
   startupCompactRatio: 0.9,
   startupCompaction: 'background',
   annMinMemories: 20_000,
+  scrubBytesPerSecond: 32 * 1024 * 1024,
+  scrubIntervalMs: 24 * 60 * 60 * 1000,
+} as const;
+
+/** The background scrub's settings, resolved (`false`: off). */
+export interface ResolvedScrub {
+  bytesPerSecond: number;
+  intervalMs: number;
+}
+
+/** Bounds of the scrub's settings (setTimeout takes at most 2^31-1 ms). */
+export const SCRUB_LIMITS = {
+  minBytesPerSecond: 4096,
+  maxBytesPerSecond: 2 ** 40,
+  minIntervalMs: 10,
+  maxIntervalMs: 2 ** 31 - 1,
 } as const;
 
 /** Options after validation, every default filled in. */
@@ -53,6 +69,7 @@ export interface ResolvedOptions {
   annMinMemories: number;
   diskReserveBytes: number;
   readOnly: boolean;
+  scrub: ResolvedScrub | false;
   logger: WarmStoreLogger | undefined;
   fileSystem: WsFileSystem;
   onKillPoint: ((name: string) => void) | undefined;
@@ -92,6 +109,30 @@ function section(v: unknown, field: string): Record<string, unknown> {
   if (v === undefined) return {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(field, 'must be an object');
   return v as Record<string, unknown>;
+}
+
+/** The scrub's read rate: an integer number of bytes per second. */
+export function scrubRate(v: unknown, field: string, dflt: number): number {
+  const L = SCRUB_LIMITS;
+  return int(v, field, dflt, L.minBytesPerSecond, L.maxBytesPerSecond);
+}
+
+function resolveScrub(v: unknown): ResolvedScrub | false {
+  if (v === false) return false;
+  if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) {
+    throw invalid('scrub', 'must be an object or false');
+  }
+  const s = section(v, 'scrub');
+  return {
+    bytesPerSecond: scrubRate(s.bytesPerSecond, 'scrub.bytesPerSecond', DEFAULTS.scrubBytesPerSecond),
+    intervalMs: int(
+      s.intervalMs,
+      'scrub.intervalMs',
+      DEFAULTS.scrubIntervalMs,
+      SCRUB_LIMITS.minIntervalMs,
+      SCRUB_LIMITS.maxIntervalMs,
+    ),
+  };
 }
 
 /** The kill-point hook carried by `withTestHooks`, if it is a function (anything else is ignored). */
@@ -179,6 +220,7 @@ export function resolveOptions(options: WarmStoreOptions = {}): ResolvedOptions 
       2 ** 40,
     ),
     readOnly: o.readOnly === true,
+    scrub: resolveScrub(o.scrub),
     logger: o.logger,
     fileSystem: o.fileSystem ?? nodeFileSystem,
     onKillPoint: killPointHook(o),

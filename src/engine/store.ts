@@ -21,6 +21,9 @@ import type {
   MemoryRecord,
   RecallOptions,
   RecallResult,
+  ScrubOptions,
+  ScrubReport,
+  ScrubStatus,
   SpaceInfo,
   SpaceOptions,
   StorageStatus,
@@ -45,7 +48,8 @@ import { refuseIncompleteBackup } from './backup.js';
 import { indexOffStatus } from '../ann/ann-index.js';
 import { StoreEvents } from './events.js';
 import { compileFilter } from './filter.js';
-import { resolveOptions, type ResolvedOptions } from './options.js';
+import { resolveOptions, scrubRate, type ResolvedOptions } from './options.js';
+import { scrubOffStatus } from './scrub.js';
 import { startSpan, traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
 import { verifyStore } from './verify.js';
@@ -217,7 +221,10 @@ export class WarmStore {
     };
   }
 
-  /** Records that failed their checks at open (also reported by `verify`). */
+  /**
+   * Records that failed their checks at open or in a scrub pass (also reported by `verify`): a
+   * read of one raises CORRUPTION_DETECTED until a put or delete of its id replaces it.
+   */
   get corruptRecords(): CorruptRecord[] {
     return this.#parts?.keyspace.corruptSlots() ?? [];
   }
@@ -225,6 +232,14 @@ export class WarmStore {
   /** The recall index: whether recall uses it yet, how much it holds, how far a rebuild got. */
   get indexStatus(): IndexStatus {
     return this.#parts?.ann?.status ?? indexOffStatus();
+  }
+
+  /**
+   * The scrub: whether background passes run, the progress of the pass in progress, when the last
+   * one ended and what passes found since open. O(1), no I/O; also after close (the last values).
+   */
+  scrubStatus(): ScrubStatus {
+    return this.#parts?.scrubber.status() ?? scrubOffStatus();
   }
 
   /** The last maintenance report, if any ran. */
@@ -559,6 +574,32 @@ export class WarmStore {
   }
 
   /**
+   * One scrub pass now: every memory's embedding and content read back and checked against its
+   * CRC32C, at a bounded rate, while reads and writes go on. Resolves with what the pass found
+   * (each also logged, emitted as `scrubCorruption` and listed in `corruptRecords`); rejects with
+   * STORE_CLOSED if the store closes first. A background pass in progress gives way to it. Also
+   * works on a read-only store (nothing is written either way).
+   */
+  scrub(options: ScrubOptions = {}): Promise<ScrubReport> {
+    let p: ReadParts;
+    try {
+      p = this.#p();
+      if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let rate: number | undefined;
+    if (options.bytesPerSecond !== undefined) {
+      try {
+        rate = scrubRate(options.bytesPerSecond, 'bytesPerSecond', 0);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return traced('warmstore.scrub', {}, () => p.scrubber.scrub(rate));
+  }
+
+  /**
    * Online backup into `dir` (absent or empty, outside the store): a copy as of one LSN, taken
    * while reads and writes go on, openable as a store. Every write acknowledged before the call
    * is in it. Sealed segments are hard-linked (see `BackupOptions.link`), the rest copied. Until it
@@ -596,6 +637,8 @@ export class WarmStore {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     const p = this.#parts;
+    // Between two steps: a close waits for one run's read at most, never for a whole pass.
+    await p?.scrubber.stop();
     // A backup still copying holds pins that the next owner of the directory would not see.
     await p?.backup?.settled();
     if (p?.maintenance && p.writer && p.checkpointer && this.#readOnly === undefined) {

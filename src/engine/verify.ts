@@ -1,13 +1,11 @@
 import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import type { SegmentSet } from '../content/segment-set.js';
-import { entryBytes } from '../content/segment.js';
 import type { WarmStoreError } from '../errors.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { SLOT_HEADER_BYTES, decodeSlot } from '../records/slot-codec.js';
 import { CHUNK_MASK } from '../records/table.js';
 import type { VerifyOptions, VerifyProblem, VerifyReport } from '../types.js';
-import { ContentKind } from '../wal/entries.js';
 import type { Reader } from './reader.js';
 
 export interface VerifyDeps {
@@ -58,11 +56,9 @@ export async function verifyStore(d: VerifyDeps, options: VerifyOptions = {}): P
   // meanwhile cannot make the recount and the counters disagree.
   const recount = new Map<number, number>();
   for (let slot = 0; slot < ks.slotLimit; slot++) {
-    if (!ks.isUsed(slot) || ks.isCorrupt(slot)) continue;
-    const c = ks.table.chunk(slot);
-    const i = slot & CHUNK_MASK;
-    if (c.kind[i] !== ContentKind.Present) continue;
-    recount.set(c.seg[i]!, (recount.get(c.seg[i]!) ?? 0) + entryBytes(c.idLen[i]!, c.clen[i]!));
+    // What the ledger counts: a slot a scrub found damaged still counts, one found at open does not.
+    const live = ks.liveContent(slot);
+    if (live) recount.set(live.seg, (recount.get(live.seg) ?? 0) + live.bytes);
   }
   for (const s of d.segments.values()) {
     const expected = recount.get(s.id) ?? 0;

@@ -3,6 +3,7 @@ import type {
   CompactionStats,
   ContentStorageStats,
   IndexStatus,
+  ScrubStatus,
   StorageStatus,
   WarmStoreEvents,
 } from '../types.js';
@@ -21,6 +22,8 @@ export interface MetricsSource {
   storageStatus?(): Pick<StorageStatus, 'diskFull'>;
   /** The recall index's state, for `warmstore_index_*`; optional like `storageStatus`. */
   readonly indexStatus?: IndexStatus;
+  /** The scrub's progress and totals, for `warmstore_scrub_*`; optional like `storageStatus`. */
+  scrubStatus?(): ScrubStatus;
   on<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
   off<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): unknown;
 }
@@ -69,6 +72,7 @@ export class WarmStoreMetrics {
   readonly #compactionStartedAt = new Map<number, number>();
   #lastStats: ContentStorageStats | undefined;
   #lastSize = 0;
+  #lastScrub: ScrubStatus | undefined;
 
   readonly operationsTotal: Counter<'op'>;
   readonly operationDuration: Histogram<'op'>;
@@ -192,6 +196,7 @@ export class WarmStoreMetrics {
       'Sampled recall of the index against exact answers (-1 until sampled); below 0.8 recall scans exactly.',
       (st) => st.recallEstimate ?? -1,
     );
+    this.#scrubMetrics(registers);
     const size = (): number => this.#readSize();
     const compacting = (): boolean => !this.#store.closed && this.#store.isCompacting;
     new Gauge({
@@ -327,6 +332,74 @@ export class WarmStoreMetrics {
       }
     }
     return this.#lastStats;
+  }
+
+  /**
+   * The scrub's series, read from `scrubStatus()` at scrape time. Its totals count since the
+   * store's open, so the counters are set from them (a counter that restarts with the process, as
+   * Prometheus expects).
+   */
+  #scrubMetrics(registers: Registry[]): void {
+    const read = (): ScrubStatus | undefined => this.#readScrub();
+    const total = (name: string, help: string, value: (st: ScrubStatus) => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const st = read();
+          if (!st) return;
+          this.reset();
+          this.inc(value(st));
+        },
+      });
+    };
+    total(
+      'warmstore_scrub_slots_checked_total',
+      'Memories whose embedding and content the scrub read back and checked.',
+      (st) => st.slotsChecked,
+    );
+    total(
+      'warmstore_scrub_bytes_read_total',
+      'Bytes the scrub read (embeddings and content).',
+      (st) => st.bytesRead,
+    );
+    total(
+      'warmstore_scrub_corrupt_found_total',
+      'Damaged records the scrub found (logged, listed in corruptRecords; reads of them fail).',
+      (st) => st.corruptFound,
+    );
+    new Gauge({
+      name: 'warmstore_scrub_pass_progress_ratio',
+      help: 'Progress of the scrub pass in progress, 0 to 1 (1 between passes once one completed).',
+      registers,
+      collect() {
+        const st = read();
+        if (!st) return;
+        const done = st.passSlots > 0 ? Math.min(1, st.passSlotsDone / st.passSlots) : 0;
+        this.set(st.state === 'running' ? done : st.passesCompleted > 0 ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'warmstore_scrub_last_pass_completed_seconds',
+      help: 'When the last full scrub pass ended (Unix time; 0 until one has since open).',
+      registers,
+      collect() {
+        const st = read();
+        if (st) this.set((st.lastPassCompletedAt ?? 0) / 1000);
+      },
+    });
+  }
+
+  #readScrub(): ScrubStatus | undefined {
+    const s = this.#store;
+    if (s.scrubStatus === undefined) return undefined;
+    try {
+      this.#lastScrub = s.scrubStatus();
+    } catch {
+      // keep the last good value
+    }
+    return this.#lastScrub;
   }
 
   #readSize(): number {

@@ -7,12 +7,21 @@ import { idHash } from './slot-codec.js';
 import { DEFAULT_SPACE_ID, SpaceRegistry } from './spaces.js';
 import { CHUNK_MASK, RecordTable } from './table.js';
 
-/** A slot that failed its checks at open, or whose content reference points nowhere. */
+/**
+ * A slot that failed its checks at open, whose content reference points nowhere, or whose
+ * embedding or content a scrub found damaged.
+ */
 export interface CorruptSlot {
   reason: string;
   file: string;
   /** The slot's own bytes are bad (kept as found); otherwise only its content reference is. */
   raw: boolean;
+  /**
+   * Found damaged after open, by a scrub: the slot's values in memory are sound and its content
+   * is still counted in its segment's live bytes, so a put, delete or space sweep that replaces
+   * the slot settles the ledger as for any other slot.
+   */
+  counted?: boolean;
   /** The id checksum under which the slot is also found, when its id bytes cannot be trusted. */
   lostHash?: number;
 }
@@ -162,7 +171,8 @@ export class Keyspace {
    * empty or absent content).
    */
   liveContent(slot: number): { seg: number; bytes: number } | undefined {
-    if (!this.isUsed(slot) || this.#corrupt.has(slot)) return undefined;
+    const bad = this.#corrupt.get(slot);
+    if (!this.isUsed(slot) || (bad !== undefined && bad.counted !== true)) return undefined;
     const c = this.table.chunk(slot);
     const i = slot & CHUNK_MASK;
     if (c.kind[i] !== ContentKind.Present) return undefined;
@@ -414,12 +424,15 @@ export class Keyspace {
 
   /**
    * Frees a slot whose space was dropped (the sweep after `dropSpaceIndex`). Returns whether it
-   * did: a slot of a live space, or a corrupt one, is left alone.
+   * did: a slot of a live space, or a corrupt one, is left alone (except one a scrub found
+   * damaged: its values are sound, so it goes like the others).
    */
   sweep(slot: number): boolean {
-    if (!this.isUsed(slot) || this.#corrupt.has(slot)) return false;
+    const bad = this.#corrupt.get(slot);
+    if (!this.isUsed(slot) || (bad !== undefined && bad.counted !== true)) return false;
     if (this.spaces.isLive(this.table.chunk(slot).space[slot & CHUNK_MASK]!)) return false;
     this.table.clear(slot);
+    this.#clearCorrupt(slot);
     this.table.markFull(slot);
     this.#freed(slot);
     return true;
@@ -480,6 +493,18 @@ export class Keyspace {
   /** A slot whose bytes are fine but whose content reference points nowhere. */
   markBadReference(slot: number, reason: string, file: string): void {
     this.#corrupt.set(slot, { reason, file, raw: false });
+  }
+
+  /**
+   * A live slot whose embedding in vectors.dat or content entry a scrub found damaged. Its values
+   * stay as they are (nothing on disk changes): reads of its id raise CORRUPTION_DETECTED, it is
+   * listed with the other corrupt slots, and a put of its id (written into this slot) or a delete
+   * clears it. Returns false, marking nothing, if the slot is free or already held as corrupt.
+   */
+  markDamaged(slot: number, reason: string, file: string): boolean {
+    if (!this.isUsed(slot) || this.#corrupt.has(slot)) return false;
+    this.#corrupt.set(slot, { reason, file, raw: false, counted: true });
+    return true;
   }
 
   // ------------------------------------------------------------------ relocation

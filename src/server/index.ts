@@ -447,6 +447,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
         readOnly: status.readOnly,
         spaces: store.spaces(),
         index: store.indexStatus,
+        ...(store.scrubStatus !== undefined && { scrub: store.scrubStatus() }),
       };
     },
   );

@@ -113,6 +113,27 @@ export const storageStatsSchema = {
         error: { type: 'string' },
       },
     },
+    scrub: {
+      type: 'object',
+      description:
+        'The scrub, which reads every embedding and content entry back and checks its CRC32C: ' +
+        'state (off, idle, running), the pass in progress (start, slots walked of the slot count), ' +
+        'the last completed pass, the next one, and totals since open (memories checked, bytes ' +
+        'read, damaged records found).',
+      properties: {
+        state: { type: 'string', enum: ['off', 'idle', 'running'] },
+        passStartedAt: { type: 'number' },
+        passSlotsDone: { type: 'integer' },
+        passSlots: { type: 'integer' },
+        lastPassCompletedAt: { type: 'number' },
+        nextPassAt: { type: 'number' },
+        passesCompleted: { type: 'integer' },
+        slotsChecked: { type: 'integer' },
+        bytesRead: { type: 'number' },
+        corruptFound: { type: 'integer' },
+        lastError: { type: 'string' },
+      },
+    },
   },
 } as const;
 

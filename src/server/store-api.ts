@@ -11,6 +11,7 @@ import type {
   RecallOptions,
   RecallResult,
   StorageStatus,
+  ScrubStatus,
   SpaceInfo,
   SpaceOptions,
   StoredMemory,
@@ -48,6 +49,8 @@ export interface StoreApi {
   contentStorageStats(): ContentStorageStats;
   /** The disk and write state; optional so that test doubles may leave it out (then healthy). */
   storageStatus?(): StorageStatus;
+  /** The scrub's progress; optional like `storageStatus` (then left out of the storage route). */
+  scrubStatus?(): ScrubStatus;
   compact(options?: CompactOptions): Promise<CompactionStats>;
   runMaintenance(): Promise<MaintenanceReport>;
   verify(): Promise<VerifyReport>;
