@@ -8,6 +8,7 @@ import type {
   VerifyReport,
   BackupResult,
   IndexStatus,
+  ScrubStatus,
   MemoryRecord,
   RecallOptions,
   RecallResult,
@@ -82,6 +83,8 @@ export interface RemoteStorageStats extends ContentStorageStats {
   spaces: SpaceInfo[];
   /** The recall index's state. */
   index: IndexStatus;
+  /** The background scrub's progress and findings. */
+  scrub: ScrubStatus;
 }
 
 /** Options of `compact()`: the store's, minus progress callbacks, which HTTP does not carry. */

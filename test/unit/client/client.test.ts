@@ -263,6 +263,7 @@ describe('WarmStoreClient against a real server', () => {
         readOnly: false,
         spaces: server.store.spaces(),
         index: server.store.indexStatus,
+        scrub: server.store.scrubStatus?.(),
       },
       stats,
     );
