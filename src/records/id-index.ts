@@ -17,7 +17,33 @@ export function idHashOfBytes(idBytes: Uint8Array): number {
   return crc32c(idBytes) || 1;
 }
 
+/** CRC32C (Castagnoli, reflected) one byte at a time: for short ASCII ids, cheaper than a native call. */
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/**
+ * The id checksum of a string. An ASCII id (its UTF-16 units are its UTF-8 bytes) is hashed here
+ * in JavaScript: every lookup by id pays this, and the native call with its buffer view cost
+ * several times more than the hash itself for ids of a few dozen characters.
+ */
 export function idHashOfString(id: string): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < id.length; i++) {
+    const u = id.charCodeAt(i);
+    if (u >= 0x80) return idHashOfUtf8(id);
+    c = CRC_TABLE[(c ^ u) & 0xff]! ^ (c >>> 8);
+  }
+  return (c ^ 0xffffffff) >>> 0 || 1;
+}
+
+function idHashOfUtf8(id: string): number {
   if (id.length > 341) return idHashOfBytes(Buffer.from(id, 'utf8'));
   const n = scratch.write(id, 0, 'utf8');
   return idHashOfBytes(scratch.subarray(0, n));
