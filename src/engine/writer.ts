@@ -13,6 +13,9 @@ import { isNoSpace } from './disk-space.js';
 import type { Transitions } from './transitions.js';
 import type { NormalizedRecord } from './validate.js';
 
+/** Vector writes of one batch in flight at once (the thread pool has four threads by default). */
+const VECTOR_WRITES_IN_FLIGHT = 8;
+
 /** A group-commit batch stops growing here, bounding the buffers one flush allocates. */
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 
@@ -378,14 +381,11 @@ export class Writer {
    */
   #planMoves(op: Extract<Op, { t: 'relocate' }>, planned: PlannedOp[], vectors: VectorWrite[]): void {
     const ks = this.#d.keyspace;
-    const source = ks.table.vectors;
+    const accepted = op.moves.filter((m) => ks.movable(m));
+    this.#readMovedVectors(accepted, vectors);
     op.accepted = 0;
-    for (const m of op.moves) {
-      if (!ks.movable(m)) continue;
+    for (const m of accepted) {
       const v = ks.table.get(m.from);
-      const bytes = new Uint8Array(this.#d.files.vectorBytes);
-      source.readVectorsSync(m.from, 1, bytes);
-      vectors.push({ slot: m.to, bytes });
       planned.push({
         op: undefined,
         content: null,
@@ -409,6 +409,27 @@ export class Writer {
       op.accepted++;
     }
     planned.push({ op, entry: undefined, content: null });
+  }
+
+  /**
+   * The vectors of the moves' `from` slots, read in runs of consecutive slots (relocation moves the
+   * highest used slots, mostly contiguous: one pread per run instead of one per move), queued for
+   * their `to` slots.
+   */
+  #readMovedVectors(moves: readonly MovePlan[], vectors: VectorWrite[]): void {
+    const source = this.#d.keyspace.table.vectors;
+    const vb = this.#d.files.vectorBytes;
+    const byFrom = [...moves].sort((a, b) => a.from - b.from);
+    let i = 0;
+    while (i < byFrom.length) {
+      let j = i + 1;
+      while (j < byFrom.length && byFrom[j]!.from === byFrom[j - 1]!.from + 1) j++;
+      const buf = Buffer.allocUnsafe((j - i) * vb);
+      source.readVectorsSync(byFrom[i]!.from, j - i, buf);
+      for (let x = i; x < j; x++)
+        vectors.push({ slot: byFrom[x]!.to, bytes: buf.subarray((x - i) * vb, (x - i + 1) * vb) });
+      i = j;
+    }
   }
 
   /** One group commit: plan, write, fsync, then apply in order and resolve. */
@@ -582,13 +603,16 @@ export class Writer {
 
   /**
    * Writes a batch's vectors, in runs of consecutive slots (a bulk load fills slots in order, so
-   * most batches are one pwrite).
+   * most of its batches are one pwrite), several runs in flight at once: a relocation batch's
+   * targets are holes scattered over the file, one pwrite each, and one at a time they left the
+   * thread pool mostly idle.
    */
   async #writeVectors(vectors: VectorWrite[]): Promise<void> {
     if (vectors.length === 0) return;
     const files = this.#d.files;
     const vb = files.vectorBytes;
     vectors.sort((a, b) => a.slot - b.slot);
+    const runs: { first: number; buf: Buffer }[] = [];
     let i = 0;
     while (i < vectors.length) {
       let j = i + 1;
@@ -598,9 +622,17 @@ export class Writer {
       // A slot written twice in one batch (the same id put twice) keeps the later bytes, which
       // the sort left last: the earlier put's slot is never reused within its batch anyway.
       for (let x = i; x < j; x++) buf.set(vectors[x]!.bytes, (vectors[x]!.slot - first) * vb);
-      await files.writeVectors(first, buf);
+      runs.push({ first, buf });
       i = j;
     }
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < runs.length) {
+        const r = runs[next++]!;
+        await files.writeVectors(r.first, r.buf);
+      }
+    };
+    await settleAll(Array.from({ length: Math.min(VECTOR_WRITES_IN_FLIGHT, runs.length) }, lane));
   }
 
   #apply(p: PlannedOp, lsn: number, changed: number[]): void {
