@@ -21,13 +21,28 @@ const EMPTY = new Float32Array(0);
 /** ...after which `get` reads through the thread pool for this long. */
 const POOL_READ_WINDOW_MS = 1000;
 
+/** A memory whose embedding has the type `E`. */
+type MemoryWith<E> = Omit<StoredMemory, 'embedding'> & { embedding: E };
+
+/**
+ * A memory with its embedding as the bytes vectors.dat holds: `dimension` float32 values in the
+ * machine's byte order, checked against their CRC32C like every embedding read.
+ */
+export type StoredMemoryBytes = MemoryWith<Buffer>;
+
+/**
+ * How a read takes the embedding: as a fresh Float32Array, as its checked bytes, or not in the
+ * synchronous step (the thread-pool path reads it afterwards).
+ */
+type VectorRead<E> = (slot: number, crc: number, id: string) => E;
+
 /**
  * Everything a read needs, taken in one synchronous step: the record's values as of now and
  * where its content lies. Reading the content afterwards (possibly asynchronously) cannot mix two
  * versions: the entry is checked against this id and length, and segments are append-only.
  */
-interface ReadDescriptor {
-  memory: StoredMemory;
+interface ReadDescriptor<E = Float32Array> {
+  memory: MemoryWith<E>;
   /** The CRC32C the embedding must match (when it is read after the descriptor is taken). */
   embCrc: number;
   seg: Segment | undefined;
@@ -69,10 +84,28 @@ export class Reader {
    * the page cache, unless a slow synchronous read recently sent reads through the thread pool.
    */
   readNow(slot: number, requestedId?: string): StoredMemory | Promise<StoredMemory> {
-    if (performance.now() < this.#poolReadsUntil) return this.#readAsync(slot, requestedId);
+    return this.#readNow(slot, requestedId, this.#arrayOf, this.#arrayFromBytes);
+  }
+
+  /**
+   * `readNow`, with the embedding as its checked bytes in place of a Float32Array: for a caller
+   * that writes them out as they are (the server's base64), which then skips the array's
+   * allocation and the copy into it. The bytes are the caller's (a fresh buffer each read).
+   */
+  readBytesNow(slot: number, requestedId?: string): StoredMemoryBytes | Promise<StoredMemoryBytes> {
+    return this.#readNow(slot, requestedId, this.#bytesOf, (b) => b);
+  }
+
+  #readNow<E>(
+    slot: number,
+    requestedId: string | undefined,
+    vector: VectorRead<E>,
+    fromBytes: (b: Buffer) => E,
+  ): MemoryWith<E> | Promise<MemoryWith<E>> {
+    if (performance.now() < this.#poolReadsUntil) return this.#readAsync(slot, requestedId, fromBytes);
     const t = performance.now();
-    const d = this.#describe(slot, requestedId, true);
-    let m: StoredMemory | Promise<StoredMemory> = d.memory;
+    const d = this.#describe(slot, requestedId, vector);
+    let m: MemoryWith<E> | Promise<MemoryWith<E>> = d.memory;
     if (d.seg) m = this.#isSmall(d) ? this.#finishSync(d) : this.#finishAsync(d);
     const now = performance.now();
     // The embedding's pread and the content's both count: either can miss the page cache.
@@ -84,8 +117,12 @@ export class Reader {
    * Everything through the thread pool. The slot is pinned meanwhile: a delete or update may free
    * it, but no put reuses it (and overwrites its vector) until the read is done.
    */
-  async #readAsync(slot: number, requestedId?: string): Promise<StoredMemory> {
-    const d = this.#describe(slot, requestedId, false);
+  async #readAsync<E>(
+    slot: number,
+    requestedId: string | undefined,
+    fromBytes: (b: Buffer) => E,
+  ): Promise<MemoryWith<E>> {
+    const d = this.#describe<E>(slot, requestedId, this.#later);
     const ks = this.#keyspace;
     ks.pinSlot(slot);
     try {
@@ -101,7 +138,7 @@ export class Reader {
           },
         );
       }
-      d.memory.embedding = new Float32Array(buf.buffer, buf.byteOffset, this.#files.dim);
+      d.memory.embedding = fromBytes(buf);
       return d.seg ? await this.#finishAsync(d) : d.memory;
     } finally {
       ks.unpinSlot(slot);
@@ -110,13 +147,13 @@ export class Reader {
 
   /** Always synchronous: on a page-cache miss it waits for the disk on the calling thread. */
   readSync(slot: number, requestedId?: string): StoredMemory {
-    const d = this.#describe(slot, requestedId, true);
+    const d = this.#describe(slot, requestedId, this.#arrayOf);
     return d.seg ? this.#finishSync(d) : d.memory;
   }
 
   /** Small entries synchronously (no window logic: iteration and recall read in bulk). */
   async readBulk(slot: number): Promise<StoredMemory> {
-    const d = this.#describe(slot, undefined, true);
+    const d = this.#describe(slot, undefined, this.#arrayOf);
     if (!d.seg) return d.memory;
     return this.#isSmall(d) ? this.#finishSync(d) : this.#finishAsync(d);
   }
@@ -162,28 +199,28 @@ export class Reader {
 
   /** Reads and checks a slot's content entry through the thread pool; for verify. */
   async checkContent(slot: number): Promise<number> {
-    const d = this.#describe(slot, undefined, false);
+    const d = this.#describe(slot, undefined, this.#later);
     if (!d.seg) return 0;
     await this.#finishAsync(d);
     return entryBytes(d.idLen, d.clen);
   }
 
-  #isSmall(d: ReadDescriptor): boolean {
+  #isSmall<E>(d: ReadDescriptor<E>): boolean {
     return entryBytes(d.idLen, d.clen) <= SYNC_READ_LIMIT;
   }
 
   /**
-   * The slot's values, and its embedding when `withVector` (read now, with the values, so the slot
-   * cannot be freed and rewritten in between; otherwise the caller reads it and fills it in).
+   * The slot's values and its embedding, taken by `vector` now, with the values, so that the slot
+   * cannot be freed and rewritten in between (`#later` leaves it to the caller, who pins the slot).
    */
-  #describe(slot: number, requestedId: string | undefined, withVector: boolean): ReadDescriptor {
+  #describe<E>(slot: number, requestedId: string | undefined, vector: VectorRead<E>): ReadDescriptor<E> {
     this.#keyspace.checkReadable(slot, requestedId);
     const table = this.#keyspace.table;
     const v = table.get(slot);
-    const memory: StoredMemory = {
+    const memory: MemoryWith<E> = {
       id: v.id,
       space: this.#keyspace.spaces.nameOf(v.space) ?? '',
-      embedding: withVector ? table.embedding(slot) : EMPTY,
+      embedding: vector(slot, v.embCrc, v.id),
       content: v.kind === ContentKind.Absent ? null : '',
       ...metadataOf(v),
     };
@@ -196,14 +233,41 @@ export class Reader {
     return { memory, embCrc: v.embCrc, seg, off: v.off, clen: v.clen, idLen: v.idLen };
   }
 
-  #finishSync(d: ReadDescriptor): StoredMemory {
+  /** The embedding as a fresh Float32Array (the table checks it against its CRC32C). */
+  readonly #arrayOf: VectorRead<Float32Array> = (slot) => this.#keyspace.table.embedding(slot);
+
+  /**
+   * The embedding's bytes in a buffer of their own (cut from Node's pool, so no allocation of its
+   * own), checked against its CRC32C.
+   */
+  readonly #bytesOf: VectorRead<Buffer> = (slot, crc, id) => {
+    const source = this.#keyspace.table.vectors;
+    const buf = Buffer.allocUnsafe(this.#files.vectorBytes);
+    const n = source.readVectorsSync(slot, 1, buf);
+    if (n !== buf.length || crc32c(buf) !== crc) {
+      throw corruption(
+        n !== buf.length ? 'embedding missing (vectors.dat ends early)' : 'embedding checksum mismatch',
+        { id, file: source.path, slot },
+      );
+    }
+    return buf;
+  };
+
+  /** A placeholder: the embedding is read after the descriptor is taken. */
+  readonly #later: VectorRead<never> = () => EMPTY as never;
+
+  /** An embedding read through the thread pool, as the array the caller gets. */
+  readonly #arrayFromBytes = (b: Buffer): Float32Array =>
+    new Float32Array(b.buffer, b.byteOffset, this.#files.dim);
+
+  #finishSync<E>(d: ReadDescriptor<E>): MemoryWith<E> {
     const seg = d.seg!;
     const buf = seg.readSync(d.off, entryBytes(d.idLen, d.clen));
     d.memory.content = this.#check(d, seg, buf);
     return d.memory;
   }
 
-  async #finishAsync(d: ReadDescriptor): Promise<StoredMemory> {
+  async #finishAsync<E>(d: ReadDescriptor<E>): Promise<MemoryWith<E>> {
     // The pin keeps the segment's file open even if compaction retires it while we wait.
     const seg = d.seg!;
     seg.pins++;
@@ -216,7 +280,7 @@ export class Reader {
     }
   }
 
-  #check(d: ReadDescriptor, seg: Segment, buf: Buffer): string {
+  #check<E>(d: ReadDescriptor<E>, seg: Segment, buf: Buffer): string {
     const id = d.memory.id;
     return verifyEntry(buf, Buffer.from(id, 'utf8'), d.clen, seg.path, id, d.off).toString('utf8');
   }

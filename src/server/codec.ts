@@ -90,6 +90,27 @@ export function encodeEmbeddingBase64(embedding: Float32Array): string {
 }
 
 /**
+ * An embedding as a Float32Array or as its float32 bytes in the machine's byte order (as a store
+ * reads them from its vectors file).
+ */
+export type EmbeddingValues = Float32Array | Uint8Array;
+
+/** The float32 values of `e`: a view of the bytes when they are aligned for one, else a copy. */
+function floatsOf(e: EmbeddingValues): Float32Array {
+  if (e instanceof Float32Array) return e;
+  if (e.byteOffset % 4 === 0) return new Float32Array(e.buffer, e.byteOffset, e.byteLength >> 2);
+  return new Float32Array(new Uint8Array(e).buffer, 0, e.byteLength >> 2);
+}
+
+/** `encodeEmbeddingBase64` of either form; the bytes of a little-endian machine are the wire form. */
+function embeddingBase64(e: EmbeddingValues): string {
+  if (littleEndian && !(e instanceof Float32Array)) {
+    return Buffer.from(e.buffer, e.byteOffset, e.byteLength).toString('base64');
+  }
+  return encodeEmbeddingBase64(floatsOf(e));
+}
+
+/**
  * Builds a `MemoryRecord` from its JSON form, copying only the fields that are present so that the
  * engine's defaults apply to the others (exactOptionalPropertyTypes forbids passing `undefined`).
  */
@@ -212,7 +233,10 @@ export function jsonString(s: string): string {
  * leaves a rope that the response path (its byte length, then the socket write) flattens again,
  * a copy of the whole text each time.
  */
-export function memoryJsonText(m: StoredMemory, view: MemoryView): string {
+export function memoryJsonText(
+  m: Omit<StoredMemory, 'embedding'> & { embedding: EmbeddingValues },
+  view: MemoryView,
+): string {
   const { fields } = view;
   const parts: string[] = ['{'];
   let sep = '"';
@@ -230,9 +254,9 @@ export function memoryJsonText(m: StoredMemory, view: MemoryView): string {
   }
   if (fields.has('embedding')) {
     if (view.encoding === 'base64') {
-      parts.push(sep, 'embedding":"', encodeEmbeddingBase64(m.embedding), '"');
+      parts.push(sep, 'embedding":"', embeddingBase64(m.embedding), '"');
     } else {
-      const e = m.embedding;
+      const e = floatsOf(m.embedding);
       let s = '[';
       for (let i = 0; i < e.length; i++) s += i === 0 ? embeddingNum(e[i]!) : `,${embeddingNum(e[i]!)}`;
       parts.push(sep, 'embedding":', s, ']');
