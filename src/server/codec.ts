@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import { invalid } from '../errors.js';
-import { METADATA_FIELDS, type MemoryRecord, type StoredMemory } from '../types.js';
+import type { MemoryRecord, StoredMemory } from '../types.js';
 
 /** A memory as it travels in JSON (HTTP bodies, JSON Lines export and import). */
 export type MemoryJson = Omit<StoredMemory, 'embedding'> & { embedding: number[] };
@@ -207,19 +207,20 @@ const num = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
 const embeddingNum = (v: number): string => (v === 0 ? (1 / v < 0 ? '-0' : '0') : num(v));
 
 /**
- * A character `JSON.stringify` may escape in a string: `"`, `\`, the controls U+0000..U+001F and
- * lone surrogates (a surrogate pair also matches and is left to `JSON.stringify`, which keeps it).
- * Written as the complement of the characters that pass unchanged, so that the pattern holds no
- * control characters.
+ * A string none of whose characters `JSON.stringify` escapes: no `"`, `\`, control U+0000..U+001F
+ * or surrogate (a lone one is escaped; a pair fails this test too and is left to `JSON.stringify`,
+ * which keeps it). Written with the characters that pass unchanged, so that the pattern holds no
+ * control characters, and anchored: one match attempt over the whole string runs in about half
+ * the time of an unanchored search for a bad character, which tries every start position.
  */
-const NEEDS_ESCAPE = /[^\x20\x21\x23-\x5b\x5d-\ud7ff\ue000-\uffff]/;
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\ud7ff\ue000-\uffff]*$/;
 
 /**
  * A string as `JSON.stringify` writes it. Contents are mostly plain text: one scan that finds
- * nothing to escape costs about half of `JSON.stringify`, which builds a new string as it scans.
+ * nothing to escape costs a fraction of `JSON.stringify`, which builds a new string as it scans.
  */
 export function jsonString(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
 }
 
 /**
@@ -264,10 +265,17 @@ export function memoryJsonText(
     sep = ',"';
   }
   if (fields.has('metadata')) {
-    for (const f of METADATA_FIELDS) {
-      parts.push(sep, f, '":', num(m[f]));
-      sep = ',"';
-    }
+    // One JSON.stringify writes the six numbers as `num` does (null for a non-finite one), in
+    // about half the time of six String() calls; its keys are METADATA_FIELDS, in that order.
+    const meta = JSON.stringify({
+      confidence: m.confidence,
+      activation: m.activation,
+      decayRate: m.decayRate,
+      createdAt: m.createdAt,
+      lastAccess: m.lastAccess,
+      accessCount: m.accessCount,
+    });
+    parts.push(sep === '"' ? '' : ',', meta.slice(1, -1));
   }
   parts.push('}');
   return parts.join('');
