@@ -6,7 +6,7 @@ import { crc32c } from '../format/crc.js';
 import type { RecordFiles } from '../records/record-files.js';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK } from '../records/table.js';
-import { metadataOf, type StoredMemory } from '../types.js';
+import type { StoredMemory } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 
 /** Reads bigger than this go through the async path with a segment pin, so they never block. */
@@ -20,6 +20,12 @@ const SLOW_SYNC_READ_MS = 20;
 const EMPTY = new Float32Array(0);
 /** ...after which `get` reads through the thread pool for this long. */
 const POOL_READ_WINDOW_MS = 1000;
+/**
+ * Size of the buffers the embeddings of `readBytesNow` are cut from: one allocation per ~20
+ * embeddings of 768 dimensions, where Node's 8 KiB pool allocates for every second one (a buffer's
+ * allocation costs about what the embedding's pread does).
+ */
+const SLAB_BYTES = 64 * 1024;
 
 /** A memory whose embedding has the type `E`. */
 type MemoryWith<E> = Omit<StoredMemory, 'embedding'> & { embedding: E };
@@ -62,6 +68,15 @@ export class Reader {
   readonly #files: RecordFiles;
   /** Until when `get` reads embeddings and content through the thread pool. */
   #poolReadsUntil = 0;
+  /**
+   * Where synchronous reads put a content entry: it is checked and decoded into a string before
+   * anything else runs, so one buffer serves them all (grown to the largest, at most
+   * SYNC_READ_LIMIT) and a read allocates none.
+   */
+  #entry = Buffer.alloc(0);
+  /** Where `readBytesNow` cuts embeddings from, and how much of it is handed out. */
+  #slab = Buffer.alloc(0);
+  #slabUsed = 0;
 
   constructor(keyspace: Keyspace, segments: SegmentSet, files: RecordFiles) {
     this.#keyspace = keyspace;
@@ -222,7 +237,14 @@ export class Reader {
       space: this.#keyspace.spaces.nameOf(v.space) ?? '',
       embedding: vector(slot, v.embCrc, v.id),
       content: v.kind === ContentKind.Absent ? null : '',
-      ...metadataOf(v),
+      // Written out rather than spread from metadataOf: a spread after other properties takes
+      // V8's slow path, on every read.
+      confidence: v.confidence,
+      activation: v.activation,
+      decayRate: v.decayRate,
+      createdAt: v.createdAt,
+      lastAccess: v.lastAccess,
+      accessCount: v.accessCount,
     };
     if (v.kind !== ContentKind.Present)
       return { memory, embCrc: v.embCrc, seg: undefined, off: 0, clen: 0, idLen: v.idLen };
@@ -237,12 +259,13 @@ export class Reader {
   readonly #arrayOf: VectorRead<Float32Array> = (slot) => this.#keyspace.table.embedding(slot);
 
   /**
-   * The embedding's bytes in a buffer of their own (cut from Node's pool, so no allocation of its
-   * own), checked against its CRC32C.
+   * The embedding's bytes, checked against its CRC32C, in bytes of their own: cut from a slab that
+   * no other read writes again, so that an answer never changes under its holder (who keeps the
+   * whole slab alive while it holds them).
    */
   readonly #bytesOf: VectorRead<Buffer> = (slot, crc, id) => {
     const source = this.#keyspace.table.vectors;
-    const buf = Buffer.allocUnsafe(this.#files.vectorBytes);
+    const buf = this.#take(this.#files.vectorBytes);
     const n = source.readVectorsSync(slot, 1, buf);
     if (n !== buf.length || crc32c(buf) !== crc) {
       throw corruption(
@@ -253,6 +276,17 @@ export class Reader {
     return buf;
   };
 
+  /** `n` bytes of the slab, at an offset a Float32Array can view (a multiple of 8). */
+  #take(n: number): Buffer {
+    if (this.#slabUsed + n > this.#slab.length) {
+      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, n));
+      this.#slabUsed = 0;
+    }
+    const b = this.#slab.subarray(this.#slabUsed, this.#slabUsed + n);
+    this.#slabUsed += (n + 7) & ~7;
+    return b;
+  }
+
   /** A placeholder: the embedding is read after the descriptor is taken. */
   readonly #later: VectorRead<never> = () => EMPTY as never;
 
@@ -262,7 +296,10 @@ export class Reader {
 
   #finishSync<E>(d: ReadDescriptor<E>): MemoryWith<E> {
     const seg = d.seg!;
-    const buf = seg.readSync(d.off, entryBytes(d.idLen, d.clen));
+    const size = entryBytes(d.idLen, d.clen);
+    if (size > this.#entry.length && size <= SYNC_READ_LIMIT)
+      this.#entry = Buffer.allocUnsafeSlow(Math.max(size, 2 * this.#entry.length, 4096));
+    const buf = seg.readSync(d.off, size, this.#entry);
     d.memory.content = this.#check(d, seg, buf);
     return d.memory;
   }
