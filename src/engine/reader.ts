@@ -105,7 +105,7 @@ export class Reader {
   /**
    * `readNow`, with the embedding as its checked bytes in place of a Float32Array: for a caller
    * that writes them out as they are (the server's base64), which then skips the array's
-   * allocation and the copy into it. The bytes are the caller's (a fresh buffer each read).
+   * allocation and the copy into it. The bytes are the caller's: no later read writes them.
    */
   readBytesNow(slot: number, requestedId?: string): StoredMemoryBytes | Promise<StoredMemoryBytes> {
     return this.#readNow(slot, requestedId, this.#bytesOf, (b) => b);

@@ -371,10 +371,11 @@ export class WarmStore {
   /**
    * `get`, with the embedding as the bytes vectors.dat holds (float32 in the machine's byte order,
    * checked against their CRC32C) in place of a Float32Array, and without a promise when the read
-   * completes synchronously (a page-cached read without `touch`); errors found before any read
-   * (an invalid id or space, a closed store) are thrown. For a caller that writes the bytes out as
-   * they are, such as the server's base64 answers: it skips the array's allocation and copy and
-   * the promise hops. Counted and traced as a `get`.
+   * completes synchronously (a page-cached read without `touch`). An error found synchronously (an
+   * invalid id or space, a closed store, a checksum mismatch) is thrown, one found later rejects.
+   * For a caller that writes the bytes out as they are, such as the server's base64 answers: it
+   * skips the array's allocation and copy and the promise hops. The bytes are the caller's, cut
+   * from a larger buffer that they keep alive while held. Counted and traced as a `get`.
    */
   getBytes(
     id: string,
