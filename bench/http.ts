@@ -354,7 +354,17 @@ function report(
 ): void {
   const med = (key: string, f: (x: PhaseRun) => number): number => median((runs[key] ?? []).map(f));
   const rows: string[][] = [
-    ['throughput', 'req/s', 'records/s', 'p50', 'p99', 'CPU srv/cli', 'per rep (req/s)', 'failed'],
+    [
+      'throughput',
+      'req/s',
+      'records/s',
+      'p50',
+      'p99',
+      'CPU srv/cli',
+      'srv CPU/req',
+      'per rep (req/s)',
+      'failed',
+    ],
   ];
   for (const p of phases) {
     const rs = runs[p.key] ?? [];
@@ -365,6 +375,7 @@ function report(
       fmtUs(med(p.key, (x) => x.lat.p50us)),
       fmtUs(med(p.key, (x) => x.lat.p99us)),
       `${med(p.key, (x) => x.serverCpu).toFixed(2)} / ${med(p.key, (x) => x.clientCpu).toFixed(2)}`,
+      fmtUs(med(p.key, cpuPerRequestUs)),
       rs.map((x) => fmtNum(x.reqPerSec)).join(' / '),
       String(rs.reduce((s, x) => s + x.failed, 0)),
     ]);
@@ -396,6 +407,13 @@ function report(
     b64 / health >= 0.5,
     `GET ?encoding=base64 >= 50% of /healthz req/s: ${pct(b64 / health)}`,
   );
+  const cpuHealth = med('healthz', cpuPerRequestUs);
+  const cpuB64 = med('getBase64', cpuPerRequestUs);
+  if (Number.isFinite(cpuHealth / cpuB64))
+    goals.push(
+      `info  server CPU per request: base64 GET ${fmtUs(cpuB64)}, /healthz ${fmtUs(cpuHealth)}: ` +
+        `${pct(cpuHealth / cpuB64)}, the req/s ratio of a server that never waits for a core`,
+    );
   if (Number.isFinite(arr / health))
     goals.push(
       `info  GET as a number array: ${pct(arr / health)} of /healthz; base64 serves ${(b64 / arr).toFixed(2)}x its req/s`,
@@ -450,6 +468,12 @@ function report(
 }
 
 const cpuUs = (): number => ((u) => u.user + u.system)(process.cpuUsage());
+
+/**
+ * The server's CPU time per request, in microseconds: unlike req/s, it hardly moves with the load
+ * of a shared machine (a server waiting for a core serves fewer requests, not cheaper ones).
+ */
+const cpuPerRequestUs = (x: PhaseRun): number => (x.serverCpu * 1e6) / x.reqPerSec;
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 

@@ -142,8 +142,8 @@ export class Segment {
     }
   }
 
-  readSync(offset: number, size: number): Buffer {
-    const buf = Buffer.allocUnsafe(size);
+  readSync(offset: number, size: number, into?: Buffer): Buffer {
+    const buf = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
     let got: number;
     try {
       got = readFullySync(this.file, buf, 0, size, offset);

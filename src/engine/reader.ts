@@ -6,7 +6,7 @@ import { crc32c } from '../format/crc.js';
 import type { RecordFiles } from '../records/record-files.js';
 import type { Keyspace } from '../records/keyspace.js';
 import { CHUNK_MASK } from '../records/table.js';
-import { metadataOf, type StoredMemory } from '../types.js';
+import type { StoredMemory } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 
 /** Reads bigger than this go through the async path with a segment pin, so they never block. */
@@ -20,14 +20,35 @@ const SLOW_SYNC_READ_MS = 20;
 const EMPTY = new Float32Array(0);
 /** ...after which `get` reads through the thread pool for this long. */
 const POOL_READ_WINDOW_MS = 1000;
+/**
+ * Size of the buffers the embeddings of `readBytesNow` are cut from: one allocation per ~20
+ * embeddings of 768 dimensions, where Node's 8 KiB pool allocates for every second one (a buffer's
+ * allocation costs about what the embedding's pread does).
+ */
+const SLAB_BYTES = 64 * 1024;
+
+/** A memory whose embedding has the type `E`. */
+type MemoryWith<E> = Omit<StoredMemory, 'embedding'> & { embedding: E };
+
+/**
+ * A memory with its embedding as the bytes vectors.dat holds: `dimension` float32 values in the
+ * machine's byte order, checked against their CRC32C like every embedding read.
+ */
+export type StoredMemoryBytes = MemoryWith<Buffer>;
+
+/**
+ * How a read takes the embedding: as a fresh Float32Array, as its checked bytes, or not in the
+ * synchronous step (the thread-pool path reads it afterwards).
+ */
+type VectorRead<E> = (slot: number, crc: number, id: string) => E;
 
 /**
  * Everything a read needs, taken in one synchronous step: the record's values as of now and
  * where its content lies. Reading the content afterwards (possibly asynchronously) cannot mix two
  * versions: the entry is checked against this id and length, and segments are append-only.
  */
-interface ReadDescriptor {
-  memory: StoredMemory;
+interface ReadDescriptor<E = Float32Array> {
+  memory: MemoryWith<E>;
   /** The CRC32C the embedding must match (when it is read after the descriptor is taken). */
   embCrc: number;
   seg: Segment | undefined;
@@ -47,6 +68,15 @@ export class Reader {
   readonly #files: RecordFiles;
   /** Until when `get` reads embeddings and content through the thread pool. */
   #poolReadsUntil = 0;
+  /**
+   * Where synchronous reads put a content entry: it is checked and decoded into a string before
+   * anything else runs, so one buffer serves them all (grown to the largest, at most
+   * SYNC_READ_LIMIT) and a read allocates none.
+   */
+  #entry = Buffer.alloc(0);
+  /** Where `readBytesNow` cuts embeddings from, and how much of it is handed out. */
+  #slab = Buffer.alloc(0);
+  #slabUsed = 0;
 
   constructor(keyspace: Keyspace, segments: SegmentSet, files: RecordFiles) {
     this.#keyspace = keyspace;
@@ -69,10 +99,28 @@ export class Reader {
    * the page cache, unless a slow synchronous read recently sent reads through the thread pool.
    */
   readNow(slot: number, requestedId?: string): StoredMemory | Promise<StoredMemory> {
-    if (performance.now() < this.#poolReadsUntil) return this.#readAsync(slot, requestedId);
+    return this.#readNow(slot, requestedId, this.#arrayOf, this.#arrayFromBytes);
+  }
+
+  /**
+   * `readNow`, with the embedding as its checked bytes in place of a Float32Array: for a caller
+   * that writes them out as they are (the server's base64), which then skips the array's
+   * allocation and the copy into it. The bytes are the caller's: no later read writes them.
+   */
+  readBytesNow(slot: number, requestedId?: string): StoredMemoryBytes | Promise<StoredMemoryBytes> {
+    return this.#readNow(slot, requestedId, this.#bytesOf, (b) => b);
+  }
+
+  #readNow<E>(
+    slot: number,
+    requestedId: string | undefined,
+    vector: VectorRead<E>,
+    fromBytes: (b: Buffer) => E,
+  ): MemoryWith<E> | Promise<MemoryWith<E>> {
+    if (performance.now() < this.#poolReadsUntil) return this.#readAsync(slot, requestedId, fromBytes);
     const t = performance.now();
-    const d = this.#describe(slot, requestedId, true);
-    let m: StoredMemory | Promise<StoredMemory> = d.memory;
+    const d = this.#describe(slot, requestedId, vector);
+    let m: MemoryWith<E> | Promise<MemoryWith<E>> = d.memory;
     if (d.seg) m = this.#isSmall(d) ? this.#finishSync(d) : this.#finishAsync(d);
     const now = performance.now();
     // The embedding's pread and the content's both count: either can miss the page cache.
@@ -84,8 +132,12 @@ export class Reader {
    * Everything through the thread pool. The slot is pinned meanwhile: a delete or update may free
    * it, but no put reuses it (and overwrites its vector) until the read is done.
    */
-  async #readAsync(slot: number, requestedId?: string): Promise<StoredMemory> {
-    const d = this.#describe(slot, requestedId, false);
+  async #readAsync<E>(
+    slot: number,
+    requestedId: string | undefined,
+    fromBytes: (b: Buffer) => E,
+  ): Promise<MemoryWith<E>> {
+    const d = this.#describe<E>(slot, requestedId, this.#later);
     const ks = this.#keyspace;
     ks.pinSlot(slot);
     try {
@@ -101,7 +153,7 @@ export class Reader {
           },
         );
       }
-      d.memory.embedding = new Float32Array(buf.buffer, buf.byteOffset, this.#files.dim);
+      d.memory.embedding = fromBytes(buf);
       return d.seg ? await this.#finishAsync(d) : d.memory;
     } finally {
       ks.unpinSlot(slot);
@@ -110,13 +162,13 @@ export class Reader {
 
   /** Always synchronous: on a page-cache miss it waits for the disk on the calling thread. */
   readSync(slot: number, requestedId?: string): StoredMemory {
-    const d = this.#describe(slot, requestedId, true);
+    const d = this.#describe(slot, requestedId, this.#arrayOf);
     return d.seg ? this.#finishSync(d) : d.memory;
   }
 
   /** Small entries synchronously (no window logic: iteration and recall read in bulk). */
   async readBulk(slot: number): Promise<StoredMemory> {
-    const d = this.#describe(slot, undefined, true);
+    const d = this.#describe(slot, undefined, this.#arrayOf);
     if (!d.seg) return d.memory;
     return this.#isSmall(d) ? this.#finishSync(d) : this.#finishAsync(d);
   }
@@ -162,30 +214,37 @@ export class Reader {
 
   /** Reads and checks a slot's content entry through the thread pool; for verify. */
   async checkContent(slot: number): Promise<number> {
-    const d = this.#describe(slot, undefined, false);
+    const d = this.#describe(slot, undefined, this.#later);
     if (!d.seg) return 0;
     await this.#finishAsync(d);
     return entryBytes(d.idLen, d.clen);
   }
 
-  #isSmall(d: ReadDescriptor): boolean {
+  #isSmall<E>(d: ReadDescriptor<E>): boolean {
     return entryBytes(d.idLen, d.clen) <= SYNC_READ_LIMIT;
   }
 
   /**
-   * The slot's values, and its embedding when `withVector` (read now, with the values, so the slot
-   * cannot be freed and rewritten in between; otherwise the caller reads it and fills it in).
+   * The slot's values and its embedding, taken by `vector` now, with the values, so that the slot
+   * cannot be freed and rewritten in between (`#later` leaves it to the caller, who pins the slot).
    */
-  #describe(slot: number, requestedId: string | undefined, withVector: boolean): ReadDescriptor {
+  #describe<E>(slot: number, requestedId: string | undefined, vector: VectorRead<E>): ReadDescriptor<E> {
     this.#keyspace.checkReadable(slot, requestedId);
     const table = this.#keyspace.table;
     const v = table.get(slot);
-    const memory: StoredMemory = {
+    const memory: MemoryWith<E> = {
       id: v.id,
       space: this.#keyspace.spaces.nameOf(v.space) ?? '',
-      embedding: withVector ? table.embedding(slot) : EMPTY,
+      embedding: vector(slot, v.embCrc, v.id),
       content: v.kind === ContentKind.Absent ? null : '',
-      ...metadataOf(v),
+      // Written out rather than spread from metadataOf: a spread after other properties takes
+      // V8's slow path, on every read.
+      confidence: v.confidence,
+      activation: v.activation,
+      decayRate: v.decayRate,
+      createdAt: v.createdAt,
+      lastAccess: v.lastAccess,
+      accessCount: v.accessCount,
     };
     if (v.kind !== ContentKind.Present)
       return { memory, embCrc: v.embCrc, seg: undefined, off: 0, clen: 0, idLen: v.idLen };
@@ -196,14 +255,56 @@ export class Reader {
     return { memory, embCrc: v.embCrc, seg, off: v.off, clen: v.clen, idLen: v.idLen };
   }
 
-  #finishSync(d: ReadDescriptor): StoredMemory {
+  /** The embedding as a fresh Float32Array (the table checks it against its CRC32C). */
+  readonly #arrayOf: VectorRead<Float32Array> = (slot) => this.#keyspace.table.embedding(slot);
+
+  /**
+   * The embedding's bytes, checked against its CRC32C, in bytes of their own: cut from a slab that
+   * no other read writes again, so that an answer never changes under its holder (who keeps the
+   * whole slab alive while it holds them).
+   */
+  readonly #bytesOf: VectorRead<Buffer> = (slot, crc, id) => {
+    const source = this.#keyspace.table.vectors;
+    const buf = this.#take(this.#files.vectorBytes);
+    const n = source.readVectorsSync(slot, 1, buf);
+    if (n !== buf.length || crc32c(buf) !== crc) {
+      throw corruption(
+        n !== buf.length ? 'embedding missing (vectors.dat ends early)' : 'embedding checksum mismatch',
+        { id, file: source.path, slot },
+      );
+    }
+    return buf;
+  };
+
+  /** `n` bytes of the slab, at an offset a Float32Array can view (a multiple of 8). */
+  #take(n: number): Buffer {
+    if (this.#slabUsed + n > this.#slab.length) {
+      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, n));
+      this.#slabUsed = 0;
+    }
+    const b = this.#slab.subarray(this.#slabUsed, this.#slabUsed + n);
+    this.#slabUsed += (n + 7) & ~7;
+    return b;
+  }
+
+  /** A placeholder: the embedding is read after the descriptor is taken. */
+  readonly #later: VectorRead<never> = () => EMPTY as never;
+
+  /** An embedding read through the thread pool, as the array the caller gets. */
+  readonly #arrayFromBytes = (b: Buffer): Float32Array =>
+    new Float32Array(b.buffer, b.byteOffset, this.#files.dim);
+
+  #finishSync<E>(d: ReadDescriptor<E>): MemoryWith<E> {
     const seg = d.seg!;
-    const buf = seg.readSync(d.off, entryBytes(d.idLen, d.clen));
+    const size = entryBytes(d.idLen, d.clen);
+    if (size > this.#entry.length && size <= SYNC_READ_LIMIT)
+      this.#entry = Buffer.allocUnsafeSlow(Math.max(size, 2 * this.#entry.length, 4096));
+    const buf = seg.readSync(d.off, size, this.#entry);
     d.memory.content = this.#check(d, seg, buf);
     return d.memory;
   }
 
-  async #finishAsync(d: ReadDescriptor): Promise<StoredMemory> {
+  async #finishAsync<E>(d: ReadDescriptor<E>): Promise<MemoryWith<E>> {
     // The pin keeps the segment's file open even if compaction retires it while we wait.
     const seg = d.seg!;
     seg.pins++;
@@ -216,7 +317,7 @@ export class Reader {
     }
   }
 
-  #check(d: ReadDescriptor, seg: Segment, buf: Buffer): string {
+  #check<E>(d: ReadDescriptor<E>, seg: Segment, buf: Buffer): string {
     const id = d.memory.id;
     return verifyEntry(buf, Buffer.from(id, 'utf8'), d.clen, seg.path, id, d.off).toString('utf8');
   }

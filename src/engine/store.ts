@@ -54,8 +54,16 @@ import { startSpan, traced } from './tracing.js';
 import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } from './validate.js';
 import { verifyStore } from './verify.js';
 import { Recaller } from './recaller.js';
+import type { Reader, StoredMemoryBytes } from './reader.js';
 import type { Hit } from './recall.js';
 import { withMovedMemories } from './recall-moves.js';
+
+/** How `get` reads a memory: its embedding as a Float32Array. */
+const readArray = (r: Reader, slot: number, id: string): StoredMemory | Promise<StoredMemory> =>
+  r.readNow(slot, id);
+/** How `getBytes` reads a memory: its embedding as its checked bytes. */
+const readBytes = (r: Reader, slot: number, id: string): StoredMemoryBytes | Promise<StoredMemoryBytes> =>
+  r.readBytesNow(slot, id);
 
 /**
  * The storage engine's facade: validation, tracing, lifecycle and delegation to its components
@@ -367,9 +375,38 @@ export class WarmStore {
   get(id: string, options: GetOptions = {}): Promise<StoredMemory | undefined> {
     // Not an async function: a read that completes synchronously (the usual page-cached case)
     // settles without the four promise hops an async wrapper and an awaited span would add.
+    try {
+      const m = this.#get(id, options, readArray);
+      return m instanceof Promise ? m : Promise.resolve(m);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /**
+   * `get`, with the embedding as the bytes vectors.dat holds (float32 in the machine's byte order,
+   * checked against their CRC32C) in place of a Float32Array, and without a promise when the read
+   * completes synchronously (a page-cached read without `touch`). An error found synchronously (an
+   * invalid id or space, a closed store, a checksum mismatch) is thrown, one found later rejects.
+   * For a caller that writes the bytes out as they are, such as the server's base64 answers: it
+   * skips the array's allocation and copy and the promise hops. The bytes are the caller's, cut
+   * from a larger buffer that they keep alive while held. Counted and traced as a `get`.
+   */
+  getBytes(
+    id: string,
+    options: GetOptions = {},
+  ): StoredMemoryBytes | undefined | Promise<StoredMemoryBytes | undefined> {
+    return this.#get(id, options, readBytes);
+  }
+
+  #get<M extends { content: string | null }>(
+    id: string,
+    options: GetOptions,
+    read: (reader: Reader, slot: number, id: string) => M | Promise<M>,
+  ): M | undefined | Promise<M | undefined> {
     const t0 = performance.now();
     const span = startSpan('warmstore.get', { 'warmstore.id': String(id) });
-    const done = (m: StoredMemory | undefined): StoredMemory | undefined => {
+    const done = (m: M | undefined): M | undefined => {
       if (m && span.isRecording()) span.setAttribute('warmstore.content_bytes', m.content?.length ?? 0);
       span.end();
       this.#events.emit('op', 'get', performance.now() - t0);
@@ -382,7 +419,6 @@ export class WarmStore {
       this.#events.emit('op', 'get', performance.now() - t0);
       throw err;
     };
-    const rejected = (err: unknown): Promise<never> => new Promise(() => failed(err));
     try {
       const p = this.#p();
       checkId(id);
@@ -392,16 +428,16 @@ export class WarmStore {
           .writer.touch(space, id, Date.now())
           .then(() => {
             const slot = this.#slotOf(p, space, id);
-            return slot === undefined ? undefined : p.reader.read(slot, id);
+            return slot === undefined ? undefined : read(p.reader, slot, id);
           })
           .then(done, failed);
       }
       const slot = this.#slotOf(p, space, id);
-      if (slot === undefined) return Promise.resolve(done(undefined));
-      const m = p.reader.readNow(slot, id);
-      return m instanceof Promise ? m.then(done, failed) : Promise.resolve(done(m));
+      if (slot === undefined) return done(undefined);
+      const m = read(p.reader, slot, id);
+      return m instanceof Promise ? m.then(done, failed) : done(m);
     } catch (err) {
-      return rejected(err);
+      return failed(err);
     }
   }
 

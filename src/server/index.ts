@@ -19,7 +19,7 @@ import { registerExportRoute } from './export-route.js';
 import { attachStoreLogging } from './logging.js';
 import { memoryInputSchema, routeSchemas, sharedSchemas, type BatchLimits } from './schemas.js';
 import type { StoreApi } from './store-api.js';
-import { traced } from './tracing.js';
+import { traced, tracedNow } from './tracing.js';
 import {
   KeyRing,
   OPEN,
@@ -282,14 +282,24 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   // Every store call goes through here: traced, and tracked so that close() can wait for calls
   // whose client already hung up before it closes the store under them.
-  const op = <T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>): Promise<T> => {
-    const p = traced(name, attributes, fn);
+  const track = <T>(p: Promise<T>): Promise<T> => {
     state.pending.add(p);
     const done = (): void => {
       state.pending.delete(p);
     };
     p.then(done, done);
     return p;
+  };
+  const op = <T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>): Promise<T> =>
+    track(traced(name, attributes, fn));
+  // A call that completed synchronously left nothing in flight.
+  const opNow = <T>(
+    name: string,
+    attributes: Attributes,
+    fn: (span: Span) => T | Promise<T>,
+  ): T | Promise<T> => {
+    const r = tracedNow(name, attributes, fn);
+    return r instanceof Promise ? track(r) : r;
   };
 
   app.setErrorHandler((err, request, reply) => {
@@ -368,7 +378,7 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
 
   const schemas = routeSchemas(store.dimension, batchLimits);
 
-  registerMemoryRoutes({ app, store, op, schemas });
+  registerMemoryRoutes({ app, store, op, opNow, schemas });
   registerSpaceRoutes({ app, store, op, schemas });
   registerBatchRoutes({
     app,

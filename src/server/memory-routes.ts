@@ -14,7 +14,8 @@ import {
   type MemoryInputJson,
 } from './codec.js';
 import { HttpError } from './errors.js';
-import type { MetadataFilter } from '../types.js';
+import type { GetOptions, MetadataFilter, StoredMemory } from '../types.js';
+import type { StoredMemoryBytes } from '../engine/reader.js';
 import type { routeSchemas } from './schemas.js';
 import type { StoreApi } from './store-api.js';
 import { checkDimension, checkSpace, jsonNumber, sendJsonText, viewOf } from './wire.js';
@@ -28,8 +29,31 @@ export interface RouteContext {
   schemas: ReturnType<typeof routeSchemas>;
 }
 
-export function registerMemoryRoutes(ctx: RouteContext): void {
-  const { app, store, op, schemas } = ctx;
+/** What the memory routes need besides: reads by id that may complete synchronously. */
+export interface MemoryRouteContext extends RouteContext {
+  /**
+   * `op` for a store call that may complete synchronously: a value comes back as is (traced, and
+   * with nothing left in flight for shutdown to wait for), a promise is tracked as by `op`.
+   */
+  opNow: <T>(name: string, attributes: Attributes, fn: (span: Span) => T | Promise<T>) => T | Promise<T>;
+}
+
+type Found = StoredMemory | StoredMemoryBytes | undefined;
+
+export function registerMemoryRoutes(ctx: MemoryRouteContext): void {
+  const { app, store, op, opNow, schemas } = ctx;
+  // The embedding's bytes as they are read, when the store offers them: a base64 answer is then
+  // their base64 with no Float32Array allocated and filled in between, and a page-cached read
+  // answers without a promise hop.
+  const read: (id: string, options: GetOptions) => Found | Promise<Found> =
+    store.getBytes === undefined ? (id, options) => store.get(id, options) : store.getBytes.bind(store);
+  const counted = (span: Span, m: Found): Found => {
+    // The byte count scans the content: only worth it when a tracer records the span.
+    if (m !== undefined && span.isRecording()) {
+      span.setAttribute('warmstore.content_bytes', m.content === null ? 0 : Buffer.byteLength(m.content));
+    }
+    return m;
+  };
 
   app.post<{ Body: MemoryInputJson }>(
     '/api/v1/memories',
@@ -64,21 +88,15 @@ export function registerMemoryRoutes(ctx: RouteContext): void {
       const space = checkSpace(request.query.space);
       const view = viewOf(request.query.fields, request.query.encoding, ALL_FIELDS);
       const touch = request.query.touch === 'true' || request.query.touch === '1';
-      const memory = await op(
+      const found = opNow(
         'warmstore.get',
         { 'warmstore.id': id, 'warmstore.space': space, 'warmstore.touch': touch },
-        async (span) => {
-          const m = await store.get(id, touch ? { space, touch: true } : { space });
-          // The byte count scans the content: only worth it when a tracer records the span.
-          if (m !== undefined && span.isRecording()) {
-            span.setAttribute(
-              'warmstore.content_bytes',
-              m.content === null ? 0 : Buffer.byteLength(m.content),
-            );
-          }
-          return m;
+        (span) => {
+          const m = read(id, touch ? { space, touch: true } : { space });
+          return m instanceof Promise ? m.then((x) => counted(span, x)) : counted(span, m);
         },
       );
+      const memory = found instanceof Promise ? await found : found;
       if (memory === undefined)
         throw new HttpError(404, 'NOT_FOUND', `no memory with id ${JSON.stringify(id)}`);
       return sendJsonText(reply, memoryJsonText(memory, view));

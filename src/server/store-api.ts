@@ -19,6 +19,7 @@ import type {
   VerifyReport,
   IndexStatus,
 } from '../types.js';
+import type { StoredMemoryBytes } from '../engine/reader.js';
 
 /**
  * The slice of `WarmStore` the server uses. The server depends on this shape rather than on the
@@ -36,6 +37,14 @@ export interface StoreApi {
   /** Validates every record before writing any (INVALID_INPUT names `records[i].field`), one commit. */
   putMany(records: MemoryRecord[]): Promise<void>;
   get(id: string, options?: GetOptions): Promise<StoredMemory | undefined>;
+  /**
+   * `get` with the embedding as its stored bytes (float32 in the machine's byte order), without a
+   * promise when the read completes synchronously. Optional: without it the server uses `get`.
+   */
+  getBytes?(
+    id: string,
+    options?: GetOptions,
+  ): StoredMemoryBytes | undefined | Promise<StoredMemoryBytes | undefined>;
   delete(id: string, options?: SpaceOptions): Promise<boolean>;
   has(id: string, options?: SpaceOptions): boolean;
   /** The memories of one space, or of every space, for the export route. */

@@ -25,12 +25,26 @@ export function checkDimension(embedding: Float32Array, dimension: number): void
   }
 }
 
+/** The views of requests that name no `fields`, made once per set of defaults and encoding. */
+const defaultViews = new WeakMap<ReadonlySet<MemoryField>, Record<EmbeddingEncoding, MemoryView>>();
+
 /** What a memory in a response carries; the route schema has checked `encoding` already. */
 export function viewOf(
   fields: string | readonly string[] | undefined,
   encoding: EmbeddingEncoding | undefined,
   defaults: ReadonlySet<MemoryField>,
 ): MemoryView {
+  if (fields === undefined) {
+    let views = defaultViews.get(defaults);
+    if (views === undefined) {
+      views = {
+        array: { fields: defaults, encoding: 'array' },
+        base64: { fields: defaults, encoding: 'base64' },
+      };
+      defaultViews.set(defaults, views);
+    }
+    return views[encoding ?? 'array'];
+  }
   return { fields: parseFields(fields, defaults), encoding: encoding ?? 'array' };
 }
 
