@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { WarmStoreError, nodeFileSystem } from '../../../src/index.js';
-import type { OpenMode, WsFile, WsFileSystem } from '../../../src/index.js';
+import { WarmStoreError } from '../../../src/index.js';
+import type { WsFile } from '../../../src/index.js';
 import { withTestHooks } from '../../../src/testing/index.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { WrappedFileSystem, delegate } from '../../helpers/wrapped-fs.js';
 import {
   KiB,
   MiB,
@@ -33,7 +34,7 @@ import {
  * Node's file layer with two test controls: hold the next WAL fsync until released, and fail the
  * n-th async segment read from now on.
  */
-class GatedFileSystem implements WsFileSystem {
+class GatedFileSystem extends WrappedFileSystem {
   #holdWalSync = false;
   #heldSync: (() => void) | undefined;
   #failRead = 0;
@@ -61,13 +62,10 @@ class GatedFileSystem implements WsFileSystem {
     this.#failRead = nth;
   }
 
-  open(path: string, mode: OpenMode): WsFile {
-    const inner = nodeFileSystem.open(path, mode);
+  protected override wrap(inner: WsFile, path: string): WsFile {
     const isWal = /wal-[^/]*$/.test(path);
     const isSeg = /seg-\d+\.dat$/.test(path);
-    return {
-      path: inner.path,
-      readSync: (b, o, l, p) => inner.readSync(b, o, l, p),
+    return delegate(inner, {
       read: (b, o, l, p) => {
         if (isSeg && this.#failRead > 0 && --this.#failRead === 0) {
           this.onFailedRead?.();
@@ -75,8 +73,6 @@ class GatedFileSystem implements WsFileSystem {
         }
         return inner.read(b, o, l, p);
       },
-      writeSync: (b, o, l, p) => inner.writeSync(b, o, l, p),
-      write: (b, o, l, p) => inner.write(b, o, l, p),
       sync: () => {
         if (isWal && this.#holdWalSync) {
           this.#holdWalSync = false;
@@ -86,39 +82,7 @@ class GatedFileSystem implements WsFileSystem {
         }
         return inner.sync();
       },
-      truncate: (n) => inner.truncate(n),
-      size: () => inner.size(),
-      close: () => inner.close(),
-      closeSync: () => inner.closeSync(),
-    };
-  }
-
-  readFile(path: string): Promise<Buffer> {
-    return nodeFileSystem.readFile(path);
-  }
-  rename(from: string, to: string): Promise<void> {
-    return nodeFileSystem.rename(from, to);
-  }
-  unlink(path: string): Promise<void> {
-    return nodeFileSystem.unlink(path);
-  }
-  link(from: string, to: string): Promise<void> {
-    return nodeFileSystem.link(from, to);
-  }
-  readdir(path: string): Promise<string[]> {
-    return nodeFileSystem.readdir(path);
-  }
-  mkdir(path: string): Promise<void> {
-    return nodeFileSystem.mkdir(path);
-  }
-  exists(path: string): Promise<boolean> {
-    return nodeFileSystem.exists(path);
-  }
-  syncDir(path: string): Promise<void> {
-    return nodeFileSystem.syncDir(path);
-  }
-  freeBytes(path: string): Promise<number> {
-    return nodeFileSystem.freeBytes(path);
+    });
   }
 }
 

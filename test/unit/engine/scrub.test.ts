@@ -11,14 +11,14 @@ import {
   type WarmStoreLogger,
   type WarmStoreOptions,
 } from '../../../src/index.js';
-import { nodeFileSystem } from '../../../src/fs/node-fs.js';
-import type { OpenMode, WsFile, WsFileSystem } from '../../../src/fs/types.js';
+import type { WsFile } from '../../../src/fs/types.js';
 import { createMetrics } from '../../../src/metrics/index.js';
 import { createServer } from '../../../src/server/index.js';
 import { FaultyFileSystem } from '../../../src/testing/index.js';
 import { sample } from '../metrics/prom-text.js';
 import { Rng, embeddingFor } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { WrappedFileSystem, delegate } from '../../helpers/wrapped-fs.js';
 
 const DIM = 8;
 const VECTOR_BYTES = DIM * 4;
@@ -137,54 +137,19 @@ class ErrorLog implements WarmStoreLogger {
  * bytes it returns are those on disk after the delay, so writes in the meantime land inside the
  * read, as they can on a busy disk.
  */
-class SlowVectorReads implements WsFileSystem {
-  constructor(private readonly delayMs: number) {}
+class SlowVectorReads extends WrappedFileSystem {
+  constructor(private readonly delayMs: number) {
+    super();
+  }
 
-  open(path: string, mode: OpenMode): WsFile {
-    const f = nodeFileSystem.open(path, mode);
+  protected override wrap(f: WsFile, path: string): WsFile {
     if (!path.endsWith('vectors.dat')) return f;
-    return {
-      path: f.path,
-      readSync: (b, o, l, p) => f.readSync(b, o, l, p),
+    return delegate(f, {
       read: async (b, o, l, p) => {
         await new Promise((res) => setTimeout(res, this.delayMs));
         return f.read(b, o, l, p);
       },
-      writeSync: (b, o, l, p) => f.writeSync(b, o, l, p),
-      write: (b, o, l, p) => f.write(b, o, l, p),
-      sync: () => f.sync(),
-      truncate: (n) => f.truncate(n),
-      size: () => f.size(),
-      close: () => f.close(),
-      closeSync: () => f.closeSync(),
-    };
-  }
-  readFile(path: string): Promise<Buffer> {
-    return nodeFileSystem.readFile(path);
-  }
-  rename(from: string, to: string): Promise<void> {
-    return nodeFileSystem.rename(from, to);
-  }
-  unlink(path: string): Promise<void> {
-    return nodeFileSystem.unlink(path);
-  }
-  link(from: string, to: string): Promise<void> {
-    return nodeFileSystem.link(from, to);
-  }
-  readdir(path: string): Promise<string[]> {
-    return nodeFileSystem.readdir(path);
-  }
-  mkdir(path: string): Promise<void> {
-    return nodeFileSystem.mkdir(path);
-  }
-  exists(path: string): Promise<boolean> {
-    return nodeFileSystem.exists(path);
-  }
-  syncDir(path: string): Promise<void> {
-    return nodeFileSystem.syncDir(path);
-  }
-  freeBytes(path: string): Promise<number> {
-    return nodeFileSystem.freeBytes(path);
+    });
   }
 }
 
