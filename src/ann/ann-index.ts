@@ -49,6 +49,12 @@ const IN_FLIGHT = 2;
 /** Embeddings read from vectors.dat in one pread at most, for the codes of consecutive slots. */
 const VECTOR_RUN = 128;
 
+/**
+ * Keys the index gives a memory whose slot number is taken as a key by a memory moved elsewhere
+ * start here: far above any slot, and below 2^53 so they survive a trip through a JS number.
+ */
+const FRESH_KEY_BASE = 2 ** 40;
+
 /** A background checkpoint keeps an index file saved less than this long ago. */
 const SAVE_INTERVAL_MS = 60_000;
 
@@ -143,6 +149,16 @@ export class AnnIndex {
   readonly #workerData: Record<string, unknown>;
 
   readonly #stopFlag: Int32Array;
+  /**
+   * The index's keys are slot numbers, except where compaction moved a memory: its vector stays
+   * in the index under its old key (re-adding it would cost an HNSW insertion, and relocating a
+   * million-memory store moves hundreds of thousands), and these two maps re-point it. A slot
+   * absent from `#keyOfSlot` has its own number as its key, unless `#slotOfKey` gives that number
+   * to another slot; then a write to it takes a fresh key from `#nextKey`. Saved beside the index.
+   */
+  readonly #keyOfSlot = new Map<number, number>();
+  readonly #slotOfKey = new Map<number, number>();
+  #nextKey = FRESH_KEY_BASE;
 
   private constructor(
     deps: AnnIndexDeps,
@@ -240,6 +256,76 @@ export class AnnIndex {
     if (estimate !== undefined) s.recallEstimate = estimate;
     if (this.#error !== undefined) s.error = this.#error;
     return s;
+  }
+
+  /**
+   * After a commit is applied: memories moved whole (pairs: from, to) keep their place in the index
+   * under the key they had, re-pointed to their new slot. Where the index might not hold the
+   * memory's current vector under that key (a write to either slot not yet sent, a build or a
+   * merge running, keys being sent again), both slots go through `changed` instead.
+   */
+  moved(pairs: readonly number[]): void {
+    if (pairs.length === 0 || this.#state === 'failed' || this.#closed) return;
+    const simple = this.#state === 'ready' && !this.#sweep && !this.#merging && this.#resend.length === 0;
+    const slow: number[] = [];
+    for (let j = 0; j + 1 < pairs.length; j += 2) {
+      const from = pairs[j]!;
+      const to = pairs[j + 1]!;
+      const key = this.#keyOf(from);
+      if (
+        !simple ||
+        key === undefined ||
+        this.#waiting.has(from) ||
+        this.#waiting.has(to) ||
+        this.#keyOfSlot.has(to)
+      ) {
+        slow.push(from, to);
+        continue;
+      }
+      // `to` was free and its removal already sent, so it holds no key of its own.
+      this.#keyOfSlot.delete(from);
+      if (key === to) {
+        this.#slotOfKey.delete(key);
+        this.#keyOfSlot.delete(to);
+      } else {
+        this.#keyOfSlot.set(to, key);
+        this.#slotOfKey.set(key, to);
+      }
+      this.#dirty = true;
+    }
+    this.changed(slow);
+  }
+
+  /** The key the memory in `slot` has in the index, if any. */
+  #keyOf(slot: number): number | undefined {
+    const k = this.#keyOfSlot.get(slot);
+    if (k !== undefined) return k;
+    return this.#slotOfKey.has(slot) ? undefined : slot;
+  }
+
+  /** The slot the index's `key` stands for now, if any. */
+  #slotOf(key: number): number | undefined {
+    const s = this.#slotOfKey.get(key);
+    if (s !== undefined) return s;
+    return key < FRESH_KEY_BASE && !this.#keyOfSlot.has(key) ? key : undefined;
+  }
+
+  /** Forgets the key of `slot` (its memory left the index), so that the number can serve again. */
+  #releaseKey(slot: number): void {
+    const k = this.#keyOfSlot.get(slot);
+    if (k === undefined) return;
+    this.#keyOfSlot.delete(slot);
+    this.#slotOfKey.delete(k);
+  }
+
+  /** A key for a memory written to `slot`: its own number unless a moved memory holds that. */
+  #assignKey(slot: number): number {
+    this.#releaseKey(slot);
+    if (!this.#slotOfKey.has(slot)) return slot;
+    const k = this.#nextKey++;
+    this.#keyOfSlot.set(slot, k);
+    this.#slotOfKey.set(k, slot);
+    return k;
   }
 
   /**
@@ -400,7 +486,7 @@ export class AnnIndex {
     try {
       if (start !== undefined) {
         const inDelta = new Set<number>();
-        for (const key of deltaKeys) inDelta.add(Number(key));
+        for (const slot of this.#slotsOfKeys(deltaKeys)) inDelta.add(slot);
         done = await this.#runMerge(
           join(dir, start),
           new BigUint64Array(0),
@@ -413,7 +499,7 @@ export class AnnIndex {
         remove.set(dead);
         remove.set(deltaKeys, dead.length);
         const load = this.#base ? join(dir, this.#base.file) : '';
-        done = await this.#runMerge(load, remove, numbers(deltaKeys), file);
+        done = await this.#runMerge(load, remove, this.#slotsOfKeys(deltaKeys), file);
       }
     } finally {
       if (!done) await this.#call({ t: 'unrecord' }).catch(() => undefined);
@@ -430,13 +516,21 @@ export class AnnIndex {
       this.#base = { file, bytes: done.bytes, crc: done.crc };
       this.#resident = r.delta as number;
       this.#dirty = true;
-      const changed = r.changed as BigUint64Array;
+      const changed = BigUint64Array.from(this.#slotsOfKeys(r.changed as BigUint64Array), BigInt);
       if (changed.length > 0 && !this.#closed && this.#state !== 'failed') {
         this.#resend.push(changed);
         this.#pump();
       }
     } finally {
       this.#swapping = false;
+    }
+  }
+
+  /** The slots index keys stand for now (keys of memories since deleted stand for none). */
+  *#slotsOfKeys(keys: BigUint64Array): Generator<number> {
+    for (const key of keys) {
+      const slot = this.#slotOf(Number(key));
+      if (slot !== undefined) yield slot;
     }
   }
 
@@ -504,7 +598,7 @@ export class AnnIndex {
     const keys = new BigUint64Array(used.length);
     this.#quantizeSlots(used, codes);
     used.forEach((slot, j) => {
-      keys[j] = BigInt(slot);
+      keys[j] = BigInt(this.#keyOf(slot) ?? this.#assignKey(slot));
     });
     return { keys, codes };
   }
@@ -528,15 +622,48 @@ export class AnnIndex {
     }
   }
 
-  #fileName(kind: 'base' | 'delta' | 'dead'): string {
-    return `${INDEX_FILE_PREFIX}${kind}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}.${kind === 'dead' ? 'keys' : 'usearch'}`;
+  #fileName(kind: 'base' | 'delta' | 'dead' | 'alias'): string {
+    const ext = kind === 'dead' || kind === 'alias' ? 'keys' : 'usearch';
+    return `${INDEX_FILE_PREFIX}${kind}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}.${ext}`;
+  }
+
+  /** The key aliases as saved: the next fresh key, then (slot, key) pairs. */
+  #aliasKeys(): BigUint64Array {
+    const out = new BigUint64Array(1 + 2 * this.#keyOfSlot.size);
+    out[0] = BigInt(this.#nextKey);
+    let j = 1;
+    for (const [slot, key] of this.#keyOfSlot) {
+      out[j++] = BigInt(slot);
+      out[j++] = BigInt(key);
+    }
+    return out;
+  }
+
+  /** Takes the aliases a loaded index was saved with (see `#aliasKeys`); none: every key is its slot. */
+  #loadAliases(raw: BigUint64Array | null | undefined): void {
+    this.#keyOfSlot.clear();
+    this.#slotOfKey.clear();
+    this.#nextKey = FRESH_KEY_BASE;
+    if (!raw || raw.length === 0) return;
+    this.#nextKey = Number(raw[0]);
+    for (let j = 1; j + 1 < raw.length; j += 2) {
+      const slot = Number(raw[j]);
+      const key = Number(raw[j + 1]);
+      this.#keyOfSlot.set(slot, key);
+      this.#slotOfKey.set(key, slot);
+    }
   }
 
   /** Up to `k` candidate slots near `query` (unfiltered, possibly stale: rescore them). */
-  async search(query: Float32Array, k: number): Promise<Float64Array> {
+  async search(query: Float32Array, k: number): Promise<number[]> {
     const r = await this.#call({ t: 'search', query: quantize(query), k });
     this.#searches++;
-    return r.slots as Float64Array;
+    const slots: number[] = [];
+    for (const key of r.keys as Float64Array) {
+      const slot = this.#slotOf(key);
+      if (slot !== undefined) slots.push(slot);
+    }
+    return slots;
   }
 
   /**
@@ -585,6 +712,10 @@ export class AnnIndex {
       t: 'save',
       delta: join(dir, this.#fileName('delta')),
       dead: join(dir, this.#fileName('dead')),
+      alias:
+        this.#keyOfSlot.size === 0
+          ? null
+          : { file: join(dir, this.#fileName('alias')), keys: this.#aliasKeys() },
     }).then(
       (r) => {
         const saved: IndexCoverage = {
@@ -596,6 +727,7 @@ export class AnnIndex {
         if (builtTo !== undefined) saved.builtTo = builtTo;
         if (r.delta) saved.delta = r.delta as IndexCoverage['delta'] & object;
         if (r.dead) saved.dead = r.dead as IndexFile;
+        if (r.alias) saved.alias = r.alias as IndexFile;
         this.#saved = saved;
         return saved;
       },
@@ -646,9 +778,11 @@ export class AnnIndex {
       base: cov?.file ? { file: cov.file, bytes: cov.bytes, crc: cov.crc } : undefined,
       delta: cov?.delta,
       dead: cov?.dead,
+      alias: cov?.alias,
     });
     if (this.#closed) return;
     if (r.loaded === true && cov) {
+      this.#loadAliases(r.alias as BigUint64Array | null);
       if (cov.file) this.#base = { file: cov.file, bytes: cov.bytes, crc: cov.crc };
       this.#indexed = r.size as number;
       this.#resident = r.delta as number;
@@ -673,6 +807,7 @@ export class AnnIndex {
       return;
     }
     this.#saved = undefined;
+    this.#loadAliases(null);
     this.prune(undefined);
     this.#d.logger?.info({ reason: r.reason }, 'building the recall index from the table');
     this.#dirty = true;
@@ -715,8 +850,10 @@ export class AnnIndex {
       const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
       const i = slot & CHUNK_MASK;
       // A zero vector has no direction to index (recall falls back to the scan if it is needed).
+      const old = this.#keyOf(slot);
       if (c?.ids[i] === undefined || c.norm[i] === 0) {
-        removes.push(BigInt(slot));
+        if (old !== undefined) removes.push(BigInt(old));
+        this.#releaseKey(slot);
       } else {
         used.push(slot);
         if (j < tailed) tailUsed.push(slot);
@@ -725,7 +862,13 @@ export class AnnIndex {
     used.sort((a, b) => a - b);
     const codes = new Int8Array(used.length * dim);
     this.#quantizeSlots(used, codes);
-    for (const slot of used) keys.push(BigInt(slot));
+    // Upserts: the worker drops a key it is sent before adding it; an old key that differs goes.
+    for (const slot of used) {
+      const old = this.#keyOf(slot);
+      const key = this.#assignKey(slot);
+      if (old !== undefined && old !== key) removes.push(BigInt(old));
+      keys.push(BigInt(key));
+    }
     this.#dirty = true;
     const id = this.#next;
     for (const slot of tailUsed) this.#tail.set(slot, id);
@@ -816,6 +959,7 @@ export function indexFilesOf(c: IndexCoverage | undefined): string[] {
   const names = [c.file];
   if (c.delta) names.push(c.delta.file, c.delta.keys.file);
   if (c.dead) names.push(c.dead.file);
+  if (c.alias) names.push(c.alias.file);
   return names.filter((n) => n !== '');
 }
 
@@ -826,8 +970,4 @@ interface Merged {
   crc: number;
   /** Vectors it holds. */
   size: number;
-}
-
-function* numbers(keys: BigUint64Array): Generator<number> {
-  for (const key of keys) yield Number(key);
 }

@@ -188,9 +188,11 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       logger: o.logger,
       space,
       onCommitted: () => late.checkpointer?.afterCommit(),
-      onSlotsChanged: (slots) => {
-        if (late.ann) late.ann.changed(slots);
-        else if (!late.indexTried) late.startIndex?.();
+      onSlotsChanged: (slots, moved) => {
+        if (late.ann) {
+          late.ann.moved(moved);
+          late.ann.changed(slots);
+        } else if (!late.indexTried) late.startIndex?.();
       },
     });
     const checkpointer = new Checkpointer({

@@ -118,7 +118,7 @@ export class Recaller {
 
   /** The index's candidates and the unacknowledged tail, rescored; undefined if the search failed. */
   async #search(ks: Keyspace, ann: AnnIndex, r: RecallQuery, candidates: number): Promise<Hit[] | undefined> {
-    let slots: Float64Array;
+    let slots: number[];
     try {
       slots = await ann.search(r.q, candidates);
     } catch (err) {

@@ -21,6 +21,13 @@ import type { NormalizedRecord } from './validate.js';
  */
 const VECTOR_WRITES_IN_FLIGHT = 1024;
 
+/**
+ * Vectors of one batch this many slots apart or closer are written in one pwrite, the slots
+ * between rewritten with the bytes they hold; a run with such gaps stops growing at MAX_RUN_SLOTS.
+ */
+const GAP_FILL_SLOTS = 16;
+const MAX_RUN_SLOTS = 1024;
+
 /** A group-commit batch stops growing here, bounding the buffers one flush allocates. */
 const MAX_BATCH_BYTES = 32 * 1024 * 1024;
 
@@ -109,10 +116,11 @@ export interface WriterDeps {
   /** Called after each committed batch (the checkpointer watches the WAL's size). */
   onCommitted(): void;
   /**
-   * Called after each applied batch with the slots whose embedding a put wrote or a delete freed
-   * (the recall index follows them). Nothing can apply between the batch and this call.
+   * Called after each applied batch with the slots whose embedding a put wrote or a delete freed,
+   * and the memories moved whole from one slot to another (pairs: from, to), which the recall
+   * index follows. Nothing can apply between the batch and this call.
    */
-  onSlotsChanged?(slots: number[]): void;
+  onSlotsChanged?(slots: number[], moved: number[]): void;
 }
 
 /**
@@ -533,10 +541,11 @@ export class Writer {
     // Committed: apply in order. Nothing below awaits, so readers see each op whole.
     this.#applyStart = performance.now();
     const changed: number[] = [];
-    for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!, changed);
+    const moved: number[] = [];
+    for (let i = 0; i < planned.length; i++) this.#apply(planned[i]!, lsns[i]!, changed, moved);
     // Durable already (synchronous durability): the slots this batch freed may take new vectors.
     if (d.durability === 'sync') d.keyspace.releaseFrees();
-    if (d.onSlotsChanged && changed.length > 0) d.onSlotsChanged(changed);
+    if (d.onSlotsChanged && (changed.length > 0 || moved.length > 0)) d.onSlotsChanged(changed, moved);
     d.onCommitted();
   }
 
@@ -607,39 +616,61 @@ export class Writer {
   }
 
   /**
-   * Writes a batch's vectors, in runs of consecutive slots (a bulk load fills slots in order, so
-   * most of its batches are one pwrite), all runs in flight at once: a relocation batch's targets
-   * are holes scattered over the file, one pwrite each (see VECTOR_WRITES_IN_FLIGHT).
+   * Writes a batch's vectors in runs, all runs in flight at once (see VECTOR_WRITES_IN_FLIGHT). A
+   * bulk load fills slots in order, so most of its batches are one pwrite. Relocation and puts into
+   * holes left by deletes write slots scattered among live ones: targets at most GAP_FILL_SLOTS
+   * apart share a run, whose gaps are read first and written back unchanged. One pwrite of a
+   * megabyte costs the event loop what one of 3 KiB does, and 512 of those took most of a
+   * relocation batch's time; rewriting a slot with the bytes it holds is safe because the writer
+   * is the only one that writes vectors.dat and this batch is its only write in flight.
    */
   async #writeVectors(vectors: VectorWrite[]): Promise<void> {
     if (vectors.length === 0) return;
     const files = this.#d.files;
     const vb = files.vectorBytes;
     vectors.sort((a, b) => a.slot - b.slot);
-    const runs: { first: number; buf: Buffer }[] = [];
+    const runs: { first: number; buf: Buffer; gaps: boolean; from: number; to: number }[] = [];
     let i = 0;
     while (i < vectors.length) {
       let j = i + 1;
-      while (j < vectors.length && vectors[j]!.slot <= vectors[j - 1]!.slot + 1) j++;
+      let gaps = false;
+      while (j < vectors.length) {
+        const step = vectors[j]!.slot - vectors[j - 1]!.slot;
+        if (step > 1) {
+          // Gap slots never outnumber targets: a batch's buffers stay within twice its vectors.
+          const span = vectors[j]!.slot - vectors[i]!.slot + 1;
+          if (step > GAP_FILL_SLOTS + 1 || span > MAX_RUN_SLOTS || span > 2 * (j - i + 1)) break;
+          gaps = true;
+        }
+        j++;
+      }
       const first = vectors[i]!.slot;
-      const buf = Buffer.allocUnsafe((vectors[j - 1]!.slot - first + 1) * vb);
-      // A slot written twice in one batch (the same id put twice) keeps the later bytes, which
-      // the sort left last: the earlier put's slot is never reused within its batch anyway.
-      for (let x = i; x < j; x++) buf.set(vectors[x]!.bytes, (vectors[x]!.slot - first) * vb);
-      runs.push({ first, buf });
+      runs.push({
+        first,
+        buf: Buffer.allocUnsafe((vectors[j - 1]!.slot - first + 1) * vb),
+        gaps,
+        from: i,
+        to: j,
+      });
       i = j;
     }
     let next = 0;
     const lane = async (): Promise<void> => {
       while (next < runs.length) {
         const r = runs[next++]!;
+        // Bytes past the end of the file read as zero: those slots were never written.
+        // An unreadable gap fails the batch like any I/O error: nothing of it is applied.
+        if (r.gaps) r.buf.fill(0, await files.readVectors(r.first, r.buf.length / vb, r.buf));
+        // A slot written twice in one batch (the same id put twice) keeps the later bytes, which
+        // the sort left last: the earlier put's slot is never reused within its batch anyway.
+        for (let x = r.from; x < r.to; x++) r.buf.set(vectors[x]!.bytes, (vectors[x]!.slot - r.first) * vb);
         await files.writeVectors(r.first, r.buf);
       }
     };
     await settleAll(Array.from({ length: Math.min(VECTOR_WRITES_IN_FLIGHT, runs.length) }, lane));
   }
 
-  #apply(p: PlannedOp, lsn: number, changed: number[]): void {
+  #apply(p: PlannedOp, lsn: number, changed: number[], moved: number[]): void {
     const op = p.op;
     if (op?.t === 'barrier') return;
     if (!p.entry) {
@@ -658,7 +689,8 @@ export class Writer {
     // The recall index follows the slots whose embedding a put wrote or a delete, move or
     // replacement freed.
     if (e.type === WalType.Put || e.type === WalType.Delete) changed.push(e.slot);
-    else if (e.type === WalType.SlotMove) changed.push(e.from, e.to);
+    // A memory that moved whole keeps its vector: the index re-points it instead of re-adding it.
+    else if (e.type === WalType.SlotMove) (r.count === 1 ? moved : changed).push(e.from, e.to);
     if (r.evicted !== undefined) changed.push(r.evicted);
     switch (op?.t) {
       case 'put':

@@ -29,6 +29,11 @@ export interface IndexCoverage extends IndexFile {
   builtTo?: number;
   delta?: IndexFile & { keys: IndexFile };
   dead?: IndexFile;
+  /**
+   * Keys re-pointed to other slots (memories compaction moved): the next fresh key, then pairs of
+   * slot and key, as little-endian u64.
+   */
+  alias?: IndexFile;
 }
 
 export interface ManifestCompaction {

@@ -301,6 +301,64 @@ describe('relocation', () => {
   });
 
   it(
+    'moved memories keep their index keys through merges of the index and a reopen',
+    { timeout: 120_000 },
+    async (t) => {
+      const dir = await tempDir(t);
+      const options = withTestHooks({ annMinMemories: 50 }, { annMergeMin: 200 });
+      const store = await openStore(dir, options);
+      const model: Model = new Map();
+      const ids = idList(3000, 'k');
+      await putAll(store, model, versions(ids, 1), { min: 0, max: 10 });
+      await deleteAll(
+        store,
+        model,
+        ids.filter((_, i) => i % 5 < 3),
+      );
+      assert.ok(
+        await waitFor(() => store.indexStatus.state === 'ready' && store.indexStatus.tail === 0, 60_000),
+      );
+      const merges = store.indexStatus.merges;
+      const stats = await store.compact({ force: true });
+      assert.ok(stats.slotsMoved > 500, `moved ${stats.slotsMoved}`);
+      assert.equal(store.indexStatus.tail, 0, 'moved memories are not sent to the index again');
+      // Writes after the moves: the delta outgrows annMergeMin and merges into new base files,
+      // whose keys are the moved memories' old ones.
+      const more = idList(1500, 'm');
+      await putAll(store, model, versions(more, 1), { min: 0, max: 10 });
+      assert.ok(
+        await waitFor(() => store.indexStatus.merges > merges && store.indexStatus.tail === 0, 60_000),
+        `merged: ${JSON.stringify(store.indexStatus)}`,
+      );
+      const check = async (s: WarmStore, ctx: string): Promise<void> => {
+        const searches = s.indexStatus.searches;
+        let found = 0;
+        for (const id of model.keys()) {
+          const [top] = await s.recall(embeddingOf(id, 1), { k: 1 });
+          if (top?.memory.id === id) found++;
+        }
+        assert.equal(s.indexStatus.searches - searches, model.size, `${ctx}: through the index`);
+        // Every memory finds itself but for the graph's rare unreachable node.
+        assert.ok(found >= model.size * 0.995, `${ctx}: found ${found} of ${model.size}`);
+      };
+      await check(store, 'after merges');
+      await store.close();
+      const again = await openStore(dir, options);
+      try {
+        const states: string[] = [];
+        again.on('indexStatus', (st) => states.push(st.state));
+        assert.ok(
+          await waitFor(() => again.indexStatus.state === 'ready' && again.indexStatus.tail === 0, 60_000),
+        );
+        assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
+        await check(again, 'after reopen');
+      } finally {
+        await again.close();
+      }
+    },
+  );
+
+  it(
     'recalls running during the moves find moved memories (scan workers over several chunks)',
     { timeout: 120_000 },
     async (t) => {
