@@ -135,6 +135,12 @@ export class AnnIndex {
   /** Sampled recall of the index's answers (the recaller samples, the planner reads). */
   readonly quality: RecallQuality;
   #merging: Promise<void> | undefined;
+  /**
+   * The running merge starts from the delta and adds the memories outside it slot by slot: a
+   * memory moved across its position meanwhile would be missed, so moves re-add both slots then.
+   * A merge from the base takes the delta's memories by key, mapped to slots as it reads them.
+   */
+  #mergeGrows = false;
   /** The file a running merge writes, and the saved delta it starts from, if so (kept by prune). */
   #mergeOut: string | undefined;
   #mergeStart: string | undefined;
@@ -261,12 +267,23 @@ export class AnnIndex {
   /**
    * After a commit is applied: memories moved whole (pairs: from, to) keep their place in the index
    * under the key they had, re-pointed to their new slot. Where the index might not hold the
-   * memory's current vector under that key (a write to either slot not yet sent, a build or a
-   * merge running, keys being sent again), both slots go through `changed` instead.
+   * memory's current vector under that key (a write to either slot not yet sent or to be sent
+   * again after a merge, a build or a merge from the delta running), both slots go through
+   * `changed` instead.
    */
   moved(pairs: readonly number[]): void {
     if (pairs.length === 0 || this.#state === 'failed' || this.#closed) return;
-    const simple = this.#state === 'ready' && !this.#sweep && !this.#merging && this.#resend.length === 0;
+    const simple = this.#state === 'ready' && !this.#sweep && !this.#mergeGrows;
+    // Slots a merge handed back are sent again with their state then: a memory among them may be
+    // missing from the new base, so its move must re-add it.
+    let resend: Set<number> | undefined;
+    if (simple && this.#resend.length > 0) {
+      resend = new Set<number>();
+      for (let k = 0; k < this.#resend.length; k++) {
+        const keys = this.#resend[k]!;
+        for (let j = k === 0 ? this.#resendAt : 0; j < keys.length; j++) resend.add(Number(keys[j]));
+      }
+    }
     const slow: number[] = [];
     for (let j = 0; j + 1 < pairs.length; j += 2) {
       const from = pairs[j]!;
@@ -277,7 +294,9 @@ export class AnnIndex {
         key === undefined ||
         this.#waiting.has(from) ||
         this.#waiting.has(to) ||
-        this.#keyOfSlot.has(to)
+        this.#keyOfSlot.has(to) ||
+        resend?.has(from) === true ||
+        resend?.has(to) === true
       ) {
         slow.push(from, to);
         continue;
@@ -443,6 +462,7 @@ export class AnnIndex {
       })
       .finally(() => {
         this.#merging = undefined;
+        this.#mergeGrows = false;
         this.#mergeOut = undefined;
       });
   }
@@ -476,6 +496,7 @@ export class AnnIndex {
   async #merge(): Promise<void> {
     const dir = this.#d.dir;
     const grow = this.#resident >= this.#indexed - this.#resident;
+    this.#mergeGrows = grow;
     const start = grow ? this.#fileName('delta') : undefined;
     const file = this.#fileName('base');
     this.#mergeOut = file;

@@ -359,6 +359,43 @@ describe('relocation', () => {
   );
 
   it(
+    'moves while the index merges and sends keys again: every memory is found through it',
+    { timeout: 120_000 },
+    async (t) => {
+      const dir = await tempDir(t);
+      const store = await openStore(dir, withTestHooks({ annMinMemories: 50 }, { annMergeMin: 100 }));
+      const model: Model = new Map();
+      const ids = idList(4000, 'g');
+      await putAll(store, model, versions(ids, 1), { min: 0, max: 10 });
+      assert.ok(
+        await waitFor(() => store.indexStatus.state === 'ready' && store.indexStatus.tail === 0, 60_000),
+      );
+      const merges = store.indexStatus.merges;
+      // Deletes past annMergeMin start merges; compaction starts while they run and their swaps
+      // hand written keys back.
+      await deleteAll(
+        store,
+        model,
+        ids.filter((_, i) => i % 5 < 3),
+      );
+      const stats = await store.compact({ force: true });
+      assert.ok(stats.slotsMoved > 500, `moved ${stats.slotsMoved}`);
+      assert.ok(
+        await waitFor(() => store.indexStatus.tail === 0 && store.indexStatus.merges > merges, 60_000),
+      );
+      const searches = store.indexStatus.searches;
+      let found = 0;
+      for (const id of model.keys()) {
+        const [top] = await store.recall(embeddingOf(id, 1), { k: 1 });
+        if (top?.memory.id === id) found++;
+      }
+      assert.equal(store.indexStatus.searches - searches, model.size, 'through the index');
+      assert.ok(found >= model.size * 0.995, `found ${found} of ${model.size}`);
+      await store.close();
+    },
+  );
+
+  it(
     'recalls running during the moves find moved memories (scan workers over several chunks)',
     { timeout: 120_000 },
     async (t) => {
