@@ -5,6 +5,12 @@
  * queries through the index) and prints p50/p99 and recall@10. With ACTIVATION_LT=x, every recall
  * keeps only memories whose activation is below x (the recall benchmark sets activation uniform in
  * [0, 1), so 0.01 keeps 1%).
+ *
+ * With WARMUP=n and DATA=file (the store's own vectors as float32 rows, e.g. the recall
+ * benchmark's `clustered-1000000x768.f32`), n recalls of perturbed random rows run first, as a
+ * server that has answered a while would have: the quality sampling settled (it scans exactly
+ * every few recalls at first) and the index's pages mapped. The measured queries are never among
+ * them. Without WARMUP the figures are a freshly opened store's.
  *   node --import tsx tools/recall-latency.ts DIR QUERIES.f32 [Q]
  */
 import * as fs from 'node:fs';
@@ -37,6 +43,25 @@ console.log(
   `exact: p50 ${exactMs[Math.floor(q / 2)]!.toFixed(1)} ms, p99 ${exactMs[Math.floor(q * 0.99)]!.toFixed(1)} ms; ` +
     `RssAnon ${/RssAnon:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '?'} kB`,
 );
+const warmup = Number(process.env.WARMUP ?? 0);
+if (warmup > 0) {
+  const data = process.env.DATA;
+  if (!data) throw new Error('WARMUP needs DATA: the float32 rows the store was filled from');
+  const fd = fs.openSync(data, 'r');
+  const rows = fs.fstatSync(fd).size / (dim * 4);
+  const v = new Float32Array(dim);
+  const buf = Buffer.from(v.buffer);
+  let seed = 7;
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const tw = performance.now();
+  for (let w = 0; w < warmup; w++) {
+    fs.readSync(fd, buf, 0, dim * 4, Math.floor(rnd() * rows) * dim * 4);
+    for (let d = 0; d < dim; d++) v[d]! += (rnd() - 0.5) * 0.05;
+    await store.recall(v, { k: 10, ...filter });
+  }
+  fs.closeSync(fd);
+  console.log(`warm-up: ${warmup} recalls of perturbed rows in ${(performance.now() - tw).toFixed(0)} ms`);
+}
 for (let i = 0; i < 20; i++) await store.recall(query(i), { k: 10, ...filter });
 // The first recalls are also sampled against exact scans (off the caller's path, one at a time):
 // let those finish, so the figures below are the steady state's.
