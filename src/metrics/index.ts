@@ -58,6 +58,11 @@ const TIMED_RESULTS: readonly CompactionResult[] = ['success', 'failure', 'abort
 const OP_BUCKETS = [
   0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ];
+/**
+ * Operations kept per operation name before they are handed to prom-client (a pause of ~0.3 ms
+ * when a batch is full).
+ */
+const OP_BATCH = 1024;
 const PAUSE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 
@@ -73,6 +78,13 @@ export class WarmStoreMetrics {
   #lastStats: ContentStorageStats | undefined;
   #lastSize = 0;
   #lastScrub: ScrubStatus | undefined;
+  /**
+   * Durations in seconds of operations not yet counted, by operation. A read by id costs a few
+   * microseconds, and prom-client's labelled increment and observation cost ~0.6 us between them
+   * (the label set validated, hashed to a string and looked up, per call), so operations are
+   * counted in batches: when one is full, and before either metric is read (their `collect`).
+   */
+  readonly #pendingOps = new Map<string, number[]>();
 
   readonly operationsTotal: Counter<'op'>;
   readonly operationDuration: Histogram<'op'>;
@@ -221,6 +233,7 @@ export class WarmStoreMetrics {
       help: 'Store operations completed, by operation.',
       labelNames: ['op'],
       registers,
+      collect: () => this.#flushOps(),
     });
     this.operationDuration = new Histogram({
       name: 'warmstore_operation_duration_seconds',
@@ -228,6 +241,7 @@ export class WarmStoreMetrics {
       labelNames: ['op'],
       buckets: OP_BUCKETS,
       registers,
+      collect: () => this.#flushOps(),
     });
     this.compactionsTotal = new Counter({
       name: 'warmstore_compactions_total',
@@ -266,8 +280,9 @@ export class WarmStoreMetrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
     this.#listen('op', (op, durationMs) => {
-      this.operationsTotal.inc({ op });
-      this.operationDuration.observe({ op }, durationMs / 1000);
+      let pending = this.#pendingOps.get(op);
+      if (pending === undefined) this.#pendingOps.set(op, (pending = []));
+      if (pending.push(durationMs / 1000) >= OP_BATCH) this.#flushOps();
     });
     this.#listen('compactionStart', (info) => {
       this.#compactionStartedAt.set(info.runId, performance.now());
@@ -293,6 +308,18 @@ export class WarmStoreMetrics {
   /** Removes the store listeners. Idempotent. */
   detach(): void {
     for (const d of this.#detachers.splice(0)) d();
+    this.#flushOps();
+  }
+
+  /** Hands the operations kept since the last batch to their counter and histogram. */
+  #flushOps(): void {
+    for (const [op, durations] of this.#pendingOps) {
+      if (durations.length === 0) continue;
+      this.operationsTotal.inc({ op }, durations.length);
+      const histogram = this.operationDuration.labels({ op });
+      for (const seconds of durations) histogram.observe(seconds);
+      durations.length = 0;
+    }
   }
 
   #listen<E extends keyof WarmStoreEvents>(event: E, listener: WarmStoreEvents[E]): void {

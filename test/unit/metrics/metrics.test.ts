@@ -133,6 +133,36 @@ describe('metrics', () => {
     );
   });
 
+  it('counts every operation, across batches and whichever way the metrics are read', async () => {
+    const src = new Source();
+    const m = createMetrics(src, { defaultMetrics: false });
+    // More than one batch, with some left over: 2.5 batches of 1024 gets at 0.02 ms, 1 put.
+    for (let i = 0; i < 2560; i++) src.emit('op', 'get', 0.02);
+    src.emit('op', 'put', 2);
+    const text = await m.metrics();
+    assert.equal(sample(text, 'warmstore_operations_total', { op: 'get' }), 2560);
+    assert.equal(sample(text, 'warmstore_operation_duration_seconds_count', { op: 'get' }), 2560);
+    assert.equal(
+      sample(text, 'warmstore_operation_duration_seconds_bucket', { op: 'get', le: '0.000025' }),
+      2560,
+    );
+    assert.equal(sample(text, 'warmstore_operations_total', { op: 'put' }), 1);
+    // Read through the metric objects themselves, not the registry.
+    src.emit('op', 'get', 0.02);
+    const total = await m.operationsTotal.get();
+    assert.equal(total.values.find((v) => v.labels['op'] === 'get')?.value, 2561);
+    src.emit('op', 'get', 0.02);
+    const duration = await m.operationDuration.get();
+    const count = duration.values.find(
+      (v) => v.labels['op'] === 'get' && v.metricName === 'warmstore_operation_duration_seconds_count',
+    );
+    assert.equal(count?.value, 2562);
+    // Operations kept when the metrics detach are counted, not lost.
+    src.emit('op', 'delete', 1);
+    m.detach();
+    assert.equal(sample(await m.metrics(), 'warmstore_operations_total', { op: 'delete' }), 1);
+  });
+
   it('counts compactions by result, reclaimed bytes, durations and pauses', async () => {
     const src = new Source();
     const m = createMetrics(src, { defaultMetrics: false });
