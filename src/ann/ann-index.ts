@@ -108,7 +108,9 @@ export class AnnIndex {
    * Keys a merge's swap handed back to send again (all written since its snapshot: after a bulk
    * load, most of the store). Turning them into pending slots at once would hold the event loop
    * for a million set inserts, so the pump reads them from here in order; until sent they are in
-   * the tail. `#resendAt` is the next unread position in the first array.
+   * the tail. `#resendAt` is the next unread position in the first array. They stay keys until
+   * read, each mapped to the slot its memory has then: a memory moved meanwhile is sent from where
+   * it is.
    */
   readonly #resend: BigUint64Array[] = [];
   #resendAt = 0;
@@ -243,7 +245,10 @@ export class AnnIndex {
     yield* this.#waiting;
     for (let k = 0; k < this.#resend.length; k++) {
       const keys = this.#resend[k]!;
-      for (let j = k === 0 ? this.#resendAt : 0; j < keys.length; j++) yield Number(keys[j]);
+      for (let j = k === 0 ? this.#resendAt : 0; j < keys.length; j++) {
+        const slot = this.#slotOf(Number(keys[j]));
+        if (slot !== undefined) yield slot;
+      }
     }
   }
 
@@ -267,23 +272,13 @@ export class AnnIndex {
   /**
    * After a commit is applied: memories moved whole (pairs: from, to) keep their place in the index
    * under the key they had, re-pointed to their new slot. Where the index might not hold the
-   * memory's current vector under that key (a write to either slot not yet sent or to be sent
-   * again after a merge, a build or a merge from the delta running), both slots go through
-   * `changed` instead.
+   * memory's current vector under that key (a write to either slot not yet sent, a build or a
+   * merge from the delta running), both slots go through `changed` instead. A key a merge handed
+   * back is sent again from wherever its memory is by then.
    */
   moved(pairs: readonly number[]): void {
     if (pairs.length === 0 || this.#state === 'failed' || this.#closed) return;
     const simple = this.#state === 'ready' && !this.#sweep && !this.#mergeGrows;
-    // Slots a merge handed back are sent again with their state then: a memory among them may be
-    // missing from the new base, so its move must re-add it.
-    let resend: Set<number> | undefined;
-    if (simple && this.#resend.length > 0) {
-      resend = new Set<number>();
-      for (let k = 0; k < this.#resend.length; k++) {
-        const keys = this.#resend[k]!;
-        for (let j = k === 0 ? this.#resendAt : 0; j < keys.length; j++) resend.add(Number(keys[j]));
-      }
-    }
     const slow: number[] = [];
     for (let j = 0; j + 1 < pairs.length; j += 2) {
       const from = pairs[j]!;
@@ -294,9 +289,7 @@ export class AnnIndex {
         key === undefined ||
         this.#waiting.has(from) ||
         this.#waiting.has(to) ||
-        this.#keyOfSlot.has(to) ||
-        resend?.has(from) === true ||
-        resend?.has(to) === true
+        this.#keyOfSlot.has(to)
       ) {
         slow.push(from, to);
         continue;
@@ -379,8 +372,10 @@ export class AnnIndex {
       }
       while (slots.length < writes && this.#resend.length > 0) {
         const keys = this.#resend[0]!;
-        while (slots.length < writes && this.#resendAt < keys.length)
-          slots.push(Number(keys[this.#resendAt++]));
+        while (slots.length < writes && this.#resendAt < keys.length) {
+          const slot = this.#slotOf(Number(keys[this.#resendAt++]));
+          if (slot !== undefined) slots.push(slot);
+        }
         if (this.#resendAt === keys.length) {
           this.#resend.shift();
           this.#resendAt = 0;
@@ -537,7 +532,7 @@ export class AnnIndex {
       this.#base = { file, bytes: done.bytes, crc: done.crc };
       this.#resident = r.delta as number;
       this.#dirty = true;
-      const changed = BigUint64Array.from(this.#slotsOfKeys(r.changed as BigUint64Array), BigInt);
+      const changed = r.changed as BigUint64Array;
       if (changed.length > 0 && !this.#closed && this.#state !== 'failed') {
         this.#resend.push(changed);
         this.#pump();
