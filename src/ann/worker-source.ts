@@ -45,7 +45,9 @@ const stopFlag = workerData.stopFlag;
 const MAX_KEY = 9007199254740992n;
 /**
  * Threads for one native add of \`n\` keys to \`index\`: one until the index holds MULTI_MIN
- * vectors, then every hardware thread (0: the binding's own count) for adds of 64 keys or more.
+ * vectors, then ADD_THREADS for adds of 64 keys or more. ADD_THREADS leaves one core to the
+ * event loop: with both cores of a 2-core machine inserting, the store's event loop stalled 120 ms
+ * during a compaction at 1M, so there it is one.
  *
  * The binding runs a multi-threaded add over the index's per-thread contexts, which number the
  * threads of its last reserve: a new, viewed or loaded index has one per hardware thread, and an
@@ -57,11 +59,13 @@ const MAX_KEY = 9007199254740992n;
  * 100K both leave the same few unreachable, and two threads build 2.1-2.4x faster.
  */
 const MULTI_MIN = 100000;
+const ADD_THREADS = Math.max(1, require('node:os').availableParallelism() - 1);
 function threadsFor(index, n) {
+  if (ADD_THREADS === 1) return 1;
   const reserves = index.size() + n >= index.capacity();
   const multi = index.size() >= MULTI_MIN && (reserves || (index.multi !== false && n >= 64));
   if (reserves) index.multi = multi;
-  return multi ? 0 : 1;
+  return multi ? ADD_THREADS : 1;
 }
 
 function fileCrc(file) {
