@@ -46,8 +46,7 @@ const MAX_KEY = 9007199254740992n;
 /**
  * Threads for one native add of \`n\` keys to \`index\`: one until the index holds MULTI_MIN
  * vectors, then ADD_THREADS for adds of 64 keys or more. ADD_THREADS leaves one core to the
- * event loop: with both cores of a 2-core machine inserting, the store's event loop stalled 120 ms
- * during a compaction at 1M, so there it is one.
+ * event loop, which a build on every core would compete with: on a 2-core machine it is one.
  *
  * The binding runs a multi-threaded add over the index's per-thread contexts, which number the
  * threads of its last reserve: a new, viewed or loaded index has one per hardware thread, and an
