@@ -55,15 +55,24 @@ async function reopenAndRecall(t: TestContext, dir: string, extra: number): Prom
   assert.equal(store.indexStatus.searches - searches, live.length, 'every recall went through the index');
 }
 
+/** The child (child-ann-move.ts) on a fresh store, killed when the test ends. */
+async function startChild(
+  t: TestContext,
+  env: Record<string, string>,
+): Promise<{ dir: string; child: ReturnType<typeof spawnWriter> }> {
+  const dir = join(await tempDir(t, 'warmstore-crash-ann-move-'), 'store');
+  const child = spawnWriter('test/crash/child-ann-move.ts', {
+    env: { STORE_DIR: dir, DIM: String(DIM), N: String(N), ...env },
+  });
+  t.after(() => child.kill('SIGKILL'));
+  return { dir, child };
+}
+
 test(
   'kill -9 in the middle of relocation: the index saved before the moves catches up, every memory is recalled',
   { timeout: 180_000 },
   async (t) => {
-    const dir = join(await tempDir(t, 'warmstore-crash-ann-move-'), 'store');
-    const child = spawnWriter('test/crash/child-ann-move.ts', {
-      env: { STORE_DIR: dir, DIM: String(DIM), N: String(N), KILL_AT_MOVES: '2' },
-    });
-    t.after(() => child.kill('SIGKILL'));
+    const { dir, child } = await startChild(t, { KILL_AT_MOVES: '2' });
     const exit = await child.exited;
     assert.equal(
       exit.signal,
@@ -79,11 +88,7 @@ test(
   'relocation re-points the index without re-adding; kill -9 after it: the saved keys hold, every memory is recalled',
   { timeout: 180_000 },
   async (t) => {
-    const dir = join(await tempDir(t, 'warmstore-crash-ann-move-'), 'store');
-    const child = spawnWriter('test/crash/child-ann-move.ts', {
-      env: { STORE_DIR: dir, DIM: String(DIM), N: String(N), CHECKPOINT_EVERY: '500' },
-    });
-    t.after(() => child.kill('SIGKILL'));
+    const { dir, child } = await startChild(t, { CHECKPOINT_EVERY: '500' });
     const line = await child.waitForLine((l) => l.startsWith('compacted '), 120_000);
     const [moved, tail, before, after] = line.split(' ').slice(1).map(Number);
     assert.ok(moved! > 1000, `moved ${moved}`);

@@ -55,6 +55,27 @@ async function verifyClean(
   assert.ok(r.ok, `${ctx}: verify: ${JSON.stringify(r.problems)}`);
 }
 
+/** Recalls every memory of `model` by its own embedding: all through the index, nearly all found. */
+async function recallEachThroughIndex(s: WarmStore, model: Model, ctx: string): Promise<void> {
+  const searches = s.indexStatus.searches;
+  let found = 0;
+  for (const id of model.keys()) {
+    const [top] = await s.recall(embeddingOf(id, 1), { k: 1 });
+    if (top?.memory.id === id) found++;
+  }
+  assert.equal(s.indexStatus.searches - searches, model.size, `${ctx}: through the index`);
+  // Every memory finds itself but for the graph's rare unreachable node.
+  assert.ok(found >= model.size * 0.995, `${ctx}: found ${found} of ${model.size}`);
+}
+
+/** Waits until the index is ready and has taken in every write. */
+async function indexSettles(s: WarmStore, also: () => boolean = () => true): Promise<void> {
+  assert.ok(
+    await waitFor(() => s.indexStatus.state === 'ready' && s.indexStatus.tail === 0 && also(), 60_000),
+    `index settled: ${JSON.stringify(s.indexStatus)}`,
+  );
+}
+
 describe('relocation', () => {
   it('moves the tail into holes, cuts both files, keeps every memory; reopen agrees', async (t) => {
     const dir = await tempDir(t);
@@ -315,9 +336,7 @@ describe('relocation', () => {
         model,
         ids.filter((_, i) => i % 5 < 3),
       );
-      assert.ok(
-        await waitFor(() => store.indexStatus.state === 'ready' && store.indexStatus.tail === 0, 60_000),
-      );
+      await indexSettles(store);
       const merges = store.indexStatus.merges;
       const stats = await store.compact({ force: true });
       assert.ok(stats.slotsMoved > 500, `moved ${stats.slotsMoved}`);
@@ -326,32 +345,16 @@ describe('relocation', () => {
       // whose keys are the moved memories' old ones.
       const more = idList(1500, 'm');
       await putAll(store, model, versions(more, 1), { min: 0, max: 10 });
-      assert.ok(
-        await waitFor(() => store.indexStatus.merges > merges && store.indexStatus.tail === 0, 60_000),
-        `merged: ${JSON.stringify(store.indexStatus)}`,
-      );
-      const check = async (s: WarmStore, ctx: string): Promise<void> => {
-        const searches = s.indexStatus.searches;
-        let found = 0;
-        for (const id of model.keys()) {
-          const [top] = await s.recall(embeddingOf(id, 1), { k: 1 });
-          if (top?.memory.id === id) found++;
-        }
-        assert.equal(s.indexStatus.searches - searches, model.size, `${ctx}: through the index`);
-        // Every memory finds itself but for the graph's rare unreachable node.
-        assert.ok(found >= model.size * 0.995, `${ctx}: found ${found} of ${model.size}`);
-      };
-      await check(store, 'after merges');
+      await indexSettles(store, () => store.indexStatus.merges > merges);
+      await recallEachThroughIndex(store, model, 'after merges');
       await store.close();
       const again = await openStore(dir, options);
       try {
         const states: string[] = [];
         again.on('indexStatus', (st) => states.push(st.state));
-        assert.ok(
-          await waitFor(() => again.indexStatus.state === 'ready' && again.indexStatus.tail === 0, 60_000),
-        );
+        await indexSettles(again);
         assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
-        await check(again, 'after reopen');
+        await recallEachThroughIndex(again, model, 'after reopen');
       } finally {
         await again.close();
       }
@@ -367,9 +370,7 @@ describe('relocation', () => {
       const model: Model = new Map();
       const ids = idList(4000, 'g');
       await putAll(store, model, versions(ids, 1), { min: 0, max: 10 });
-      assert.ok(
-        await waitFor(() => store.indexStatus.state === 'ready' && store.indexStatus.tail === 0, 60_000),
-      );
+      await indexSettles(store);
       const merges = store.indexStatus.merges;
       // Deletes past annMergeMin start merges; compaction starts while they run and their swaps
       // hand written keys back.
@@ -380,17 +381,8 @@ describe('relocation', () => {
       );
       const stats = await store.compact({ force: true });
       assert.ok(stats.slotsMoved > 500, `moved ${stats.slotsMoved}`);
-      assert.ok(
-        await waitFor(() => store.indexStatus.tail === 0 && store.indexStatus.merges > merges, 60_000),
-      );
-      const searches = store.indexStatus.searches;
-      let found = 0;
-      for (const id of model.keys()) {
-        const [top] = await store.recall(embeddingOf(id, 1), { k: 1 });
-        if (top?.memory.id === id) found++;
-      }
-      assert.equal(store.indexStatus.searches - searches, model.size, 'through the index');
-      assert.ok(found >= model.size * 0.995, `found ${found} of ${model.size}`);
+      await indexSettles(store, () => store.indexStatus.merges > merges);
+      await recallEachThroughIndex(store, model, 'after the moves');
       await store.close();
     },
   );
