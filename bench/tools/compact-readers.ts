@@ -1,0 +1,99 @@
+/**
+ * Compaction under many concurrent readers: fills a fresh store with N memories (768 dimensions,
+ * 50-2050 bytes of content, recall index off), deletes every other one, and compacts it twice over
+ * fresh fills: once idle, once while R readers each read random live memories with `get`, yielding
+ * to the event loop (setImmediate) after every 20 reads. Prints both compactions' times, their
+ * ratio (the goal: within 3x), the event loop's worst delay during each (the goal: under 50 ms),
+ * and the readers' reads per second and worst read. DIST picks the build (default ../dist).
+ *   node --import tsx tools/compact-readers.ts [N=20000] [R=100] [DIST]
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setImmediate as yieldLoop } from 'node:timers/promises';
+import { loadWarmstore } from '../engines/warmstore.ts';
+
+const n = Number(process.argv[2] ?? 20_000);
+const readers = Number(process.argv[3] ?? 100);
+const dist = process.argv[4];
+const dim = 768;
+const { WarmStore } = await loadWarmstore(dist);
+
+interface Run {
+  seconds: number;
+  loopMaxMs: number;
+  reads: number;
+  readMaxMs: number;
+}
+
+async function run(withReaders: number): Promise<Run> {
+  const root = path.resolve('.data');
+  fs.mkdirSync(root, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(root, 'compact-readers-'));
+  const store = await WarmStore.open(dir, {
+    dimension: dim,
+    maintenanceIntervalMs: false,
+    annMinMemories: 2 ** 31,
+    scrub: false,
+  });
+  try {
+    let seed = 1;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (let i = 0; i < n; i += 1000) {
+      const batch = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) {
+        const e = new Float32Array(dim);
+        for (let d = 0; d < dim; d++) e[d] = rnd() - 0.5;
+        batch.push({ id: `m${j}`, embedding: e, content: 'x'.repeat(50 + (j % 2000)) });
+      }
+      await Promise.all(batch.map((m) => store.put(m)));
+    }
+    const live: string[] = [];
+    const gone: string[] = [];
+    for (let j = 0; j < n; j++) (j % 2 === 0 ? gone : live).push(`m${j}`);
+    for (let i = 0; i < gone.length; i += 1000)
+      await Promise.all(gone.slice(i, i + 1000).map((id) => store.delete(id)));
+    await store.checkpoint();
+    let stop = false;
+    let reads = 0;
+    let readMaxMs = 0;
+    const loops = Array.from({ length: withReaders }, async (_, k) => {
+      let r = k + 1;
+      while (!stop) {
+        for (let i = 0; i < 20 && !stop; i++) {
+          r = (r * 1103515245 + 12345) % 2147483648;
+          const t = performance.now();
+          const m = await store.get(live[r % live.length]!);
+          readMaxMs = Math.max(readMaxMs, performance.now() - t);
+          if (m === undefined) throw new Error('a live memory read as absent');
+          reads++;
+        }
+        await yieldLoop();
+      }
+    });
+    await new Promise((res) => setTimeout(res, 200));
+    reads = 0;
+    readMaxMs = 0;
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    eld.enable();
+    const t0 = performance.now();
+    await store.compact({ force: true });
+    const seconds = (performance.now() - t0) / 1000;
+    eld.disable();
+    stop = true;
+    await Promise.all(loops);
+    return { seconds, loopMaxMs: eld.max / 1e6, reads: reads / seconds, readMaxMs };
+  } finally {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const idle = await run(0);
+const loaded = await run(readers);
+console.log(
+  `N=${n}: compaction idle ${idle.seconds.toFixed(2)} s (event loop max ${idle.loopMaxMs.toFixed(1)} ms); ` +
+    `with ${readers} readers ${loaded.seconds.toFixed(2)} s (event loop max ${loaded.loopMaxMs.toFixed(1)} ms, ` +
+    `${Math.round(loaded.reads)} reads/s, read max ${loaded.readMaxMs.toFixed(1)} ms); ratio ` +
+    `${(loaded.seconds / idle.seconds).toFixed(2)}x (goal <= 3x, event loop < 50 ms)`,
+);
