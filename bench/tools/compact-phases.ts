@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadWarmstore } from '../engines/warmstore.ts';
+import { fillHalfDeleted } from '../lib/fill.ts';
 
 const n = Number(process.argv[2] ?? 200_000);
 const dist = process.argv[3];
@@ -26,21 +27,7 @@ const store = await WarmStore.open(dir, {
   annMinMemories: 2 ** 31,
 });
 try {
-  let seed = 1;
-  const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-  for (let i = 0; i < n; i += 1000) {
-    const batch = [];
-    for (let j = i; j < Math.min(n, i + 1000); j++) {
-      const e = new Float32Array(dim);
-      for (let d = 0; d < dim; d++) e[d] = rnd() - 0.5;
-      batch.push({ id: `m${j}`, embedding: e, content: 'x'.repeat(50 + (j % 300)) });
-    }
-    await Promise.all(batch.map((m) => store.put(m)));
-  }
-  for (let k = 0; k < n; k += 2000)
-    await Promise.all(
-      Array.from({ length: Math.min(1000, Math.ceil((n - k) / 2)) }, (_, j) => store.delete(`m${k + 2 * j}`)),
-    );
+  await fillHalfDeleted(store, n, dim, 300);
   const phaseMs: Record<string, number> = {};
   const maxStep: Record<string, number> = {};
   const loopMax: Record<string, number> = {};

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { loadWarmstore } from '../engines/warmstore.ts';
+import { fillHalfDeleted } from '../lib/fill.ts';
 
 const n = Number(process.argv[2] ?? 20_000);
 const readers = Number(process.argv[3] ?? 100);
@@ -37,22 +38,7 @@ async function run(withReaders: number): Promise<Run> {
     scrub: false,
   });
   try {
-    let seed = 1;
-    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    for (let i = 0; i < n; i += 1000) {
-      const batch = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++) {
-        const e = new Float32Array(dim);
-        for (let d = 0; d < dim; d++) e[d] = rnd() - 0.5;
-        batch.push({ id: `m${j}`, embedding: e, content: 'x'.repeat(50 + (j % 2000)) });
-      }
-      await Promise.all(batch.map((m) => store.put(m)));
-    }
-    const live: string[] = [];
-    const gone: string[] = [];
-    for (let j = 0; j < n; j++) (j % 2 === 0 ? gone : live).push(`m${j}`);
-    for (let i = 0; i < gone.length; i += 1000)
-      await Promise.all(gone.slice(i, i + 1000).map((id) => store.delete(id)));
+    const live = await fillHalfDeleted(store, n, dim, 2000);
     await store.checkpoint();
     let stop = false;
     let reads = 0;
