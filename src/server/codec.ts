@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import { invalid } from '../errors.js';
-import type { MemoryRecord, StoredMemory } from '../types.js';
+import { metadataOf, type MemoryRecord, type StoredMemory } from '../types.js';
 
 /** A memory as it travels in JSON (HTTP bodies, JSON Lines export and import). */
 export type MemoryJson = Omit<StoredMemory, 'embedding'> & { embedding: number[] };
@@ -137,12 +137,7 @@ export function memoryToJson(m: StoredMemory): MemoryJson {
     space: m.space,
     embedding: Array.from(m.embedding),
     content: m.content,
-    confidence: m.confidence,
-    activation: m.activation,
-    decayRate: m.decayRate,
-    createdAt: m.createdAt,
-    lastAccess: m.lastAccess,
-    accessCount: m.accessCount,
+    ...metadataOf(m),
   };
 }
 
@@ -267,14 +262,7 @@ export function memoryJsonText(
   if (fields.has('metadata')) {
     // One JSON.stringify writes the six numbers as `num` does (null for a non-finite one), in
     // about half the time of six String() calls; its keys are METADATA_FIELDS, in that order.
-    const meta = JSON.stringify({
-      confidence: m.confidence,
-      activation: m.activation,
-      decayRate: m.decayRate,
-      createdAt: m.createdAt,
-      lastAccess: m.lastAccess,
-      accessCount: m.accessCount,
-    });
+    const meta = JSON.stringify(metadataOf(m));
     parts.push(sep === '"' ? '' : ',', meta.slice(1, -1));
   }
   parts.push('}');

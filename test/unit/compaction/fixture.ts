@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarmStore, nodeFileSystem } from '../../../src/index.js';
+import { delegate } from '../../helpers/wrapped-fs.js';
 import type {
   MemoryRecord,
   OpenMode,
@@ -348,9 +349,7 @@ export class ObservingFileSystem implements WsFileSystem {
   open(path: string, mode: OpenMode): WsFile {
     const inner = this.#inner.open(path, mode);
     if (!/seg-\d+\.dat$/.test(path)) return inner;
-    const wrapped: WsFile = {
-      path: inner.path,
-      readSync: (b, o, l, p) => inner.readSync(b, o, l, p),
+    const wrapped = delegate(inner, {
       read: (b, o, l, p) => {
         this.lastAsyncSegmentRead = path;
         if (this.#holdNext) {
@@ -361,14 +360,7 @@ export class ObservingFileSystem implements WsFileSystem {
         }
         return inner.read(b, o, l, p);
       },
-      writeSync: (b, o, l, p) => inner.writeSync(b, o, l, p),
-      write: (b, o, l, p) => inner.write(b, o, l, p),
-      sync: () => inner.sync(),
-      truncate: (n) => inner.truncate(n),
-      size: () => inner.size(),
-      close: () => inner.close(),
-      closeSync: () => inner.closeSync(),
-    };
+    });
     return wrapped;
   }
 
