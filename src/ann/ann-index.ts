@@ -397,7 +397,7 @@ export class AnnIndex {
         return;
       }
       this.#inFlight++;
-      void this.#post(slots, tailed).then(
+      void this.#post(slots, tailed, swept > 0).then(
         () => {
           this.#inFlight--;
           if (swept > 0) {
@@ -847,8 +847,11 @@ export class AnnIndex {
     this.#pump();
   }
 
-  /** Posts one apply message; the first `tailed` slots are the pending writes recall must scan. */
-  #post(slots: number[], tailed: number): Promise<Reply> {
+  /**
+   * Posts one apply message; the first `tailed` slots are the pending writes recall must scan.
+   * `build`: the message carries a build's slots, which the worker adds on every core.
+   */
+  #post(slots: number[], tailed: number, build: boolean): Promise<Reply> {
     const ks = this.#d.keyspace;
     const dim = ks.table.dim;
     const removes: bigint[] = [];
@@ -893,6 +896,7 @@ export class AnnIndex {
       removes: BigUint64Array.from(removes),
       keys: BigUint64Array.from(keys),
       codes,
+      build,
     }).then((r) => {
       if (r.skipped === true) return r;
       this.#indexed = r.size as number;

@@ -45,26 +45,32 @@ const stopFlag = workerData.stopFlag;
 const MAX_KEY = 9007199254740992n;
 /**
  * Threads for one native add of \`n\` keys to \`index\`: one until the index holds MULTI_MIN
- * vectors, then ADD_THREADS for adds of 64 keys or more. ADD_THREADS leaves one core to the
- * event loop, which a build on every core would compete with: on a 2-core machine it is one.
+ * vectors or for adds under 64 keys; else ADD_THREADS, or BUILD_THREADS for a build's adds.
+ * ADD_THREADS leaves one core to the event loop, which indexing beside live traffic would compete
+ * with: on a 2-core machine it is one. A build (a lost or new index, recall scanning exactly until
+ * it is done) takes every core: it is the only index work then, and the event loop still gets its
+ * fair share of the cores from the scheduler (measured in docs/benchmarks.md, "Index build").
  *
  * The binding runs a multi-threaded add over the index's per-thread contexts, which number the
  * threads of its last reserve: a new, viewed or loaded index has one per hardware thread, and an
  * add that outgrows the capacity reserves for the threads it was given. More threads than contexts
- * share one and leave vectors unreachable, so an add runs on several threads only when it
- * reserves for them itself or the last reserve did (\`multi\` on the index object). Below
- * MULTI_MIN, one thread keeps a small index's graph the same from run to run: concurrent
- * insertion missed 9 of 25,000 vectors' own top-1 over five builds of 5,000, one thread none; at
- * 100K both leave the same few unreachable, and two threads build 2.1-2.4x faster.
+ * share one and leave vectors unreachable, so an add never runs on more threads than the last
+ * reserve made contexts for (\`contexts\` on the index object). Below MULTI_MIN, one thread keeps a
+ * small index's graph the same from run to run: concurrent insertion missed 9 of 25,000 vectors'
+ * own top-1 over five builds of 5,000, one thread none; at 100K both leave the same few
+ * unreachable, and two threads build 2.1-2.4x faster.
  */
 const MULTI_MIN = 100000;
-const ADD_THREADS = Math.max(1, require('node:os').availableParallelism() - 1);
-function threadsFor(index, n) {
-  if (ADD_THREADS === 1) return 1;
+const HW_THREADS = require('node:os').availableParallelism();
+const ADD_THREADS = Math.max(1, HW_THREADS - 1);
+const BUILD_THREADS = HW_THREADS;
+function threadsFor(index, n, build) {
   const reserves = index.size() + n >= index.capacity();
-  const multi = index.size() >= MULTI_MIN && (reserves || (index.multi !== false && n >= 64));
-  if (reserves) index.multi = multi;
-  return multi ? ADD_THREADS : 1;
+  let threads = build ? BUILD_THREADS : ADD_THREADS;
+  if (index.size() < MULTI_MIN || n < 64) threads = 1;
+  else if (!reserves) threads = Math.min(threads, index.contexts === undefined ? HW_THREADS : index.contexts);
+  if (reserves) index.contexts = threads;
+  return threads;
 }
 
 function fileCrc(file) {
@@ -187,7 +193,7 @@ function apply(m) {
   const keys = m.keys;
   for (const key of keys) drop(key);
   if (keys.length > 0) {
-    delta.add(keys, m.codes, threadsFor(delta, keys.length));
+    delta.add(keys, m.codes, threadsFor(delta, keys.length, m.build === true));
     for (const key of keys) deltaKeys.add(key);
   }
   return sizes({});
@@ -352,7 +358,7 @@ try {
         const again = [];
         for (const key of m.keys) if (index.contains(key)) again.push(key);
         if (again.length > 0) index.remove(BigUint64Array.from(again));
-        index.add(m.keys, m.codes, threadsFor(index, m.keys.length));
+        index.add(m.keys, m.codes, threadsFor(index, m.keys.length, false));
       }
       if (!m.done) {
         parentPort.postMessage({ t: 'more' });
