@@ -20,6 +20,7 @@ const n = Number(nArg);
 const dim = 768;
 const dists = (distsArg ?? '../dist').split(',');
 const reps = Number(repsArg ?? 1);
+const fill = process.env.MODE === 'fill';
 const dir = path.resolve('.data', `index-build-${n}`);
 const cpu = (): number => {
   const u = process.cpuUsage();
@@ -56,11 +57,45 @@ if (!fs.existsSync(path.join(dir, 'filled'))) {
   console.log(`filled ${n} rows into ${dir}`);
 }
 
+const rssAnonMiB = (): number => {
+  const m = /RssAnon:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+};
+
 for (let rep = 0; rep < reps; rep++) {
   for (const dist of dists) {
-    for (const name of fs.readdirSync(dir)) if (name.startsWith('ann-')) fs.rmSync(path.join(dir, name));
     const { WarmStore } = await loadWarmstore(dist);
-    const store = await WarmStore.open(dir, { dimension: dim, maintenanceIntervalMs: false });
+    let storeDir = dir;
+    let fillS = 0;
+    if (fill) {
+      // A fresh store filled with the index on: the index follows the fill and catches up after it.
+      storeDir = `${dir}-fill`;
+      fs.rmSync(storeDir, { recursive: true, force: true });
+    } else {
+      for (const name of fs.readdirSync(dir)) if (name.startsWith('ann-')) fs.rmSync(path.join(dir, name));
+    }
+    const store = await WarmStore.open(storeDir, { dimension: dim, maintenanceIntervalMs: false });
+    let rssMax = rssAnonMiB();
+    const rssTimer = setInterval(() => (rssMax = Math.max(rssMax, rssAnonMiB())), 500);
+    if (fill) {
+      const t = performance.now();
+      const fd = fs.openSync(rowsFile, 'r');
+      const rows = new Float32Array(1000 * dim);
+      for (let i = 0; i < n; i += 1000) {
+        const count = Math.min(1000, n - i);
+        fs.readSync(fd, new Uint8Array(rows.buffer), 0, count * dim * 4, i * dim * 4);
+        const batch = [];
+        for (let j = 0; j < count; j++)
+          batch.push({
+            id: `r${i + j}`,
+            embedding: rows.slice(j * dim, (j + 1) * dim),
+            content: `row ${i + j}`,
+          });
+        await store.putMany(batch);
+      }
+      fs.closeSync(fd);
+      fillS = (performance.now() - t) / 1000;
+    }
     const eld = monitorEventLoopDelay({ resolution: 1 });
     eld.enable();
     let worstRead = 0;
@@ -73,7 +108,8 @@ for (let rep = 0; rep < reps; rep++) {
     }, 1);
     const t0 = performance.now();
     const c0 = cpu();
-    while (store.indexStatus.state !== 'ready') await new Promise((r) => setTimeout(r, 50));
+    while (store.indexStatus.state !== 'ready' || store.indexStatus.tail > 0)
+      await new Promise((r) => setTimeout(r, 50));
     const s = (performance.now() - t0) / 1000;
     const c = cpu() - c0;
     clearInterval(timer);
@@ -102,10 +138,14 @@ for (let rep = 0; rep < reps; rep++) {
       for (const h of await store.recall(v, { k: 10 })) if (truth.has(h.memory.id)) hits++;
     }
     fs.closeSync(fd);
+    clearInterval(rssTimer);
+    const merges = store.indexStatus.merges;
     await store.close();
+    if (fill) fs.rmSync(storeDir, { recursive: true, force: true });
     const ms = (x: number): string => (x / 1e6).toFixed(1);
     console.log(
-      `${dist}: build ${s.toFixed(1)} s, CPU ${c.toFixed(1)} s, event loop p50 ${ms(eld.percentile(50))} ` +
+      `${dist}: ${fill ? `fill ${fillS.toFixed(1)} s, catch-up` : 'build'} ${s.toFixed(1)} s, merges ${merges}, ` +
+        `RssAnon max ${rssMax.toFixed(0)} MiB, CPU ${c.toFixed(1)} s, event loop p50 ${ms(eld.percentile(50))} ` +
         `p99 ${ms(eld.percentile(99))} max ${ms(eld.max)} ms, reads ${reads} (slowest ${worstRead.toFixed(2)} ms), ` +
         `self-recall ${self}/${SELF}, recall@10 ${(hits / (Q * 10)).toFixed(4)}, ` +
         `load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`,

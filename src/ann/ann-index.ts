@@ -46,6 +46,15 @@ const BATCH = 2048;
  * messages carrying codes, so a write burst that outruns the index costs no memory beyond that set.
  */
 const IN_FLIGHT = 2;
+/**
+ * Written slots not yet sent, from which on the index is catching up with a bulk load rather than
+ * following writes: it then adds on every core, as a build does, and merges wait until it has
+ * caught up. Merging while a backlog grows re-inserts a fifth of the index at each of some twenty
+ * merges on the way to 1M (and writes the whole base each time); after the catch-up one merge
+ * inserts the smaller part once. The delta meanwhile holds what was added, in memory, as a build's
+ * does.
+ */
+const CATCH_UP_MIN = 4 * BATCH;
 /** Embeddings read from vectors.dat in one pread at most, for the codes of consecutive slots. */
 const VECTOR_RUN = 128;
 
@@ -397,7 +406,7 @@ export class AnnIndex {
         return;
       }
       this.#inFlight++;
-      void this.#post(slots, tailed, swept > 0).then(
+      void this.#post(slots, tailed, swept > 0 || this.#catchingUp()).then(
         () => {
           this.#inFlight--;
           if (swept > 0) {
@@ -432,11 +441,16 @@ export class AnnIndex {
     });
   }
 
-  /** After each apply: a delta past its share of the base gets merged. */
+  /** A bulk load's backlog: see CATCH_UP_MIN. */
+  #catchingUp(): boolean {
+    return this.#waiting.size >= CATCH_UP_MIN;
+  }
+
+  /** After each apply: a delta past its share of the base gets merged (once caught up). */
   #maybeMerge(r: Reply): void {
     const base = r.base as number;
     const work = (r.delta as number) + (r.dead as number);
-    if (this.#state !== 'ready' || this.#merging || this.#closed) return;
+    if (this.#state !== 'ready' || this.#merging || this.#closed || this.#catchingUp()) return;
     if (work < (this.#d.mergeMin ?? MERGE_MIN) || work < MERGE_RATIO * base) return;
     if (performance.now() < this.#mergeRetryAt) return;
     this.#startMerge();
@@ -849,7 +863,8 @@ export class AnnIndex {
 
   /**
    * Posts one apply message; the first `tailed` slots are the pending writes recall must scan.
-   * `build`: the message carries a build's slots, which the worker adds on every core.
+   * `build`: the message carries a build's slots or a catch-up's, which the worker adds on every
+   * core.
    */
   #post(slots: number[], tailed: number, build: boolean): Promise<Reply> {
     const ks = this.#d.keyspace;
