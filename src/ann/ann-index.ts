@@ -121,7 +121,7 @@ export class AnnIndex {
    * read, each mapped to the slot its memory has then: a memory moved meanwhile is sent from where
    * it is.
    */
-  readonly #resend: BigUint64Array[] = [];
+  readonly #resend: Float64Array[] = [];
   #resendAt = 0;
   /** Apply messages the pump has in flight. */
   #inFlight = 0;
@@ -255,7 +255,7 @@ export class AnnIndex {
     for (let k = 0; k < this.#resend.length; k++) {
       const keys = this.#resend[k]!;
       for (let j = k === 0 ? this.#resendAt : 0; j < keys.length; j++) {
-        const slot = this.#slotOf(Number(keys[j]));
+        const slot = this.#slotOf(keys[j]!);
         if (slot !== undefined) yield slot;
       }
     }
@@ -382,7 +382,7 @@ export class AnnIndex {
       while (slots.length < writes && this.#resend.length > 0) {
         const keys = this.#resend[0]!;
         while (slots.length < writes && this.#resendAt < keys.length) {
-          const slot = this.#slotOf(Number(keys[this.#resendAt++]));
+          const slot = this.#slotOf(keys[this.#resendAt++]!);
           if (slot !== undefined) slots.push(slot);
         }
         if (this.#resendAt === keys.length) {
@@ -546,7 +546,7 @@ export class AnnIndex {
       this.#base = { file, bytes: done.bytes, crc: done.crc };
       this.#resident = r.delta as number;
       this.#dirty = true;
-      const changed = r.changed as BigUint64Array;
+      const changed = r.changed as Float64Array;
       if (changed.length > 0 && !this.#closed && this.#state !== 'failed') {
         this.#resend.push(changed);
         this.#pump();

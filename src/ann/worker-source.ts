@@ -257,7 +257,9 @@ function swap(m) {
   delta = new usearch.Index(params);
   deltaKeys = new Set();
   dead = new Set();
-  const changed = BigUint64Array.from(recording || []);
+  // As numbers (every key is below 2^53): the main side reads them on every recall while they wait,
+  // and a BigInt read allocates.
+  const changed = Float64Array.from(recording || [], Number);
   recording = null;
   return sizes({ changed });
 }
