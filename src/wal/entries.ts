@@ -459,19 +459,15 @@ function writeRecordBody(b: Buffer, pos: number, e: Omit<RecordBody, 'id'>): num
   b[pos + 1] = e.idBytes.length;
   b.writeUInt32LE(e.seg, pos + 2);
   b.writeUInt32LE(e.clen, pos + 6);
-  pos += 10;
-  for (const v of [
-    e.off,
-    e.confidence,
-    e.activation,
-    e.decayRate,
-    e.createdAt,
-    e.lastAccess,
-    e.accessCount,
-  ]) {
-    b.writeDoubleLE(v, pos);
-    pos += 8;
-  }
+  // One write per field (no array of them): a put encodes this once.
+  b.writeDoubleLE(e.off, pos + 10);
+  b.writeDoubleLE(e.confidence, pos + 18);
+  b.writeDoubleLE(e.activation, pos + 26);
+  b.writeDoubleLE(e.decayRate, pos + 34);
+  b.writeDoubleLE(e.createdAt, pos + 42);
+  b.writeDoubleLE(e.lastAccess, pos + 50);
+  b.writeDoubleLE(e.accessCount, pos + 58);
+  pos += 66;
   pos += e.idBytes.copy(b, pos);
   b.writeUInt32LE(e.embCrc, pos);
   b.writeFloatLE(e.norm, pos + 4);
