@@ -161,7 +161,9 @@ export class Writer {
   }
 
   put(rec: NormalizedRecord): Promise<void> {
-    return this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject }));
+    // The op is made in the executor itself: no closure to make it, as the other ops have (a put
+    // is the op issued a thousand times a batch).
+    return new Promise<void>((resolve, reject) => this.#push({ t: 'put', rec, resolve, reject }));
   }
 
   delete(space: string, id: string): Promise<boolean> {
@@ -216,14 +218,16 @@ export class Writer {
   }
 
   #enqueue<T>(make: (resolve: (v: T) => void, reject: (e: unknown) => void) => Op): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.push(make(resolve, reject));
-      if (!this.#flushing) {
-        this.#flushing = true;
-        // One macrotask of delay lets every mutation issued in this tick share the fsync.
-        setImmediate(() => void this.#drain());
-      }
-    });
+    return new Promise<T>((resolve, reject) => this.#push(make(resolve, reject)));
+  }
+
+  #push(op: Op): void {
+    this.#queue.push(op);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      // One macrotask of delay lets every mutation issued in this tick share the fsync.
+      setImmediate(() => void this.#drain());
+    }
   }
 
   async #drain(): Promise<void> {
@@ -330,8 +334,11 @@ export class Writer {
           access?.set(slot, r.accessCount);
           if (r.content) contentBytes += entryBytes(r.idBytes.length, r.content.length);
           // Written out field by field (no spread of the metadata): this runs once per put.
-          const entry: Omit<PutEntry, 'lsn'> = {
+          // With its `lsn` from the start (set when applied): adding it later changed the
+          // object's shape once per put.
+          const entry: PutEntry = {
             type: WalType.Put,
+            lsn: 0,
             slot,
             space,
             id: r.id,

@@ -32,11 +32,19 @@ export function crc32c(data: Uint8Array, initial = 0): number {
   return data.length < NATIVE_FROM ? crc32cTable(data, initial) : nativeCrc32c(data, initial) >>> 0;
 }
 
-/** The table-driven CRC32C, for short inputs (and to test the native one against). */
-export function crc32cTable(b: Uint8Array, initial = 0): number {
+/**
+ * CRC32C of `b[from, to)`: a short range without a view of it (an encoder checksums what it just
+ * wrote in place), a long one through the native binding.
+ */
+export function crc32cRange(b: Uint8Array, from: number, to: number): number {
+  return to - from < NATIVE_FROM ? crc32cTable(b, 0, from, to) : nativeCrc32c(b.subarray(from, to), 0) >>> 0;
+}
+
+/** The table-driven CRC32C of `b[from, to)`, for short inputs (and to test the native one against). */
+export function crc32cTable(b: Uint8Array, initial = 0, from = 0, to = b.length): number {
   let c = ~initial;
-  let i = 0;
-  const n = b.length;
+  let i = from;
+  const n = to;
   for (; i + 8 <= n; i += 8) {
     const a = (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) ^ c;
     c =

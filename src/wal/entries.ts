@@ -1,4 +1,4 @@
-import { crc32c } from '../format/crc.js';
+import { crc32c, crc32cRange } from '../format/crc.js';
 import { FORMAT_VERSION } from '../format/header.js';
 import type { MemoryMetadata } from '../types.js';
 import { embeddingSummary } from '../format/embedding.js';
@@ -279,7 +279,7 @@ export function encodeWalEntry(
   }
   // body length excludes the LSN; crc covers length, LSN and body.
   b.writeUInt32LE(pos - start - WAL_ENTRY_HEADER, start + 4);
-  b.writeUInt32LE(crc32c(b.subarray(start + 4, pos)), start);
+  b.writeUInt32LE(crc32cRange(b, start + 4, pos), start);
   return pos - start;
 }
 
@@ -468,7 +468,9 @@ function writeRecordBody(b: Buffer, pos: number, e: Omit<RecordBody, 'id'>): num
   b.writeDoubleLE(e.lastAccess, pos + 50);
   b.writeDoubleLE(e.accessCount, pos + 58);
   pos += 66;
-  pos += e.idBytes.copy(b, pos);
+  // TypedArray set, not Buffer#copy: no view of the target is made.
+  b.set(e.idBytes, pos);
+  pos += e.idBytes.length;
   b.writeUInt32LE(e.embCrc, pos);
   b.writeFloatLE(e.norm, pos + 4);
   return pos + EMBEDDING_SUMMARY;

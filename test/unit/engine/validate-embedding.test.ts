@@ -101,7 +101,7 @@ test('normalizeRecord: copies spanning many slabs stay independent (768 dimensio
     assert.equal(r.embedding[DIM - 1], i + 0.5);
     assert.equal(r.embCrc, crc32c(r.embeddingBytes));
   });
-  assert.ok(buffers.size > 1 && buffers.size < recs.length / 100, `copies share slabs (${buffers.size})`);
+  assert.ok(buffers.size > 1 && buffers.size < recs.length / 10, `copies share slabs (${buffers.size})`);
 });
 
 test('validateEmbedding: a query gets an array of its own (it may be sent whole to a worker)', () => {
@@ -134,7 +134,7 @@ test('puts of one batch, their arrays changed right after put(), store the value
     assert.ok(WarmStoreError.is((refused[0] as PromiseRejectedResult).reason, 'INVALID_INPUT'));
     assert.equal(store.size, 1200);
     assert.equal(store.has('bad'), false);
-    for (const i of [0, 1, 340, 341, 342, 599, 600, 601, 1199]) {
+    for (const i of [0, 1, 39, 40, 41, 340, 341, 599, 600, 601, 1199]) {
       const m = store.getSync(`m${i}`);
       assert.ok(m, `m${i}`);
       assert.ok(
