@@ -1,7 +1,7 @@
 /**
- * A put's embedding is checked and copied in one step into a shared slab (see validate.ts): the
- * copies must be exact, independent of the caller's array and of each other, and a refused one
- * must be refused exactly as before, naming the field.
+ * A put's embedding and content are copied into shared slabs (see validate.ts): the copies must be
+ * exact, independent of the caller's values and of each other, and a refused one must be refused
+ * exactly as before, naming the field.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -102,6 +102,47 @@ test('normalizeRecord: copies spanning many slabs stay independent (768 dimensio
     assert.equal(r.embCrc, crc32c(r.embeddingBytes));
   });
   assert.ok(buffers.size > 1 && buffers.size < recs.length / 10, `copies share slabs (${buffers.size})`);
+});
+
+test('normalizeRecord: content is encoded exactly (any well-formed text, short or long), each copy its own', () => {
+  const MAX = 20_000;
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          { weight: 8, arbitrary: fc.string({ unit: 'grapheme', maxLength: 300 }) },
+          { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 100 }) },
+          { weight: 1, arbitrary: fc.nat(7000).map((n) => 'é'.repeat(n)) },
+        ),
+        { minLength: 1, maxLength: 30 },
+      ),
+      (texts) => {
+        const done: { content: Buffer | null; want: Buffer; kind: number }[] = [];
+        texts.forEach((text, i) => {
+          const want = Buffer.from(text, 'utf8');
+          let rec: NormalizedRecord;
+          try {
+            rec = normalizeRecord({ id: `c${i}`, embedding: [1, 2], content: text }, 2, MAX, 0);
+          } catch (err) {
+            assert.ok(WarmStoreError.is(err, 'INVALID_INPUT'));
+            assert.equal(err.details.field, 'content');
+            assert.ok(
+              !text.isWellFormed() || want.length > MAX,
+              `refused ${JSON.stringify(text.slice(0, 20))}`,
+            );
+            return;
+          }
+          assert.ok(text.isWellFormed() && want.length <= MAX);
+          if (text.length === 0) assert.equal(rec.content, null);
+          else assert.deepEqual(rec.content, want);
+          done.push({ content: rec.content, want, kind: rec.kind });
+        });
+        for (const d of done)
+          if (d.content) assert.deepEqual(d.content, d.want, 'a later copy changed an earlier one');
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
 
 test('validateEmbedding: a query gets an array of its own (it may be sent whole to a worker)', () => {
