@@ -54,14 +54,16 @@ try {
   const plain = await WarmStore.open(path.join(root, 'plain'), opts);
   gc();
   const c0 = mainThreadCpuMs();
+  const f0 = process.resourceUsage().minorPageFault;
   const t0 = performance.now();
   await fill(plain, ds);
   const ms = performance.now() - t0;
   const cpu = mainThreadCpuMs() - c0;
+  const faults = process.resourceUsage().minorPageFault - f0;
   await plain.close();
   console.log(
     `${n} puts in ${ms.toFixed(0)} ms: ${fmt((n * 1000) / ms)} puts/s, ${((ms * 1000) / n).toFixed(1)} us/put wall, ` +
-      `main thread CPU ${((cpu * 1000) / n).toFixed(1)} us/put`,
+      `main thread CPU ${((cpu * 1000) / n).toFixed(1)} us/put, ${(faults / n).toFixed(2)} minor page faults/put (process)`,
   );
   const store = await WarmStore.open(path.join(root, 'store'), opts);
   gc();

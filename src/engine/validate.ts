@@ -14,8 +14,7 @@ export interface NormalizedRecord extends MemoryMetadata {
   id: string;
   space: string;
   idBytes: Buffer;
-  embedding: Float32Array;
-  /** The embedding's bytes (a view of `embedding`): what the writer puts in vectors.dat. */
+  /** The embedding's bytes (a copy, in a slab): what the writer puts in vectors.dat. */
   embeddingBytes: Uint8Array;
   /** The embedding's L2 norm (as a float32) and CRC32C, computed once here. */
   norm: number;
@@ -63,14 +62,16 @@ export function validateId(id: unknown, field = 'id'): Buffer {
 
 /** A query embedding, checked, in an array of its own (it may be sent to scan workers whole). */
 export function validateEmbedding(e: unknown, dimension: number, field = 'embedding'): Float32Array {
-  const out = copyEmbedding(e, dimension, field, false);
+  checkLength(e, dimension, field);
+  const out = new Float32Array(dimension);
+  copyInto(e as Float32Array | unknown[], out, 0, field);
   finiteSumOfSquares(out, field);
   return out;
 }
 
 /**
- * A put's embedding is copied into a slab of this size shared with the puts around it, as a view
- * of it: the copy lives only until its batch has written it to vectors.dat. A buffer of its own
+ * A put's embedding is copied into a slab of this size shared with the puts around it (the writer
+ * gets a view of its bytes): the copy lives only until its batch has written it to vectors.dat. A buffer of its own
  * for each copy took a tenth of a put's main-thread time, and more in the collector (finalizing
  * 3 KB buffers by the thousand). A slab is freed with its last copy; the record table keeps no
  * embeddings, so no slab outlives the batches of its puts. (When the table held them, slabs carved
@@ -82,29 +83,17 @@ export function validateEmbedding(e: unknown, dimension: number, field = 'embedd
  * medians of 9 runs of 20,000 copies of 768 floats).
  */
 const SLAB_BYTES = 120 << 10;
-let slab = new ArrayBuffer(0);
+/** The current slab, as floats; `slabUsed` of them are taken. */
+let slab = new Float32Array(0);
 let slabUsed = 0;
-
-/** Room for `dimension` floats in the current slab, or in a fresh one. */
-function slabView(dimension: number): Float32Array {
-  const bytes = dimension * 4;
-  if (slabUsed + bytes > slab.byteLength) {
-    // Uninitialized: every copy overwrites its whole view before anything reads it.
-    slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes)).buffer;
-    slabUsed = 0;
-  }
-  const out = new Float32Array(slab, slabUsed, dimension);
-  slabUsed += bytes;
-  return out;
-}
 
 let contentSlab = Buffer.alloc(0);
 let contentUsed = 0;
 
 /**
- * Content this short (in UTF-16 units) is encoded into a content slab, as embeddings are copied
- * (a view of it; 0.3 us against 0.5 for a buffer of its own from Node's pool, 50..2000 bytes of
- * ASCII); longer content gets a buffer of its own.
+ * Content this short (in UTF-16 units) is encoded into a content slab of SLAB_BYTES, as embeddings
+ * are copied (a view of it: 0.3 us against 0.5 for a buffer of its own from Node's pool, for
+ * 50..2000 bytes of ASCII); longer content gets a buffer of its own.
  */
 const SLAB_CONTENT_UNITS = 4096;
 
@@ -122,29 +111,46 @@ function contentBytes(text: string): Buffer {
   return contentSlab.subarray(at, at + n);
 }
 
-/**
- * A copy of `e` (the caller may change its array afterwards) of exactly `dimension` numbers, in a
- * slab (a put's) or in an array of its own.
- */
-function copyEmbedding(e: unknown, dimension: number, field: string, inSlab: boolean): Float32Array {
+/** Checks that `e` is a Float32Array or an array of exactly `dimension` elements. */
+function checkLength(e: unknown, dimension: number, field: string): void {
   let length: number;
   if (e instanceof Float32Array || Array.isArray(e)) length = e.length;
   else throw invalid(field, 'must be a Float32Array or an array of numbers');
-  // Checked before copying, so a wrong length costs no slab space.
   if (length !== dimension)
     throw invalid(field, `has ${length} values; the store's dimension is ${dimension}`);
-  const out = inSlab ? slabView(dimension) : new Float32Array(dimension);
+}
+
+/** Copies `e` (checked by `checkLength`) into `out` from `at`: numbers only. */
+function copyInto(e: Float32Array | unknown[], out: Float32Array, at: number, field: string): void {
   if (e instanceof Float32Array) {
-    out.set(e);
-  } else {
-    const a = e as unknown[];
-    for (let i = 0; i < dimension; i++) {
-      const v = a[i];
-      if (typeof v !== 'number') throw invalid(`${field}[${i}]`, 'must be a number');
-      out[i] = v;
-    }
+    out.set(e, at);
+    return;
   }
-  return out;
+  for (let i = 0; i < e.length; i++) {
+    const v = e[i];
+    if (typeof v !== 'number') throw invalid(`${field}[${i}]`, 'must be a number');
+    out[at + i] = v;
+  }
+}
+
+/**
+ * Copies a put's embedding into the current slab (a fresh one if it lacks room) and returns where
+ * it starts there, in floats: the caller may change its array as soon as put() returns. Indexing
+ * the slab as a whole, where a view of each copy was made to read it, leaves one view per put (its
+ * bytes, for the writer).
+ */
+function copyToSlab(e: unknown, dimension: number, field: string): number {
+  // Checked before copying, so a wrong length takes no slab space.
+  checkLength(e, dimension, field);
+  if (slabUsed + dimension > slab.length) {
+    // Uninitialized: every copy overwrites all of its floats before anything reads them.
+    slab = new Float32Array(Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, dimension * 4)).buffer);
+    slabUsed = 0;
+  }
+  const at = slabUsed;
+  copyInto(e as Float32Array | unknown[], slab, at, field);
+  slabUsed += dimension;
+  return at;
 }
 
 /**
@@ -152,11 +158,12 @@ function copyEmbedding(e: unknown, dimension: number, field: string, inSlab: boo
  * float64 cannot overflow, so the sum is finite exactly when no value is NaN or infinite. One pass
  * gives the check and the norm; the search for the offending index runs only when one is wrong.
  */
-function finiteSumOfSquares(e: Float32Array, field: string): number {
-  const s = sumOfSquares(e);
+function finiteSumOfSquares(e: Float32Array, field: string, from = 0, to = e.length): number {
+  const s = sumOfSquares(e, from, to);
   if (!Number.isFinite(s)) {
-    for (let i = 0; i < e.length; i++) {
-      if (!Number.isFinite(e[i])) throw invalid(`${field}[${i}]`, 'must be finite (no NaN or Infinity)');
+    for (let i = from; i < to; i++) {
+      if (!Number.isFinite(e[i]))
+        throw invalid(`${field}[${i - from}]`, 'must be finite (no NaN or Infinity)');
     }
   }
   return s;
@@ -179,8 +186,9 @@ export function normalizeRecord(
   const rec = r as MemoryRecord;
   const idBytes = validateId(rec.id);
   const space = checkSpace(rec.space);
-  const embedding = copyEmbedding(rec.embedding, dimension, 'embedding', true);
-  const norm = normOf(finiteSumOfSquares(embedding, 'embedding'));
+  const at = copyToSlab(rec.embedding, dimension, 'embedding');
+  const floats = slab; // the one the copy went to (copyToSlab may have begun a new one)
+  const norm = normOf(finiteSumOfSquares(floats, 'embedding', at, at + dimension));
   let kind: ContentKind;
   let content: Buffer | null = null;
   if (rec.content === undefined || rec.content === null) {
@@ -212,12 +220,11 @@ export function normalizeRecord(
   const accessCount = num(rec.accessCount, 'accessCount', 0);
   if (!Number.isSafeInteger(accessCount) || accessCount < 0)
     throw invalid('accessCount', 'must be an integer >= 0');
-  const embeddingBytes = new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength);
+  const embeddingBytes = new Uint8Array(floats.buffer, at * 4, dimension * 4);
   return {
     id: rec.id,
     space,
     idBytes,
-    embedding,
     embeddingBytes,
     norm,
     embCrc: crc32c(embeddingBytes),

@@ -14,6 +14,10 @@ import { tempDir } from '../../helpers/tmp.js';
 
 const f32 = (x: number): number => Math.fround(x);
 
+/** The floats of a normalized record's embedding copy. */
+const floatsOf = (r: NormalizedRecord): Float32Array =>
+  new Float32Array(r.embeddingBytes.buffer, r.embeddingBytes.byteOffset, r.embeddingBytes.byteLength / 4);
+
 /** The field a bad embedding must be refused with, or undefined when it is valid. */
 function expectedRefusal(values: readonly number[], dim: number): string | undefined {
   if (values.length !== dim) return 'embedding';
@@ -56,7 +60,7 @@ test('normalizeRecord: every embedding is refused or copied exactly, with its no
           }
           assert.equal(refusal, undefined, `case ${i}: accepted an embedding that should be refused`);
           const want = values.map(f32);
-          assert.deepEqual(Array.from(rec.embedding), want);
+          assert.deepEqual(Array.from(floatsOf(rec)), want);
           assert.equal(rec.embeddingBytes.byteLength, DIM * 4);
           assert.deepEqual(
             Buffer.from(rec.embeddingBytes),
@@ -73,7 +77,7 @@ test('normalizeRecord: every embedding is refused or copied exactly, with its no
           accepted.push({ rec, want });
         });
         // Copies share slabs but never bytes.
-        for (const { rec, want } of accepted) assert.deepEqual(Array.from(rec.embedding), want);
+        for (const { rec, want } of accepted) assert.deepEqual(Array.from(floatsOf(rec)), want);
       },
     ),
     { numRuns: 200 },
@@ -96,9 +100,9 @@ test('normalizeRecord: copies spanning many slabs stay independent (768 dimensio
   );
   const buffers = new Set<ArrayBufferLike>();
   recs.forEach((r, i) => {
-    buffers.add(r.embedding.buffer);
-    assert.equal(r.embedding[0], i);
-    assert.equal(r.embedding[DIM - 1], i + 0.5);
+    buffers.add(r.embeddingBytes.buffer);
+    assert.equal(floatsOf(r)[0], i);
+    assert.equal(floatsOf(r)[DIM - 1], i + 0.5);
     assert.equal(r.embCrc, crc32c(r.embeddingBytes));
   });
   assert.ok(buffers.size > 1 && buffers.size < recs.length / 10, `copies share slabs (${buffers.size})`);
