@@ -3,8 +3,9 @@
  * stores them (batches of 1000 concurrent `put` calls under `durability: 'sync'`, each batch
  * awaited), into a fresh store, under a V8 CPU profile. A warm-up store of 5000 puts runs first
  * so that the profile shows optimized code. The same fill runs twice, each into a fresh store:
- * first unprofiled, for wall time and the main thread's CPU time per put (from
- * /proc/self/task/PID/stat: the thread pool's writes and syncs not counted), then under the
+ * first unprofiled, for wall time, the main thread's CPU time per put (from
+ * /proc/self/task/PID/stat: the thread pool's writes and syncs not counted) and the process's
+ * minor page faults per put (fresh buffers faulted in), then under the
  * profiler. The profile's samples are wall-clock: on a loaded machine a sample taken while the
  * main thread waits for a core is charged to whatever it was running (a large `writeBuffer` is
  * often that), so the CPU figure is the one to compare.
