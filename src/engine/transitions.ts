@@ -24,6 +24,10 @@ export interface Applied {
   evicted?: number;
 }
 
+/** The outcome of most entries, shared (read-only): applying an entry allocates nothing for it. */
+const FOUND: Readonly<Applied> = Object.freeze({ found: true, count: 0 });
+const NOT_FOUND: Readonly<Applied> = Object.freeze({ found: false, count: 0 });
+
 /**
  * The one set of state transitions: live commits and WAL replay both apply entries here, so the
  * two can never disagree. Every transition is idempotent against slots a later checkpoint already
@@ -48,7 +52,7 @@ export class Transitions {
     this.#journal = journal;
   }
 
-  apply(e: WalEntry): Applied {
+  apply(e: WalEntry): Readonly<Applied> {
     const ks = this.#keyspace;
     switch (e.type) {
       case WalType.Put: {
@@ -58,24 +62,24 @@ export class Transitions {
         const evicted = ks.put(e.slot, e, e.lsn);
         if (e.kind === ContentKind.Present)
           this.#segments.addLive(e.seg, entryBytes(e.idBytes.length, e.clen));
-        return evicted === undefined ? { found: true, count: 0 } : { found: true, count: 0, evicted };
+        return evicted === undefined ? FOUND : { found: true, count: 0, evicted };
       }
       case WalType.Delete:
         this.#dropLive(e.slot);
-        return { found: ks.delete(e.slot, e.id), count: 0 };
+        return ks.delete(e.slot, e.id) ? FOUND : NOT_FOUND;
       case WalType.Touch:
-        return { found: ks.touch(e.slot, e.lastAccess, e.accessCount), count: 0 };
+        return ks.touch(e.slot, e.lastAccess, e.accessCount) ? FOUND : NOT_FOUND;
       case WalType.CompactBegin:
         this.#journal.begin(e.runId, e.victims);
-        return { found: true, count: 0 };
+        return FOUND;
       case WalType.CompactChunk:
         return { found: true, count: this.#applyChunk(e) };
       case WalType.CompactEnd:
         this.#journal.end();
-        return { found: true, count: 0 };
+        return FOUND;
       case WalType.SpaceDefine:
         ks.spaces.define(e.name, e.space);
-        return { found: true, count: 0 };
+        return FOUND;
       case WalType.SpaceDrop: {
         const live = ks.spaces.isLive(e.space);
         ks.spaces.drop(e.space);

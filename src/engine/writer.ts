@@ -7,7 +7,14 @@ import type { Keyspace, MovePlan } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { CHUNK_MASK } from '../records/table.js';
 import { metadataOf, type Durability, type WarmStoreLogger } from '../types.js';
-import { WalType, encodeWalEntry, walEntrySize, type WalEntry, type WalEntryInput } from '../wal/entries.js';
+import {
+  WalType,
+  encodeWalEntry,
+  walEntrySize,
+  type PutEntry,
+  type WalEntry,
+  type WalEntryInput,
+} from '../wal/entries.js';
 import type { WalLog } from '../wal/log.js';
 import { isNoSpace } from './disk-space.js';
 import type { Transitions } from './transitions.js';
@@ -154,7 +161,9 @@ export class Writer {
   }
 
   put(rec: NormalizedRecord): Promise<void> {
-    return this.#enqueue<void>((resolve, reject) => ({ t: 'put', rec, resolve, reject }));
+    // The op is made in the executor itself: no closure to make it, as the other ops have (a put
+    // is the op issued a thousand times a batch).
+    return new Promise<void>((resolve, reject) => this.#push({ t: 'put', rec, resolve, reject }));
   }
 
   delete(space: string, id: string): Promise<boolean> {
@@ -209,14 +218,16 @@ export class Writer {
   }
 
   #enqueue<T>(make: (resolve: (v: T) => void, reject: (e: unknown) => void) => Op): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.push(make(resolve, reject));
-      if (!this.#flushing) {
-        this.#flushing = true;
-        // One macrotask of delay lets every mutation issued in this tick share the fsync.
-        setImmediate(() => void this.#drain());
-      }
-    });
+    return new Promise<T>((resolve, reject) => this.#push(make(resolve, reject)));
+  }
+
+  #push(op: Op): void {
+    this.#queue.push(op);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      // One macrotask of delay lets every mutation issued in this tick share the fsync.
+      setImmediate(() => void this.#drain());
+    }
   }
 
   async #drain(): Promise<void> {
@@ -273,21 +284,27 @@ export class Writer {
     vectors: VectorWrite[],
   ): { planned: PlannedOp[]; contentBytes: number } {
     const ks = this.#d.keyspace;
-    const overlay = new Map<string, number>();
+    /** Slots this batch gives ids (-1: deleted), by space number, then id. */
+    const overlay = new Map<number, Map<string, number>>();
     /** Spaces this batch defines (name -> number) or drops (name -> -1). */
     const spaceOverlay = new Map<string, number>();
-    const access = new Map<number, number>();
+    // Only a touch reads a slot's access count before the batch applies; only then are puts' kept.
+    const access = batch.some((op) => op.t === 'touch') ? new Map<number, number>() : undefined;
     const planned: PlannedOp[] = [];
     let contentBytes = 0;
     const spaceOf = (name: string): number => {
       const o = spaceOverlay.get(name);
       return o !== undefined ? o : (ks.spaces.idOf(name) ?? -1);
     };
-    const key = (space: number, id: string): string => `${space}\u0000${id}`;
     const slotOf = (space: number, id: string): number => {
       if (space < 0) return -1;
-      const o = overlay.get(key(space, id));
+      const o = overlay.get(space)?.get(id);
       return o !== undefined ? o : (ks.lookup(space, id) ?? -1);
+    };
+    const setSlot = (space: number, id: string, slot: number): void => {
+      let m = overlay.get(space);
+      if (m === undefined) overlay.set(space, (m = new Map()));
+      m.set(id, slot);
     };
     for (const op of batch) {
       switch (op.t) {
@@ -312,29 +329,34 @@ export class Writer {
             slot = ks.allocate();
             allocated.push(slot);
           }
-          overlay.set(key(space, r.id), slot);
-          const e = r.embedding;
-          vectors.push({ slot, bytes: new Uint8Array(e.buffer, e.byteOffset, e.byteLength) });
-          access.set(slot, r.accessCount);
+          setSlot(space, r.id, slot);
+          vectors.push({ slot, bytes: r.embeddingBytes });
+          access?.set(slot, r.accessCount);
           if (r.content) contentBytes += entryBytes(r.idBytes.length, r.content.length);
-          planned.push({
-            op,
-            content: r.content,
-            entry: {
-              type: WalType.Put,
-              slot,
-              space,
-              id: r.id,
-              idBytes: r.idBytes,
-              kind: r.kind,
-              seg: 0,
-              off: 0,
-              clen: r.content?.length ?? 0,
-              ...metadataOf(r),
-              embCrc: r.embCrc,
-              norm: r.norm,
-            },
-          });
+          // Written out field by field (no spread of the metadata): this runs once per put.
+          // With its `lsn` from the start (set when applied): adding it later changed the
+          // object's shape once per put.
+          const entry: PutEntry = {
+            type: WalType.Put,
+            lsn: 0,
+            slot,
+            space,
+            id: r.id,
+            idBytes: r.idBytes,
+            kind: r.kind,
+            seg: 0,
+            off: 0,
+            clen: r.content?.length ?? 0,
+            confidence: r.confidence,
+            activation: r.activation,
+            decayRate: r.decayRate,
+            createdAt: r.createdAt,
+            lastAccess: r.lastAccess,
+            accessCount: r.accessCount,
+            embCrc: r.embCrc,
+            norm: r.norm,
+          };
+          planned.push({ op, content: r.content, entry });
           break;
         }
         case 'delete': {
@@ -343,7 +365,7 @@ export class Writer {
           if (slot < 0) {
             planned.push({ op, entry: undefined, content: null });
           } else {
-            overlay.set(key(space, op.id), -1);
+            setSlot(space, op.id, -1);
             planned.push({ op, entry: { type: WalType.Delete, slot, id: op.id }, content: null });
           }
           break;
@@ -353,8 +375,8 @@ export class Writer {
           if (slot < 0 || ks.isCorrupt(slot)) {
             planned.push({ op, entry: undefined, content: null });
           } else {
-            const prev = access.get(slot) ?? ks.table.chunk(slot).accessCount[slot & CHUNK_MASK]!;
-            access.set(slot, prev + 1);
+            const prev = access?.get(slot) ?? ks.table.chunk(slot).accessCount[slot & CHUNK_MASK]!;
+            access?.set(slot, prev + 1);
             planned.push({
               op,
               entry: { type: WalType.Touch, slot, lastAccess: op.at, accessCount: prev + 1 },
@@ -369,7 +391,8 @@ export class Writer {
             planned.push({ op, entry: undefined, content: null });
           } else {
             spaceOverlay.set(op.space, -1);
-            for (const k of overlay.keys()) if (k.startsWith(`${space}\u0000`)) overlay.set(k, -1);
+            const ids = overlay.get(space);
+            if (ids) for (const id of ids.keys()) ids.set(id, -1);
             planned.push({ op, entry: { type: WalType.SpaceDrop, space }, content: null });
           }
           break;
@@ -681,7 +704,7 @@ export class Writer {
         op.resolve({ moved: op.accepted, applyMs: performance.now() - this.#applyStart });
       return;
     }
-    const t = performance.now();
+    const t = op?.t === 'compact' ? performance.now() : 0;
     // The planned entry becomes the applied one: no copy of a put's fields per op.
     const e = p.entry as WalEntry;
     e.lsn = lsn;

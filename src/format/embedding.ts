@@ -1,16 +1,17 @@
 import { crc32c } from './crc.js';
 
 /**
- * The sum of the squares of `e`, in float64 (four accumulators: the loop is on the put path). Every
- * norm warmstore stores comes from here, so the same embedding always gets the same bits.
+ * The sum of the squares of `e[from, to)`, in float64 (four accumulators: the loop is on the put
+ * path). Every norm warmstore stores comes from here, so the same embedding always gets the same
+ * bits, wherever it lies (the accumulators take its values counted from `from`).
  */
-export function sumOfSquares(e: Float32Array): number {
+export function sumOfSquares(e: Float32Array, from = 0, to = e.length): number {
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
   let s3 = 0;
-  const n = e.length;
-  let i = 0;
+  const n = to;
+  let i = from;
   for (; i + 3 < n; i += 4) {
     const a = e[i]!;
     const b = e[i + 1]!;

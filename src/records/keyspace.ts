@@ -1,6 +1,6 @@
 import { entryBytes } from '../content/segment.js';
 import { corruption, WarmStoreError } from '../errors.js';
-import { metadataOf, type MemoryMetadata } from '../types.js';
+import type { MemoryMetadata } from '../types.js';
 import { ContentKind } from '../wal/entries.js';
 import { IdIndex, idHashOfBytes, idHashOfString } from './id-index.js';
 import { idHash } from './slot-codec.js';
@@ -343,16 +343,23 @@ export class Keyspace {
     this.#forgetOccupant(slot, v.space, v.id);
     const hash = idHashOfBytes(v.idBytes);
     const other = this.#index.get(v.space, v.id, hash);
+    const present = v.kind === ContentKind.Present;
+    // Field by field (no spread of the metadata): this runs once per put.
     this.table.set(slot, {
       id: v.id,
       space: v.space,
       idLen: v.idBytes.length,
       kind: v.kind,
-      seg: v.kind === ContentKind.Present ? v.seg : 0,
-      off: v.kind === ContentKind.Present ? v.off : 0,
-      clen: v.kind === ContentKind.Present ? v.clen : 0,
+      seg: present ? v.seg : 0,
+      off: present ? v.off : 0,
+      clen: present ? v.clen : 0,
       clsn: lsn,
-      ...metadataOf(v),
+      confidence: v.confidence,
+      activation: v.activation,
+      decayRate: v.decayRate,
+      createdAt: v.createdAt,
+      lastAccess: v.lastAccess,
+      accessCount: v.accessCount,
       norm: v.norm,
       embCrc: v.embCrc,
     });

@@ -1,4 +1,4 @@
-import { crc32c } from '../format/crc.js';
+import { crc32c, crc32cRange } from '../format/crc.js';
 import { FORMAT_VERSION } from '../format/header.js';
 import type { MemoryMetadata } from '../types.js';
 import { embeddingSummary } from '../format/embedding.js';
@@ -279,7 +279,7 @@ export function encodeWalEntry(
   }
   // body length excludes the LSN; crc covers length, LSN and body.
   b.writeUInt32LE(pos - start - WAL_ENTRY_HEADER, start + 4);
-  b.writeUInt32LE(crc32c(b.subarray(start + 4, pos)), start);
+  b.writeUInt32LE(crc32cRange(b, start + 4, pos), start);
   return pos - start;
 }
 
@@ -459,20 +459,18 @@ function writeRecordBody(b: Buffer, pos: number, e: Omit<RecordBody, 'id'>): num
   b[pos + 1] = e.idBytes.length;
   b.writeUInt32LE(e.seg, pos + 2);
   b.writeUInt32LE(e.clen, pos + 6);
-  pos += 10;
-  for (const v of [
-    e.off,
-    e.confidence,
-    e.activation,
-    e.decayRate,
-    e.createdAt,
-    e.lastAccess,
-    e.accessCount,
-  ]) {
-    b.writeDoubleLE(v, pos);
-    pos += 8;
-  }
-  pos += e.idBytes.copy(b, pos);
+  // One write per field (no array of them): a put encodes this once.
+  b.writeDoubleLE(e.off, pos + 10);
+  b.writeDoubleLE(e.confidence, pos + 18);
+  b.writeDoubleLE(e.activation, pos + 26);
+  b.writeDoubleLE(e.decayRate, pos + 34);
+  b.writeDoubleLE(e.createdAt, pos + 42);
+  b.writeDoubleLE(e.lastAccess, pos + 50);
+  b.writeDoubleLE(e.accessCount, pos + 58);
+  pos += 66;
+  // TypedArray set, not Buffer#copy: no view of the target is made.
+  b.set(e.idBytes, pos);
+  pos += e.idBytes.length;
   b.writeUInt32LE(e.embCrc, pos);
   b.writeFloatLE(e.norm, pos + 4);
   return pos + EMBEDDING_SUMMARY;
