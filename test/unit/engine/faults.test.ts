@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
-import { copyFile, cp, mkdir, readdir, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { FaultyFileSystem, type FaultErrorCode, type FaultOp } from '../../../src/testing/index.js';
+import {
+  FaultyFileSystem,
+  type FaultErrorCode,
+  type FaultOp,
+  type FaultSpec,
+} from '../../../src/testing/index.js';
 import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
 import { expectSameRecord } from '../../helpers/assert.js';
 import { recordFor, writeRecords } from '../../helpers/random.js';
@@ -203,6 +208,71 @@ describe('fault injection', () => {
       await checkAfterReopen(dir, model, `${error} reopen`);
     });
   }
+
+  test('a fault on each durable write of a put (content, vector, WAL): the batch fails and is cut back, the store stays usable', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    let seed = 1;
+    /** Sizes of the files a failed batch must leave as they were (vectors.dat may keep garbage in free slots). */
+    const sizes = async (): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (const n of await readdir(dir))
+        if (/^(seg-|wal-)/.test(n)) out[n] = (await stat(join(dir, n))).size;
+      return out;
+    };
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = rec(`base${i}`, seed++);
+        await store.put(r);
+        model.acked.set(r.id, r);
+      }
+      fs.resetCounts();
+      const probe = rec('probe', seed++);
+      await store.put(probe);
+      model.acked.set(probe.id, probe);
+      // Under synchronous durability every write of a commit is a durable one: no separate fsync.
+      const durable = fs.counts.durableWrite;
+      assert.equal(durable, 3, 'content, vector and WAL: one durable write each');
+      assert.equal(fs.counts.write, durable, 'no plain write');
+      assert.equal(fs.counts.sync, durable, 'no fsync besides the durable writes');
+      const faults: { label: string; spec: Omit<FaultSpec, 'nth'>; code: 'IO_ERROR' | 'DISK_FULL' }[] = [
+        { label: 'EIO before it lands', spec: { op: 'durableWrite', error: 'EIO' }, code: 'IO_ERROR' },
+        {
+          label: 'a full disk: short, then ENOSPC',
+          spec: { op: 'durableWrite', error: 'ENOSPC', short: true, persistent: true },
+          code: 'DISK_FULL',
+        },
+        { label: 'EIO after it landed', spec: { op: 'sync', error: 'EIO' }, code: 'IO_ERROR' },
+      ];
+      const hit = new Set<string>();
+      for (const { label, spec, code } of faults) {
+        for (let nth = 1; nth <= durable; nth++) {
+          const ctx = `${label}, durable write #${nth}`;
+          const attempt = rec(`fail-${spec.op}-${spec.error}-${nth}`, seed++);
+          const before = await sizes();
+          fs.failAt({ ...spec, nth });
+          await assert.rejects(store.put(attempt), ioError(ctx, code));
+          fs.clearFaults();
+          hit.add(basename(fs.triggered.at(-1)!.path).replace(/\d+/, 'N'));
+          assert.equal(store.has(attempt.id), false, `${ctx}: the failed put is not visible`);
+          assert.deepEqual(await sizes(), before, `${ctx}: content and WAL cut back`);
+          model.failed.set(attempt.id, attempt);
+          const next = rec(`ok-${spec.op}-${spec.error}-${nth}`, seed++);
+          await store.put(next);
+          model.acked.set(next.id, next);
+          expectSameRecord(await store.get(next.id), next, { context: ctx });
+          await model.checkAll(store, ctx);
+        }
+      }
+      assert.deepEqual([...hit].sort(), ['seg-N.dat', 'vectors.dat', 'wal-N.log']);
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await checkAfterReopen(dir, model, 'durable write faults reopen');
+  });
 
   test('touch and putMany report IO_ERROR under faults and leave the record as it was', async (t) => {
     const dir = await tempDir(t);
