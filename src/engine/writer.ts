@@ -512,7 +512,8 @@ export class Writer {
       // (on stable storage when it resolves): one trip to the I/O pool, where a write and then an
       // fdatasync took two, each waiting for a turn of the event loop (16-20 ms each with 100
       // readers busy on it). A durable write covers its own bytes only, which is all a batch
-      // needs: nothing else writes these files unsynced under synchronous durability.
+      // needs: no commit counts on it for another's bytes (compaction fsyncs its own output
+      // segments before its commit; a checkpoint fsyncs the record files whole).
       const writes: Promise<void>[] = parts.map(async (part) => {
         const bytes = part.buf.subarray(0, part.len);
         if (sync) await writeFullyDurable(part.seg.file, bytes, part.start);
