@@ -409,6 +409,57 @@ describe('fault injection', () => {
     }
   });
 
+  test('a checkpoint whose header runs are in flight together: a fault at any of their reads or writes fails it whole; the next one completes', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    let seed = 1;
+    const add = async (n: number): Promise<void> => {
+      const recs = Array.from({ length: n }, () => rec(`h${seed % 5000}`, seed++));
+      await store.putMany(recs);
+      for (const r of recs) model.acked.set(r.id, r);
+    };
+    try {
+      await add(3000);
+      fs.resetCounts();
+      await store.checkpoint();
+      // 3000 dirty slots: 6 runs of at most 512 headers, several read back and written at once.
+      const runs = fs.counts.write - 1; // and the MANIFEST
+      assert.ok(runs >= 6, `the checkpoint wrote ${runs} header runs`);
+      for (const op of ['read', 'write'] as const) {
+        // The first run, a later one, and the last (a checkpoint of a few slots: one run).
+        for (const [puts, nth] of [
+          [3000, 1],
+          [3000, runs],
+          [10, 1],
+        ] as const) {
+          const ctx = `${op} #${nth} of records.dat, ${puts} puts`;
+          await add(puts);
+          fs.failAt({ op, nth, error: 'EIO', pathIncludes: 'records.dat' });
+          await assert.rejects(store.checkpoint(), ioError(ctx));
+          assert.equal(fs.pendingFaults, 0, `${ctx}: the fault fired`);
+          await model.checkAll(store, ctx);
+          // A kill -9 now: the previous checkpoint and the WAL still hold everything.
+          const image = join(dir, '..', `${basename(dir)}-image-${op}-${nth}-${puts}`);
+          await crashImage(dir, image);
+          const snapshot = new Model();
+          snapshot.acked = new Map(model.acked);
+          try {
+            await checkAfterReopen(image, snapshot, `crash image after ${ctx}`);
+          } finally {
+            await rm(image, { recursive: true, force: true });
+          }
+          await store.checkpoint();
+        }
+      }
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await checkAfterReopen(dir, model, 'header run faults reopen');
+  });
+
   test('a fault at any mutating step of open fails the open cleanly; a later open recovers everything', async (t) => {
     const root = await tempDir(t);
     const base = join(root, 'base');
