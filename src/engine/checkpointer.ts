@@ -19,6 +19,12 @@ const HEADER_RUN = 512;
 const HEADER_GAP = 16;
 /** A checkpoint step yields to the event loop once it has run this long. */
 const STEP_MS = 4;
+/**
+ * Header runs being read back and written at once. One at a time, each run's read and write each
+ * waited for a turn of the event loop: after compacting 20K memories (40 runs), 80 of the 200-odd
+ * turns the compaction waited for, 16-20 ms each with 100 readers on the loop.
+ */
+const HEADER_RUNS_IN_FLIGHT = 8;
 
 /** What a checkpoint asks of the recall index. */
 export interface IndexSaver {
@@ -247,31 +253,52 @@ export class Checkpointer {
   async #writeSlots(taken: Uint8Array[]): Promise<void> {
     const d = this.#d;
     const pace = { work: 0, stepStart: performance.now() };
-    const hbuf = Buffer.allocUnsafe(HEADER_RUN * SLOT_HEADER_BYTES);
-    for (let ci = 0; ci < taken.length; ci++) {
-      const flags = taken[ci]!;
-      const base = ci * CHUNK_SLOTS;
-      // A clean header's bytes on disk already are its current state (or the evidence of its
-      // corruption), and a page-cached read of the run costs less than re-encoding it.
-      await this.#writeRuns(
-        pace,
-        flags,
-        base,
-        (f) => f !== 0,
-        HEADER_GAP,
-        HEADER_RUN,
-        async (first, count) => {
-          const bytes = count * SLOT_HEADER_BYTES;
-          const got = await d.files.readHeaders(first, count, hbuf);
-          hbuf.fill(0, got, bytes);
-          for (let x = 0; x < count; x++) {
-            if (flags[first - base + x] !== 0) this.#encodeHeader(hbuf, x * SLOT_HEADER_BYTES, first + x);
-          }
-          await d.files.writeHeaders(first, hbuf.subarray(0, bytes));
-        },
-      );
-      await yieldImmediate();
+    // Runs in flight (HEADER_RUNS_IN_FLIGHT), each with a buffer of its own; runs never overlap.
+    const spare: Buffer[] = [];
+    const inflight = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+    const runOne = async (flags: Uint8Array, base: number, first: number, count: number, hbuf: Buffer) => {
+      const bytes = count * SLOT_HEADER_BYTES;
+      const got = await d.files.readHeaders(first, count, hbuf);
+      hbuf.fill(0, got, bytes);
+      for (let x = 0; x < count; x++) {
+        if (flags[first - base + x] !== 0) this.#encodeHeader(hbuf, x * SLOT_HEADER_BYTES, first + x);
+      }
+      await d.files.writeHeaders(first, hbuf.subarray(0, bytes));
+      spare.push(hbuf);
+    };
+    try {
+      for (let ci = 0; ci < taken.length && !failure; ci++) {
+        const flags = taken[ci]!;
+        const base = ci * CHUNK_SLOTS;
+        // A clean header's bytes on disk already are its current state (or the evidence of its
+        // corruption), and a page-cached read of the run costs less than re-encoding it.
+        await this.#writeRuns(
+          pace,
+          flags,
+          base,
+          (f) => f !== 0,
+          HEADER_GAP,
+          HEADER_RUN,
+          async (first, count) => {
+            while (inflight.size >= HEADER_RUNS_IN_FLIGHT) await Promise.race(inflight);
+            if (failure) throw failure.err;
+            const hbuf = spare.pop() ?? Buffer.allocUnsafe(HEADER_RUN * SLOT_HEADER_BYTES);
+            const p: Promise<void> = runOne(flags, base, first, count, hbuf)
+              .catch((err: unknown) => {
+                failure ??= { err };
+              })
+              .finally(() => inflight.delete(p));
+            inflight.add(p);
+          },
+        );
+        await yieldImmediate();
+      }
+    } finally {
+      // A failed checkpoint's cleanup must not start while one of its writes is still in flight.
+      while (inflight.size > 0) await Promise.all(inflight);
     }
+    if (failure) throw failure.err;
   }
 
   /**

@@ -53,6 +53,37 @@ export async function writeFully(file: WsFile, buf: Uint8Array, position: number
   }
 }
 
+/**
+ * One durable positioned write (see `WsFile.writeDurable`); a file layer without one gets `write`
+ * then `sync`, which is as durable in two calls.
+ */
+export async function writeDurable(
+  file: WsFile,
+  buf: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
+  if (file.writeDurable) return file.writeDurable(buf, offset, length, position);
+  const n = await file.write(buf, offset, length, position);
+  await file.sync();
+  return n;
+}
+
+/**
+ * Writes all of `buf` at `position`, on stable storage when it resolves: usually one durable write
+ * (a short one is followed by another for the rest). Only these bytes are made durable, not what
+ * other writes left in the file's cache.
+ */
+export async function writeFullyDurable(file: WsFile, buf: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const n = await writeDurable(file, buf, off, buf.length - off, position + off);
+    if (n <= 0) throw shortWrite(n);
+    off += n;
+  }
+}
+
 export function writeFullySync(file: WsFile, buf: Uint8Array, position: number): void {
   let off = 0;
   while (off < buf.length) {

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import type { OpenMode, WsFile, WsFileSystem } from './types.js';
 
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC } = fs.constants;
+/** O_DSYNC where the platform has it (not on Windows): then durable writes take write + sync. */
+const DSYNC = (fs.constants as { O_DSYNC?: number }).O_DSYNC ?? 0;
 const FLAGS: Record<Exclude<OpenMode, 'create'>, number> = {
   r: O_RDONLY,
   rw: O_RDWR,
@@ -27,13 +29,46 @@ function openFd(path: string, flags: number): number {
   return fs.openSync(path, flags);
 }
 
+/**
+ * A second descriptor of the file open as `fd`, with O_DSYNC: every pwrite through it returns once
+ * its bytes (and the size that reaches them) are on stable storage. Opened through
+ * /proc/self/fd, so it is the same inode even if the file was renamed or unlinked since; by path
+ * where /proc is missing, checked to be the same inode. Undefined where that cannot be done.
+ */
+function openDsync(path: string, fd: number): number | undefined {
+  if (DSYNC === 0) return undefined;
+  const st = fs.fstatSync(fd);
+  for (const p of [`/proc/self/fd/${fd}`, path]) {
+    let d: number;
+    try {
+      d = openFd(p, O_WRONLY | DSYNC);
+    } catch {
+      continue;
+    }
+    const dst = fs.fstatSync(d);
+    if (dst.ino === st.ino && dst.dev === st.dev) return d;
+    fs.closeSync(d);
+  }
+  return undefined;
+}
+
 class NodeFile implements WsFile {
   readonly path: string;
   #fd: number;
+  readonly #writable: boolean;
+  /**
+   * The O_DSYNC descriptor, opened on the first durable write (most files never make one): one
+   * pwrite through it is one job of the I/O pool, where write then fdatasync are two, each
+   * resolving on its own turn of the event loop. On this machine's disk one O_DSYNC pwrite cost
+   * the same as pwrite + fdatasync or less (0.15-0.3 ms up to 100 KB, 0.9 ms at 1 MB). Null when
+   * the platform cannot: durable writes then take write + fdatasync.
+   */
+  #dsyncFd: number | null | undefined;
 
-  constructor(path: string, fd: number) {
+  constructor(path: string, fd: number, writable: boolean) {
     this.path = path;
     this.#fd = fd;
+    this.#writable = writable;
   }
 
   readSync(buf: Uint8Array, offset: number, length: number, position: number): number {
@@ -56,6 +91,20 @@ class NodeFile implements WsFile {
     });
   }
 
+  async writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    if (this.#dsyncFd === undefined && this.#writable) this.#dsyncFd = openDsync(this.path, this.#fd) ?? null;
+    const fd = this.#dsyncFd;
+    if (fd === undefined || fd === null) {
+      // Read-only (the write fails as any write would) or no O_DSYNC here.
+      const n = await this.write(buf, offset, length, position);
+      await this.sync();
+      return n;
+    }
+    return new Promise((resolve, reject) => {
+      fs.write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+    });
+  }
+
   sync(): Promise<void> {
     return new Promise((resolve, reject) => fs.fdatasync(this.#fd, (err) => (err ? reject(err) : resolve())));
   }
@@ -70,12 +119,29 @@ class NodeFile implements WsFile {
     return fs.fstatSync(this.#fd).size;
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    const d = this.#takeDsync();
+    if (d !== undefined) await new Promise<void>((resolve) => fs.close(d, () => resolve()));
     return new Promise((resolve, reject) => fs.close(this.#fd, (err) => (err ? reject(err) : resolve())));
   }
 
   closeSync(): void {
+    const d = this.#takeDsync();
+    if (d !== undefined) {
+      try {
+        fs.closeSync(d);
+      } catch {
+        // Its writes all settled before close; the main descriptor's close reports what matters.
+      }
+    }
     fs.closeSync(this.#fd);
+  }
+
+  /** The durable descriptor, if one was opened, never to be used again. */
+  #takeDsync(): number | undefined {
+    const d = this.#dsyncFd;
+    this.#dsyncFd = null;
+    return d ?? undefined;
   }
 }
 
@@ -85,9 +151,9 @@ export class NodeFileSystem implements WsFileSystem {
     // 'a+' would force appends on Linux and ignore positions, so create with 'a' then reopen r+.
     if (mode === 'create') {
       fs.closeSync(fs.openSync(path, 'a'));
-      return new NodeFile(path, openFd(path, O_RDWR));
+      return new NodeFile(path, openFd(path, O_RDWR), true);
     }
-    return new NodeFile(path, openFd(path, FLAGS[mode]));
+    return new NodeFile(path, openFd(path, FLAGS[mode]), mode !== 'r');
   }
 
   readFile(path: string): Promise<Buffer> {

@@ -12,6 +12,15 @@ export interface WsFile {
   /** Writes at `position`; returns bytes written, which may be short. */
   writeSync(buf: Uint8Array, offset: number, length: number, position: number): number;
   write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /**
+   * A positioned write that is on stable storage when it resolves (its bytes and the size needed
+   * to read them back), as `write` then `sync` would leave it, in one call: one trip to the I/O
+   * pool instead of two, which matters when every trip waits for a turn of a busy event loop.
+   * Unlike `sync`, it makes durable only the bytes it wrote. Returns bytes written, which may be
+   * short (those bytes are durable). A rejected one may have landed in part, or not at all.
+   * Optional: a file layer without it gets `write` then `sync` (see `writeDurable` in io.ts).
+   */
+  writeDurable?(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** fdatasync: data durable when it resolves. */
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;

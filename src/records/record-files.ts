@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { WarmStoreError, corruption, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
-import { readFully, readFullySync, writeFully } from '../fs/io.js';
+import { readFully, readFullySync, writeFully, writeFullyDurable } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { WarmStoreLogger } from '../types.js';
 import type { VectorSource } from './table.js';
@@ -198,8 +198,10 @@ export class RecordFiles {
     await writeFully(this.#records, buf, headerOffset(first));
   }
 
-  async writeVectors(first: number, buf: Buffer): Promise<void> {
-    await writeFully(this.#vectors, buf, vectorOffset(first, this.dim));
+  /** `durable`: on stable storage when it resolves (these bytes only; see `writeFullyDurable`). */
+  async writeVectors(first: number, buf: Buffer, durable = false): Promise<void> {
+    if (durable) await writeFullyDurable(this.#vectors, buf, vectorOffset(first, this.dim));
+    else await writeFully(this.#vectors, buf, vectorOffset(first, this.dim));
   }
 
   /**

@@ -1,15 +1,23 @@
 import { constants as osConstants } from 'node:os';
+import { writeDurable } from '../fs/io.js';
 import { nodeFileSystem } from '../fs/node-fs.js';
 import type { OpenMode, WsFile, WsFileSystem } from '../fs/types.js';
 
 /**
  * Operations a fault can target. `any-write` matches every operation that changes the disk:
- * write, sync, truncate, rename, unlink, link, mkdir, syncDir, and open in a creating mode
- * ('create' or 'excl'). `read` matches file reads and `readFile`.
+ * write, sync, durable write, truncate, rename, unlink, link, mkdir, syncDir, and open in a
+ * creating mode ('create' or 'excl'). `read` matches file reads and `readFile`.
+ *
+ * A durable write (`WsFile.writeDurable`) is a write and a sync in one call, so a `write` fault
+ * and a `sync` fault both match it too, as they would the two calls it replaces: a `write` fault
+ * fails it before any byte lands (or, `short`, lands half of them, durably, and returns the short
+ * count); a `sync` fault fails it after its bytes landed in the file, not known to be durable.
+ * `durableWrite` matches durable writes only, as a `write` fault does.
  */
 export type FaultOp =
   | 'write'
   | 'sync'
+  | 'durableWrite'
   | 'open'
   | 'rename'
   | 'truncate'
@@ -20,7 +28,10 @@ export type FaultOp =
   | 'read'
   | 'any-write';
 
-/** Operations counted in `FaultyFileSystem.counts`; `any-write` counts every mutating one. */
+/**
+ * Operations counted in `FaultyFileSystem.counts`; `any-write` counts every mutating one. A durable
+ * write counts once in `durableWrite`, `write`, `sync` and `any-write` each.
+ */
 export type CountedOp = FaultOp | 'readdir' | 'exists' | 'freeBytes' | 'close';
 
 /** The errors a fault raises: a full disk or a failing one. */
@@ -52,7 +63,12 @@ export interface TriggeredFault {
   short: boolean;
 }
 
-type Outcome = { kind: 'ok' } | { kind: 'short' } | { kind: 'throw'; error: NodeJS.ErrnoException };
+type Outcome =
+  | { kind: 'ok' }
+  | { kind: 'short' }
+  | { kind: 'throw'; error: NodeJS.ErrnoException }
+  /** A durable write hit by a sync fault: the bytes land, then the call fails. */
+  | { kind: 'landed'; error: NodeJS.ErrnoException };
 
 interface ArmedFault {
   spec: FaultSpec;
@@ -68,6 +84,7 @@ const MESSAGES: Record<FaultErrorCode, string> = {
 const SYSCALLS: Partial<Record<CountedOp, string>> = {
   write: 'write',
   sync: 'fdatasync',
+  durableWrite: 'write',
   open: 'open',
   rename: 'rename',
   truncate: 'ftruncate',
@@ -100,6 +117,7 @@ function emptyCounts(): Record<CountedOp, number> {
   return {
     write: 0,
     sync: 0,
+    durableWrite: 0,
     open: 0,
     rename: 0,
     truncate: 0,
@@ -116,7 +134,17 @@ function emptyCounts(): Record<CountedOp, number> {
   };
 }
 
-type Intercept = (op: CountedOp, mutating: boolean, path: string, dest?: string, sync?: boolean) => Outcome;
+/** `op` is the operation, or for a durable write the operations it counts as (its own first). */
+type Intercept = (
+  op: CountedOp | readonly CountedOp[],
+  mutating: boolean,
+  path: string,
+  dest?: string,
+  sync?: boolean,
+) => Outcome;
+
+/** What a durable write counts as, and which faults match it. */
+const DURABLE_WRITE_OPS: readonly CountedOp[] = ['durableWrite', 'write', 'sync'];
 
 class FaultyFile implements WsFile {
   readonly path: string;
@@ -163,6 +191,23 @@ class FaultyFile implements WsFile {
       return half === 0 ? Promise.resolve(0) : this.#inner.write(buf, offset, half, position);
     }
     return this.#inner.write(buf, offset, length, position);
+  }
+
+  async writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const o = this.#intercept(DURABLE_WRITE_OPS, true, this.path);
+    switch (o.kind) {
+      case 'throw':
+        throw o.error;
+      case 'short': {
+        const half = Math.floor(length / 2);
+        return half === 0 ? 0 : writeDurable(this.#inner, buf, offset, half, position);
+      }
+      case 'landed':
+        await this.#inner.write(buf, offset, length, position);
+        throw o.error;
+      case 'ok':
+        return writeDurable(this.#inner, buf, offset, length, position);
+    }
   }
 
   sync(): Promise<void> {
@@ -275,13 +320,15 @@ export class FaultyFileSystem implements WsFileSystem {
     return [...this.#open].map((f) => f.path);
   }
 
-  #check(op: CountedOp, mutating: boolean, path: string, dest?: string): Outcome {
-    this.counts[op]++;
+  #check(what: CountedOp | readonly CountedOp[], mutating: boolean, path: string, dest?: string): Outcome {
+    const ops: readonly CountedOp[] = typeof what === 'string' ? [what] : what;
+    const op = ops[0]!;
+    for (const o of ops) this.counts[o]++;
     if (mutating) this.counts['any-write']++;
     let outcome: Outcome = { kind: 'ok' };
     for (const f of this.#faults) {
       const { spec } = f;
-      if (spec.op !== op && !(spec.op === 'any-write' && mutating)) continue;
+      if (!ops.includes(spec.op) && !(spec.op === 'any-write' && mutating)) continue;
       if (spec.pathIncludes !== undefined) {
         const hit = path.includes(spec.pathIncludes) || (dest?.includes(spec.pathIncludes) ?? false);
         if (!hit) continue;
@@ -292,9 +339,14 @@ export class FaultyFileSystem implements WsFileSystem {
       if (!fires || outcome.kind !== 'ok') continue;
       const firstShot = f.matched === spec.nth;
       f.fired = true;
-      const short = spec.short === true && firstShot && op === 'write';
-      this.triggered.push({ op, path, error: spec.error, short });
-      outcome = short ? { kind: 'short' } : { kind: 'throw', error: makeFsError(spec.error, op, path, dest) };
+      // The operation as the fault named it (a durable write hit as a write or a sync).
+      const as = spec.op === 'any-write' ? op : spec.op;
+      const short = spec.short === true && firstShot && (as === 'write' || as === 'durableWrite');
+      this.triggered.push({ op: as, path, error: spec.error, short });
+      const error = makeFsError(spec.error, as, path, dest);
+      if (short) outcome = { kind: 'short' };
+      else if (as === 'sync' && op === 'durableWrite') outcome = { kind: 'landed', error };
+      else outcome = { kind: 'throw', error };
     }
     this.#faults = this.#faults.filter((f) => !f.fired || f.spec.persistent === true);
     return outcome;

@@ -14,7 +14,7 @@
  *   dir,
  *   withTestHooks({ fileSystem: fs }, { onKillPoint: (name) => points.push(name) }),
  * );
- * fs.failAt({ op: 'sync', nth: 1, error: 'EIO' }); // the next fdatasync fails; the put waiting on it rejects
+ * fs.failAt({ op: 'sync', nth: 1, error: 'EIO' }); // the next fdatasync (or durable write) fails; the put waiting on it rejects
  * ```
  */
 
@@ -32,9 +32,9 @@ export type { FaultOp, CountedOp, FaultErrorCode, FaultSpec, TriggeredFault } fr
 
 /**
  * A file layer over one directory tree that simulates a power cut: `cut()` (or `cutAtOp(n)`)
- * reverts the tree to what POSIX durability guarantees (data as of the last fdatasync, directory
- * entries as of the last directory fsync), so a test can reopen the store and check that every
- * acknowledged write survived.
+ * reverts the tree to what POSIX durability guarantees (data as of the last fdatasync, plus the
+ * durable writes that resolved; directory entries as of the last directory fsync), so a test can
+ * reopen the store and check that every acknowledged write survived.
  */
 export { PowerCutFileSystem } from './power-cut-fs.js';
 /** How a cut reverts the tree (exact or torn), and what it changed. */

@@ -35,9 +35,26 @@ export interface CutReport {
 interface UndoEntry {
   seq: number;
   pos: number;
-  data: Buffer;
+  len: number;
+  /**
+   * The bytes [pos, pos+len) held before; undefined when they lay past the file's end (growth):
+   * nothing to restore, and undone as zeros (a hole) should a durable write beyond them make the
+   * durable size cover them.
+   */
+  data: Buffer | undefined;
   /** Bytes cut off by a truncate; always restored, even in torn mode (truncation is metadata). */
   truncate: boolean;
+  /**
+   * Left by a durable write: a torn cut keeps or undoes each 4 KiB page of it on its own (a durable
+   * write in flight when the power went may have landed in part).
+   */
+  paged: boolean;
+}
+
+/** A durable write that resolved after the last resolved sync's call: its end is durable size. */
+interface DurableWrite {
+  seq: number;
+  end: number;
 }
 
 interface InodeState {
@@ -51,6 +68,44 @@ interface InodeState {
   /** The seq of the latest sync call that resolved; later-resolving older calls change nothing. */
   syncedMark: number;
   undo: UndoEntry[];
+  /** Durable writes that resolved and were called after `syncedMark`. */
+  durable: DurableWrite[];
+}
+
+const PAGE = 4096;
+
+/**
+ * Drops the bytes [start, end) from the undo records older than `seq`: a durable write made them
+ * durable. Newer records keep them (they hold what the durable write left, or later bytes).
+ */
+function trimUndo(undo: UndoEntry[], seq: number, start: number, end: number): UndoEntry[] {
+  const out: UndoEntry[] = [];
+  for (const u of undo) {
+    const uEnd = u.pos + u.len;
+    if (u.seq > seq || uEnd <= start || u.pos >= end) {
+      out.push(u);
+      continue;
+    }
+    if (u.pos < start) out.push(slice(u, u.pos, start));
+    if (uEnd > end) out.push(slice(u, end, uEnd));
+  }
+  return out;
+}
+
+function slice(u: UndoEntry, from: number, to: number): UndoEntry {
+  const data = u.data?.subarray(from - u.pos, to - u.pos);
+  return { ...u, pos: from, len: to - from, data };
+}
+
+/** Writes what `u` says [pos, pos+len) held: its saved bytes, or zeros for growth. */
+function restore(fd: number, u: UndoEntry, pos: number, len: number): void {
+  if (u.data !== undefined) {
+    fs.writeSync(fd, u.data, pos - u.pos, len, pos);
+    return;
+  }
+  const zero = Buffer.alloc(Math.min(len, 1 << 20));
+  for (let at = pos; at < pos + len; at += zero.length)
+    fs.writeSync(fd, zero, 0, Math.min(zero.length, pos + len - at), at);
 }
 
 interface DirChange {
@@ -94,8 +149,13 @@ interface FileHost {
   /** The tracked state of the inode behind `fd`, if any. */
   stateOf(fd: number): InodeState | undefined;
   forget(h: PowerCutFile): void;
-  /** Saves the bytes a write at [pos, pos+len) is about to overwrite. */
-  captureOverwrite(state: InodeState, fd: number, pos: number, len: number): void;
+  /**
+   * Saves the bytes a write at [pos, pos+len) is about to overwrite, and notes the part past the
+   * end; `paged` for a durable write.
+   */
+  captureWrite(state: InodeState, fd: number, pos: number, len: number, paged: boolean): void;
+  /** A durable write called at `seq` resolved: [start, end) and the size reaching it are durable. */
+  markDurable(state: InodeState, seq: number, start: number, end: number): void;
   captureTruncate(state: InodeState, fd: number, length: number): void;
 }
 
@@ -155,10 +215,30 @@ class PowerCutFile implements WsFile {
     const fd = this.#live('write');
     const state = this.#writable('write');
     this.#host.beforeMutation('write');
-    this.#host.captureOverwrite(state, fd, position, length);
+    this.#host.captureWrite(state, fd, position, length, false);
     const n = fs.writeSync(fd, buf, offset, length, position);
     state.size = Math.max(state.size, position + n);
     return n;
+  }
+
+  writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    // Applied now like a write; durable (its range only) once it resolves. A cut before that
+    // leaves it undone, or torn page by page in a torn cut.
+    try {
+      const fd = this.#live('write');
+      const state = this.#writable('write');
+      this.#host.beforeMutation('write');
+      this.#host.captureWrite(state, fd, position, length, true);
+      const n = fs.writeSync(fd, buf, offset, length, position);
+      state.size = Math.max(state.size, position + n);
+      const seq = this.#host.nextSeq();
+      return this.#host.later(() => {
+        this.#host.markDurable(state, seq, position, position + n);
+        return n;
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   write(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -185,7 +265,9 @@ class PowerCutFile implements WsFile {
       return this.#host.later(() => {
         if (mark > state.syncedMark) {
           state.syncedMark = mark;
-          state.syncedSize = size;
+          // Durable writes called after this sync and already resolved keep their size.
+          state.durable = state.durable.filter((d) => d.seq > mark);
+          state.syncedSize = state.durable.reduce((m, d) => Math.max(m, d.end), size);
           state.undo = state.undo.filter((u) => u.seq > mark);
         }
       });
@@ -235,6 +317,9 @@ class PowerCutFile implements WsFile {
  *
  * - A file's data and size are durable as of the last `sync()` (fdatasync) *call* that resolved;
  *   bytes written after that call, or written and never synced, are undone.
+ * - A `writeDurable` that resolved is durable: its bytes, and the file's size up to its end (a
+ *   range it skipped over that no durable call covers reads as zeros). One that had not resolved
+ *   is undone, or in a torn cut kept or undone page by page.
  * - A directory entry (create, rename, unlink, link, mkdir) is durable once `syncDir` of the
  *   directory holding it was called after the change and resolved.
  *
@@ -373,17 +458,27 @@ export class PowerCutFileSystem implements WsFileSystem {
       for (let i = state.undo.length - 1; i >= 0; i--) {
         const u = state.undo[i];
         if (u === undefined) continue;
-        if (rnd !== undefined && !u.truncate && rnd() < 0.5) continue;
-        fs.writeSync(fd, u.data, 0, u.data.length, u.pos);
+        // Growth matters only below the durable size: the truncate below cuts the rest.
+        const len = u.data === undefined ? Math.min(u.pos + u.len, state.syncedSize) - u.pos : u.len;
+        if (len <= 0) continue;
+        if (rnd === undefined || u.truncate) restore(fd, u, u.pos, len);
+        else if (!u.paged) {
+          if (rnd() >= 0.5) restore(fd, u, u.pos, len);
+        } else {
+          for (let at = u.pos; at < u.pos + len;) {
+            const next = Math.min((Math.floor(at / PAGE) + 1) * PAGE, u.pos + len);
+            if (rnd() >= 0.5) restore(fd, u, at, next - at);
+            at = next;
+          }
+        }
       }
       const current = fs.fstatSync(fd).size;
       let target = state.syncedSize;
       if (rnd !== undefined && current > state.syncedSize && rnd() < 0.5) {
         target = current;
-        const page = 4096;
-        const zero = Buffer.alloc(page);
-        for (let pos = state.syncedSize; pos < current; pos += page) {
-          if (rnd() < 0.5) fs.writeSync(fd, zero, 0, Math.min(page, current - pos), pos);
+        const zero = Buffer.alloc(PAGE);
+        for (let pos = state.syncedSize; pos < current; pos += PAGE) {
+          if (rnd() < 0.5) fs.writeSync(fd, zero, 0, Math.min(PAGE, current - pos), pos);
         }
       }
       fs.ftruncateSync(fd, target);
@@ -403,7 +498,8 @@ export class PowerCutFileSystem implements WsFileSystem {
     later: (fn) => this.#later(fn),
     stateOf: (fd) => this.#stateOf(fd),
     forget: (h) => this.#forget(h),
-    captureOverwrite: (state, fd, pos, len) => this.#captureOverwrite(state, fd, pos, len),
+    captureWrite: (state, fd, pos, len, paged) => this.#captureWrite(state, fd, pos, len, paged),
+    markDurable: (state, seq, start, end) => this.#markDurable(state, seq, start, end),
     captureTruncate: (state, fd, length) => this.#captureTruncate(state, fd, length),
   };
 
@@ -445,21 +541,53 @@ export class PowerCutFileSystem implements WsFileSystem {
     this.#handles.delete(h);
   }
 
-  /** Saves the bytes a write at [pos, pos+len) is about to overwrite. */
-  #captureOverwrite(state: InodeState, fd: number, pos: number, len: number): void {
-    // Only bytes inside the current file matter: anything beyond is cut off by the final truncate.
+  /** Saves the bytes a write at [pos, pos+len) is about to overwrite; notes the growth past them. */
+  #captureWrite(state: InodeState, fd: number, pos: number, len: number, paged: boolean): void {
     const end = Math.min(pos + len, state.size);
-    if (end <= pos) return;
-    const data = Buffer.allocUnsafe(end - pos);
-    const n = fs.readSync(fd, data, 0, data.length, pos);
-    state.undo.push({ seq: this.#nextSeq(), pos, data: data.subarray(0, n), truncate: false });
+    if (end > pos) {
+      const data = Buffer.allocUnsafe(end - pos);
+      const n = fs.readSync(fd, data, 0, data.length, pos);
+      state.undo.push({
+        seq: this.#nextSeq(),
+        pos,
+        len: n,
+        data: data.subarray(0, n),
+        truncate: false,
+        paged,
+      });
+    }
+    const from = Math.max(pos, state.size);
+    if (pos + len > from)
+      state.undo.push({
+        seq: this.#nextSeq(),
+        pos: from,
+        len: pos + len - from,
+        data: undefined,
+        truncate: false,
+        paged,
+      });
+  }
+
+  #markDurable(state: InodeState, seq: number, start: number, end: number): void {
+    // A sync called after this write covered it already, and maybe a truncate after it too.
+    if (seq <= state.syncedMark) return;
+    state.undo = trimUndo(state.undo, seq, start, end);
+    state.durable.push({ seq, end });
+    state.syncedSize = Math.max(state.syncedSize, end);
   }
 
   #captureTruncate(state: InodeState, fd: number, length: number): void {
     if (length >= state.size) return;
     const data = Buffer.allocUnsafe(state.size - length);
     const n = fs.readSync(fd, data, 0, data.length, length);
-    state.undo.push({ seq: this.#nextSeq(), pos: length, data: data.subarray(0, n), truncate: true });
+    state.undo.push({
+      seq: this.#nextSeq(),
+      pos: length,
+      len: n,
+      data: data.subarray(0, n),
+      truncate: true,
+      paged: false,
+    });
   }
 
   #alive(op: string): void {
@@ -490,6 +618,7 @@ export class PowerCutFileSystem implements WsFileSystem {
         syncedSize: createdNow ? 0 : st.size,
         syncedMark: 0,
         undo: [],
+        durable: [],
       };
       this.#inodes.set(key, state);
     }

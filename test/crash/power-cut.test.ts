@@ -9,12 +9,13 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { WarmStore } from '../../src/index.js';
+import { WarmStore, type OpenMode, type WsFile, type WsFileSystem } from '../../src/index.js';
 import { PowerCutFileSystem, withTestHooks, type CutOptions } from '../../src/testing/index.js';
 import { AckModel } from '../helpers/ack-model.js';
 import { CRASH_DIM, crashStoreOptions, reopenAndVerify, runSeed } from '../helpers/crash.js';
 import { Rng, contentFor, recordFor } from '../helpers/random.js';
 import { tempDir } from '../helpers/tmp.js';
+import { delegate } from '../helpers/wrapped-fs.js';
 import { runWorkload, type WorkloadOptions } from '../helpers/workload.js';
 
 const STORE = 'store';
@@ -66,6 +67,64 @@ async function writeUntilCut(
   }
   // The machine is "off": close fails on the dead file layer, but must release the in-process lock.
   await store.close().catch(() => undefined);
+}
+
+/**
+ * `pc` seen through its durable writes: counts them, and can cut the power right after the Nth
+ * from `cutAfter` was applied, before it resolves (in flight, as far as the store can tell).
+ */
+class CutInFlight implements WsFileSystem {
+  durableWrites = 0;
+  #cutAt = 0;
+  readonly #pc: PowerCutFileSystem;
+  readonly #options: CutOptions;
+
+  constructor(pc: PowerCutFileSystem, options: CutOptions = {}) {
+    this.#pc = pc;
+    this.#options = options;
+  }
+
+  cutAfter(nth: number): void {
+    this.#cutAt = this.durableWrites + nth;
+  }
+
+  open(path: string, mode: OpenMode): WsFile {
+    const f = this.#pc.open(path, mode);
+    return delegate(f, {
+      writeDurable: (b, o, l, p) => {
+        const applied = f.writeDurable!(b, o, l, p);
+        if (++this.durableWrites === this.#cutAt) this.#pc.cut(this.#options);
+        return applied;
+      },
+    });
+  }
+  readFile(path: string): Promise<Buffer> {
+    return this.#pc.readFile(path);
+  }
+  rename(from: string, to: string): Promise<void> {
+    return this.#pc.rename(from, to);
+  }
+  unlink(path: string): Promise<void> {
+    return this.#pc.unlink(path);
+  }
+  link(from: string, to: string): Promise<void> {
+    return this.#pc.link(from, to);
+  }
+  readdir(path: string): Promise<string[]> {
+    return this.#pc.readdir(path);
+  }
+  mkdir(path: string): Promise<void> {
+    return this.#pc.mkdir(path);
+  }
+  exists(path: string): Promise<boolean> {
+    return this.#pc.exists(path);
+  }
+  syncDir(path: string): Promise<void> {
+    return this.#pc.syncDir(path);
+  }
+  freeBytes(path: string): Promise<number> {
+    return this.#pc.freeBytes(path);
+  }
 }
 
 /**
@@ -148,6 +207,61 @@ describe('crash: power cut (unsynced bytes and directory entries dropped)', () =
     }
     await store.close();
     pc.dispose();
+  });
+
+  it('a put whose durable write is in flight when the power goes is rejected, then absent or whole', async (t) => {
+    // A durable write is applied at once and durable when it resolves: cut between the two, its
+    // bytes are undone (an exact cut) or kept page by page (a torn one). Content and vector are
+    // durable before the WAL entry naming them is written, so no cut point may leave a replayable
+    // entry pointing at missing bytes, nor lose an acknowledged put.
+    const root = await freshRoot(t);
+    const pc = new PowerCutFileSystem(root);
+    const counter = new CutInFlight(pc);
+    const store = await WarmStore.open(join(root, STORE), crashStoreOptions({ fileSystem: counter }));
+    const model = new AckModel(CRASH_DIM);
+    let seed = 1;
+    const next = (min: number): number => {
+      while ((contentFor('a', seed) ?? '').length < min) seed++;
+      return seed++;
+    };
+    for (const id of ['a', 'b']) {
+      const v = next(1);
+      model.begin(id, v);
+      await store.put(recordFor(id, v, CRASH_DIM));
+      model.ack(id, v);
+    }
+    const before = counter.durableWrites;
+    const probe = next(1);
+    model.begin('a', probe);
+    await store.put(recordFor('a', probe, CRASH_DIM));
+    model.ack('a', probe);
+    const perPut = counter.durableWrites - before;
+    assert.equal(perPut, 3, 'content, vector, WAL entry: one durable write each');
+    await store.close();
+    pc.dispose();
+    const inFlight = next(1000);
+    for (let k = 1; k <= perPut; k++) {
+      // 0: an exact cut; then torn ones, each keeping another mix of the pages in flight.
+      for (let torn = 0; torn <= 6; torn++) {
+        const context = `power cut with durable write ${k}/${perPut} of a put in flight${torn > 0 ? `, torn (seed ${torn})` : ''}`;
+        const r = await freshRoot(t);
+        cpSync(join(root, STORE), join(r, STORE), { recursive: true });
+        const m = model.clone();
+        const pc2 = new PowerCutFileSystem(r);
+        const fs2 = new CutInFlight(pc2, torn > 0 ? { tornSeed: k * 100 + torn } : {});
+        const s2 = await WarmStore.open(join(r, STORE), crashStoreOptions({ fileSystem: fs2 }));
+        fs2.cutAfter(k);
+        m.begin('a', inFlight);
+        await assert.rejects(
+          s2.put(recordFor('a', inFlight, CRASH_DIM)),
+          (err: unknown) => causedByCut(err),
+          context,
+        );
+        assert.ok(pc2.isCut, `${context}: the cut happened`);
+        await s2.close().catch(() => undefined);
+        await reopenAndVerify(join(r, STORE), m, context);
+      }
+    }
   });
 
   it(

@@ -45,7 +45,10 @@ export class WrappedFileSystem implements WsFileSystem {
   }
 }
 
-/** `inner` with the given methods replaced, every other one forwarded. */
+/**
+ * `inner` with the given methods replaced, every other one forwarded; except `writeDurable`, left
+ * out unless given: the engine then makes a write and a sync, which overrides of those see.
+ */
 export function delegate(inner: WsFile, over: Partial<Omit<WsFile, 'path'>>): WsFile {
   return {
     path: inner.path,

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
-import { copyFile, cp, mkdir, readdir, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { FaultyFileSystem, type FaultErrorCode, type FaultOp } from '../../../src/testing/index.js';
+import {
+  FaultyFileSystem,
+  type FaultErrorCode,
+  type FaultOp,
+  type FaultSpec,
+} from '../../../src/testing/index.js';
 import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
 import { expectSameRecord } from '../../helpers/assert.js';
 import { recordFor, writeRecords } from '../../helpers/random.js';
@@ -204,6 +209,71 @@ describe('fault injection', () => {
     });
   }
 
+  test('a fault on each durable write of a put (content, vector, WAL): the batch fails and is cut back, the store stays usable', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    let seed = 1;
+    /** Sizes of the files a failed batch must leave as they were (vectors.dat may keep garbage in free slots). */
+    const sizes = async (): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (const n of await readdir(dir))
+        if (/^(seg-|wal-)/.test(n)) out[n] = (await stat(join(dir, n))).size;
+      return out;
+    };
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = rec(`base${i}`, seed++);
+        await store.put(r);
+        model.acked.set(r.id, r);
+      }
+      fs.resetCounts();
+      const probe = rec('probe', seed++);
+      await store.put(probe);
+      model.acked.set(probe.id, probe);
+      // Under synchronous durability every write of a commit is a durable one: no separate fsync.
+      const durable = fs.counts.durableWrite;
+      assert.equal(durable, 3, 'content, vector and WAL: one durable write each');
+      assert.equal(fs.counts.write, durable, 'no plain write');
+      assert.equal(fs.counts.sync, durable, 'no fsync besides the durable writes');
+      const faults: { label: string; spec: Omit<FaultSpec, 'nth'>; code: 'IO_ERROR' | 'DISK_FULL' }[] = [
+        { label: 'EIO before it lands', spec: { op: 'durableWrite', error: 'EIO' }, code: 'IO_ERROR' },
+        {
+          label: 'a full disk: short, then ENOSPC',
+          spec: { op: 'durableWrite', error: 'ENOSPC', short: true, persistent: true },
+          code: 'DISK_FULL',
+        },
+        { label: 'EIO after it landed', spec: { op: 'sync', error: 'EIO' }, code: 'IO_ERROR' },
+      ];
+      const hit = new Set<string>();
+      for (const { label, spec, code } of faults) {
+        for (let nth = 1; nth <= durable; nth++) {
+          const ctx = `${label}, durable write #${nth}`;
+          const attempt = rec(`fail-${spec.op}-${spec.error}-${nth}`, seed++);
+          const before = await sizes();
+          fs.failAt({ ...spec, nth });
+          await assert.rejects(store.put(attempt), ioError(ctx, code));
+          fs.clearFaults();
+          hit.add(basename(fs.triggered.at(-1)!.path).replace(/\d+/, 'N'));
+          assert.equal(store.has(attempt.id), false, `${ctx}: the failed put is not visible`);
+          assert.deepEqual(await sizes(), before, `${ctx}: content and WAL cut back`);
+          model.failed.set(attempt.id, attempt);
+          const next = rec(`ok-${spec.op}-${spec.error}-${nth}`, seed++);
+          await store.put(next);
+          model.acked.set(next.id, next);
+          expectSameRecord(await store.get(next.id), next, { context: ctx });
+          await model.checkAll(store, ctx);
+        }
+      }
+      assert.deepEqual([...hit].sort(), ['seg-N.dat', 'vectors.dat', 'wal-N.log']);
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await checkAfterReopen(dir, model, 'durable write faults reopen');
+  });
+
   test('touch and putMany report IO_ERROR under faults and leave the record as it was', async (t) => {
     const dir = await tempDir(t);
     const fs = new FaultyFileSystem();
@@ -337,6 +407,57 @@ describe('fault injection', () => {
       fs.reset();
       await store.close();
     }
+  });
+
+  test('a checkpoint whose header runs are in flight together: a fault at any of their reads or writes fails it whole; the next one completes', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    let seed = 1;
+    const add = async (n: number): Promise<void> => {
+      const recs = Array.from({ length: n }, () => rec(`h${seed % 5000}`, seed++));
+      await store.putMany(recs);
+      for (const r of recs) model.acked.set(r.id, r);
+    };
+    try {
+      await add(3000);
+      fs.resetCounts();
+      await store.checkpoint();
+      // 3000 dirty slots: 6 runs of at most 512 headers, several read back and written at once.
+      const runs = fs.counts.write - 1; // and the MANIFEST
+      assert.ok(runs >= 6, `the checkpoint wrote ${runs} header runs`);
+      for (const op of ['read', 'write'] as const) {
+        // The first run, a later one, and the last (a checkpoint of a few slots: one run).
+        for (const [puts, nth] of [
+          [3000, 1],
+          [3000, runs],
+          [10, 1],
+        ] as const) {
+          const ctx = `${op} #${nth} of records.dat, ${puts} puts`;
+          await add(puts);
+          fs.failAt({ op, nth, error: 'EIO', pathIncludes: 'records.dat' });
+          await assert.rejects(store.checkpoint(), ioError(ctx));
+          assert.equal(fs.pendingFaults, 0, `${ctx}: the fault fired`);
+          await model.checkAll(store, ctx);
+          // A kill -9 now: the previous checkpoint and the WAL still hold everything.
+          const image = join(dir, '..', `${basename(dir)}-image-${op}-${nth}-${puts}`);
+          await crashImage(dir, image);
+          const snapshot = new Model();
+          snapshot.acked = new Map(model.acked);
+          try {
+            await checkAfterReopen(image, snapshot, `crash image after ${ctx}`);
+          } finally {
+            await rm(image, { recursive: true, force: true });
+          }
+          await store.checkpoint();
+        }
+      }
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await checkAfterReopen(dir, model, 'header run faults reopen');
   });
 
   test('a fault at any mutating step of open fails the open cleanly; a later open recovers everything', async (t) => {

@@ -271,4 +271,123 @@ describe('FaultyFileSystem', () => {
       }
     }
   });
+
+  describe('durable writes', () => {
+    it('count once as a durable write, a write, a sync and a mutating operation', async (t) => {
+      const dir = await tempDir(t);
+      const fs = new FaultyFileSystem();
+      const p = join(dir, 'a');
+      const f = fs.open(p, 'create');
+      fs.resetCounts();
+      assert.equal(await f.writeDurable!(bytes('abc'), 0, 3, 0), 3);
+      await f.close();
+      assert.equal(await readFile(p, 'utf8'), 'abc');
+      assert.equal(fs.counts.durableWrite, 1);
+      assert.equal(fs.counts.write, 1);
+      assert.equal(fs.counts.sync, 1);
+      assert.equal(fs.counts['any-write'], 1);
+    });
+
+    it('a write fault fails one before any byte lands; a sync fault after its bytes landed', async (t) => {
+      const dir = await tempDir(t);
+      const fs = new FaultyFileSystem();
+      const p = join(dir, 'a');
+      const f = fs.open(p, 'create');
+      fs.failAt({ op: 'write', nth: 1, error: 'ENOSPC' });
+      await assert.rejects(f.writeDurable!(bytes('xy'), 0, 2, 0), isFsError('ENOSPC', 'write'));
+      assert.equal(f.size(), 0, 'nothing landed');
+      fs.failAt({ op: 'sync', nth: 1, error: 'EIO' });
+      await assert.rejects(f.writeDurable!(bytes('xy'), 0, 2, 0), isFsError('EIO', 'fdatasync'));
+      assert.equal(await readFile(p, 'utf8'), 'xy', 'landed, not known durable');
+      fs.failAt({ op: 'durableWrite', nth: 1, error: 'EIO' });
+      await assert.rejects(f.writeDurable!(bytes('zz'), 0, 2, 0), isFsError('EIO', 'write'));
+      assert.deepEqual(
+        fs.triggered.map((x) => x.op),
+        ['write', 'sync', 'durableWrite'],
+      );
+      await f.close();
+      assert.equal(await readFile(p, 'utf8'), 'xy');
+    });
+
+    it('a durableWrite fault leaves plain writes and syncs alone; write and sync faults count them', async (t) => {
+      const dir = await tempDir(t);
+      const fs = new FaultyFileSystem();
+      const f = fs.open(join(dir, 'a'), 'create');
+      fs.failAt({ op: 'durableWrite', nth: 1, error: 'EIO' });
+      assert.equal(await f.write(bytes('a'), 0, 1, 0), 1);
+      await f.sync();
+      assert.equal(fs.pendingFaults, 1, 'not fired by a plain write or sync');
+      fs.clearFaults();
+      // The second write of the file is a durable one: nth counts it like any write.
+      fs.failAt({ op: 'write', nth: 2, error: 'ENOSPC' });
+      assert.equal(await f.write(bytes('b'), 0, 1, 1), 1);
+      await assert.rejects(f.writeDurable!(bytes('c'), 0, 1, 2), isFsError('ENOSPC'));
+      await f.close();
+    });
+
+    it('a short durable write lands half of the bytes; a persistent one then fails', async (t) => {
+      const dir = await tempDir(t);
+      const fs = new FaultyFileSystem();
+      const p = join(dir, 'a');
+      const f = fs.open(p, 'create');
+      fs.failAt({ op: 'durableWrite', nth: 1, error: 'ENOSPC', short: true, persistent: true });
+      assert.equal(await f.writeDurable!(bytes('abcdefgh'), 0, 8, 0), 4);
+      await assert.rejects(f.writeDurable!(bytes('efgh'), 0, 4, 4), isFsError('ENOSPC'));
+      fs.clearFaults();
+      fs.failAt({ op: 'sync', nth: 1, error: 'EIO', short: true });
+      await assert.rejects(
+        f.writeDurable!(bytes('efgh'), 0, 4, 4),
+        isFsError('EIO'),
+        'a sync is never short',
+      );
+      await f.close();
+      assert.equal(await readFile(p, 'utf8'), 'abcdefgh');
+      assert.deepEqual(
+        fs.triggered.map((x) => [x.op, x.short]),
+        [
+          ['durableWrite', true],
+          ['durableWrite', false],
+          ['sync', false],
+        ],
+      );
+    });
+
+    it('over a file layer without durable writes: a write then a sync', async (t) => {
+      const dir = await tempDir(t);
+      const calls: string[] = [];
+      const inner: WsFileSystem = {
+        open: (path, mode) => {
+          const f = nodeFileSystem.open(path, mode);
+          return {
+            path: f.path,
+            readSync: (b, o, l, q) => f.readSync(b, o, l, q),
+            read: (b, o, l, q) => f.read(b, o, l, q),
+            writeSync: (b, o, l, q) => f.writeSync(b, o, l, q),
+            write: (b, o, l, q) => (calls.push('write'), f.write(b, o, l, q)),
+            sync: () => (calls.push('sync'), f.sync()),
+            truncate: (n) => f.truncate(n),
+            size: () => f.size(),
+            close: () => f.close(),
+            closeSync: () => f.closeSync(),
+          };
+        },
+        readFile: (q) => nodeFileSystem.readFile(q),
+        rename: (a, b) => nodeFileSystem.rename(a, b),
+        unlink: (q) => nodeFileSystem.unlink(q),
+        link: (a, b) => nodeFileSystem.link(a, b),
+        readdir: (q) => nodeFileSystem.readdir(q),
+        mkdir: (q) => nodeFileSystem.mkdir(q),
+        exists: (q) => nodeFileSystem.exists(q),
+        syncDir: (q) => nodeFileSystem.syncDir(q),
+        freeBytes: (q) => nodeFileSystem.freeBytes(q),
+      };
+      const fs = new FaultyFileSystem(inner);
+      const p = join(dir, 'a');
+      const f = fs.open(p, 'create');
+      assert.equal(await f.writeDurable!(bytes('abc'), 0, 3, 0), 3);
+      await f.close();
+      assert.deepEqual(calls, ['write', 'sync']);
+      assert.equal(await readFile(p, 'utf8'), 'abc');
+    });
+  });
 });

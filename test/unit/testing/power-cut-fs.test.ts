@@ -406,13 +406,23 @@ describe('PowerCutFileSystem', () => {
           const node = r.pick(inodes);
           const pos = r.int(node.cur.length + 100);
           const data = randomBytes(r, r.range(1, 2000));
-          if (r.bool()) node.file.writeSync(data, 0, data.length, pos);
-          else await node.file.write(data, 0, data.length, pos);
+          const how = r.int(3);
+          if (how === 0) node.file.writeSync(data, 0, data.length, pos);
+          else if (how === 1) await node.file.write(data, 0, data.length, pos);
+          else await node.file.writeDurable!(data, 0, data.length, pos);
           const grown = Buffer.alloc(Math.max(node.cur.length, pos + data.length));
           node.cur.copy(grown);
           data.copy(grown, pos);
           node.cur = grown;
-          log.push(`write ${pos}+${data.length}`);
+          if (how === 2) {
+            // Durable: these bytes, and the size reaching them; a range it skipped over that
+            // nothing durable covers is a hole.
+            const dur = Buffer.alloc(Math.max(node.dur.length, pos + data.length));
+            node.dur.copy(dur);
+            data.copy(dur, pos);
+            node.dur = dur;
+          }
+          log.push(`${['writeSync', 'write', 'writeDurable'][how]} ${pos}+${data.length}`);
         } else if (roll < 58 && inodes.length > 0) {
           const node = r.pick(inodes);
           const len = r.int(node.cur.length + 50);
@@ -451,5 +461,103 @@ describe('PowerCutFileSystem', () => {
         assert.ok(readFileSync(join(dir, name)).equals(node.dur), `${ctx}: content of ${name}`);
       }
     }
+  });
+
+  describe('durable writes', () => {
+    it('a durable write that resolved survives a cut: its bytes and the size reaching them', async (t) => {
+      const dir = await tempDir(t);
+      const p = join(dir, 'f');
+      await writeFile(p, 'AAAAAAAA');
+      const fs = new PowerCutFileSystem(dir);
+      const f = fs.open(p, 'rw');
+      write(f, 'CC', 0); // plain, never synced: undone
+      assert.equal(await f.writeDurable!(bytes('DD'), 0, 2, 4), 2);
+      write(f, 'xx', 8); // plain growth, skipped over by the next durable write: a hole
+      assert.equal(await f.writeDurable!(bytes('EE'), 0, 2, 10), 2);
+      write(f, 'FF', 12); // plain growth past the durable size: cut off
+      assert.equal(text(p), 'CCAADDAAxxEEFF');
+      const report = fs.cut();
+      assert.equal(text(p), 'AAAADDAA\0\0EE');
+      assert.deepEqual(report.filesReverted, [p]);
+    });
+
+    it('a durable write over bytes a plain write left keeps its own, and only its own, bytes', async (t) => {
+      const dir = await tempDir(t);
+      const p = join(dir, 'f');
+      await writeFile(p, '0123456789');
+      const fs = new PowerCutFileSystem(dir);
+      const f = fs.open(p, 'rw');
+      write(f, 'abcdef', 2); // plain: undone where the durable write does not cover it
+      await f.writeDurable!(bytes('XY'), 0, 2, 4);
+      write(f, 'z', 5); // plain, after the durable write: its byte goes back to the durable 'Y'
+      await f.truncate(3); // unsynced: undone
+      fs.cut();
+      assert.equal(text(p), '0123XY6789');
+    });
+
+    it('a durable write in flight when the power goes is undone; a torn cut keeps or undoes each page', async (t) => {
+      const dir = await tempDir(t);
+      const p = join(dir, 'f');
+      const page = 4096;
+      const old = Buffer.alloc(4 * page, 0x41);
+      const outcomes = new Set<string>();
+      for (let seed = 0; seed <= 16; seed++) {
+        writeFileSync(p, old);
+        const fs = new PowerCutFileSystem(dir);
+        const f = fs.open(p, 'rw');
+        // Overwrites the 4 pages and grows the file by 2 more.
+        const inFlight = f.writeDurable!(Buffer.alloc(6 * page, 0x42), 0, 6 * page, 0);
+        fs.cut(seed === 0 ? {} : { tornSeed: seed });
+        await assert.rejects(inFlight, { code: 'EIO' });
+        const after = await readFile(p);
+        if (seed === 0) {
+          assert.ok(after.equals(old), 'an exact cut undoes a durable write that had not resolved');
+          continue;
+        }
+        assert.ok(after.length === 4 * page || after.length === 6 * page, `size ${after.length}`);
+        let shape = '';
+        for (let at = 0; at < after.length; at += page) {
+          const first = after[at] as number;
+          assert.ok(
+            after.subarray(at, at + page).every((b) => b === first),
+            `seed ${seed}: page ${at / page} is one write's or the other's`,
+          );
+          assert.ok(at < old.length ? first === 0x41 || first === 0x42 : first === 0 || first === 0x42);
+          shape += first === 0x42 ? 'B' : first === 0x41 ? 'A' : '0';
+        }
+        outcomes.add(shape.slice(0, 4));
+      }
+      assert.ok(
+        [...outcomes].some((o) => o.includes('A') && o.includes('B')),
+        `some torn cut landed part of the write (${[...outcomes].join(' ')})`,
+      );
+    });
+
+    it('a cut armed on a durable write fails it before any byte lands', async (t) => {
+      const dir = await tempDir(t);
+      const p = join(dir, 'f');
+      await writeFile(p, 'AAAA');
+      const fs = new PowerCutFileSystem(dir);
+      const f = fs.open(p, 'rw');
+      await f.writeDurable!(bytes('B'), 0, 1, 0);
+      fs.cutAtOp(1);
+      await assert.rejects(f.writeDurable!(bytes('CC'), 0, 2, 2), { code: 'EIO' });
+      assert.ok(fs.isCut);
+      assert.equal(text(p), 'BAAA');
+    });
+
+    it('a durable write followed by a sync called before it resolved stays durable', async (t) => {
+      const dir = await tempDir(t);
+      const p = join(dir, 'f');
+      await writeFile(p, '');
+      const fs = new PowerCutFileSystem(dir);
+      const f = fs.open(p, 'rw');
+      const d = f.writeDurable!(bytes('abcd'), 0, 4, 0);
+      const s = f.sync();
+      write(f, 'ef', 4); // after both calls: undone
+      await Promise.all([d, s]);
+      fs.cut();
+      assert.equal(text(p), 'abcd');
+    });
   });
 });
