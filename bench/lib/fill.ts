@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
 /**
  * The compaction tools' store fill: n memories `m0, m1, ...` of uniform random vectors in batches
  * of 1000 (one group commit each), then every even-numbered one deleted.
@@ -31,4 +34,28 @@ export async function fillHalfDeleted(
   for (let i = 0; i < gone.length; i += 1000)
     await Promise.all(gone.slice(i, i + 1000).map((id) => store.delete(id)));
   return live;
+}
+
+/**
+ * A fresh store for a compaction tool under `.data/` (recall index and scrub off, no maintenance
+ * loop), filled with `fillHalfDeleted` and checkpointed; the caller closes it and removes `dir`.
+ */
+export async function halfDeletedScratch<S extends Fillable & { checkpoint(): Promise<unknown> }>(
+  open: (dir: string, options: Record<string, unknown>) => Promise<S>,
+  prefix: string,
+  n: number,
+  dim: number,
+): Promise<{ dir: string; store: S; live: string[] }> {
+  const root = path.resolve('.data');
+  fs.mkdirSync(root, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(root, prefix));
+  const store = await open(dir, {
+    dimension: dim,
+    maintenanceIntervalMs: false,
+    annMinMemories: 2 ** 31,
+    scrub: false,
+  });
+  const live = await fillHalfDeleted(store, n, dim, 2000);
+  await store.checkpoint();
+  return { dir, store, live };
 }

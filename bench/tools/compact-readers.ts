@@ -8,11 +8,10 @@
  *   node --import tsx tools/compact-readers.ts [N=20000] [R=100] [DIST]
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { loadWarmstore } from '../engines/warmstore.ts';
-import { fillHalfDeleted } from '../lib/fill.ts';
+import { halfDeletedScratch } from '../lib/fill.ts';
 
 const n = Number(process.argv[2] ?? 20_000);
 const readers = Number(process.argv[3] ?? 100);
@@ -28,18 +27,13 @@ interface Run {
 }
 
 async function run(withReaders: number): Promise<Run> {
-  const root = path.resolve('.data');
-  fs.mkdirSync(root, { recursive: true });
-  const dir = fs.mkdtempSync(path.join(root, 'compact-readers-'));
-  const store = await WarmStore.open(dir, {
-    dimension: dim,
-    maintenanceIntervalMs: false,
-    annMinMemories: 2 ** 31,
-    scrub: false,
-  });
+  const { dir, store, live } = await halfDeletedScratch(
+    (d, o) => WarmStore.open(d, o),
+    'compact-readers-',
+    n,
+    dim,
+  );
   try {
-    const live = await fillHalfDeleted(store, n, dim, 2000);
-    await store.checkpoint();
     let stop = false;
     let reads = 0;
     let readMaxMs = 0;

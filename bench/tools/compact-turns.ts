@@ -8,10 +8,9 @@
  *   node --import tsx tools/compact-turns.ts [N=20000] [B=5] [DIST]
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { CompactionPhase } from '../../src/index.js';
 import { loadWarmstore } from '../engines/warmstore.ts';
-import { fillHalfDeleted } from '../lib/fill.ts';
+import { halfDeletedScratch } from '../lib/fill.ts';
 
 const n = Number(process.argv[2] ?? 20_000);
 const busyMs = Number(process.argv[3] ?? 5);
@@ -19,18 +18,8 @@ const dist = process.argv[4];
 const dim = 768;
 const { WarmStore } = await loadWarmstore(dist);
 
-const root = path.resolve('.data');
-fs.mkdirSync(root, { recursive: true });
-const dir = fs.mkdtempSync(path.join(root, 'compact-turns-'));
-const store = await WarmStore.open(dir, {
-  dimension: dim,
-  maintenanceIntervalMs: false,
-  annMinMemories: 2 ** 31,
-  scrub: false,
-});
+const { dir, store } = await halfDeletedScratch((d, o) => WarmStore.open(d, o), 'compact-turns-', n, dim);
 try {
-  await fillHalfDeleted(store, n, dim, 2000);
-  await store.checkpoint();
   let turns = 0;
   let stop = false;
   const spin = (): void => {

@@ -27,6 +27,23 @@ const cpu = (): number => {
   return (u.user + u.system) / 1e6;
 };
 
+/** The first n rows as memories `r0, r1, ...`, in durable batches of 1000. */
+async function putRows(store: {
+  putMany(ms: { id: string; embedding: Float32Array; content: string }[]): Promise<unknown>;
+}): Promise<void> {
+  const fd = fs.openSync(rowsFile!, 'r');
+  const rows = new Float32Array(1000 * dim);
+  for (let i = 0; i < n; i += 1000) {
+    const count = Math.min(1000, n - i);
+    fs.readSync(fd, new Uint8Array(rows.buffer), 0, count * dim * 4, i * dim * 4);
+    const batch = [];
+    for (let j = 0; j < count; j++)
+      batch.push({ id: `r${i + j}`, embedding: rows.slice(j * dim, (j + 1) * dim), content: `row ${i + j}` });
+    await store.putMany(batch);
+  }
+  fs.closeSync(fd);
+}
+
 if (!fs.existsSync(path.join(dir, 'filled'))) {
   fs.rmSync(dir, { recursive: true, force: true });
   const { WarmStore } = await loadWarmstore(dists[0]);
@@ -35,23 +52,7 @@ if (!fs.existsSync(path.join(dir, 'filled'))) {
     maintenanceIntervalMs: false,
     annMinMemories: 2 ** 31,
   });
-  const fd = fs.openSync(rowsFile, 'r');
-  const rows = new Float32Array(1000 * dim);
-  for (let i = 0; i < n; i += 1000) {
-    const count = Math.min(1000, n - i);
-    fs.readSync(fd, new Uint8Array(rows.buffer), 0, count * dim * 4, i * dim * 4);
-    const ps = [];
-    for (let j = 0; j < count; j++)
-      ps.push(
-        store.put({
-          id: `r${i + j}`,
-          embedding: rows.slice(j * dim, (j + 1) * dim),
-          content: `row ${i + j}`,
-        }),
-      );
-    await Promise.all(ps);
-  }
-  fs.closeSync(fd);
+  await putRows(store);
   await store.close();
   fs.writeFileSync(path.join(dir, 'filled'), '');
   console.log(`filled ${n} rows into ${dir}`);
@@ -79,21 +80,7 @@ for (let rep = 0; rep < reps; rep++) {
     const rssTimer = setInterval(() => (rssMax = Math.max(rssMax, rssAnonMiB())), 500);
     if (fill) {
       const t = performance.now();
-      const fd = fs.openSync(rowsFile, 'r');
-      const rows = new Float32Array(1000 * dim);
-      for (let i = 0; i < n; i += 1000) {
-        const count = Math.min(1000, n - i);
-        fs.readSync(fd, new Uint8Array(rows.buffer), 0, count * dim * 4, i * dim * 4);
-        const batch = [];
-        for (let j = 0; j < count; j++)
-          batch.push({
-            id: `r${i + j}`,
-            embedding: rows.slice(j * dim, (j + 1) * dim),
-            content: `row ${i + j}`,
-          });
-        await store.putMany(batch);
-      }
-      fs.closeSync(fd);
+      await putRows(store);
       fillS = (performance.now() - t) / 1000;
     }
     const eld = monitorEventLoopDelay({ resolution: 1 });

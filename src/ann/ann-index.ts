@@ -49,10 +49,9 @@ const IN_FLIGHT = 2;
 /**
  * Written slots not yet sent, from which on the index is catching up with a bulk load rather than
  * following writes: it then adds on every core, as a build does, and merges wait until it has
- * caught up. Merging while a backlog grows re-inserts a fifth of the index at each of some twenty
- * merges on the way to 1M (and writes the whole base each time); after the catch-up one merge
- * inserts the smaller part once. The delta meanwhile holds what was added, in memory, as a build's
- * does.
+ * caught up. A merge started while the backlog grows hands back every key written during it (the
+ * swap's recorded keys), each then inserted a second time; after the catch-up one merge inserts
+ * the smaller part once. The delta meanwhile holds what was added, in memory, as a build's does.
  */
 const CATCH_UP_MIN = 4 * BATCH;
 /** Embeddings read from vectors.dat in one pread at most, for the codes of consecutive slots. */
