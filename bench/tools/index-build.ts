@@ -87,11 +87,18 @@ for (let rep = 0; rep < reps; rep++) {
     eld.enable();
     let worstRead = 0;
     let reads = 0;
+    // `get`, as a server reads: after a read slower than 20 ms it reads through the pool for a
+    // while, where `getSync` would hold the event loop for every read the disk makes wait.
+    let reading = false;
     const timer = setInterval(() => {
+      if (reading) return;
+      reading = true;
       const t = performance.now();
-      store.getSync(`r${Math.floor(Math.random() * n)}`);
-      worstRead = Math.max(worstRead, performance.now() - t);
-      reads++;
+      void store.get(`r${Math.floor(Math.random() * n)}`).then(() => {
+        worstRead = Math.max(worstRead, performance.now() - t);
+        reads++;
+        reading = false;
+      });
     }, 1);
     const t0 = performance.now();
     const c0 = cpu();
