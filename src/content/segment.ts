@@ -3,7 +3,7 @@ import { corruption, ioError } from '../errors.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import { crc32c } from '../format/crc.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
-import { readFully, readFullySync } from '../fs/io.js';
+import { readFully, readFullySync, writeFullySync } from '../fs/io.js';
 
 /**
  * A content segment: header, then entries appended back to back:
@@ -108,9 +108,8 @@ export class Segment {
     let file: WsFile | undefined;
     try {
       file = fs.open(path, 'excl');
-      const h = encodeHeader('SEGM', [id, 0, 0, 0]);
-      if (file.writeSync(h, 0, h.length, 0) !== h.length)
-        throw Object.assign(new Error('short write'), { code: 'EIO' });
+      // A short write is completed, like every other write of a commit (a rotation is one).
+      writeFullySync(file, encodeHeader('SEGM', [id, 0, 0, 0]), 0);
     } catch (err) {
       file?.closeSync();
       throw ioError('create segment', path, err);
