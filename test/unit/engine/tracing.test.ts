@@ -6,34 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { trace, type Span, type SpanContext, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { trace, type Span } from '@opentelemetry/api';
 import { traced } from '../../../src/engine/tracing.js';
+import { recordingTracer } from '../../helpers/tracer.js';
 
-interface Recorded {
-  name: string;
-  ended: boolean;
-  error: boolean;
-}
-
-const recorded: Recorded[] = [];
-const tracer: Tracer = {
-  startSpan(name): Span {
-    const spanContext: SpanContext = { traceId: 'b'.repeat(32), spanId: 'c'.repeat(16), traceFlags: 1 };
-    const rec: Recorded = { name, ended: false, error: false };
-    recorded.push(rec);
-    const span = trace.wrapSpanContext(spanContext);
-    return Object.assign(Object.create(span) as Span, {
-      end: () => void (rec.ended = true),
-      recordException: () => void (rec.error = true),
-      setStatus: () => span,
-      isRecording: () => true,
-    });
-  },
-  startActiveSpan: (() => {
-    throw new Error('not used');
-  }) as Tracer['startActiveSpan'],
-};
-const provider: TracerProvider = { getTracer: () => tracer };
+const { provider, recorded } = recordingTracer();
 
 describe('traced', () => {
   it('without a tracer: the function runs as it is, its result and failure passed on', async () => {

@@ -12,11 +12,9 @@ import {
   type Context,
   type ContextManager,
   type Span,
-  type SpanContext,
-  type Tracer,
-  type TracerProvider,
 } from '@opentelemetry/api';
 import { tracedNow } from '../../../src/server/tracing.js';
+import { recordingTracer } from '../../helpers/tracer.js';
 
 /** A synchronous context manager: enough for code that enters and leaves contexts in order. */
 class StackContextManager implements ContextManager {
@@ -48,40 +46,7 @@ class StackContextManager implements ContextManager {
   }
 }
 
-interface Recorded {
-  name: string;
-  parent: string | undefined;
-  ended: boolean;
-  error: boolean;
-}
-
-const recorded: Recorded[] = [];
-let next = 1;
-const tracer: Tracer = {
-  startSpan(name, _options, ctx): Span {
-    const id = (next++).toString(16).padStart(16, '0');
-    const spanContext: SpanContext = { traceId: 'a'.repeat(32), spanId: id, traceFlags: 1 };
-    const rec: Recorded = {
-      name,
-      parent: trace.getSpan(ctx ?? context.active())?.spanContext().spanId,
-      ended: false,
-      error: false,
-    };
-    recorded.push(rec);
-    const span = trace.wrapSpanContext(spanContext);
-    return Object.assign(Object.create(span) as Span, {
-      end: () => void (rec.ended = true),
-      recordException: () => void (rec.error = true),
-      setStatus: () => span,
-      setAttribute: () => span,
-      isRecording: () => true,
-    });
-  },
-  startActiveSpan: (() => {
-    throw new Error('not used');
-  }) as Tracer['startActiveSpan'],
-};
-const provider: TracerProvider = { getTracer: () => tracer };
+const { provider, recorded } = recordingTracer();
 
 context.setGlobalContextManager(new StackContextManager());
 trace.setGlobalTracerProvider(provider);
