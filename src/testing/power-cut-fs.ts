@@ -212,25 +212,31 @@ class PowerCutFile implements WsFile {
   }
 
   writeSync(buf: Uint8Array, offset: number, length: number, position: number): number {
+    return this.#apply(buf, offset, length, position, false).n;
+  }
+
+  /** Writes now, with what a cut must undo captured first (`durable`: see `writeDurable`). */
+  #apply(
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+    durable: boolean,
+  ): { state: InodeState; n: number } {
     const fd = this.#live('write');
     const state = this.#writable('write');
     this.#host.beforeMutation('write');
-    this.#host.captureWrite(state, fd, position, length, false);
+    this.#host.captureWrite(state, fd, position, length, durable);
     const n = fs.writeSync(fd, buf, offset, length, position);
     state.size = Math.max(state.size, position + n);
-    return n;
+    return { state, n };
   }
 
   writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     // Applied now like a write; durable (its range only) once it resolves. A cut before that
     // leaves it undone, or torn page by page in a torn cut.
     try {
-      const fd = this.#live('write');
-      const state = this.#writable('write');
-      this.#host.beforeMutation('write');
-      this.#host.captureWrite(state, fd, position, length, true);
-      const n = fs.writeSync(fd, buf, offset, length, position);
-      state.size = Math.max(state.size, position + n);
+      const { state, n } = this.#apply(buf, offset, length, position, true);
       const seq = this.#host.nextSeq();
       return this.#host.later(() => {
         this.#host.markDurable(state, seq, position, position + n);

@@ -68,6 +68,29 @@ class Model {
 }
 
 /** Reopens with the plain Node file layer: acknowledged data present, failed writes absent-or-present. */
+/**
+ * Puts `n` acknowledged memories, then one more (`probe`) with the file layer's counts reset first,
+ * so that the counts afterwards are one put's operations. Returns the next seed.
+ */
+async function putBaseThenProbe(
+  store: WarmStore,
+  fs: FaultyFileSystem,
+  model: Model,
+  n: number,
+): Promise<number> {
+  let seed = 1;
+  for (let i = 0; i < n; i++) {
+    const r = rec(`base${i}`, seed++);
+    await store.put(r);
+    model.acked.set(r.id, r);
+  }
+  fs.resetCounts();
+  const probe = rec('probe', seed++);
+  await store.put(probe);
+  model.acked.set(probe.id, probe);
+  return seed;
+}
+
 async function checkAfterReopen(dir: string, model: Model, label: string): Promise<void> {
   const store = await WarmStore.open(dir, BASE);
   try {
@@ -113,18 +136,10 @@ describe('fault injection', () => {
       const fs = new FaultyFileSystem();
       const model = new Model();
       const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
-      let seed = 1;
+      let seed: number;
       try {
-        for (let i = 0; i < 8; i++) {
-          const r = rec(`base${i}`, seed++);
-          await store.put(r);
-          model.acked.set(r.id, r);
-        }
         // How many writes and fsyncs does one put make? And one delete?
-        fs.resetCounts();
-        const probe = rec('probe', seed++);
-        await store.put(probe);
-        model.acked.set(probe.id, probe);
+        seed = await putBaseThenProbe(store, fs, model, 8);
         const putOps = { write: fs.counts.write, sync: fs.counts.sync };
         assert.ok(
           putOps.write >= 2,
@@ -214,7 +229,7 @@ describe('fault injection', () => {
     const fs = new FaultyFileSystem();
     const model = new Model();
     const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
-    let seed = 1;
+    let seed: number;
     /** Sizes of the files a failed batch must leave as they were (vectors.dat may keep garbage in free slots). */
     const sizes = async (): Promise<Record<string, number>> => {
       const out: Record<string, number> = {};
@@ -223,15 +238,7 @@ describe('fault injection', () => {
       return out;
     };
     try {
-      for (let i = 0; i < 4; i++) {
-        const r = rec(`base${i}`, seed++);
-        await store.put(r);
-        model.acked.set(r.id, r);
-      }
-      fs.resetCounts();
-      const probe = rec('probe', seed++);
-      await store.put(probe);
-      model.acked.set(probe.id, probe);
+      seed = await putBaseThenProbe(store, fs, model, 4);
       // Under synchronous durability every write of a commit is a durable one: no separate fsync.
       const durable = fs.counts.durableWrite;
       assert.equal(durable, 3, 'content, vector and WAL: one durable write each');
