@@ -176,6 +176,12 @@ export class RecordFiles {
         if (got < want) into.fill(0, got, want);
         return got;
       },
+      readVectors: async (first, count, into) => {
+        const want = count * bytes;
+        const got = await readFully(f, into, 0, want, vectorOffset(first, dim));
+        if (got < want) into.fill(0, got, want);
+        return got;
+      },
     };
   }
 

@@ -60,6 +60,8 @@ export interface VectorSource {
   readonly path: string;
   /** Reads `count` vectors from `first` into `into` (bytes past the file's end read as zero). */
   readVectorsSync(first: number, count: number, into: Uint8Array): number;
+  /** The same through the I/O pool: the calling thread never waits for the disk. */
+  readVectors(first: number, count: number, into: Uint8Array): Promise<number>;
 }
 
 export interface SlotValue extends MemoryMetadata {

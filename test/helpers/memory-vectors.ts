@@ -43,4 +43,8 @@ export class MemoryVectors implements VectorSource {
     }
     return got;
   }
+
+  readVectors(first: number, count: number, into: Uint8Array): Promise<number> {
+    return Promise.resolve(this.readVectorsSync(first, count, into));
+  }
 }

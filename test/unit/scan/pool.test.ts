@@ -51,10 +51,12 @@ function table(dim: number, slots: number, r: Rng): RecordTable {
   writeFileSync(path, file);
   const fd = openSync(path, 'r');
   after(() => closeSync(fd));
+  const readVectorsSync = (first: number, count: number, into: Uint8Array): number =>
+    readSync(fd, into, 0, count * dim * 4, RECORDS_DATA_START + first * dim * 4);
   t.attachVectors({
     path,
-    readVectorsSync: (first, count, into) =>
-      readSync(fd, into, 0, count * dim * 4, RECORDS_DATA_START + first * dim * 4),
+    readVectorsSync,
+    readVectors: (first, count, into) => Promise.resolve(readVectorsSync(first, count, into)),
   });
   return t;
 }
