@@ -114,6 +114,12 @@ function buildProgram(): Command {
         'directory for backups made through POST /api/v1/maintenance/backup (disabled without it)',
       ).env('WARMSTORE_BACKUP_DIR'),
     )
+    .addOption(
+      new Option(
+        '--ann-min-memories <n>',
+        'memories from which recall uses the approximate index (default 20000; below, it scans exactly)',
+      ).argParser(parseIntOption(0, 2 ** 32)),
+    )
     .action(async (opts: ServeOptions) => {
       const { serve } = await import('./commands/serve.js');
       await serve(opts);

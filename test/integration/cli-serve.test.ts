@@ -158,4 +158,41 @@ describe('warmstore serve', () => {
       await cleanup();
     }
   });
+
+  it('--ann-min-memories sets where recall starts using the index; a bad value is refused', async () => {
+    const t = await tempDir('warmstore-serve-ann-');
+    const args = ['--data', t.dir, '--port', '0', '--host', '127.0.0.1', '--dimension', '8'];
+    const serve = new Serve([...args, '--ann-min-memories', '50']);
+    try {
+      const { url } = await serve.waitForLog('warmstore listening');
+      const memories = Array.from({ length: 60 }, (_, i) => ({
+        id: `m${i}`,
+        embedding: Array.from({ length: 8 }, (_, j) => Math.sin(i * 8 + j + 1)),
+      }));
+      const put = await fetch(`${url}/api/v1/memories/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ memories }),
+      });
+      assert.equal(put.status, 200);
+      // The store's default (20,000) would leave the index off at 60 memories.
+      let state = 'off';
+      for (const deadline = Date.now() + 30_000; state !== 'ready' && Date.now() < deadline;) {
+        const r = await fetch(`${url}/api/v1/metrics/storage`);
+        state = ((await r.json()) as { index: { state: string } }).index.state;
+        if (state !== 'ready') await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(state, 'ready');
+      serve.child.kill('SIGTERM');
+      assert.equal((await serve.exited).code, 0, serve.stderr);
+
+      const bad = new Serve([...args, '--ann-min-memories', '-1']);
+      const { code } = await bad.exited;
+      assert.notEqual(code, 0);
+      assert.match(bad.stderr, /--ann-min-memories/);
+    } finally {
+      if (serve.child.exitCode === null) serve.child.kill('SIGKILL');
+      await t.cleanup();
+    }
+  });
 });

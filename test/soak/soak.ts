@@ -52,6 +52,8 @@ const { values: args } = parseArgs({
     ids: { type: 'string', default: '300' },
     'segment-bytes': { type: 'string', default: String(2 ** 20) },
     'kill-every': { type: 'string', default: '45' },
+    'ann-min-memories': { type: 'string', default: '500' },
+    'self-recall': { type: 'string', default: '0.1' },
   },
 });
 const DURATION_S = parseDuration(args.duration);
@@ -62,8 +64,17 @@ const IDS = Number(args.ids);
 const KILL_EVERY_S = Number(args['kill-every']);
 const SEED = Number(args.seed);
 const SEGMENT_BYTES = Number(args['segment-bytes']);
+/**
+ * The server's `--ann-min-memories`: low enough that recall goes through the index (built, caught
+ * up after each SIGKILL, merged under churn) for most of the run.
+ */
+const ANN_MIN_MEMORIES = Number(args['ann-min-memories']);
+/** Share of acknowledged puts followed by a recall of their own embedding, which must find them. */
+const SELF_RECALL = Number(args['self-recall']);
+/** Self-recalls that may miss (an approximate index may leave a rare memory unreachable). */
+const SELF_RECALL_MIN = 0.99;
 /** The store's WAL is checkpointed past this size (the store default). */
-const WAL_CHECKPOINT_BYTES = 64 * 2 ** 20;
+const WAL_CHECKPOINT_BYTES = 16 * 2 ** 20;
 const OUT = resolve(args.out);
 const API_KEY = 'soak-key-0123456789abcdef';
 const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
@@ -132,7 +143,11 @@ const counts = {
   recalls: 0,
   backups: 0,
   retries: 0,
+  selfRecalls: 0,
+  selfFound: 0,
 };
+/** The recall index as the storage route last showed it, and the most searches it had made. */
+const index = { state: 'unknown', indexed: 0, maxSearches: 0, readySamples: 0, samples: 0 };
 
 /** Whether a request that ran over [start, end] overlapped an outage (so may fail by design). */
 function overlapsOutage(start: number, end: number): boolean {
@@ -184,6 +199,8 @@ async function startServer(
       'warn',
       '--backup-dir',
       backupDir,
+      '--ann-min-memories',
+      String(ANN_MIN_MEMORIES),
     ],
     { env: { ...process.env, WARMSTORE_API_KEY: API_KEY }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -328,8 +345,45 @@ async function writer(w: number): Promise<void> {
       const reply = await untilAcked('put', 'POST', '/api/v1/memories', putBody(id, seed));
       if (reply.status !== 200 && reply.status !== 201) noteUnexpected(`put ${id} -> ${reply.status}`);
       model.ack(id, seed);
+      // This writer alone writes `id`: until its next op, the memory is this put's.
+      if (r.next() < SELF_RECALL) await selfRecall(id, putBody(id, seed)['embedding'] as string);
     }
     counts.acked++;
+  }
+}
+
+/** Recalls `id`'s own embedding (k = 1): an acknowledged memory is found, through the index or not. */
+async function selfRecall(id: string, embedding: string): Promise<void> {
+  const reply = await request('recall', 'POST', '/api/v1/recall', { embedding, k: 1, fields: ['id'] });
+  if (reply?.status !== 200) return;
+  counts.recalls++;
+  counts.selfRecalls++;
+  const hit = (reply.body as { results: Array<{ id: string; score: number }> }).results[0];
+  if (hit?.id === id && hit.score > 0.9999) counts.selfFound++;
+}
+
+/** Samples the recall index's state from the storage route (its counters restart with the server). */
+async function indexMonitor(): Promise<void> {
+  while (!stopping) {
+    await sleep(2000);
+    // Outside `request`: not a client operation, and refused connections are expected.
+    const s = await fetch(`${baseUrl}/api/v1/metrics/storage`, {
+      headers: { authorization: `Bearer ${API_KEY}` },
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    })
+      .then(async (res) =>
+        res.ok
+          ? ((await res.json()) as { index?: { state: string; indexed: number; searches: number } })
+          : {},
+      )
+      .then((b) => b.index)
+      .catch(() => undefined);
+    if (!s) continue;
+    index.samples++;
+    if (s.state === 'ready') index.readySamples++;
+    index.state = s.state;
+    index.indexed = s.indexed;
+    index.maxSearches = Math.max(index.maxSearches, s.searches);
   }
 }
 
@@ -451,6 +505,7 @@ async function main(): Promise<void> {
     ...Array.from({ length: WRITERS }, (_, w) => writer(w)),
     ...Array.from({ length: READERS }, (_, i) => reader(i)),
     maintenance(backupDir),
+    indexMonitor(),
   ];
   const diskTimer = setInterval(() => {
     void diskBytes(dataDir).then((b) => disk.push([now(), b]));
@@ -531,6 +586,11 @@ async function main(): Promise<void> {
   if (counts.readMismatches > 0)
     failures.push(`${counts.readMismatches} reads returned a record never written`);
   if (outages.length < 2 && DURATION_S >= 60) failures.push('the server was never killed mid-run');
+  if (counts.selfRecalls > 0 && counts.selfFound < SELF_RECALL_MIN * counts.selfRecalls)
+    failures.push(
+      `recall found ${counts.selfFound} of ${counts.selfRecalls} memories by their own embedding`,
+    );
+  if (DURATION_S >= 60 && index.maxSearches === 0) failures.push('no recall went through the index');
 
   await writeReport({
     runS,
@@ -678,6 +738,8 @@ fails, and keeps the store and the server log with \`--data DIR\`.
 | unexpected responses or errors | ${unexpected.length} |
 | disk | max ${mib(r.maxDisk)} MiB, final ${mib(r.finalDisk)} MiB; bound ${mib(r.bound)} MiB (record files + 3 x live content + 8 segments + 2 WALs of ${mib(WAL_CHECKPOINT_BYTES)} MiB) |
 | content at the end | ${mib(r.finalStats.totalBytes)} MiB in ${r.finalStats.segments} segments, ${mib(r.finalStats.liveBytes)} MiB live |
+| recall of a just-acknowledged put by its own embedding (k = 1; ${SELF_RECALL * 100}% of puts) | ${counts.selfFound} of ${counts.selfRecalls} found first (bar ${SELF_RECALL_MIN * 100}%) |
+| recall index (\`--ann-min-memories ${ANN_MIN_MEMORIES}\`), sampled every 2 s | ready in ${index.readySamples} of ${index.samples} samples; last ${index.state} with ${index.indexed} memories; up to ${index.maxSearches} searches between restarts |
 
 ## Requests
 

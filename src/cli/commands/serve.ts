@@ -30,6 +30,8 @@ export interface ServeOptions {
   segmentBytes?: number;
   /** Directory for backups made through `POST /api/v1/maintenance/backup`. */
   backupDir?: string;
+  /** `annMinMemories` of the store. */
+  annMinMemories?: number;
 }
 
 /** The environment variable holding one API key allowed everything. */
@@ -75,6 +77,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const storeOptions: WarmStoreOptions = {};
   if (opts.dimension !== undefined) storeOptions.dimension = opts.dimension;
   if (opts.segmentBytes !== undefined) storeOptions.segmentBytes = opts.segmentBytes;
+  if (opts.annMinMemories !== undefined) storeOptions.annMinMemories = opts.annMinMemories;
   const apiKeys = await apiKeysOf(opts);
   const tls = await tlsOf(opts);
   const server = await startServer({
