@@ -44,7 +44,7 @@ const BATCH = 2048;
 /**
  * Apply messages in flight at once: two keep the worker busy while the next one is prepared.
  * Everything else waits as slot numbers in the pending set (a few bytes a slot), never as queued
- * messages carrying codes, so a write burst that outruns the index costs no memory beyond that set.
+ * messages carrying vectors, so a write burst that outruns the index costs no memory beyond that set.
  */
 const IN_FLIGHT = 2;
 /**
@@ -730,13 +730,38 @@ export class AnnIndex {
   }
 
   /**
-   * The codes of `slots` into `codes`: from the embeddings `read` ahead where they are still the
-   * slot's (see Prefetch; `slots` then in ascending order), the others read from vectors.dat now,
-   * in runs of consecutive slots (one pread per run).
+   * The codes of `slots` (in that order) into `codes`, their embeddings read from vectors.dat in
+   * runs of consecutive slots (one pread per run). For a merge, whose messages go on to another
+   * thread: codes are a quarter of the bytes.
    */
-  #quantizeSlots(slots: readonly number[], codes: Int8Array, read: readonly Prefetch[] = []): void {
+  #quantizeSlots(slots: readonly number[], codes: Int8Array): void {
     const table = this.#d.keyspace.table;
     const dim = table.dim;
+    const block = (this.#block ??= Buffer.allocUnsafe(VECTOR_RUN * dim * 4));
+    const rows = new Float32Array(block.buffer, block.byteOffset, VECTOR_RUN * dim);
+    let j = 0;
+    while (j < slots.length) {
+      let e = j + 1;
+      while (e < slots.length && e - j < VECTOR_RUN && slots[e] === slots[e - 1]! + 1) e++;
+      table.vectors.readVectorsSync(slots[j]!, e - j, block);
+      for (let x = j; x < e; x++) quantizeInto(rows, (x - j) * dim, dim, codes, x * dim);
+      j = e;
+    }
+  }
+
+  /**
+   * The embeddings of `slots` (ascending), as one array for an apply message: copied from the
+   * ranges `read` ahead where they are still the slot's (see Prefetch), the others read from
+   * vectors.dat now, straight into place, in runs of consecutive slots (one pread per run). Sent
+   * as they are, not as int8 codes: the binding turns any other array into float32 before its
+   * own quantization, so codes made here only cost the event loop (8-10 ms a batch of 2048) and
+   * the worker a conversion.
+   */
+  #rowsOf(slots: readonly number[], read: readonly Prefetch[]): Float32Array {
+    const table = this.#d.keyspace.table;
+    const dim = table.dim;
+    const rows = new Float32Array(slots.length * dim);
+    const bytes = new Uint8Array(rows.buffer);
     const rest: number[] = [];
     let p = 0;
     for (let x = 0; x < slots.length; x++) {
@@ -745,25 +770,28 @@ export class AnnIndex {
       const pf = read[p];
       if (pf && pf.from <= slot) {
         const at = slot - pf.from;
-        const c = table.chunks[slot >>> CHUNK_SHIFT]!;
-        if (pf.clsn[at] === c.clsn[slot & CHUNK_MASK]) {
-          quantizeInto(pf.rows, at * dim, dim, codes, x * dim);
+        if (pf.clsn[at] === table.chunks[slot >>> CHUNK_SHIFT]!.clsn[slot & CHUNK_MASK]) {
+          rows.set(pf.rows.subarray(at * dim, (at + 1) * dim), x * dim);
           continue;
         }
       }
       rest.push(x);
     }
-    if (rest.length === 0) return;
-    const block = (this.#block ??= Buffer.allocUnsafe(VECTOR_RUN * dim * 4));
-    const rows = new Float32Array(block.buffer, block.byteOffset, VECTOR_RUN * dim);
     let j = 0;
     while (j < rest.length) {
       let e = j + 1;
-      while (e < rest.length && e - j < VECTOR_RUN && slots[rest[e]!] === slots[rest[e - 1]!]! + 1) e++;
-      table.vectors.readVectorsSync(slots[rest[j]!]!, e - j, block);
-      for (let x = j; x < e; x++) quantizeInto(rows, (x - j) * dim, dim, codes, rest[x]! * dim);
+      while (
+        e < rest.length &&
+        e - j < VECTOR_RUN &&
+        rest[e] === rest[e - 1]! + 1 &&
+        slots[rest[e]!] === slots[rest[e - 1]!]! + 1
+      )
+        e++;
+      const at = rest[j]! * dim * 4;
+      table.vectors.readVectorsSync(slots[rest[j]!]!, e - j, bytes.subarray(at, at + (e - j) * dim * 4));
       j = e;
     }
+    return rows;
   }
 
   #fileName(kind: 'base' | 'delta' | 'dead' | 'alias'): string {
@@ -983,7 +1011,6 @@ export class AnnIndex {
    */
   #post(slots: number[], tailed: number, build: boolean, read: readonly Prefetch[] = []): Promise<Reply> {
     const ks = this.#d.keyspace;
-    const dim = ks.table.dim;
     const removes: bigint[] = [];
     const keys: bigint[] = [];
     const used: number[] = [];
@@ -1009,8 +1036,7 @@ export class AnnIndex {
       }
     }
     used.sort((a, b) => a - b);
-    const codes = new Int8Array(used.length * dim);
-    this.#quantizeSlots(used, codes, read);
+    const vectors = this.#rowsOf(used, read);
     // Upserts: the worker drops a key it is sent before adding it; an old key that differs goes.
     for (const slot of used) {
       const old = this.#keyOf(slot);
@@ -1021,13 +1047,10 @@ export class AnnIndex {
     this.#dirty = true;
     const id = this.#next;
     for (const slot of tailUsed) this.#tail.set(slot, id);
-    const done = this.#call({
-      t: 'apply',
-      removes: BigUint64Array.from(removes),
-      keys: BigUint64Array.from(keys),
-      codes,
-      build,
-    }).then((r) => {
+    const done = this.#call(
+      { t: 'apply', removes: BigUint64Array.from(removes), keys: BigUint64Array.from(keys), vectors, build },
+      [vectors.buffer as ArrayBuffer],
+    ).then((r) => {
       if (r.skipped === true) return r;
       this.#indexed = r.size as number;
       this.#resident = r.delta as number;
@@ -1040,7 +1063,8 @@ export class AnnIndex {
     return done;
   }
 
-  #call(msg: Record<string, unknown>): Promise<Reply> {
+  /** Posts `msg` (handing over the buffers in `transfer`) and resolves with the worker's reply. */
+  #call(msg: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
     if (this.#state === 'failed' || this.#closed) {
       return Promise.reject(new Error(this.#error ?? 'recall index closed'));
     }
@@ -1055,7 +1079,7 @@ export class AnnIndex {
           reject(err);
         },
       });
-      this.#worker.postMessage({ ...msg, id });
+      this.#worker.postMessage({ ...msg, id }, transfer);
     });
   }
 

@@ -19,7 +19,7 @@
  *
  * Messages in: `open` (view the base and load the delta and dead set if each file's size and
  * CRC32C match, else start empty; replies with the saved key aliases), `apply` (removes, then
- * upserts: a key already present is removed first), `search` (keys, not slots: the main side maps
+ * upserts of float32 vectors, which the binding quantizes: a key already present is removed first), `search` (keys, not slots: the main side maps
  * them), `save` (the delta, the dead set and the main side's key aliases, each to a temp file,
  * fsync, rename, fsync of the directory; replies with each file's size and CRC32C), `snapshot` (what a merge
  * needs; from then on written keys are recorded), `swap` (view the merged base), `unrecord` (a
@@ -193,7 +193,7 @@ function apply(m) {
   const keys = m.keys;
   for (const key of keys) drop(key);
   if (keys.length > 0) {
-    delta.add(keys, m.codes, threadsFor(delta, keys.length, m.build === true));
+    delta.add(keys, m.vectors, threadsFor(delta, keys.length, m.build === true));
     for (const key of keys) deltaKeys.add(key);
   }
   return sizes({});
