@@ -8,7 +8,7 @@ import { CHUNK_MASK, CHUNK_SHIFT } from '../records/table.js';
 import type { IndexCoverage, IndexFile } from '../format/manifest.js';
 import type { IndexStatus, WarmStoreLogger } from '../types.js';
 import { RecallQuality } from './quality.js';
-import { quantize, quantizeInto } from './quantize.js';
+import { quantize } from './quantize.js';
 import { MERGE_SOURCE, WORKER_SOURCE } from './worker-source.js';
 
 /**
@@ -64,7 +64,7 @@ const CATCH_UP_MIN = 4 * BATCH;
  */
 const WIDE_MAX_ELU = 0.5;
 const ELU_WINDOW_MS = 500;
-/** Embeddings read from vectors.dat in one pread at most, for the codes of consecutive slots. */
+/** Embeddings read from vectors.dat in one pread at most, for consecutive slots of a message. */
 const VECTOR_RUN = 128;
 /**
  * A build's slot ranges read ahead through the I/O pool, each BATCH slots: the one being sent and
@@ -122,7 +122,7 @@ interface Reply {
  *
  * The worker keeps most of the index in a viewed base file and what changed since in a small
  * delta in memory (see worker-source.ts); merges write a new base in a thread of their own, asking
- * this side for the current codes of the delta's slots, so searches never wait for one.
+ * this side for the current vectors of the delta's slots, so searches never wait for one.
  *
  * Every write's slot joins the pending set after it is applied, and a pump sends pending slots in
  * batches, at most IN_FLIGHT messages at a time; until the worker acknowledges a slot, it is in the
@@ -135,8 +135,6 @@ export class AnnIndex {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   #next = 0;
-  /** The buffer `#quantizeSlots` reads runs of embeddings into. */
-  #block: Buffer | undefined;
   #state: IndexStatus['state'] = 'loading';
   #error: string | undefined;
   /** Slot -> id of the last apply message that upserted it, until acknowledged. */
@@ -591,7 +589,7 @@ export class AnnIndex {
   /**
    * A new base in a thread of its own. The worker's snapshot says which base keys died and which
    * keys the delta holds, and from then on it records every key written. The merge thread starts
-   * from the old base, drops those keys and adds the delta's slots with their current codes; or,
+   * from the old base, drops those keys and adds the delta's slots with their current vectors; or,
    * when the delta outgrows the base's live part (a bulk load the index is catching up with), it
    * starts from the delta, which the snapshot saved, and adds the memories outside it: either way
    * the smaller part is inserted again. Codes go to the thread a batch at a time. The worker then
@@ -691,8 +689,8 @@ export class AnnIndex {
             if (slots.length === BATCH) break;
             next = source.next();
           }
-          const { keys, codes } = this.#codesOf(slots);
-          worker.postMessage({ keys, codes, done: next.done === true });
+          const { keys, vectors } = this.#vectorsOf(slots);
+          worker.postMessage({ keys, vectors, done: next.done === true }, [vectors.buffer as ArrayBuffer]);
         } else if (m.t === 'done') {
           result = { file: m.file!, bytes: m.bytes!, crc: m.crc!, size: m.size! };
         } else if (m.t === 'failed') {
@@ -710,52 +708,30 @@ export class AnnIndex {
     });
   }
 
-  /** Current codes of the slots that hold a memory (the others are left out: gone from the index). */
-  #codesOf(slots: readonly number[]): { keys: BigUint64Array; codes: Int8Array } {
+  /** Current embeddings of the slots that hold a memory (the others are left out: gone from the index). */
+  #vectorsOf(slots: readonly number[]): { keys: BigUint64Array; vectors: Float32Array } {
     const ks = this.#d.keyspace;
-    const dim = ks.table.dim;
     const used: number[] = [];
     for (const slot of slots) {
       const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
       const i = slot & CHUNK_MASK;
       if (c?.ids[i] !== undefined && c.norm[i] !== 0) used.push(slot);
     }
-    const codes = new Int8Array(used.length * dim);
     const keys = new BigUint64Array(used.length);
-    this.#quantizeSlots(used, codes);
+    const vectors = this.#rowsOf(used, []);
     used.forEach((slot, j) => {
       keys[j] = BigInt(this.#keyOf(slot) ?? this.#assignKey(slot));
     });
-    return { keys, codes };
+    return { keys, vectors };
   }
 
   /**
-   * The codes of `slots` (in that order) into `codes`, their embeddings read from vectors.dat in
-   * runs of consecutive slots (one pread per run). For a merge, whose messages go on to another
-   * thread: codes are a quarter of the bytes.
-   */
-  #quantizeSlots(slots: readonly number[], codes: Int8Array): void {
-    const table = this.#d.keyspace.table;
-    const dim = table.dim;
-    const block = (this.#block ??= Buffer.allocUnsafe(VECTOR_RUN * dim * 4));
-    const rows = new Float32Array(block.buffer, block.byteOffset, VECTOR_RUN * dim);
-    let j = 0;
-    while (j < slots.length) {
-      let e = j + 1;
-      while (e < slots.length && e - j < VECTOR_RUN && slots[e] === slots[e - 1]! + 1) e++;
-      table.vectors.readVectorsSync(slots[j]!, e - j, block);
-      for (let x = j; x < e; x++) quantizeInto(rows, (x - j) * dim, dim, codes, x * dim);
-      j = e;
-    }
-  }
-
-  /**
-   * The embeddings of `slots` (ascending), as one array for an apply message: copied from the
-   * ranges `read` ahead where they are still the slot's (see Prefetch), the others read from
-   * vectors.dat now, straight into place, in runs of consecutive slots (one pread per run). Sent
-   * as they are, not as int8 codes: the binding turns any other array into float32 before its
-   * own quantization, so codes made here only cost the event loop (8-10 ms a batch of 2048) and
-   * the worker a conversion.
+   * The embeddings of `slots`, as one array for an apply or merge message: copied from the ranges
+   * `read` ahead where they are still the slot's (see Prefetch; `slots` then ascending), the others
+   * read from vectors.dat now, straight into place, in runs of consecutive slots (one pread per
+   * run). Sent as they are, not as int8 codes: the binding turns any other array into float32
+   * before its own quantization, so codes made here only cost the event loop (8-10 ms a batch of
+   * 2048) and the worker a conversion.
    */
   #rowsOf(slots: readonly number[], read: readonly Prefetch[]): Float32Array {
     const table = this.#d.keyspace.table;

@@ -325,11 +325,11 @@ parentPort.on('message', (m) => {
 /**
  * The merge thread: loads a saved index into memory (the one time a whole index is resident, in
  * this thread only), removes the keys it is told to, then adds what the main side sends a batch at
- * a time (current codes, asked for with `more`) until it says it is done, and saves the new base
+ * a time (current vectors, asked for with `more`) until it says it is done, and saves the new base
  * (temp file, fsync, rename, fsync of the directory). The stop flag ends it between two steps
  * without a file.
  *
- * In: workerData { load (path or ''), remove (keys), out }; messages { keys, codes, done }.
+ * In: workerData { load (path or ''), remove (keys), out }; messages { keys, vectors, done }.
  * Out: `more`, then `done` { file, bytes, crc, size } or `failed` { error } or `stopped`.
  */
 export const MERGE_SOURCE = `${COMMON}
@@ -360,7 +360,7 @@ try {
         const again = [];
         for (const key of m.keys) if (index.contains(key)) again.push(key);
         if (again.length > 0) index.remove(BigUint64Array.from(again));
-        index.add(m.keys, m.codes, threadsFor(index, m.keys.length, false));
+        index.add(m.keys, m.vectors, threadsFor(index, m.keys.length, false));
       }
       if (!m.done) {
         parentPort.postMessage({ t: 'more' });
