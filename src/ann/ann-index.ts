@@ -157,6 +157,12 @@ export class AnnIndex {
   #sweep: { next: number; end: number } | undefined;
   /** The build's ranges read ahead, in slot order, the first one covering `#sweep.next`. */
   #prefetches: Prefetch[] = [];
+  /**
+   * Buffers of BATCH embeddings to fill again: read-ahead ranges once consumed, and apply messages'
+   * arrays, which the worker hands back with its reply. Fresh 6 MiB buffers for every message
+   * would grow external memory by 12 MiB a batch, which V8 answers with full collections.
+   */
+  readonly #spare: Float32Array[] = [];
   #lastSaveAt = -Infinity;
   #indexed = 0;
   #built = 0;
@@ -449,7 +455,10 @@ export class AnnIndex {
         return;
       }
       this.#inFlight++;
-      void this.#post(slots, tailed, (swept > 0 || this.#catchingUp()) && this.#loopIdle(), read).then(
+      const posted = this.#post(slots, tailed, (swept > 0 || this.#catchingUp()) && this.#loopIdle(), read);
+      // Copied into the message: a range wholly sent may take the next read.
+      for (const pf of read) if (!this.#prefetches.includes(pf)) this.#giveBack(pf.rows);
+      void posted.then(
         () => {
           this.#inFlight--;
           if (swept > 0) {
@@ -484,9 +493,10 @@ export class AnnIndex {
         // LSN 0 (a memory migrated from a format without one) tells nothing: read again.
         clsn[slot - from] = c?.ids[i] !== undefined && c.clsn[i]! > 0 ? c.clsn[i]! : -1;
       }
-      const pf: Prefetch = { from, to, rows: new Float32Array(clsn.length * dim), clsn, ready: false };
+      const pf: Prefetch = { from, to, rows: this.#takeRows(clsn.length * dim), clsn, ready: false };
       this.#prefetches.push(pf);
-      table.vectors.readVectors(from, to - from, new Uint8Array(pf.rows.buffer)).then(
+      const bytes = new Uint8Array(pf.rows.buffer, 0, pf.rows.byteLength);
+      table.vectors.readVectors(from, to - from, bytes).then(
         () => this.#prefetched(pf),
         () => {
           pf.clsn.fill(-1);
@@ -501,6 +511,22 @@ export class AnnIndex {
   #prefetched(pf: Prefetch): void {
     pf.ready = true;
     if (this.#prefetches.includes(pf)) this.#pump();
+  }
+
+  /** An array of `n` floats at byte 0 of a BATCH-embedding buffer (a spare one if there is one). */
+  #takeRows(n: number): Float32Array {
+    const full = this.#d.keyspace.table.dim * BATCH;
+    if (n > full) return new Float32Array(n);
+    const buf = this.#spare.pop()?.buffer ?? new ArrayBuffer(full * 4);
+    return new Float32Array(buf, 0, n);
+  }
+
+  #giveBack(rows: Float32Array): void {
+    if (
+      this.#spare.length < 2 * PREFETCHES &&
+      rows.buffer.byteLength === this.#d.keyspace.table.dim * BATCH * 4
+    )
+      this.#spare.push(new Float32Array(rows.buffer as ArrayBuffer));
   }
 
   /**
@@ -736,8 +762,8 @@ export class AnnIndex {
   #rowsOf(slots: readonly number[], read: readonly Prefetch[]): Float32Array {
     const table = this.#d.keyspace.table;
     const dim = table.dim;
-    const rows = new Float32Array(slots.length * dim);
-    const bytes = new Uint8Array(rows.buffer);
+    const rows = this.#takeRows(slots.length * dim);
+    const bytes = new Uint8Array(rows.buffer, 0, rows.byteLength);
     const rest: number[] = [];
     let p = 0;
     for (let x = 0; x < slots.length; x++) {
@@ -1027,6 +1053,7 @@ export class AnnIndex {
       { t: 'apply', removes: BigUint64Array.from(removes), keys: BigUint64Array.from(keys), vectors, build },
       [vectors.buffer as ArrayBuffer],
     ).then((r) => {
+      if (r.vectors instanceof Float32Array) this.#giveBack(r.vectors);
       if (r.skipped === true) return r;
       this.#indexed = r.size as number;
       this.#resident = r.delta as number;

@@ -318,7 +318,11 @@ parentPort.on('message', (m) => {
     return;
   }
   r.id = m.id;
-  parentPort.postMessage(r);
+  if (m.t === 'apply' && m.vectors) {
+    // The index holds its own copy now: the buffer goes back to be filled again.
+    r.vectors = m.vectors;
+    parentPort.postMessage(r, [m.vectors.buffer]);
+  } else parentPort.postMessage(r);
 });
 `;
 
