@@ -175,10 +175,11 @@ export class Reader {
 
   /**
    * Every memory of `space` (of every live space when undefined) in slot order; a memory written
-   * during iteration may or may not appear. A memory that compaction moves from a slot ahead of
-   * the iteration to one behind it is yielded once it is noticed (out of slot order), so a move
-   * never makes the iteration skip or repeat a memory. `checkOpen` throws once the store is
-   * closing, ending the iteration.
+   * during iteration may or may not appear. A memory that moves from a slot ahead of the iteration
+   * to one behind it (relocated by compaction, or updated into a free slot) is yielded once it is
+   * noticed (out of slot order), and one updated from behind into a slot ahead is not yielded
+   * again, so a memory present throughout is yielded once, in its old or new version. `checkOpen`
+   * throws once the store is closing, ending the iteration.
    */
   async *entries(checkOpen: () => void, space: number | undefined): AsyncGenerator<StoredMemory> {
     const ks = this.#keyspace;
@@ -190,9 +191,12 @@ export class Reader {
         checkOpen();
         // Passed as soon as its values are taken (synchronously, by readBulk before it awaits).
         cursor.next = Math.max(cursor.next, slot + 1);
+        const yieldedAs = cursor.yieldedAhead.get(slot);
+        if (yieldedAs !== undefined) cursor.yieldedAhead.delete(slot);
         if (
           slot < ks.slotLimit &&
           ks.isUsed(slot) &&
+          (yieldedAs === undefined || yieldedAs !== ks.table.id(slot)) &&
           wanted(ks.table.chunk(slot).space[slot & CHUNK_MASK]!)
         ) {
           yield await this.readBulk(slot);

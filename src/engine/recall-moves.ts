@@ -5,9 +5,10 @@ import { cosineOf, type Hit } from './recall.js';
 
 /**
  * A recall's hits corrected for slot moves that happened while it ran (a scan yields, and
- * compaction's relocation may meanwhile carry a memory from a slot the scan had not reached to
- * one it had passed). Each hit is re-pointed to its memory's current slot, the memories moved
- * since `since` are scored exactly and merged in, and the top k are kept (one per id). Returns
+ * compaction's relocation, or an update written to a free slot, may meanwhile carry a memory from
+ * a slot the scan had not reached to one it had passed). Each hit is re-pointed to its memory's
+ * current slot (and scored again there), the memories moved since `since` are scored exactly and
+ * merged in, and the top k are kept (one per id). Returns
  * undefined when more moves happened than the keyspace remembers: the caller runs the recall
  * again.
  */
@@ -26,8 +27,17 @@ export function withMovedMemories(
   qn = Math.sqrt(qn);
   const byId = new Map<string, Hit>();
   for (const h of hits) {
-    const slot = ks.holds(q.space, h.id, h.slot) ? h.slot : ks.indexed(q.space, h.id);
-    if (slot !== undefined) byId.set(h.id, { ...h, slot });
+    if (ks.holds(q.space, h.id, h.slot)) {
+      byId.set(h.id, h);
+      continue;
+    }
+    // Moved by relocation (same embedding) or by an update (maybe not): scored again, and
+    // filtered again, as it is now.
+    const slot = ks.indexed(q.space, h.id);
+    if (slot === undefined) continue;
+    if (q.filter && !q.filter.matches(table.chunk(slot), slot & CHUNK_MASK)) continue;
+    const score = cosineOf(table, slot, q.q, qn);
+    if (score >= q.minScore) byId.set(h.id, { slot, id: h.id, score });
   }
   for (const slot of moved) {
     const id = table.id(slot);

@@ -5,7 +5,7 @@ import { ENTRY_HEADER_BYTES } from '../content/segment.js';
 import { WarmStoreError, invalid, ioError } from '../errors.js';
 import type { Keyspace } from '../records/keyspace.js';
 import { DEFAULT_SPACE } from '../records/spaces.js';
-import { CHUNK_SLOTS } from '../records/table.js';
+import { CHUNK_MASK, CHUNK_SLOTS } from '../records/table.js';
 import type {
   BackupOptions,
   BackupResult,
@@ -47,7 +47,7 @@ import {
 import { refuseIncompleteBackup } from './backup.js';
 import { indexOffStatus } from '../ann/ann-index.js';
 import { StoreEvents } from './events.js';
-import { compileFilter } from './filter.js';
+import { compileFilter, type CompiledFilter } from './filter.js';
 import { resolveOptions, scrubRate, type ResolvedOptions } from './options.js';
 import { scrubOffStatus } from './scrub.js';
 import { startSpan, traced } from './tracing.js';
@@ -55,7 +55,7 @@ import { checkId, checkSpace, normalizeRecord, spaceOption, validateEmbedding } 
 import { verifyStore } from './verify.js';
 import { Recaller } from './recaller.js';
 import type { Reader, StoredMemoryBytes } from './reader.js';
-import type { Hit } from './recall.js';
+import { cosineOf, type Hit } from './recall.js';
 import { withMovedMemories } from './recall-moves.js';
 
 /** How `get` reads a memory: its embedding as a Float32Array. */
@@ -520,16 +520,22 @@ export class WarmStore {
         hits = attempt < 3 ? withMovedMemories(ks, since, found, query) : found;
       }
       const results: RecallResult[] = [];
+      let rescored = false;
       for (const h of hits) {
         // The scan yielded: skip a hit whose slot was deleted or reused meanwhile, and follow one
-        // that compaction moved (same memory, same embedding).
-        if (!this.#follow(ks, sid, h, movesAtStart)) continue;
+        // that moved (relocated, or updated into another slot: scored again there).
+        const at = this.#follow(ks, h, query, movesAtStart, qn);
+        if (at === 'gone') continue;
         if (options.touch === true) {
           await this.#w().writer.touch(space, h.id, Date.now());
-          if (!this.#follow(ks, sid, h, movesAtStart)) continue;
+          const again = this.#follow(ks, h, query, movesAtStart, qn);
+          if (again === 'gone') continue;
+          rescored ||= again === 'moved';
         }
+        rescored ||= at === 'moved';
         results.push({ memory: await p.reader.readBulk(h.slot), score: h.score });
       }
+      if (rescored) results.sort((a, b) => b.score - a.score || (a.memory.id < b.memory.id ? -1 : 1));
       return results;
     });
     this.#events.emit('op', 'recall', performance.now() - t0);
@@ -537,16 +543,27 @@ export class WarmStore {
   }
 
   /**
-   * Whether the hit's memory is still there; when slots moved since the recall began, a hit whose
-   * slot no longer holds it is re-pointed to the slot its id is in now.
+   * Whether the hit's memory is still there: 'same' in its slot; 'moved' when slots moved since
+   * the recall began and its id is now in another slot, to which the hit is re-pointed and where
+   * it is scored and filtered again (an update may have changed it); else 'gone'.
    */
-  #follow(ks: Keyspace, space: number, h: Hit, movesAtStart: number): boolean {
-    if (ks.holds(space, h.id, h.slot)) return true;
-    if (ks.moveCount === movesAtStart) return false;
-    const now = ks.indexed(space, h.id);
-    if (now === undefined) return false;
+  #follow(
+    ks: Keyspace,
+    h: Hit,
+    r: { q: Float32Array; minScore: number; space: number; filter: CompiledFilter | undefined },
+    movesAtStart: number,
+    qnSquared: number,
+  ): 'same' | 'moved' | 'gone' {
+    if (ks.holds(r.space, h.id, h.slot)) return 'same';
+    if (ks.moveCount === movesAtStart) return 'gone';
+    const now = ks.indexed(r.space, h.id);
+    if (now === undefined) return 'gone';
+    if (r.filter && !r.filter.matches(ks.table.chunk(now), now & CHUNK_MASK)) return 'gone';
+    const score = cosineOf(ks.table, now, r.q, Math.sqrt(qnSquared));
+    if (score < r.minScore) return 'gone';
     h.slot = now;
-    return true;
+    h.score = score;
+    return 'moved';
   }
 
   /** Live and dead content bytes, from the per-segment ledger (O(segments), no scan). */

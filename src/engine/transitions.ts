@@ -146,7 +146,7 @@ export class Transitions {
       return false;
     }
     if (src !== undefined) this.#dropLive(src);
-    ks.move(e.from, e.to, e, e.lsn);
+    ks.move(e.to, e, e.lsn);
     if (e.kind === ContentKind.Present) this.#segments.addLive(e.seg, entryBytes(e.idBytes.length, e.clen));
     ks.vacateCorrupt(e.from);
     return true;

@@ -40,13 +40,17 @@ export interface MovePlan {
 }
 
 /**
- * An iteration's position in slot order (`next`: the first slot it has not passed yet) and the
- * memories that relocation moved from ahead of it to behind it, by space and id: the iteration
- * yields those too, so a move never makes it skip a memory (nor repeat one: moves only go down).
+ * An iteration's position in slot order (`next`: the first slot it has not passed yet), the
+ * memories that moved from ahead of it to behind it (relocation, or an update written to a lower
+ * slot), by space and id, which the iteration yields too, and the slots ahead of it that took a
+ * memory it has already yielded (an update written to a higher slot), which it skips: so neither
+ * kind of move makes it skip or repeat a memory.
  */
 export class SlotCursor {
   next = 0;
   readonly movedBehind = new Map<string, { space: number; id: string }>();
+  /** Slot ahead of the cursor -> the id it took after the cursor had yielded that memory. */
+  readonly yieldedAhead = new Map<number, string>();
 }
 
 /** What a put stores in a slot: the record's values and where its content lies. */
@@ -368,6 +372,19 @@ export class Keyspace {
     this.#clearCorrupt(slot);
     this.table.markFull(slot);
     if (other === undefined || other === slot) return undefined;
+    // The memory changed slots (an update, or relocation): readers that span an await follow it.
+    this.#moveLog[this.#moves % MOVE_LOG] = slot;
+    this.#moves++;
+    for (const c of this.#cursors) {
+      // Yielded already: passed, or ahead in a slot it was updated into after being passed.
+      const yielded = other < c.next || c.yieldedAhead.get(other) === v.id;
+      c.yieldedAhead.delete(other);
+      if (slot >= c.next) {
+        if (yielded) c.yieldedAhead.set(slot, v.id);
+      } else if (!yielded) {
+        c.movedBehind.set(`${v.space}\u0000${v.id}`, { space: v.space, id: v.id });
+      }
+    }
     this.table.clear(other);
     this.#clearCorrupt(other);
     this.table.markFull(other);
@@ -517,8 +534,9 @@ export class Keyspace {
   // ------------------------------------------------------------------ relocation
 
   /**
-   * Memories moved so far (a counter: a reader that spans an await compares it before and after,
-   * because a move can carry a memory from a slot it has not reached to one it has passed).
+   * Memories moved so far, by relocation or by an update written to another slot (a counter: a
+   * reader that spans an await compares it before and after, because a move can carry a memory
+   * from a slot it has not reached to one it has passed).
    */
   get moveCount(): number {
     return this.#moves;
@@ -612,17 +630,11 @@ export class Keyspace {
 
   /**
    * Stores the moved memory `v` in `to` under its unchanged content generation; the slot that held
-   * it is freed (put's eviction of another slot claiming the id). Iterations that had not reached
-   * `from` but have passed `to` note the memory.
+   * it is freed (put's eviction of another slot claiming the id), which logs the move.
    */
-  move(from: number, to: number, v: SlotWrite, clsn: number): void {
+  move(to: number, v: SlotWrite, clsn: number): void {
+    // put() evicts `from` (the id's slot, checked by movable()), logs the move and tells cursors.
     this.put(to, v, clsn);
-    this.#moveLog[this.#moves % MOVE_LOG] = to;
-    this.#moves++;
-    for (const c of this.#cursors) {
-      if (from >= c.next && to < c.next)
-        c.movedBehind.set(`${v.space}\u0000${v.id}`, { space: v.space, id: v.id });
-    }
   }
 
   /** Frees a slot whose bytes were found damaged, once a later state of it is known (free). */

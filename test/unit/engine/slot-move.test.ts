@@ -277,12 +277,35 @@ describe('recall across slot moves', () => {
     assert.equal(withMovedMemories(ks, ks.moveCount, scanned, query(7)), scanned);
   });
 
+  it('an update into another slot is a move: a hit is re-pointed and scored as it is now', () => {
+    const { ks, tr } = setup();
+    put(tr, 0, 'a', 1, 100);
+    put(tr, 5, 'b', 2, 50);
+    const since = ks.moveCount;
+    // The scan scored a's old version in slot 0 and had not reached b in slot 5; then a was
+    // rewritten into slot 9 (now equal to the query) and b into slot 1, behind the scan.
+    const scanned = [{ slot: 0, id: 'a', score: 0.5 }];
+    put(tr, 9, 'a', 3, 7);
+    put(tr, 1, 'b', 4, 8);
+    assert.equal(ks.moveCount, since + 2);
+    const hits = withMovedMemories(ks, since, scanned, query(7));
+    assert.ok(hits);
+    assert.deepEqual(
+      hits.map((h) => [h.id, h.slot]),
+      [
+        ['a', 9],
+        ['b', 1],
+      ],
+    );
+    assert.ok(Math.abs(hits[0]!.score - 1) < 1e-6, `a scored as its new version: ${hits[0]!.score}`);
+  });
+
   it('more moves than the keyspace remembers: the recall must run again', () => {
     const { ks } = setup();
     const v = write('m', 1);
     ks.put(1, v, 1);
     const since = ks.moveCount;
-    for (let i = 0; i <= 1 << 16; i++) ks.move(1 + (i % 2), 2 - (i % 2), v, 2 + i);
+    for (let i = 0; i <= 1 << 16; i++) ks.move(2 - (i % 2), v, 2 + i);
     assert.equal(ks.movedSince(since), undefined);
     assert.equal(withMovedMemories(ks, since, [], query(1)), undefined);
     assert.equal(ks.size, 1);
