@@ -2,7 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERROR_CODES, WarmStoreError } from '../../../src/errors.js';
 import { STATUS_BY_CODE, HttpError, fieldFromAjv, toErrorResponse } from '../../../src/server/errors.js';
+import fc from 'fast-check';
 import {
+  decodeBase64,
   decodeEmbedding,
   encodeEmbeddingBase64,
   jsonString,
@@ -122,6 +124,29 @@ describe('embedding codec', () => {
       () => decodeEmbedding('AAAAAAA='),
       (e: unknown) => WarmStoreError.is(e, 'INVALID_INPUT') && e.details.field === 'embedding',
     );
+  });
+
+  it('decodes base64 and base64url as Buffer does, and refuses what the grammar refuses', () => {
+    // The grammar as regular expressions: the reference the one-pass decoder must agree with.
+    const standard = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
+    const url = /^[A-Za-z0-9_-]*$/;
+    const check = (s: string): void => {
+      const kind = standard.test(s) ? 'base64' : url.test(s) ? 'base64url' : undefined;
+      const got = decodeBase64(s);
+      if (kind === undefined) assert.equal(got, undefined, JSON.stringify(s));
+      else assert.deepEqual(got && Buffer.from(got), Buffer.from(s, kind), JSON.stringify(s));
+    };
+    const chars = fc.constantFrom(...'AZaz09+/-_=$ \né'.split(''));
+    fc.assert(
+      fc.property(fc.array(chars, { maxLength: 14 }), fc.uint8Array({ maxLength: 20 }), (cs, bytes) => {
+        check(cs.join(''));
+        check(Buffer.from(bytes).toString('base64'));
+        check(Buffer.from(bytes).toString('base64').replace(/=+$/, ''));
+        check(Buffer.from(bytes).toString('base64url'));
+      }),
+      { numRuns: 3000 },
+    );
+    for (const s of ['AA==', 'AA=', 'AAA==', 'A-_A', 'A-/A', 'AAAAA', '=', 'AAAA\u0141AAA', '']) check(s);
   });
 
   it('names the element that is not a number', () => {
