@@ -8,8 +8,9 @@
  * Throughput comes from autocannon, latency from one keep-alive connection sending one request at
  * a time. The server (`startServer` on 127.0.0.1, random port, fresh data directory, the dataset
  * preloaded) runs in a child process so that it and the load generator each have a core.
- * Each repetition runs every phase once, in an order that turns by one each repetition; the table
- * shows medians over the repetitions. Options: docs/benchmarks.md, "How to run".
+ * Each repetition runs every phase once, in an order that turns by one each repetition; before each
+ * phase the server checkpoints what earlier phases wrote, so that one phase's background work is
+ * not charged to the next. The table shows medians over the repetitions. Options: docs/benchmarks.md, "How to run".
  *
  *   node --import tsx http.ts [--preload 10000] [--duration 3] [--connections 10] [--reps 5]
  *        [--batch 100,1000] [--batch-connections 2] [--recalls 100] [--k 10] [--only get,put,recall]
@@ -285,6 +286,7 @@ async function main(): Promise<void> {
       log(`-- repetition ${rep + 1}/${REPS}, load average ${loadavg()}`);
       const turn = phases.length ? rep % phases.length : 0;
       for (const p of [...phases.slice(turn), ...phases.slice(0, turn)]) {
+        await server.ask<'settle'>({ cmd: 'settle' });
         const before = { server: (await server.ask<'stats'>({ cmd: 'stats' })).cpuUs, client: cpuUs() };
         const t0 = performance.now();
         const res = await autocannonRun({

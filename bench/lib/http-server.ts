@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 export type ChildRequest =
   | { id: number; cmd: 'recall'; query: string; k: number }
   | { id: number; cmd: 'stats' }
+  | { id: number; cmd: 'settle' }
   | { id: number; cmd: 'stop' };
 
 /** What the server process answers (`ready` once, unasked). */
@@ -23,11 +24,12 @@ export type ChildReply =
       rss: number;
       /** user + system CPU time, microseconds */ cpuUs: number;
     }
+  | { type: 'settled'; id: number; ms: number }
   | { type: 'stopped'; id: number; closeMs: number };
 
 type Answer<C extends ChildRequest['cmd']> = Extract<
   ChildReply,
-  { type: { recall: 'recall'; stats: 'stats'; stop: 'stopped' }[C] }
+  { type: { recall: 'recall'; stats: 'stats'; settle: 'settled'; stop: 'stopped' }[C] }
 >;
 
 /** Little-endian float32 as base64, the wire form of an embedding. */

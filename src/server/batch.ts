@@ -21,6 +21,9 @@ import { READ_SPACE, WRITE_SPACE } from './auth.js';
 import type { RouteContext } from './memory-routes.js';
 import { DEFAULT_SPACE, checkDimension, checkSpace, sendJsonText, viewOf } from './wire.js';
 
+/** The route of a batch put (its body is parsed item by item: batch-body.ts). */
+export const BATCH_PUT_URL = '/api/v1/memories/batch';
+
 /** What the batch routes need from the server. */
 export interface BatchRouteContext extends RouteContext {
   /** Schema of one memory in a request, applied to each item of a batch put on its own. */
@@ -112,7 +115,7 @@ export function registerBatchRoutes(ctx: BatchRouteContext): void {
   };
 
   app.post<{ Body: { memories: unknown[] } }>(
-    '/api/v1/memories/batch',
+    BATCH_PUT_URL,
     {
       schema: schemas.batchPut,
       bodyLimit: limits.bodyLimit,

@@ -1,7 +1,7 @@
 import { DEFAULTS } from '../engine/options.js';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { pino, type Logger } from 'pino';
@@ -11,7 +11,8 @@ import { invalid } from '../errors.js';
 import type { StorageStatus, WarmStoreOptions } from '../types.js';
 import { WarmStoreMetrics, type MetricsOptions } from '../metrics/index.js';
 import { registerBackupRoute } from './backup-route.js';
-import { registerBatchRoutes } from './batch.js';
+import { BATCH_PUT_URL, registerBatchRoutes } from './batch.js';
+import { parseBatchBody } from './batch-body.js';
 import { registerMemoryRoutes } from './memory-routes.js';
 import { registerSpaceRoutes } from './space-routes.js';
 import { HttpError, toErrorResponse } from './errors.js';
@@ -319,12 +320,30 @@ async function buildServer(ctx: BuildContext): Promise<WarmStoreServer> {
   // application/json' .../compact` must work. Non-empty bodies keep the default parser and its
   // prototype-poisoning protection.
   const defaultJson = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') {
+  // Fastify's parser calls back at once; this takes its result (or throws its error).
+  const parseJson = (request: FastifyRequest, text: string): unknown => {
+    let out: { err: Error | null; value: unknown } | undefined;
+    defaultJson(request, text, (err, value) => (out = { err, value }));
+    if (out === undefined) throw new Error('the JSON parser did not answer synchronously');
+    if (out.err !== null) throw out.err;
+    return out.value;
+  };
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) {
       done(null, undefined);
       return;
     }
-    defaultJson(request, body as string, done);
+    // A batch put's body is parsed item by item (batch-body.ts); any other body, or one that
+    // does not split cleanly, as one text.
+    if (request.routeOptions.url === BATCH_PUT_URL) {
+      const parsed = parseBatchBody(bytes, (text) => parseJson(request, text));
+      if (parsed !== undefined) {
+        done(null, parsed);
+        return;
+      }
+    }
+    defaultJson(request, bytes.toString('utf8'), done);
   });
 
   app.addHook('onRequest', async () => {

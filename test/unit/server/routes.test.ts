@@ -295,6 +295,38 @@ describe('server routes (fake store)', () => {
     assert.deepEqual([...store.records.keys()], ['b']);
   });
 
+  it('batch put: bodies parsed item by item answer as one parse would (spacing, poisoning, malformed)', async () => {
+    const post = (payload: string) =>
+      server.app.inject({
+        method: 'POST',
+        url: '/api/v1/memories/batch',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
+    const e = encodeEmbeddingBase64(Float32Array.from([1, 2, 3, 4]));
+    const ok = await post(
+      `\n{ "memories" : [ {"id":"a","embedding":"${e}"} ,\n {"id":"b","embedding":[1,2,3,4]} ] }\n`,
+    );
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual([...store.records.keys()], ['a', 'b']);
+    for (const bad of [
+      `{"memories":[{"id":"c","embedding":"${e}","__proto__":{"x":1}}]}`,
+      `{"memories":[{"id":"c","embedding":"${e}","constructor":{"prototype":{"x":1}}}]}`,
+      `{"memories":[{"id":"c","embedding":"${e}"} {"id":"d","embedding":"${e}"}]}`,
+      `{"memories":[{"id":"c","embedding":"${e}"}]`,
+    ]) {
+      const r = await post(bad);
+      assert.equal(r.statusCode, 400, bad);
+      assert.equal(r.json().error.field, 'body', bad);
+    }
+    // Twice: the last wins, as in JSON.parse.
+    const twice = await post(`{"memories":[{"id":"c","embedding":"${e}"}],"memories":[]}`);
+    assert.deepEqual(twice.json(), { results: [] });
+    const extra = await post(`{"memories":[{"id":"c","embedding":"${e}"}],"other":1}`);
+    assert.equal(extra.statusCode, 400, 'a member the schema does not know');
+    assert.deepEqual([...store.records.keys()], ['a', 'b']);
+  });
+
   it('batch put: a store failure fails the whole request with its status', async () => {
     store.putMany = async () => {
       throw new WarmStoreError('IO_ERROR', 'disk on fire');
