@@ -40,12 +40,34 @@ const PAD = '='.charCodeAt(0);
 
 /**
  * The bytes of `s` if it is base64: standard (padded to a multiple of 4, or unpadded without a lone
- * last character) or base64url (its alphabet, unpadded); undefined when it is neither. One pass
- * that checks and decodes (`Buffer.from` skips characters it does not know, so it cannot be
- * trusted to refuse a mangled embedding, and a regular expression checking first cost more than
- * the decoding itself). The result starts its own ArrayBuffer, so a Float32Array can view it.
+ * last character) or base64url (its alphabet, unpadded); undefined when it is neither. The result
+ * starts its own ArrayBuffer, so a Float32Array can view it.
+ *
+ * Node's decoder is 5x faster than a loop in JS, but it skips characters it does not know, stops
+ * at an inner '=', reads both alphabets, and takes a character above 0xFF by its low byte: so the
+ * string is checked to be ASCII and of one alphabet, and the decoder must write exactly the bytes
+ * its length promises (a skipped character always leaves fewer, unless the length leaves a lone
+ * last character: that rare shape goes through the loop below).
  */
 export function decodeBase64(s: string): Uint8Array | undefined {
+  const length = s.length;
+  let pad = 0;
+  while (pad < 2 && pad < length && s.charCodeAt(length - 1 - pad) === PAD) pad++;
+  const n = length - pad;
+  const rest = n % 4;
+  if (rest === 1) return decodeBase64Loop(s);
+  if (pad > 0 && rest + pad !== 4) return undefined;
+  if (Buffer.byteLength(s, 'utf8') !== length) return undefined;
+  const url = s.includes('-') || s.includes('_');
+  if (url && (pad > 0 || s.includes('+') || s.includes('/'))) return undefined;
+  const expected = (n >> 2) * 3 + (rest > 1 ? rest - 1 : 0);
+  const out = new Uint8Array(expected);
+  const written = Buffer.from(out.buffer, 0, expected).write(s, url ? 'base64url' : 'base64');
+  return written === expected ? out : undefined;
+}
+
+/** `decodeBase64` in one pass of JS that checks and decodes every character. */
+export function decodeBase64Loop(s: string): Uint8Array | undefined {
   let n = s.length;
   let pad = 0;
   while (pad < 2 && n > 0 && s.charCodeAt(n - 1) === PAD) {
