@@ -376,13 +376,18 @@ export class Keyspace {
     this.#moveLog[this.#moves % MOVE_LOG] = slot;
     this.#moves++;
     for (const c of this.#cursors) {
-      // Yielded already: passed, or ahead in a slot it was updated into after being passed.
-      const yielded = other < c.next || c.yieldedAhead.get(other) === v.id;
+      // Yielded already: passed, or ahead in a slot it was updated into after being passed; not
+      // if it moved behind and waits to be yielded from there.
+      const key = `${v.space}\u0000${v.id}`;
+      const waiting = c.movedBehind.has(key);
+      const yielded = !waiting && (other < c.next || c.yieldedAhead.get(other) === v.id);
       c.yieldedAhead.delete(other);
       if (slot >= c.next) {
         if (yielded) c.yieldedAhead.set(slot, v.id);
+        // Ahead again: the scan reaches it.
+        else if (waiting) c.movedBehind.delete(key);
       } else if (!yielded) {
-        c.movedBehind.set(`${v.space}\u0000${v.id}`, { space: v.space, id: v.id });
+        c.movedBehind.set(key, { space: v.space, id: v.id });
       }
     }
     this.table.clear(other);

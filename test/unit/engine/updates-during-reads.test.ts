@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { WarmStore, type MemoryRecord } from '../../../src/index.js';
 import { Rng, hashSeed } from '../../helpers/random.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -41,6 +42,8 @@ describe('updates during reads', () => {
     // the others bounce between slots behind and ahead of it, of memories already yielded or not.
     await store.delete(passed[10]!);
     await store.put(record(ahead[30]!, 1));
+    // Back ahead before the iteration has yielded it from behind.
+    await store.put(record(ahead[30]!, 2));
     await store.put(record(passed[20]!, 1));
     await store.put(record(passed[20]!, 2));
     await store.put(record(ahead[10]!, 1));
@@ -56,6 +59,61 @@ describe('updates during reads', () => {
     assert.deepEqual(twice, [], 'yielded more than once');
     const missing = ids.filter((id) => id !== passed[10] && !seen.has(id));
     assert.deepEqual(missing, [], 'present throughout, never yielded');
+  });
+
+  test('random updates, deletes and new memories between steps of an iteration: every memory never deleted is yielded once', async (t) => {
+    const dir = await tempDir(t);
+    const store = await WarmStore.open(dir, { dimension: DIM, maintenanceIntervalMs: false });
+    t.after(() => store.close());
+    let run = 0;
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('step' as const), n: fc.integer({ min: 1, max: 6 }) }),
+      fc.record({ kind: fc.constant('update' as const), i: fc.nat() }),
+      fc.record({ kind: fc.constant('delete' as const), i: fc.nat() }),
+      fc.record({ kind: fc.constant('add' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 40 }), fc.array(op, { maxLength: 60 }), async (n, ops) => {
+        const space = `run${run++}`;
+        const ids = Array.from({ length: n }, (_, i) => `m${i}`);
+        for (const id of ids) await store.put({ ...record(id, 0), space });
+        const deleted = new Set<string>();
+        const seen = new Map<string, number>();
+        const it = store.entries({ space });
+        const note = (id: string): void => void seen.set(id, (seen.get(id) ?? 0) + 1);
+        let version = 1;
+        let added = 0;
+        let done = false;
+        for (const o of ops) {
+          if (o.kind === 'step') {
+            for (let k = 0; k < o.n && !done; k++) {
+              const r = await it.next();
+              if (r.done === true) done = true;
+              else note(r.value.id);
+            }
+          } else if (o.kind === 'update') {
+            const id = ids[o.i % ids.length]!;
+            await store.put({ ...record(id, version++), space });
+          } else if (o.kind === 'delete') {
+            const id = ids[o.i % ids.length]!;
+            if (await store.delete(id, { space })) deleted.add(id);
+          } else {
+            await store.put({ ...record(`new${added++}`, 0), space });
+          }
+        }
+        while (!done) {
+          const r = await it.next();
+          if (r.done === true) done = true;
+          else note(r.value.id);
+        }
+        for (const id of ids) {
+          if (deleted.has(id)) continue;
+          assert.equal(seen.get(id) ?? 0, 1, `${id} yielded ${seen.get(id) ?? 0} times`);
+        }
+        await store.deleteSpace(space);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   test('recall over more than one table chunk never loses a memory that concurrent puts rewrite', async (t) => {
