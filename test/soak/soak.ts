@@ -214,7 +214,14 @@ async function startServer(
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   server = child;
-  serverExit = new Promise((res) => child.once('exit', () => res()));
+  serverExit = new Promise((res) =>
+    child.once('exit', (code, signal) => {
+      // Any exit the killer did not cause (a crash, or a signal from outside the soak) is noted:
+      // the requests that fail until the next restart are then explained by it.
+      if (child !== killing) unplannedExits.push(`${now().toFixed(1)}s: code ${code}, signal ${signal}`);
+      res();
+    }),
+  );
   baseUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
@@ -231,9 +238,15 @@ async function startServer(
   throw new Error('warmstore serve did not become healthy within 120 s');
 }
 
+/** The child the killer is killing (its exit is expected). */
+let killing: ChildProcess | undefined;
+/** Exits the killer did not cause: a crash, or a signal from outside the soak. */
+const unplannedExits: string[] = [];
+
 async function killServer(): Promise<void> {
   const child = server;
   if (!child || child.exitCode !== null) return;
+  killing = child;
   child.kill('SIGKILL');
   await serverExit;
 }
@@ -526,11 +539,28 @@ async function main(): Promise<void> {
     );
   }, 10_000);
 
+  // A server that exited on its own (noted as a failure) is started again, so the run goes on.
+  let reviving = false;
+  const reviveIfGone = async (): Promise<void> => {
+    const child = server;
+    if (reviving || !child || child === killing || (child.exitCode === null && child.signalCode === null))
+      return;
+    reviving = true;
+    try {
+      await startServer(dataDir, backupDir, port, log);
+    } finally {
+      reviving = false;
+    }
+  };
+
   // The killer: SIGKILL at random moments, restart after a random pause.
   while (now() < DURATION_S) {
     const wait = KILL_EVERY_S * (0.3 + 1.4 * rng.next());
     const until = Math.min(DURATION_S, now() + wait);
-    while (now() < until) await sleep(Math.min(250, (until - now()) * 1000));
+    while (now() < until) {
+      await sleep(Math.min(250, (until - now()) * 1000));
+      await reviveIfGone();
+    }
     if (now() >= DURATION_S - 5) break;
     const outage = { killAt: now(), upAt: undefined as number | undefined };
     outages.push(outage);
@@ -540,7 +570,10 @@ async function main(): Promise<void> {
     outage.upAt = now();
   }
   stopping = true;
+  // Writers retry until acknowledged: a server that died on its own must be up for them to end.
+  const revive = setInterval(() => void reviveIfGone(), 250);
   await Promise.all(workers);
+  clearInterval(revive);
   clearInterval(diskTimer);
   clearInterval(progressTimer);
   const runS = now();
@@ -590,6 +623,10 @@ async function main(): Promise<void> {
   const maxDisk = Math.max(0, ...disk.map((d) => d[1]));
 
   const failures: string[] = [];
+  if (unplannedExits.length > 0)
+    failures.push(
+      `the server exited ${unplannedExits.length} times on its own: ${unplannedExits.join('; ')}`,
+    );
   if (!report.ok) failures.push(`verify: ${JSON.stringify(report.problems).slice(0, 500)}`);
   if (backupReport !== undefined && !backupReport.ok)
     failures.push('the newest backup does not verify clean');
