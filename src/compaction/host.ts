@@ -35,10 +35,10 @@ export interface CompactorHost {
   /** `first` starts a relocation run (the free list is sorted and the scan starts at the top). */
   planMoves(max: number, first: boolean): MovePlan[];
   /**
-   * Commits slot moves through the writer (a batch of their own); resolves with how many moved and
-   * how long applying them held the event loop.
+   * Commits slot moves through the writer (a batch of their own); resolves with how many moved, how
+   * long applying them held the event loop, and how long the batch waited for the writer.
    */
-  relocate(moves: readonly MovePlan[]): Promise<{ moved: number; applyMs: number }>;
+  relocate(moves: readonly MovePlan[]): Promise<{ moved: number; applyMs: number; waitMs: number }>;
   /** Releases the target slots of planned moves that did not happen. */
   settleMoves(moves: readonly MovePlan[]): void;
   /** Lowers the slot limit to the highest slot in use, between two write batches. */

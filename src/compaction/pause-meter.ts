@@ -1,7 +1,12 @@
-import { setImmediate as tick } from 'node:timers/promises';
+import { FairStep } from '../engine/fair-step.js';
 
-/** Synchronous work between two yields; the event loop never waits longer than about this. */
+/** Synchronous work between two yields on an idle event loop. */
 const STEP_MS = 2;
+/**
+ * The longest step when other work keeps the loop busy (see FairStep): a compaction behind 100
+ * readers then runs 8 ms in each of their 16-ms turns instead of 2.
+ */
+const BUSY_STEP_MS = 8;
 
 /**
  * Measures every synchronous stretch of a compaction: the time between two awaits. Every await of
@@ -10,6 +15,7 @@ const STEP_MS = 2;
 export class PauseMeter {
   max = 0;
   #last = performance.now();
+  readonly #step = new FairStep(STEP_MS, BUSY_STEP_MS);
   readonly #onPause: (ms: number) => void;
 
   constructor(onPause: (ms: number) => void) {
@@ -37,7 +43,7 @@ export class PauseMeter {
 
   /** Yields to the event loop if this stretch has run for a while. */
   async maybeYield(): Promise<void> {
-    if (performance.now() - this.#last >= STEP_MS) await this.io(tick());
+    if (performance.now() - this.#last >= this.#step.budgetMs) await this.io(this.#step.yield());
   }
 
   /** Counts a pause measured elsewhere (the writer's apply of a chunk). */

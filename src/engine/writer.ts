@@ -2,7 +2,7 @@ import type { SegmentSet } from '../content/segment-set.js';
 import { encodeEntry, entryBytes, type Segment } from '../content/segment.js';
 import { WarmStoreError, ioError } from '../errors.js';
 import { HEADER_BYTES } from '../format/header.js';
-import { writeFully, writeFullyDurable } from '../fs/io.js';
+import { settleAll, writeFully, writeFullyDurable } from '../fs/io.js';
 import type { Keyspace, MovePlan } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
 import { CHUNK_MASK } from '../records/table.js';
@@ -72,9 +72,24 @@ type Op =
       moves: readonly MovePlan[];
       /** Moves the plan found still valid, set when the batch is laid out. */
       accepted: number;
-      resolve: (r: { moved: number; applyMs: number }) => void;
+      /** When it was queued, and how long it waited until its batch was laid out. */
+      queuedAt: number;
+      waitMs: number;
+      resolve: (r: RelocateResult) => void;
       reject: (e: unknown) => void;
     };
+
+/** What a relocation batch did. */
+export interface RelocateResult {
+  moved: number;
+  /** How long applying the moves held the event loop. */
+  applyMs: number;
+  /**
+   * How long the batch waited before the writer took it up: on an otherwise idle writer, the rest of
+   * the event loop's turn, which says how busy other work keeps the loop.
+   */
+  waitMs: number;
+}
 
 /** What a committed compaction entry did: records moved, and how long applying it held the loop. */
 export interface CompactionCommit {
@@ -199,13 +214,16 @@ export class Writer {
    * Commits slot moves (compaction's relocation) in a batch of their own, so each is checked
    * against the state no other op of the batch can change: a move whose memory was deleted,
    * rewritten or moved since it was planned, or whose target is no longer free, is left out of
-   * the WAL. Resolves with how many moved and how long applying them held the event loop.
+   * the WAL. Resolves with how many moved, how long applying them held the event loop, and how
+   * long the batch waited for the writer.
    */
-  relocate(moves: readonly MovePlan[]): Promise<{ moved: number; applyMs: number }> {
-    return this.#enqueue<{ moved: number; applyMs: number }>((resolve, reject) => ({
+  relocate(moves: readonly MovePlan[]): Promise<RelocateResult> {
+    return this.#enqueue<RelocateResult>((resolve, reject) => ({
       t: 'relocate',
       moves,
       accepted: 0,
+      queuedAt: performance.now(),
+      waitMs: 0,
       resolve,
       reject,
     }));
@@ -427,6 +445,7 @@ export class Writer {
    */
   #planMoves(op: Extract<Op, { t: 'relocate' }>, planned: PlannedOp[], vectors: VectorWrite[]): void {
     const ks = this.#d.keyspace;
+    op.waitMs = performance.now() - op.queuedAt;
     const accepted = op.moves.filter((m) => ks.movable(m));
     this.#readMovedVectors(accepted, vectors);
     op.accepted = 0;
@@ -722,7 +741,7 @@ export class Writer {
       else if (op?.t === 'dropSpace') op.resolve(0);
       // Last of its batch: everything the batch applied was its moves.
       else if (op?.t === 'relocate')
-        op.resolve({ moved: op.accepted, applyMs: performance.now() - this.#applyStart });
+        op.resolve({ moved: op.accepted, applyMs: performance.now() - this.#applyStart, waitMs: op.waitMs });
       return;
     }
     const t = op?.t === 'compact' ? performance.now() : 0;
@@ -752,13 +771,4 @@ export class Writer {
         return;
     }
   }
-}
-
-/**
- * Waits for every promise, then throws the first failure: a failed batch's cleanup must not start
- * while one of its writes is still in flight.
- */
-async function settleAll(ps: Promise<void>[]): Promise<void> {
-  const rs = await Promise.allSettled(ps);
-  for (const r of rs) if (r.status === 'rejected') throw r.reason;
 }

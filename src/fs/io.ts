@@ -92,3 +92,12 @@ export function writeFullySync(file: WsFile, buf: Uint8Array, position: number):
     off += n;
   }
 }
+
+/**
+ * Waits for every promise, then throws the first failure: a failed step's cleanup must not start
+ * while one of its writes or syncs is still in flight.
+ */
+export async function settleAll(ps: Promise<unknown>[]): Promise<void> {
+  const rs = await Promise.allSettled(ps);
+  for (const r of rs) if (r.status === 'rejected') throw r.reason;
+}

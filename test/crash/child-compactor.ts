@@ -9,11 +9,13 @@
  * `killing <name> <n>`.
  *
  * Env: STORE_DIR, SEED, ROUND, DIM (16), SEGMENT_BYTES (64 KiB), TARGET (records to build, 120),
- * COMPACT_LOOPS (3), CONCURRENCY (3), KILL_AT, LIST_KILL_POINTS.
+ * COMPACT_LOOPS (3), CONCURRENCY (3: writers during compaction), TAIL (memories put and deleted
+ * before each compaction, 0), KILL_AT, LIST_KILL_POINTS.
  * Run: node --import tsx test/crash/child-compactor.ts
  */
 import { WarmStore } from '../../src/index.js';
 import { withTestHooks } from '../../src/testing/index.js';
+import { recordFor } from '../helpers/random.js';
 import { runWorkload } from '../helpers/workload.js';
 import { awaitGo, die, envInt, envStr, out } from './child-io.js';
 
@@ -95,7 +97,35 @@ if (store.size < target) {
 }
 out('built');
 
+/**
+ * Leaves free slots at the files' tail: `TAIL` new memories (past every hole, so some land at the
+ * end) deleted again, announced like the workload's ops. The kill points of the record files' cut
+ * need such a tail, and the rounds before may have used it up (an open that finishes an
+ * interrupted cut leaves none; writers' updates fill holes).
+ */
+async function growTail(): Promise<void> {
+  const n = envInt('TAIL', 0);
+  if (n === 0) return;
+  const base = seedBase();
+  const ids = Array.from({ length: n }, (_, i) => ({ id: `t${i}`, seed: base + i }));
+  for (const t of ids) out(`begin put ${t.id} ${t.seed}`);
+  await store.putMany(ids.map((t) => recordFor(t.id, t.seed, dimension)));
+  for (const t of ids) out(`ack put ${t.id} ${t.seed}`);
+  for (const t of ids) {
+    out(`begin del ${t.id}`);
+    const existed = await store.delete(t.id);
+    out(`ack del ${t.id} ${existed}`);
+  }
+  // Into the files: a cut shortens what a checkpoint wrote.
+  await store.checkpoint();
+}
+
 for (let loop = 0; loop < loops; loop++) {
+  try {
+    await growTail();
+  } catch (err) {
+    die('tail', err);
+  }
   let compacting = true;
   const writers = runWorkload(store, {
     seed: seed * 31 + loop,
