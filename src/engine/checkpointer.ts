@@ -23,13 +23,14 @@ const STEP_MS = 4;
 /** The longest step when other work keeps the loop busy (see FairStep). */
 const BUSY_STEP_MS = 8;
 /**
- * Header runs being read back and written at once (up to 5.8 MB of buffers). One at a time, each
+ * Header runs being read back and written at once (180 KB of buffer each). One at a time, each
  * run's read and write each waited for a turn of the event loop: after compacting 20K memories (40
  * runs), 80 of the 200-odd turns the compaction waited for, 16-20 ms each with 100 readers on the
- * loop; 8 at once took 10 turns, 32 take 4. The I/O pool's threads work through them in a fraction
- * of a turn.
+ * loop. 8 at once on an idle loop (1.4 MB); 32 once the loop is found busy (5.8 MB: 8 took 10
+ * turns there, 32 take 4; the I/O pool's threads work through them in a fraction of a turn).
  */
-const HEADER_RUNS_IN_FLIGHT = 32;
+const HEADER_RUNS_IN_FLIGHT = 8;
+const HEADER_RUNS_IN_FLIGHT_BUSY = 32;
 
 /** What a checkpoint asks of the recall index. */
 export interface IndexSaver {
@@ -286,7 +287,8 @@ export class Checkpointer {
           HEADER_GAP,
           HEADER_RUN,
           async (first, count) => {
-            while (inflight.size >= HEADER_RUNS_IN_FLIGHT) await Promise.race(inflight);
+            const most = pace.step.budgetMs > STEP_MS ? HEADER_RUNS_IN_FLIGHT_BUSY : HEADER_RUNS_IN_FLIGHT;
+            while (inflight.size >= most) await Promise.race(inflight);
             if (failure) throw failure.err;
             const hbuf = spare.pop() ?? Buffer.allocUnsafe(HEADER_RUN * SLOT_HEADER_BYTES);
             const p: Promise<void> = runOne(flags, base, first, count, hbuf)

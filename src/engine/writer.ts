@@ -253,8 +253,12 @@ export class Writer {
     this.#queue.push(op);
     if (!this.#flushing) {
       this.#flushing = true;
-      // One macrotask of delay lets every mutation issued in this tick share the fsync.
-      setImmediate(() => void this.#drain());
+      // One macrotask of delay lets every mutation issued in this tick share the fsync. Compaction's
+      // entries and barriers have nothing to share and start at once: behind busy readers that
+      // delay is a whole turn of the loop (16-20 ms). Slot moves keep it: how long they waited
+      // for it says how busy the loop is, which sizes the next batch (see relocateSlots).
+      if (op.t === 'compact' || op.t === 'barrier') queueMicrotask(() => void this.#drain());
+      else setImmediate(() => void this.#drain());
     }
   }
 
