@@ -6,25 +6,38 @@ import { setImmediate as tick } from 'node:timers/promises';
  * loop, but behind busy readers every yield waits for a whole turn of theirs (16-20 ms with 100
  * readers on the loop), so 2 ms of work per turn gave a compaction a tenth of the thread and made it
  * ten times slower than idle. After each yield the next step may run as long as the others took in
- * that turn times `share`, within [minMs, maxMs]: idle, steps stay at `minMs`; busy, background
- * work gets about share / (1 + share) of the loop, and no step runs past `maxMs`.
+ * that turn times `share`, within [minMs, maxMs], and no longer than what keeps the turn within
+ * `turnMs`: idle, steps stay at `minMs`; busy, background work gets about share / (1 + share) of
+ * the loop, and where the others alone take most of `turnMs` the step stays short, so the loop's
+ * turns (its stall, as a timer sees it) do not grow by more than `minMs` past them.
  */
+/** A turn of the event loop the steps try not to lengthen past (the stall goal is 50 ms). */
+export const TURN_MS = 40;
+
 export class FairStep {
   readonly #minMs: number;
   readonly #maxMs: number;
   readonly #share: number;
+  readonly #turnMs: number;
   #budgetMs: number;
+  #othersMs = 0;
 
-  constructor(minMs: number, maxMs: number, share = 0.5) {
+  constructor(minMs: number, maxMs: number, share = 0.5, turnMs = TURN_MS) {
     this.#minMs = minMs;
     this.#maxMs = maxMs;
     this.#share = share;
+    this.#turnMs = turnMs;
     this.#budgetMs = minMs;
   }
 
   /** Synchronous work the current step may still do, in milliseconds. */
   get budgetMs(): number {
     return this.#budgetMs;
+  }
+
+  /** What the others held the loop in the last turn observed, in milliseconds. */
+  get othersMs(): number {
+    return this.#othersMs;
   }
 
   /** Yields one turn of the event loop and sets the next step's budget from what the others took. */
@@ -36,6 +49,8 @@ export class FairStep {
 
   /** Sets the next step's budget from a turn measured elsewhere (ms the others held the loop). */
   observe(othersMs: number): void {
-    this.#budgetMs = Math.min(this.#maxMs, Math.max(this.#minMs, othersMs * this.#share));
+    this.#othersMs = othersMs;
+    const fair = Math.min(this.#maxMs, othersMs * this.#share, this.#turnMs - othersMs);
+    this.#budgetMs = Math.max(this.#minMs, fair);
   }
 }

@@ -5,9 +5,9 @@ import { MOVE_BATCH, MOVE_BATCH_BUSY, relocateSlots } from '../../../src/compact
 import type { MovePlan } from '../../../src/records/keyspace.js';
 
 describe('relocation batches', () => {
-  it('grow while the writer reports a busy loop and shrink back when it does not', async () => {
+  it('grow while the writer reports a busy loop with room in its turn, and shrink back', async () => {
     const asked: number[] = [];
-    const waits = [0.2, 12, 15, 0.3, 0.1];
+    const waits = [0.2, 12, 15, 30, 0.1, 0.2];
     let round = 0;
     let slot = 100_000;
     const host = {
@@ -25,11 +25,13 @@ describe('relocation batches', () => {
     };
     const r = await relocateSlots(host, new PauseMeter(() => undefined), new AbortController().signal);
     assert.equal(r.slotsMoved, waits.length);
+    // After each batch: idle, busy, busy, too busy for a larger stretch, idle, idle.
     assert.deepEqual(asked, [
       MOVE_BATCH,
       MOVE_BATCH,
       MOVE_BATCH_BUSY,
       MOVE_BATCH_BUSY,
+      MOVE_BATCH,
       MOVE_BATCH,
       MOVE_BATCH,
     ]);
