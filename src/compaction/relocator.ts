@@ -15,15 +15,13 @@ export const MOVE_BATCH = 512;
  * Moves in one batch while other work keeps the event loop busy. Each batch waits for about four
  * turns of the loop (the writer's turn, the read of the moved vectors, their durable write, the
  * WAL's), 16-20 ms apiece behind 100 readers, so a 10K-move relocation took ~80 turns, over a
- * second, at 512. A batch's synchronous stretches grow with it (about 20 ms at 1024 here: the
- * moved vectors read and copied, the moves applied), so it grows only while the others' turn
- * leaves room for that within TURN_MS.
+ * second, at 512. A batch's synchronous stretches grow with it (applying 1024 moves took about
+ * 20 ms at 20K memories and 80 at 1M), so it grows only while the others' turn leaves room within
+ * TURN_MS for the last batch's apply scaled to the larger batch.
  */
 export const MOVE_BATCH_BUSY = 1024;
 /** A batch that waited this long for the writer found the loop busy. */
 const BUSY_WAIT_MS = 4;
-/** What a batch of MOVE_BATCH_BUSY holds the loop, about (measured: 20-23 ms at 20K x 768). */
-const BUSY_BATCH_MS = 20;
 
 export interface RelocationResult {
   slotsMoved: number;
@@ -64,7 +62,8 @@ export async function relocateSlots(
       const r = await meter.io(host.relocate(plans));
       moved = r.moved;
       meter.note(r.applyMs);
-      batch = r.waitMs >= BUSY_WAIT_MS && r.waitMs + BUSY_BATCH_MS <= TURN_MS ? MOVE_BATCH_BUSY : MOVE_BATCH;
+      const busyApplyMs = (r.applyMs / Math.max(1, r.moved)) * MOVE_BATCH_BUSY;
+      batch = r.waitMs >= BUSY_WAIT_MS && r.waitMs + busyApplyMs <= TURN_MS ? MOVE_BATCH_BUSY : MOVE_BATCH;
     } finally {
       host.settleMoves(plans);
     }

@@ -1,7 +1,6 @@
 import type { SegmentSet } from '../content/segment-set.js';
 import { ioError } from '../errors.js';
 import { writeManifest, type Manifest } from '../format/manifest.js';
-import { settleAll } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
@@ -26,11 +25,12 @@ const BUSY_STEP_MS = 8;
  * Header runs being read back and written at once (180 KB of buffer each). One at a time, each
  * run's read and write each waited for a turn of the event loop: after compacting 20K memories (40
  * runs), 80 of the 200-odd turns the compaction waited for, 16-20 ms each with 100 readers on the
- * loop. 8 at once on an idle loop (1.4 MB); 32 once the loop is found busy (5.8 MB: 8 took 10
- * turns there, 32 take 4; the I/O pool's threads work through them in a fraction of a turn).
+ * loop. More than 8 (32 were tried, on a busy loop) did take fewer turns, but at 1M memories the
+ * checkpoint after a compaction writes ~360 MB of headers, and with 32 at once readers'
+ * synchronous preads (and the event loop) stalled 165 ms (one run; 48-126 ms with 8, which this
+ * machine's disk alone varies by): not taken until measured apart from that noise.
  */
 const HEADER_RUNS_IN_FLIGHT = 8;
-const HEADER_RUNS_IN_FLIGHT_BUSY = 32;
 
 /** What a checkpoint asks of the recall index. */
 export interface IndexSaver {
@@ -188,10 +188,13 @@ export class Checkpointer {
     }
     try {
       await this.#writeSlots(taken);
-      // Everything a checkpointed slot may point at must be durable before the MANIFEST names the
-      // checkpoint (records.dat is read only up to what it names): the fsyncs go together, one
-      // turn of the event loop where one after another each waited for its own.
-      await settleAll([d.segments.syncDirty(), d.wal.sync(), d.files.sync()]);
+      // Everything a checkpointed slot may point at must be durable before records.dat is. One
+      // after another: with the segments', the WAL's and the record files' fsyncs all at once,
+      // readers' synchronous preads stalled 150-165 ms at 1M memories (two runs; 48-126 ms this
+      // way): not taken until measured apart from the disk's own noise.
+      await d.segments.syncDirty();
+      await d.wal.sync();
+      await d.files.sync();
       const annIndex = indexSave ? await indexSave : this.#manifest.annIndex;
       this.#manifest = {
         ...this.#manifest,
@@ -287,8 +290,7 @@ export class Checkpointer {
           HEADER_GAP,
           HEADER_RUN,
           async (first, count) => {
-            const most = pace.step.budgetMs > STEP_MS ? HEADER_RUNS_IN_FLIGHT_BUSY : HEADER_RUNS_IN_FLIGHT;
-            while (inflight.size >= most) await Promise.race(inflight);
+            while (inflight.size >= HEADER_RUNS_IN_FLIGHT) await Promise.race(inflight);
             if (failure) throw failure.err;
             const hbuf = spare.pop() ?? Buffer.allocUnsafe(HEADER_RUN * SLOT_HEADER_BYTES);
             const p: Promise<void> = runOne(flags, base, first, count, hbuf)

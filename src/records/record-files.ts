@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { WarmStoreError, corruption, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
-import { readFully, readFullySync, settleAll, writeFully, writeFullyDurable } from '../fs/io.js';
+import { readFully, readFullySync, writeFully, writeFullyDurable } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { WarmStoreLogger } from '../types.js';
 import type { VectorSource } from './table.js';
@@ -253,9 +253,9 @@ export class RecordFiles {
   }
 
   /** Vectors first: a durable header must never describe a vector that is not. */
-  /** fdatasync of both files, together (one turn of the event loop, not two). */
-  sync(): Promise<void> {
-    return settleAll([this.#vectors.sync(), this.#records.sync()]);
+  async sync(): Promise<void> {
+    await this.#vectors.sync();
+    await this.#records.sync();
   }
 
   async close(): Promise<void> {

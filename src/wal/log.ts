@@ -202,13 +202,11 @@ export class WalLog {
 
   /** Deletes WAL files older than the current one (a checkpoint covers them). */
   async removeOlder(names: readonly string[]): Promise<void> {
-    const unlinks: Promise<void>[] = [];
     for (const name of names) {
       const no = parseWalFileName(name);
       if (no !== undefined && no < this.#fileNo)
-        unlinks.push(this.#fs.unlink(join(this.#dir, name)).catch(() => undefined));
+        await this.#fs.unlink(join(this.#dir, name)).catch(() => undefined);
     }
-    await Promise.all(unlinks);
   }
 
   async close(): Promise<void> {

@@ -18,14 +18,15 @@ describe('relocation batches', () => {
         return [{ from: --slot, to: round } as unknown as MovePlan];
       },
       relocate: (moves: readonly MovePlan[]) =>
-        Promise.resolve({ moved: moves.length, applyMs: 0, waitMs: waits[round++]! }),
+        Promise.resolve({ moved: moves.length, applyMs: 0.02 * moves.length, waitMs: waits[round++]! }),
       settleMoves: () => undefined,
       shrinkSlots: () => Promise.resolve({ before: slot, after: slot }),
       killPoint: () => undefined,
     };
     const r = await relocateSlots(host, new PauseMeter(() => undefined), new AbortController().signal);
     assert.equal(r.slotsMoved, waits.length);
-    // After each batch: idle, busy, busy, too busy for a larger stretch, idle, idle.
+    // After each batch (its apply would take 20 ms at MOVE_BATCH_BUSY): idle, busy, busy, too busy
+    // for that stretch, idle, idle.
     assert.deepEqual(asked, [
       MOVE_BATCH,
       MOVE_BATCH,
