@@ -19,7 +19,6 @@ export class FairStep {
   readonly #maxMs: number;
   readonly #share: number;
   readonly #turnMs: number;
-  #budgetMs: number;
   #othersMs = 0;
 
   constructor(minMs: number, maxMs: number, share = 0.5, turnMs = TURN_MS) {
@@ -27,12 +26,12 @@ export class FairStep {
     this.#maxMs = maxMs;
     this.#share = share;
     this.#turnMs = turnMs;
-    this.#budgetMs = minMs;
   }
 
   /** Synchronous work the current step may still do, in milliseconds. */
   get budgetMs(): number {
-    return this.#budgetMs;
+    const fair = Math.min(this.#maxMs, this.#othersMs * this.#share, this.#turnMs - this.#othersMs);
+    return Math.max(this.#minMs, fair);
   }
 
   /** What the others held the loop in the last turn observed, in milliseconds. */
@@ -50,7 +49,5 @@ export class FairStep {
   /** Sets the next step's budget from a turn measured elsewhere (ms the others held the loop). */
   observe(othersMs: number): void {
     this.#othersMs = othersMs;
-    const fair = Math.min(this.#maxMs, othersMs * this.#share, this.#turnMs - othersMs);
-    this.#budgetMs = Math.max(this.#minMs, fair);
   }
 }

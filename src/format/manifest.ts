@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { corruption, ioError } from '../errors.js';
-import { writeFullyDurable } from '../fs/io.js';
-import type { WsFile, WsFileSystem } from '../fs/types.js';
+import { createReplacing, writeFullyDurable } from '../fs/io.js';
+import type { WsFileSystem } from '../fs/types.js';
 import { crc32c } from './crc.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from './header.js';
 
@@ -136,17 +136,7 @@ export async function writeManifest(fs: WsFileSystem, dir: string, m: Manifest):
   const path = join(dir, MANIFEST_FILE);
   const bytes = encodeManifest(m);
   try {
-    // Few awaits: each waits for a turn of the event loop, 16-20 ms apiece behind busy readers.
-    // A leftover temporary file (a crash between its create and the rename) is rare: found by the
-    // exclusive create, not looked for first.
-    let f: WsFile;
-    try {
-      f = fs.open(tmp, 'excl');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      await fs.unlink(tmp);
-      f = fs.open(tmp, 'excl');
-    }
+    const f = await createReplacing(fs, tmp);
     try {
       await writeFullyDurable(f, bytes, 0);
     } finally {

@@ -1,4 +1,4 @@
-import type { WsFile } from './types.js';
+import type { WsFile, WsFileSystem } from './types.js';
 
 /**
  * Whole-buffer reads and writes over a `WsFile`, whose calls may return short counts. Every loop
@@ -100,4 +100,19 @@ export function writeFullySync(file: WsFile, buf: Uint8Array, position: number):
 export async function settleAll(ps: Promise<unknown>[]): Promise<void> {
   const rs = await Promise.allSettled(ps);
   for (const r of rs) if (r.status === 'rejected') throw r.reason;
+}
+
+/**
+ * Creates `path` exclusively, replacing a leftover of that name (a crash between a create and what
+ * was to follow it). The leftover is rare, so it is found by the exclusive create rather than
+ * looked for first: one await fewer, and each await is a turn of a busy event loop.
+ */
+export async function createReplacing(fs: WsFileSystem, path: string): Promise<WsFile> {
+  try {
+    return fs.open(path, 'excl');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await fs.unlink(path);
+    return fs.open(path, 'excl');
+  }
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { corruption, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader, registerMigration } from '../format/header.js';
-import { writeFully, writeFullyDurable } from '../fs/io.js';
+import { createReplacing, writeFully, writeFullyDurable } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { WarmStoreLogger } from '../types.js';
 import { decodeWal, type WalEntry } from './entries.js';
@@ -141,15 +141,8 @@ export class WalLog {
     const path = join(this.#dir, walFileName(fileNo));
     let file: WsFile | undefined;
     try {
-      // A leftover of that number (a crash before the MANIFEST named it) is rare: found by the
-      // exclusive create rather than looked for first, one turn of the event loop fewer.
-      try {
-        file = this.#fs.open(path, 'excl');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        await this.#fs.unlink(path);
-        file = this.#fs.open(path, 'excl');
-      }
+      // A leftover of that number: a crash before the MANIFEST named it.
+      file = await createReplacing(this.#fs, path);
       // Field 1 records the durability the file was written under (see readWalFile).
       await writeFullyDurable(file, encodeHeader('WALG', [fileNo, this.#relaxed ? 1 : 0, 0, 0]), 0);
       await this.#fs.syncDir(this.#dir);
