@@ -94,6 +94,19 @@ interface Prefetch {
  */
 const FRESH_KEY_BASE = 2 ** 40;
 
+/**
+ * The 64-bit words of a BigUint64Array as JS numbers (below 2^53), through a 32-bit view: a BigInt
+ * per value, a heap object each, made a save of half a million aliases hold the event loop.
+ */
+const LOW = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+function setU64(words: Uint32Array, i: number, v: number): void {
+  words[2 * i + LOW] = v >>> 0;
+  words[2 * i + 1 - LOW] = Math.floor(v / 2 ** 32);
+}
+function getU64(words: Uint32Array, i: number): number {
+  return words[2 * i + LOW]! + words[2 * i + 1 - LOW]! * 2 ** 32;
+}
+
 /** A background checkpoint keeps an index file saved less than this long ago. */
 const SAVE_INTERVAL_MS = 60_000;
 
@@ -151,6 +164,19 @@ export class AnnIndex {
    */
   readonly #resend: Float64Array[] = [];
   #resendAt = 0;
+  /**
+   * What a save may claim its file covers, kept as writes arrive instead of found by a pass at the
+   * save: at most one less than the content LSN of every memory in `#waiting` (as each was added;
+   * a slot's LSN only grows), and of every memory behind a key in `#resend` (as its apply was
+   * posted while the merge recorded), each reset when its queue empties. A pass over a
+   * million-slot backlog (a compaction's moves, a bulk load) held the event loop 38-72 ms at every
+   * checkpoint. A bound, not the minimum: while a queue never empties the next open may re-send a
+   * little more than it must.
+   */
+  #waitingFloor = Infinity;
+  #resendFloor = Infinity;
+  /** The same over the applies posted from a merge's snapshot to its swap; undefined outside one. */
+  #recordFloor: number | undefined;
   /** Apply messages the pump has in flight. */
   #inFlight = 0;
   /** A build in progress: slots from `next` up to `end` are still to be sent. */
@@ -396,10 +422,16 @@ export class AnnIndex {
   changed(slots: readonly number[]): void {
     if (this.#state === 'failed' || this.#closed || slots.length === 0) return;
     // Re-adding moves a slot to the end: it is sent once, with the state it has when it is sent.
+    const table = this.#d.keyspace.table;
+    let floor = this.#waitingFloor;
     for (const slot of slots) {
       this.#waiting.delete(slot);
       this.#waiting.add(slot);
+      const c = table.chunks[slot >>> CHUNK_SHIFT];
+      const i = slot & CHUNK_MASK;
+      if (c?.ids[i] !== undefined && c.clsn[i]! - 1 < floor) floor = c.clsn[i]! - 1;
     }
+    this.#waitingFloor = floor;
     this.#pump();
   }
 
@@ -419,6 +451,7 @@ export class AnnIndex {
         slots.push(slot);
         if (slots.length === writes) break;
       }
+      if (this.#waiting.size === 0) this.#waitingFloor = Infinity;
       while (slots.length < writes && this.#resend.length > 0) {
         const keys = this.#resend[0]!;
         while (slots.length < writes && this.#resendAt < keys.length) {
@@ -430,6 +463,7 @@ export class AnnIndex {
           this.#resendAt = 0;
         }
       }
+      if (this.#resend.length === 0) this.#resendFloor = Infinity;
       const tailed = slots.length;
       const ks = this.#d.keyspace;
       let swept = 0;
@@ -630,6 +664,8 @@ export class AnnIndex {
     const file = this.#fileName('base');
     this.#mergeOut = file;
     this.#mergeStart = start;
+    // The worker records the keys of every apply it gets after this message; #post does the same.
+    this.#recordFloor = Infinity;
     const snap = await this.#call({ t: 'snapshot', deltaFile: start === undefined ? '' : join(dir, start) });
     const deltaKeys = snap.deltaKeys as BigUint64Array;
     let done: Merged | undefined;
@@ -652,7 +688,10 @@ export class AnnIndex {
         done = await this.#runMerge(load, remove, this.#slotsOfKeys(deltaKeys), file);
       }
     } finally {
-      if (!done) await this.#call({ t: 'unrecord' }).catch(() => undefined);
+      if (!done) {
+        this.#recordFloor = undefined;
+        await this.#call({ t: 'unrecord' }).catch(() => undefined);
+      }
       this.#mergeStart = undefined;
     }
     if (!done) throw new Error('recall index merge stopped');
@@ -669,10 +708,12 @@ export class AnnIndex {
       const changed = r.changed as Float64Array;
       if (changed.length > 0 && !this.#closed && this.#state !== 'failed') {
         this.#resend.push(changed);
+        this.#resendFloor = Math.min(this.#resendFloor, this.#recordFloor ?? -1);
         this.#pump();
       }
     } finally {
       this.#swapping = false;
+      this.#recordFloor = undefined;
     }
   }
 
@@ -804,11 +845,12 @@ export class AnnIndex {
   /** The key aliases as saved: the next fresh key, then (slot, key) pairs. */
   #aliasKeys(): BigUint64Array {
     const out = new BigUint64Array(1 + 2 * this.#keyOfSlot.size);
-    out[0] = BigInt(this.#nextKey);
+    const words = new Uint32Array(out.buffer);
+    setU64(words, 0, this.#nextKey);
     let j = 1;
     for (const [slot, key] of this.#keyOfSlot) {
-      out[j++] = BigInt(slot);
-      out[j++] = BigInt(key);
+      setU64(words, j++, slot);
+      setU64(words, j++, key);
     }
     return out;
   }
@@ -819,10 +861,11 @@ export class AnnIndex {
     this.#slotOfKey.clear();
     this.#nextKey = FRESH_KEY_BASE;
     if (!raw || raw.length === 0) return;
-    this.#nextKey = Number(raw[0]);
+    const words = new Uint32Array(raw.buffer, raw.byteOffset, raw.length * 2);
+    this.#nextKey = getU64(words, 0);
     for (let j = 1; j + 1 < raw.length; j += 2) {
-      const slot = Number(raw[j]);
-      const key = Number(raw[j + 1]);
+      const slot = getU64(words, j);
+      const key = getU64(words, j + 1);
       this.#keyOfSlot.set(slot, key);
       this.#slotOfKey.set(key, slot);
     }
@@ -865,15 +908,9 @@ export class AnnIndex {
       return Promise.resolve(this.#saved);
     }
     // Slots still pending are not in the file: it covers only LSNs below the oldest of their
-    // writes, so the next open sends them again.
-    let covered = lsn;
-    const ks = this.#d.keyspace;
-    // (Slots in flight are in it: their messages reach the worker before the save.)
-    for (const slot of this.#unsent()) {
-      const c = ks.table.chunks[slot >>> CHUNK_SHIFT];
-      const i = slot & CHUNK_MASK;
-      if (c?.ids[i] !== undefined) covered = Math.min(covered, c.clsn[i]! - 1);
-    }
+    // writes, so the next open sends them again. (Slots in flight are in it: their messages reach
+    // the worker before the save.)
+    const covered = Math.min(lsn, this.#waitingFloor, this.#resendFloor);
     const builtTo = this.#sweep?.next;
     const base = this.#base;
     this.#dirty = false;
@@ -1038,6 +1075,14 @@ export class AnnIndex {
       }
     }
     used.sort((a, b) => a - b);
+    if (this.#recordFloor !== undefined) {
+      let floor = this.#recordFloor;
+      for (const slot of used) {
+        const lsn = ks.table.chunks[slot >>> CHUNK_SHIFT]!.clsn[slot & CHUNK_MASK]! - 1;
+        if (lsn < floor) floor = lsn;
+      }
+      this.#recordFloor = floor;
+    }
     const vectors = this.#rowsOf(used, read);
     // Upserts: the worker drops a key it is sent before adding it; an old key that differs goes.
     for (const slot of used) {
@@ -1092,8 +1137,10 @@ export class AnnIndex {
     this.#error = err.message;
     this.#tail.clear();
     this.#waiting.clear();
+    this.#waitingFloor = Infinity;
     this.#resend.length = 0;
     this.#resendAt = 0;
+    this.#resendFloor = Infinity;
     this.#sweep = undefined;
     this.#prefetches = [];
     this.#setState('failed');

@@ -364,3 +364,40 @@ test('a delta that outgrows the base is merged from the delta: the base memories
   assert.equal((await indexSettled(store)).indexed, 4200);
   await check();
 });
+
+test('memories compaction moved keep their index keys across a reopen (the saved aliases)', async (t) => {
+  const dir = await tempDir(t);
+  const { store, gen } = await filled(dir, 3000);
+  const live = new Map<string, Float32Array>();
+  for (let i = 0; i < 3000; i++) {
+    const m = await store.get(`m${i}`);
+    if (m) live.set(m.id, m.embedding);
+  }
+  // Holes low in the file, memories high up: relocation moves those into these.
+  for (let i = 0; i < 1500; i += 2) {
+    assert.ok(await store.delete(`m${i}`));
+    live.delete(`m${i}`);
+  }
+  await store.compact({ force: true });
+  await indexSettled(store);
+  await store.close();
+  const saved = (await readManifest(nodeFileSystem, dir))!.annIndex!;
+  assert.ok(saved.alias, 'moved memories kept their keys, saved as aliases');
+
+  const again = await WarmStore.open(dir, OPTS);
+  t.after(() => again.close());
+  const states: IndexStatus['state'][] = [];
+  again.on('indexStatus', (s) => states.push(s.state));
+  const s = await indexSettled(again);
+  assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
+  assert.equal(s.indexed, live.size);
+  let found = 0;
+  for (const [id, e] of live) {
+    const hits = await again.recall(e, { k: 3 });
+    if (hits[0]?.memory.id === id) found++;
+    for (const h of hits) assert.ok(live.has(h.memory.id), `${h.memory.id} was deleted`);
+  }
+  assert.ok(found >= live.size * 0.99, `found ${found} of ${live.size} by their own vectors`);
+  assert.equal(again.indexStatus.searches, live.size, 'every recall through the index');
+  void gen;
+});
