@@ -12,7 +12,8 @@ const n = Number(process.argv[2] ?? 100_000);
 const dir = process.argv[3];
 const out = process.argv[4];
 if (!dir) throw new Error('usage: open-profile.ts N DIR [profile.cpuprofile]');
-const { WarmStore } = await loadWarmstore();
+// WS_DIST: another build's dist/, to compare two builds on the same store.
+const { WarmStore } = await loadWarmstore(process.env.WS_DIST);
 const opts = { dimension: 768, maintenanceIntervalMs: false as const };
 if (!fs.existsSync(dir)) {
   // 10K generated records repeated under new ids: a million distinct records without holding

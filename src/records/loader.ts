@@ -63,6 +63,14 @@ export async function loadRecords(
     return new Set(bad);
   };
 
+  // A header without its norm (an older format) has it computed from its vector: one function for
+  // the whole load, told the slot, rather than a closure made per slot (a million at 1M).
+  let current = 0;
+  const vectorOfCurrent = (): Float32Array => {
+    files.readVectorSync(current, vbuf, 0);
+    return new Float32Array(vbuf.buffer, vbuf.byteOffset, files.dim);
+  };
+
   const decodeChunk = (ci: number, bad: Set<number>): void => {
     const first = ci * CHUNK_SLOTS;
     const n = countOf(ci);
@@ -71,20 +79,10 @@ export async function loadRecords(
     for (let i = 0; i < n; i++) {
       const slot = first + i;
       const pos = i * SLOT_HEADER_BYTES;
+      current = slot;
       // Fast path: a valid header goes straight into the table (no object per record).
-      const id = bad.has(i)
-        ? undefined
-        : loadSlotHeader(
-            hbuf,
-            pos,
-            c,
-            i,
-            () => {
-              files.readVectorSync(slot, vbuf, 0);
-              return new Float32Array(vbuf.buffer, vbuf.byteOffset, files.dim);
-            },
-            true,
-          );
+      const id =
+        bad.size > 0 && bad.has(i) ? undefined : loadSlotHeader(hbuf, pos, c, i, vectorOfCurrent, true);
       if (id !== undefined) {
         // The header's id checksum (verified with it) is the index's hash: no string hashing.
         keyspace.load(id, slot, c.clsn[i]!, hbuf.readUInt32LE(pos + 84));

@@ -102,7 +102,7 @@ export function loadSlotHeader(
   if (kind < ContentKind.Absent || kind > ContentKind.Present || idLen === 0) return undefined;
   if (!checked && crc32c(b.subarray(pos + 4, pos + SLOT_HEADER_BYTES)) !== dv.getUint32(pos, true))
     return undefined;
-  const id = b.toString('utf8', pos + 96, pos + 96 + idLen);
+  const id = utf8Of(b, pos + 96, pos + 96 + idLen);
   c.ids[i] = id;
   c.idLen[i] = idLen;
   c.kind[i] = kind;
@@ -127,6 +127,17 @@ export function loadSlotHeader(
     c.norm[i] = Math.sqrt(s);
   }
   return id;
+}
+
+type Utf8Slicer = (this: Buffer, start: number, end: number) => string;
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: Utf8Slicer }).utf8Slice;
+/**
+ * `b.toString('utf8', start, end)` without its argument handling, which took as long as the
+ * decoding itself for the million short ids an open reads (Node's own `toString` ends in this
+ * method; where a runtime lacks it, `toString` is used).
+ */
+function utf8Of(b: Buffer, start: number, end: number): string {
+  return utf8Slice ? utf8Slice.call(b, start, end) : b.toString('utf8', start, end);
 }
 
 let lastBuf: Buffer | undefined;
