@@ -215,8 +215,11 @@ function goalsOf(S: Summary, row: string, peers: string[], ds: Dataset, bw: Disk
   );
   check(
     (v(row, 'openMs') * 1_000_000) / ds.n,
-    (x) => x < 3000,
-    (x) => `open of 1M < 3 s (linear extrapolation of ${ds.n}): ${(x / 1000).toFixed(2)} s`,
+    (x) => x < 1000,
+    // Open has fixed costs (threads, files) that a straight line from a small store multiplies:
+    // the 1M figure itself comes from tools/open-profile.ts.
+    (x) =>
+      `open of 1M < 1 s (linear extrapolation of ${ds.n}; at 1M measure tools/open-profile.ts): ${(x / 1000).toFixed(2)} s`,
   );
   check(
     (v(row, 'recoverMs') * 1_000_000) / ds.n,
