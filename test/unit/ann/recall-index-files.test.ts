@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { open as openFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { WarmStore, type IndexStatus, type WarmStoreOptions } from '../../../src/index.js';
 import { readManifest } from '../../../src/format/manifest.js';
 import { nodeFileSystem } from '../../../src/fs/node-fs.js';
@@ -31,6 +31,21 @@ async function filled(dir: string, n: number): Promise<{ store: WarmStore; gen: 
   );
   await indexSettled(store);
   return { store, gen };
+}
+
+/** Opens `dir` and waits for its index, which must load from its files, not be rebuilt. */
+async function openLoaded(
+  t: TestContext,
+  dir: string,
+  opts: WarmStoreOptions,
+): Promise<{ store: WarmStore; status: IndexStatus }> {
+  const store = await WarmStore.open(dir, opts);
+  t.after(() => store.close());
+  const states: IndexStatus['state'][] = [];
+  store.on('indexStatus', (st) => states.push(st.state));
+  const status = await indexSettled(store);
+  assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
+  return { store, status };
 }
 
 test('a damaged index file is rebuilt, and recall is exact meanwhile', async (t) => {
@@ -134,12 +149,7 @@ test('a backup carries the saved index file, so the copy opens without rebuildin
   assert.equal(copy.ino, src.ino, 'an index file is never written again after its save: linked');
   assert.deepEqual((await readManifest(nodeFileSystem, target))!.annIndex, m.annIndex);
 
-  const restored = await WarmStore.open(target, OPTS);
-  t.after(() => restored.close());
-  const states: IndexStatus['state'][] = [];
-  restored.on('indexStatus', (s) => states.push(s.state));
-  const s = await indexSettled(restored);
-  assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
+  const { store: restored, status: s } = await openLoaded(t, target, OPTS);
   assert.equal(s.indexed, 1500);
   const q = gen.next();
   const viaIndex = await restored.recall(q, { k: 10 });
@@ -302,12 +312,7 @@ test('merges under updates and deletes: live memories are found at their current
   };
   await check();
   await store.close();
-  store = await WarmStore.open(dir, opts);
-  t.after(() => store.close());
-  const states: IndexStatus['state'][] = [];
-  store.on('indexStatus', (st) => states.push(st.state));
-  await indexSettled(store);
-  assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
+  ({ store } = await openLoaded(t, dir, opts));
   await check();
 });
 
@@ -367,7 +372,7 @@ test('a delta that outgrows the base is merged from the delta: the base memories
 
 test('memories compaction moved keep their index keys across a reopen (the saved aliases)', async (t) => {
   const dir = await tempDir(t);
-  const { store, gen } = await filled(dir, 3000);
+  const { store } = await filled(dir, 3000);
   const live = new Map<string, Float32Array>();
   for (let i = 0; i < 3000; i++) {
     const m = await store.get(`m${i}`);
@@ -384,12 +389,7 @@ test('memories compaction moved keep their index keys across a reopen (the saved
   const saved = (await readManifest(nodeFileSystem, dir))!.annIndex!;
   assert.ok(saved.alias, 'moved memories kept their keys, saved as aliases');
 
-  const again = await WarmStore.open(dir, OPTS);
-  t.after(() => again.close());
-  const states: IndexStatus['state'][] = [];
-  again.on('indexStatus', (s) => states.push(s.state));
-  const s = await indexSettled(again);
-  assert.ok(!states.includes('building'), `loaded, not rebuilt: ${states.join(',')}`);
+  const { store: again, status: s } = await openLoaded(t, dir, OPTS);
   assert.equal(s.indexed, live.size);
   let found = 0;
   for (const [id, e] of live) {
@@ -399,5 +399,4 @@ test('memories compaction moved keep their index keys across a reopen (the saved
   }
   assert.ok(found >= live.size * 0.99, `found ${found} of ${live.size} by their own vectors`);
   assert.equal(again.indexStatus.searches, live.size, 'every recall through the index');
-  void gen;
 });
