@@ -281,6 +281,67 @@ describe('fault injection', () => {
     await checkAfterReopen(dir, model, 'durable write faults reopen');
   });
 
+  test('a segment rotation that fails while the batch is being written (its vectors too, or not): the batch fails whole, nothing unhandled, the next batch reuses its slots intact', async (t) => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    t.after(() => process.off('unhandledRejection', onUnhandled));
+    for (const vectorsFail of [false, true]) {
+      const dir = await tempDir(t);
+      const fs = new FaultyFileSystem();
+      const model = new Model();
+      // Segments of 4 KiB: a batch of 24 memories with content fills the active one and rotates.
+      const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs, segmentBytes: 4096 });
+      let seed = 1;
+      const label = vectorsFail ? 'rotation and vector write fail' : 'rotation fails';
+      try {
+        await inBatches(6, 6, async (i) => {
+          const r = rec(`base${i}`, seed + i);
+          await store.put(r);
+          model.acked.set(r.id, r);
+        });
+        seed += 10;
+        // The rotation fails at its directory fsync, after real trips to the I/O pool (the new
+        // segment's fsync): a vector write that failed at once has rejected long before.
+        fs.failAt({ op: 'syncDir', nth: 1, error: 'EIO' });
+        if (vectorsFail) fs.failAt({ op: 'durableWrite', nth: 1, error: 'EIO', pathIncludes: 'vectors.dat' });
+        const attempts = Array.from({ length: 24 }, (_, i) => rec(`fail${i}`, seed + i));
+        seed += 24;
+        const results = await Promise.allSettled(attempts.map((r) => store.put(r)));
+        fs.clearFaults();
+        const ops = fs.triggered.map((f) => `${f.op} ${basename(f.path).replace(/\d+/, 'N')}`);
+        assert.ok(
+          fs.triggered.some((f) => f.op === 'syncDir'),
+          `${label}: the rotation failed (${ops.join(', ')})`,
+        );
+        if (vectorsFail)
+          assert.ok(ops.includes('durableWrite vectors.dat'), `${label}: the vector write failed too`);
+        for (const [i, r] of results.entries()) {
+          assert.equal(r.status, 'rejected', `${label}: put ${i} of the failed batch`);
+          ioError(`${label}: put ${i}`)((r as PromiseRejectedResult).reason);
+          assert.equal(store.has(attempts[i]!.id), false, `${label}: fail${i} is not visible`);
+          model.failed.set(attempts[i]!.id, attempts[i]!);
+        }
+        // The next batch takes the slots the failed one gave back; its vectors must be its own.
+        const next = Array.from({ length: 24 }, (_, i) => rec(`next${i}`, seed + i));
+        seed += 24;
+        await Promise.all(next.map((r) => store.put(r)));
+        for (const r of next) {
+          model.acked.set(r.id, r);
+          expectSameRecord(store.getSync(r.id), r, { context: `${label}: ${r.id}` });
+        }
+        await model.checkAll(store, label);
+      } finally {
+        fs.reset();
+        await store.close();
+      }
+      await checkAfterReopen(dir, model, `${label}, reopen`);
+    }
+    assert.deepEqual(unhandled, [], 'no rejection went unhandled');
+  });
+
   test('touch and putMany report IO_ERROR under faults and leave the record as it was', async (t) => {
     const dir = await tempDir(t);
     const fs = new FaultyFileSystem();
