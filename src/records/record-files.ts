@@ -146,6 +146,15 @@ export class RecordFiles {
     }
   }
 
+  /** `readHeaders` on the calling thread: for page-cached runs, where the pool's trip costs more. */
+  readHeadersSync(first: number, count: number, into: Buffer): number {
+    try {
+      return readFullySync(this.#records, into, 0, count * SLOT_HEADER_BYTES, headerOffset(first));
+    } catch (err) {
+      throw ioError('read', this.recordsPath, err);
+    }
+  }
+
   async readVectors(first: number, count: number, into: Uint8Array): Promise<number> {
     try {
       return await readFully(this.#vectors, into, 0, count * this.vectorBytes, vectorOffset(first, this.dim));

@@ -735,3 +735,45 @@ describe('a slow disk under get', () => {
     assert.equal(await syncReadsOf(() => store.get('s3')), 2);
   });
 });
+
+describe('a slow disk under a checkpoint', () => {
+  test('header runs are read back synchronously until one read is slow; the rest of that checkpoint reads through the pool', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const model = new Model();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+    let seed = 1;
+    const add = async (n: number): Promise<void> => {
+      const recs = Array.from({ length: n }, () => rec(`c${seed % 4000}`, seed++));
+      await store.putMany(recs);
+      for (const r of recs) model.acked.set(r.id, r);
+    };
+    try {
+      // 3000 dirty slots: 6 runs of at most 512 headers.
+      await add(3000);
+      let before = fs.syncReads;
+      await store.checkpoint();
+      const cached = fs.syncReads - before;
+      assert.ok(cached >= 6, `a page-cached checkpoint reads its runs back synchronously (${cached})`);
+      await add(3000);
+      // A miss on a busy disk (simulated: each synchronous read of records.dat blocks 10 ms).
+      fs.slowSyncReads = { path: 'records.dat', ms: 10 };
+      before = fs.syncReads;
+      const reads = fs.counts.read;
+      await store.checkpoint();
+      assert.equal(fs.syncReads - before, 1, 'one slow synchronous read, then none');
+      assert.ok(fs.counts.read - reads >= 6, 'the other runs were still read back, through the pool');
+      fs.slowSyncReads = undefined;
+      await model.checkAll(store, 'after the slow checkpoint');
+      // The next checkpoint starts synchronous again.
+      await add(1000);
+      before = fs.syncReads;
+      await store.checkpoint();
+      assert.ok(fs.syncReads - before >= 2, 'a later checkpoint reads synchronously again');
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await checkAfterReopen(dir, model, 'slow checkpoint reopen');
+  });
+});
