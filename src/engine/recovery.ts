@@ -176,7 +176,8 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
       }
     }
     replay: for (const wal of wals) {
-      for (const e of wal.entries) {
+      for (let i = 0; i < wal.entries.length; i++) {
+        const e = wal.entries[i]!;
         if (wal.relaxed && e.type === WalType.Put && e.kind === ContentKind.Present) {
           const seg = segments.get(e.seg);
           if (!seg || e.off + entryBytes(e.idBytes.length, e.clen) > seg.end) {
@@ -203,6 +204,31 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
             'relaxed durability: WAL entries past here lost their embedding in the crash; cut',
           );
           break replay;
+        }
+        if (
+          e.type === WalType.SlotMove &&
+          !e.embedding &&
+          (wal.relaxed || i >= wal.lastBatch) &&
+          lastWriter.get(e.to) === e &&
+          !vectorLanded(files, e.to, e.embCrc)
+        ) {
+          // A relocation batch writes its WAL entries while its copied vectors are made durable
+          // (one wait fewer for each batch), so the moves of a file's last batch (never
+          // acknowledged: the next batch starts only once both are durable) may name a vector
+          // that did not land. The memory is still whole in `from`; the batch's remaining entries
+          // are moves that were never acknowledged either, and the next file (after a batch whose
+          // cut back failed) goes on. Under relaxed durability any batch may have lost its
+          // vectors: replay stops, as for a put.
+          logger?.warn(
+            { file: wal.path, lsn: e.lsn, from: e.from, to: e.to },
+            wal.relaxed
+              ? 'relaxed durability: WAL entries past here lost a moved embedding in the crash; cut'
+              : 'a relocation batch never acknowledged lost its copied embeddings in the crash; its moves are dropped',
+          );
+          if (wal.relaxed) break replay;
+          // Their LSNs are not handed out again (see Writer: gaps are fine, reuse is not).
+          lastLsn = Math.max(lastLsn, wal.entries.at(-1)!.lsn);
+          continue replay;
         }
         transitions.apply(e);
         if (e.type === WalType.Put && e.kind === ContentKind.Present)

@@ -295,6 +295,11 @@ export interface DecodeResult {
    * damage is not a torn tail but corruption of acknowledged entries.
    */
   laterBatchAt?: number;
+  /**
+   * Index in `entries` of the first entry of the last batch decoded (0 when no entry marks a
+   * batch start). Only the last batch of a file can be one that was never acknowledged.
+   */
+  lastBatch: number;
 }
 
 /**
@@ -311,31 +316,34 @@ export function decodeWal(
   const entries: WalEntry[] = [];
   let pos = start;
   let lastLsn = afterLsn;
+  let lastBatch = 0;
   while (pos < b.length) {
     if (b.length - pos < WAL_ENTRY_HEADER + 1)
-      return { entries, validEnd: pos, stopReason: 'torn entry header' };
+      return { entries, validEnd: pos, stopReason: 'torn entry header', lastBatch };
     const bodyLen = b.readUInt32LE(pos + 4);
     const end = pos + WAL_ENTRY_HEADER + bodyLen;
-    if (bodyLen < 1 || end > b.length) return { entries, validEnd: pos, stopReason: 'torn entry' };
+    if (bodyLen < 1 || end > b.length) return { entries, validEnd: pos, stopReason: 'torn entry', lastBatch };
     if (crc32c(b.subarray(pos + 4, end)) !== b.readUInt32LE(pos)) {
       const later = findLaterBatch(b, end);
       return {
         entries,
         validEnd: pos,
         stopReason: 'checksum mismatch',
+        lastBatch,
         ...(later === undefined ? {} : { laterBatchAt: later }),
       };
     }
     const lsn = b.readDoubleLE(pos + 8);
     if (!(lsn > lastLsn))
-      return { entries, validEnd: pos, stopReason: 'stale entry (LSN does not increase)' };
+      return { entries, validEnd: pos, stopReason: 'stale entry (LSN does not increase)', lastBatch };
     const e = decodeBody(b, pos + WAL_ENTRY_HEADER, end, lsn, dimension, version);
-    if (!e) return { entries, validEnd: pos, stopReason: 'malformed entry' };
+    if (!e) return { entries, validEnd: pos, stopReason: 'malformed entry', lastBatch };
+    if (((b[pos + WAL_ENTRY_HEADER] ?? 0) & BATCH_START) !== 0) lastBatch = entries.length;
     entries.push(e);
     lastLsn = lsn;
     pos = end;
   }
-  return { entries, validEnd: pos };
+  return { entries, validEnd: pos, lastBatch };
 }
 
 /** Walks intact entries from `pos` (just past a damaged one) looking for a batch start. */

@@ -48,6 +48,8 @@ export interface WalFileContents {
   /** Written under relaxed durability: a dangling content reference marks the end of what landed. */
   relaxed: boolean;
   entries: WalEntry[];
+  /** Index in `entries` of the file's last batch (see DecodeResult.lastBatch). */
+  lastBatch: number;
 }
 
 /**
@@ -86,7 +88,7 @@ export async function readWalFile(
       'cut a torn WAL tail',
     );
   }
-  return { fileNo, path, relaxed, entries: res.entries };
+  return { fileNo, path, relaxed, entries: res.entries, lastBatch: res.lastBatch };
 }
 
 /**

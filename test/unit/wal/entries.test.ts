@@ -294,6 +294,40 @@ describe('WAL entries', () => {
     assert.match(res.stopReason ?? '', /malformed/);
     // An empty log.
     res = decodeWal(Buffer.alloc(0), 0, DIM, 0);
-    assert.deepEqual(res, { entries: [], validEnd: 0 });
+    assert.deepEqual(res, { entries: [], validEnd: 0, lastBatch: 0 });
+  });
+
+  test('the index of the last batch: where the last entry marked as a batch start is', () => {
+    // Three batches of 2, 3 and 2 entries; then the same with the last batch torn part way.
+    const batches = [2, 3, 2];
+    const entries: WalEntryInput[] = [];
+    const starts = new Set<number>();
+    for (const size of batches) {
+      starts.add(entries.length);
+      for (let i = 0; i < size; i++)
+        entries.push(slotMove(`m${entries.length}`, ContentKind.Present, entries.length + 1));
+    }
+    const size = entries.reduce((n, e) => n + walEntrySize(e), 0);
+    const buf = Buffer.alloc(size);
+    const ends: number[] = [];
+    let pos = 0;
+    entries.forEach((e, i) => {
+      pos += encodeWalEntry(buf, pos, 10 + i, e, starts.has(i));
+      ends.push(pos);
+    });
+    let res = decodeWal(buf, 0, DIM, 0);
+    assert.equal(res.entries.length, 7);
+    assert.equal(res.lastBatch, 5);
+    // Torn inside the last batch: it still starts at entry 5.
+    res = decodeWal(buf.subarray(0, ends[5]! + 3), 0, DIM, 0);
+    assert.equal(res.entries.length, 6);
+    assert.equal(res.lastBatch, 5);
+    // Torn at the last batch's first entry: the batch before is the last one decoded.
+    res = decodeWal(buf.subarray(0, ends[4]! + 3), 0, DIM, 0);
+    assert.equal(res.entries.length, 5);
+    assert.equal(res.lastBatch, 2);
+    // A log with no batch marks (older writers): everything counts as one batch.
+    res = decodeWal(encodeAll(entries, 10).buf, 0, DIM, 0);
+    assert.equal(res.lastBatch, 0);
   });
 });
