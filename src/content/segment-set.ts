@@ -144,6 +144,9 @@ export class SegmentSet {
     try {
       await seg.file.sync();
       await this.#fs.syncDir(this.dir);
+      // Its header is durable; a checkpoint need not fsync it again for that (compaction's
+      // output segments are fsynced by each chunk commit; puts mark what they write).
+      seg.dirty = false;
     } catch (err) {
       this.#segments.delete(seg.id);
       await seg.file.close().catch(() => undefined);

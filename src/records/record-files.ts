@@ -29,6 +29,13 @@ export class RecordFiles {
   readonly vectorsPath: string;
   readonly #records: WsFile;
   readonly #vectors: WsFile;
+  /**
+   * Plain (not durable) writes of vectors.dat ended, and how many of them an fsync covered. One to
+   * begin with: the first sync after open covers whatever an earlier process left in the page
+   * cache (a kill -9 under relaxed durability) before a checkpoint names it.
+   */
+  #vectorWrites = 1;
+  #vectorWritesSynced = 0;
   /** records.dat's header names an older format whose body reads as the current one. */
   readonly olderHeader: boolean;
 
@@ -199,17 +206,29 @@ export class RecordFiles {
 
   /** Writes vectors synchronously (recovery's replay of a WAL format that carried them). */
   writeVectorsSync(first: number, buf: Uint8Array): void {
-    let done = 0;
-    while (done < buf.length) {
-      const n = this.#vectors.writeSync(buf, done, buf.length - done, vectorOffset(first, this.dim) + done);
-      if (n <= 0) throw ioError('write', this.vectorsPath, new Error('short write'));
-      done += n;
+    try {
+      let done = 0;
+      while (done < buf.length) {
+        const n = this.#vectors.writeSync(buf, done, buf.length - done, vectorOffset(first, this.dim) + done);
+        if (n <= 0) throw ioError('write', this.vectorsPath, new Error('short write'));
+        done += n;
+      }
+    } finally {
+      this.#vectorWrites++;
     }
   }
 
-  /** fdatasync of vectors.dat alone (a batch's new vectors before the WAL entries naming them). */
+  /**
+   * fdatasync of vectors.dat alone (a batch's new vectors before the WAL entries naming them); none
+   * when every plain write it would cover already was (synchronous durability writes a put's
+   * vectors durably, and a checkpoint's fsync of them was a wasted trip to the I/O pool: a turn of
+   * the event loop, 16-20 ms behind busy readers).
+   */
   async syncVectors(): Promise<void> {
+    const upTo = this.#vectorWrites;
+    if (upTo === this.#vectorWritesSynced) return;
     await this.#vectors.sync();
+    this.#vectorWritesSynced = Math.max(this.#vectorWritesSynced, upTo);
   }
 
   async writeHeaders(first: number, buf: Buffer): Promise<void> {
@@ -218,8 +237,16 @@ export class RecordFiles {
 
   /** `durable`: on stable storage when it resolves (these bytes only; see `writeFullyDurable`). */
   async writeVectors(first: number, buf: Buffer, durable = false): Promise<void> {
-    if (durable) await writeFullyDurable(this.#vectors, buf, vectorOffset(first, this.dim));
-    else await writeFully(this.#vectors, buf, vectorOffset(first, this.dim));
+    if (durable) {
+      await writeFullyDurable(this.#vectors, buf, vectorOffset(first, this.dim));
+      return;
+    }
+    try {
+      await writeFully(this.#vectors, buf, vectorOffset(first, this.dim));
+    } finally {
+      // Counted once it has ended, landed or not: an fsync that began earlier need not cover it.
+      this.#vectorWrites++;
+    }
   }
 
   /**
@@ -286,7 +313,7 @@ export class RecordFiles {
 
   /** Vectors first: a durable header must never describe a vector that is not. */
   async sync(): Promise<void> {
-    await this.#vectors.sync();
+    await this.syncVectors();
     await this.#records.sync();
   }
 

@@ -105,6 +105,9 @@ export class WalLog {
   #end = HEADER_BYTES;
   /** A failed batch could not be cut back: the tail may be torn, continue in a fresh file. */
   #broken = false;
+  /** Plain writes and cuts of the current file ended, and how many of them an fsync covered. */
+  #changes = 0;
+  #changesSynced = 0;
 
   constructor(fs: WsFileSystem, dir: string, relaxed: boolean) {
     this.#fs = fs;
@@ -157,6 +160,8 @@ export class WalLog {
     this.#fileNo = fileNo;
     this.#end = HEADER_BYTES;
     this.#broken = false;
+    // Its header is durable: nothing of the new file waits for a sync.
+    this.#changes = this.#changesSynced = 0;
     return old;
   }
 
@@ -174,12 +179,28 @@ export class WalLog {
    * an fdatasync took two, each waiting for its own turn of the event loop.
    */
   async write(buf: Buffer): Promise<void> {
-    if (this.#relaxed) await writeFully(this.#current(), buf, this.#end);
-    else await writeFullyDurable(this.#current(), buf, this.#end);
+    if (!this.#relaxed) {
+      await writeFullyDurable(this.#current(), buf, this.#end);
+      return;
+    }
+    try {
+      await writeFully(this.#current(), buf, this.#end);
+    } finally {
+      this.#changes++;
+    }
   }
 
+  /**
+   * fdatasync of the current file; none when every change to it already is durable (under
+   * synchronous durability each batch's write is, and a checkpoint's two syncs were two wasted
+   * trips to the I/O pool, each a turn of the event loop).
+   */
   async sync(): Promise<void> {
-    await this.#current().sync();
+    const file = this.#current();
+    const upTo = this.#changes;
+    if (upTo === this.#changesSynced) return;
+    await file.sync();
+    if (file === this.#file) this.#changesSynced = Math.max(this.#changesSynced, upTo);
   }
 
   advance(bytes: number): void {
@@ -192,6 +213,9 @@ export class WalLog {
       await this.#current().truncate(this.#end);
     } catch {
       this.#broken = true;
+    } finally {
+      // A cut is made durable by the next sync like a plain write.
+      this.#changes++;
     }
   }
 

@@ -1,0 +1,101 @@
+/**
+ * What a checkpoint fsyncs: vectors.dat only when plain writes (relaxed durability, recovery) wait
+ * for it; under synchronous durability every vector already was written durably, and the wasted
+ * fsync cost a turn of a busy event loop. The first sync after open always covers vectors.dat.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { FaultyFileSystem } from '../../../src/testing/index.js';
+import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
+import { expectSameRecord } from '../../helpers/assert.js';
+import { recordFor } from '../../helpers/random.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const DIM = 8;
+const BASE: WarmStoreOptions = {
+  dimension: DIM,
+  maintenanceIntervalMs: false,
+  maintenance: { startupCompaction: 'off' },
+};
+const VECTORS_SYNC = { op: 'sync', nth: 1, error: 'EIO', pathIncludes: 'vectors.dat' } as const;
+
+function recs(prefix: string, n: number, seed: number): MemoryRecord[] {
+  return Array.from({ length: n }, (_, i) => ({
+    ...recordFor(`${prefix}${i}`, seed + i, DIM),
+    content: `${prefix}${i}`,
+  }));
+}
+
+async function expectAll(dir: string, all: MemoryRecord[]): Promise<void> {
+  const store = await WarmStore.open(dir, BASE);
+  try {
+    for (const r of all) expectSameRecord(await store.get(r.id), r, { context: r.id });
+    const report = await store.verify();
+    assert.equal(report.ok, true, JSON.stringify(report.problems));
+  } finally {
+    await store.close();
+  }
+}
+
+describe('what a checkpoint fsyncs', () => {
+  test('synchronous durability: no fsync of vectors.dat, whose every write was durable already', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs, durability: 'sync' });
+    const all = recs('s', 200, 1);
+    try {
+      await store.putMany(all.slice(0, 100));
+      await store.checkpoint();
+      await store.putMany(all.slice(100));
+      fs.failAt(VECTORS_SYNC);
+      await store.checkpoint();
+      assert.equal(fs.pendingFaults, 1, 'the checkpoint did not fsync vectors.dat');
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await expectAll(dir, all);
+  });
+
+  test('relaxed durability: the checkpoint fsyncs vectors.dat before records.dat names its vectors', async (t) => {
+    const dir = await tempDir(t);
+    const fs = new FaultyFileSystem();
+    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs, durability: 'relaxed' });
+    const all = recs('r', 200, 7);
+    try {
+      await store.putMany(all.slice(0, 100));
+      await store.checkpoint();
+      await store.putMany(all.slice(100));
+      fs.failAt(VECTORS_SYNC);
+      await assert.rejects(
+        store.checkpoint(),
+        (err: unknown) => WarmStoreError.is(err) && err.code === 'IO_ERROR',
+      );
+      assert.equal(fs.pendingFaults, 0, 'the checkpoint fsynced vectors.dat');
+      await store.checkpoint();
+    } finally {
+      fs.reset();
+      await store.close();
+    }
+    await expectAll(dir, all);
+  });
+
+  test('the first fsync after open covers vectors.dat (what an earlier process left in the page cache)', async (t) => {
+    const dir = await tempDir(t);
+    const all = recs('o', 50, 3);
+    {
+      const store = await WarmStore.open(dir, { ...BASE, durability: 'sync' });
+      await store.putMany(all);
+      await store.close();
+    }
+    const fs = new FaultyFileSystem();
+    fs.failAt(VECTORS_SYNC);
+    // The recovery checkpoint at open is that first fsync.
+    await assert.rejects(
+      WarmStore.open(dir, { ...BASE, fileSystem: fs, durability: 'sync' }),
+      (err: unknown) => WarmStoreError.is(err) && err.code === 'IO_ERROR',
+    );
+    assert.equal(fs.pendingFaults, 0, 'vectors.dat was fsynced');
+    await expectAll(dir, all);
+  });
+});
