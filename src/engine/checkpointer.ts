@@ -1,6 +1,7 @@
 import type { SegmentSet } from '../content/segment-set.js';
 import { ioError } from '../errors.js';
 import { writeManifest, type Manifest } from '../format/manifest.js';
+import { settleAll } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { Keyspace } from '../records/keyspace.js';
 import type { RecordFiles } from '../records/record-files.js';
@@ -225,20 +226,23 @@ export class Checkpointer {
       await oldWal?.close().catch(() => undefined);
       throw ioError('checkpoint', d.files.recordsPath, err);
     }
-    // The old WAL's close and the listing that finds WAL files to remove go on beside the cut of
-    // the record files: each await here is a turn of the event loop, and behind busy readers a
+    // The old WAL's close, and the removal of old WAL files and empty segments, go on beside the
+    // cut of the record files (different files; either may fail alone, and the next checkpoint
+    // does what is left): each await here is a turn of the event loop, and behind busy readers a
     // turn is theirs (16-20 ms). The unlinks stay one after another (see SegmentSet.collect).
     const closing = oldWal?.close().catch(() => undefined);
-    const listing = d.fs.readdir(d.dir).then(
-      (names) => ({ names }),
-      (err: unknown) => ({ err }),
-    );
-    try {
-      await this.#shrinkFiles(slots, rotateWal ? d.killPoint : undefined);
-      const listed = await listing;
-      if ('err' in listed) throw ioError('readdir', d.dir, listed.err);
-      await d.wal.removeOlder(listed.names);
+    const removing = (async () => {
+      let names: string[];
+      try {
+        names = await d.fs.readdir(d.dir);
+      } catch (err) {
+        throw ioError('readdir', d.dir, err);
+      }
+      await d.wal.removeOlder(names);
       await d.segments.collect(d.journal.outputs());
+    })();
+    try {
+      await settleAll([this.#shrinkFiles(slots, rotateWal ? d.killPoint : undefined), removing]);
     } finally {
       await closing;
     }
