@@ -12,16 +12,15 @@ import type { PauseMeter } from './pause-meter.js';
  */
 export const MOVE_BATCH = 512;
 /**
- * Moves in one batch while other work keeps the event loop busy. Each batch waits for about two
- * turns of the loop (the copied vectors' writes, then their fsync beside the WAL's write; once it
- * was four: the writer's turn, the read of the moved vectors, their durable write, the WAL's),
- * 16-20 ms apiece behind 100 readers, so a 10K-move relocation took ~80 turns, over a second, at
- * 512 then. A batch's synchronous stretches grow with it (applying 1024 moves took about
+ * Moves in one batch while other work keeps the event loop busy. Each batch waits for about four
+ * turns of the loop (the writer's turn, the read of the moved vectors, their durable write, the
+ * WAL's), 16-20 ms apiece behind 100 readers, so a 10K-move relocation took ~80 turns, over a
+ * second, at 512. A batch's synchronous stretches grow with it (applying 1024 moves took about
  * 20 ms at 20K memories and 80 at 1M), so it grows only while the others' turn leaves room within
  * TURN_MS for the last batch's apply scaled to the larger batch.
  */
 export const MOVE_BATCH_BUSY = 1024;
-/** A batch whose turn of the loop went on this long after it was queued found the loop busy. */
+/** A batch that waited this long for the writer found the loop busy. */
 const BUSY_WAIT_MS = 4;
 
 export interface RelocationResult {

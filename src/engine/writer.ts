@@ -72,7 +72,8 @@ type Op =
       moves: readonly MovePlan[];
       /** Moves the plan found still valid, set when the batch is laid out. */
       accepted: number;
-      /** How long the rest of the event loop's turn took after it was queued (see relocate()). */
+      /** When it was queued, and how long it waited until its batch was laid out. */
+      queuedAt: number;
       waitMs: number;
       resolve: (r: RelocateResult) => void;
       reject: (e: unknown) => void;
@@ -84,8 +85,8 @@ export interface RelocateResult {
   /** How long applying the moves held the event loop. */
   applyMs: number;
   /**
-   * How long the rest of the event loop's turn took after the batch was queued (the batch itself
-   * started at once), which says how busy other work keeps the loop.
+   * How long the batch waited before the writer took it up: on an otherwise idle writer, the rest of
+   * the event loop's turn, which says how busy other work keeps the loop.
    */
   waitMs: number;
 }
@@ -217,16 +218,15 @@ export class Writer {
    * long the batch waited for the writer.
    */
   relocate(moves: readonly MovePlan[]): Promise<RelocateResult> {
-    const queuedAt = performance.now();
-    return this.#enqueue<RelocateResult>((resolve, reject) => {
-      const op: Op = { t: 'relocate', moves, accepted: 0, waitMs: 0, resolve, reject };
-      // The batch starts at once (see #push); how long the loop's turn goes on meanwhile is
-      // measured beside it. The batch awaits two rounds of I/O, so this has run by its end.
-      setImmediate(() => {
-        op.waitMs = performance.now() - queuedAt;
-      });
-      return op;
-    });
+    return this.#enqueue<RelocateResult>((resolve, reject) => ({
+      t: 'relocate',
+      moves,
+      accepted: 0,
+      queuedAt: performance.now(),
+      waitMs: 0,
+      resolve,
+      reject,
+    }));
   }
 
   /**
@@ -254,11 +254,10 @@ export class Writer {
     if (!this.#flushing) {
       this.#flushing = true;
       // One macrotask of delay lets every mutation issued in this tick share the fsync. Compaction's
-      // entries, slot moves and barriers have nothing to share and start at once: behind busy
-      // readers that delay is a whole turn of the loop (16-20 ms). (How busy the loop is, which
-      // sizes the next batch of moves, is measured beside the batch: see relocate().)
-      if (op.t === 'compact' || op.t === 'barrier' || op.t === 'relocate')
-        queueMicrotask(() => void this.#drain());
+      // entries and barriers have nothing to share and start at once: behind busy readers that
+      // delay is a whole turn of the loop (16-20 ms). Slot moves keep it: how long they waited
+      // for it says how busy the loop is, which sizes the next batch (see relocateSlots).
+      if (op.t === 'compact' || op.t === 'barrier') queueMicrotask(() => void this.#drain());
       else setImmediate(() => void this.#drain());
     }
   }
@@ -450,6 +449,7 @@ export class Writer {
    */
   #planMoves(op: Extract<Op, { t: 'relocate' }>, planned: PlannedOp[], vectors: VectorWrite[]): void {
     const ks = this.#d.keyspace;
+    op.waitMs = performance.now() - op.queuedAt;
     const accepted = op.moves.filter((m) => ks.movable(m));
     this.#readMovedVectors(accepted, vectors);
     op.accepted = 0;
