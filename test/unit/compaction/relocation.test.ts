@@ -58,6 +58,21 @@ async function verifyClean(
   assert.ok(r.ok, `${ctx}: verify: ${JSON.stringify(r.problems)}`);
 }
 
+/** A closed store at `dir` of 1400 memories (content 10-300 B), 60% of them deleted: its model. */
+async function sixtyPercentDeleted(dir: string, prefix: string): Promise<Model> {
+  const model: Model = new Map();
+  const s = await openStore(dir);
+  const ids = idList(1400, prefix);
+  await putAll(s, model, versions(ids, 1), { min: 10, max: 300 });
+  await deleteAll(
+    s,
+    model,
+    ids.filter((_, i) => i % 5 < 3),
+  );
+  await s.close();
+  return model;
+}
+
 /** Recalls every memory of `model` by its own embedding: all through the index, nearly all found. */
 async function recallEachThroughIndex(s: WarmStore, model: Model, ctx: string): Promise<void> {
   const searches = s.indexStatus.searches;
@@ -489,18 +504,7 @@ describe('relocation', () => {
     const root = await tempDir(t);
     const dir = join(root, 'store');
     const image = join(root, 'image');
-    const model: Model = new Map();
-    {
-      const s = await openStore(dir);
-      const ids = idList(1400, 'w');
-      await putAll(s, model, versions(ids, 1), { min: 10, max: 300 });
-      await deleteAll(
-        s,
-        model,
-        ids.filter((_, i) => i % 5 < 3),
-      );
-      await s.close();
-    }
+    const model = await sixtyPercentDeleted(dir, 'w');
     let copied = false;
     const store = await openStore(
       dir,
@@ -559,18 +563,7 @@ describe('relocation', () => {
         it(`at ${point}${torn ? ' (torn)' : ''}: every acknowledged memory, verify clean, files cut to the live memories`, async (t) => {
           const root = await tempDir(t);
           const dir = join(root, 'store');
-          const model: Model = new Map();
-          {
-            const s = await openStore(dir);
-            const ids = idList(1400, 'p');
-            await putAll(s, model, versions(ids, 1), { min: 10, max: 300 });
-            await deleteAll(
-              s,
-              model,
-              ids.filter((_, i) => i % 5 < 3),
-            );
-            await s.close();
-          }
+          const model = await sixtyPercentDeleted(dir, 'p');
           const pc = new PowerCutFileSystem(root);
           let hit = false;
           const store = await openStore(
@@ -629,18 +622,7 @@ describe('relocation', () => {
     async (t) => {
       const root = await tempDir(t);
       const base = join(root, 'base');
-      const model: Model = new Map();
-      {
-        const s = await openStore(base);
-        const ids = idList(1400, 'o');
-        await putAll(s, model, versions(ids, 1), { min: 10, max: 300 });
-        await deleteAll(
-          s,
-          model,
-          ids.filter((_, i) => i % 5 < 3),
-        );
-        await s.close();
-      }
+      const model = await sixtyPercentDeleted(base, 'o');
       /** Compacts a copy, cutting at the nth operation after the content compaction committed. */
       const run = async (name: string, nth: number | undefined): Promise<number> => {
         const caseRoot = join(root, name);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { copyFile, cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import {
   FaultyFileSystem,
   type FaultErrorCode,
@@ -127,6 +127,34 @@ async function checkAfterReopen(dir: string, model: Model, label: string): Promi
   } finally {
     await store.close();
   }
+}
+
+/**
+ * A store on a fault-injecting file layer and an `add(n)` that puts n memories (ids cycling through
+ * `ids` names with `prefix`) and records them as acknowledged.
+ */
+async function storeWithAdder(
+  t: TestContext,
+  prefix: string,
+  ids: number,
+): Promise<{
+  dir: string;
+  fs: FaultyFileSystem;
+  model: Model;
+  store: WarmStore;
+  add: (n: number) => Promise<void>;
+}> {
+  const dir = await tempDir(t);
+  const fs = new FaultyFileSystem();
+  const model = new Model();
+  const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
+  let seed = 1;
+  const add = async (n: number): Promise<void> => {
+    const recs = Array.from({ length: n }, () => rec(`${prefix}${seed % ids}`, seed++));
+    await store.putMany(recs);
+    for (const r of recs) model.acked.set(r.id, r);
+  };
+  return { dir, fs, model, store, add };
 }
 
 describe('fault injection', () => {
@@ -478,16 +506,7 @@ describe('fault injection', () => {
   });
 
   test('a checkpoint whose header runs are in flight together: a fault at any of their reads or writes fails it whole; the next one completes', async (t) => {
-    const dir = await tempDir(t);
-    const fs = new FaultyFileSystem();
-    const model = new Model();
-    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
-    let seed = 1;
-    const add = async (n: number): Promise<void> => {
-      const recs = Array.from({ length: n }, () => rec(`h${seed % 5000}`, seed++));
-      await store.putMany(recs);
-      for (const r of recs) model.acked.set(r.id, r);
-    };
+    const { dir, fs, model, store, add } = await storeWithAdder(t, 'h', 5000);
     try {
       await add(3000);
       fs.resetCounts();
@@ -738,16 +757,7 @@ describe('a slow disk under get', () => {
 
 describe('a slow disk under a checkpoint', () => {
   test('header runs are read back synchronously until one read is slow; the rest of that checkpoint reads through the pool', async (t) => {
-    const dir = await tempDir(t);
-    const fs = new FaultyFileSystem();
-    const model = new Model();
-    const store = await WarmStore.open(dir, { ...BASE, fileSystem: fs });
-    let seed = 1;
-    const add = async (n: number): Promise<void> => {
-      const recs = Array.from({ length: n }, () => rec(`c${seed % 4000}`, seed++));
-      await store.putMany(recs);
-      for (const r of recs) model.acked.set(r.id, r);
-    };
+    const { dir, fs, model, store, add } = await storeWithAdder(t, 'c', 4000);
     try {
       // 3000 dirty slots: 6 runs of at most 512 headers.
       await add(3000);
