@@ -12,10 +12,10 @@ import type { PauseMeter } from './pause-meter.js';
  */
 export const MOVE_BATCH = 512;
 /**
- * Moves in one batch while other work keeps the event loop busy. Each batch waits for about four
- * turns of the loop (the writer's turn, the read of the moved vectors, their durable write, the
- * WAL's), 16-20 ms apiece behind 100 readers, so a 10K-move relocation took ~80 turns, over a
- * second, at 512. A batch's synchronous stretches grow with it (applying 1024 moves took about
+ * Moves in one batch while other work keeps the event loop busy. Each batch waits for about three
+ * turns of the loop (the writer's turn, the copied vectors' writes, then their fsync beside the
+ * WAL's write; once four), 16-20 ms apiece behind 100 readers, so a 10K-move relocation took ~80
+ * turns, over a second, at 512 then. A batch's synchronous stretches grow with it (applying 1024 moves took about
  * 20 ms at 20K memories and 80 at 1M), so it grows only while the others' turn leaves room within
  * TURN_MS for the last batch's apply scaled to the larger batch.
  */
