@@ -500,55 +500,57 @@ describe('relocation', () => {
     }
   });
 
-  it('a relocation batch whose WAL entries landed and whose copied vectors did not: open drops its moves, every memory whole', async (t) => {
-    const root = await tempDir(t);
-    const dir = join(root, 'store');
-    const image = join(root, 'image');
-    const model = await sixtyPercentDeleted(dir, 'w');
-    let copied = false;
-    const store = await openStore(
-      dir,
-      withTestHooks(
-        {},
-        {
-          onKillPoint: (name) => {
-            if (name !== 'slots-moved' || copied) return;
-            // What a kill -9 right after the first relocation batch would leave.
-            copied = true;
-            cpSync(dir, image, { recursive: true, filter: (src) => !src.endsWith('LOCK') });
+  for (const durability of ['sync', 'relaxed'] as const) {
+    it(`a relocation batch whose WAL entries landed and whose copied vectors did not (${durability} durability): open drops its moves, every memory whole`, async (t) => {
+      const root = await tempDir(t);
+      const dir = join(root, 'store');
+      const image = join(root, 'image');
+      const model = await sixtyPercentDeleted(dir, 'w');
+      let copied = false;
+      const store = await openStore(
+        dir,
+        withTestHooks(
+          { durability },
+          {
+            onKillPoint: (name) => {
+              if (name !== 'slots-moved' || copied) return;
+              // What a kill -9 right after the first relocation batch would leave.
+              copied = true;
+              cpSync(dir, image, { recursive: true, filter: (src) => !src.endsWith('LOCK') });
+            },
           },
-        },
-      ),
-    );
-    await store.compact({ force: true });
-    await store.close();
-    assert.ok(copied, 'a relocation batch committed');
-    // The image's WAL ends with that batch. Its writer made the WAL entries durable while the
-    // copied vectors were being synced; a power cut may keep the first and lose the second. Wipe
-    // the target of a move in the middle of the batch, as such a cut would leave it.
-    const walNo = Math.max(...readdirSync(image).map((n) => parseWalFileName(n) ?? -1));
-    const wal = decodeWal(readFileSync(join(image, walFileName(walNo))), FILE_HEADER_BYTES, DIM, 0);
-    const moves = wal.entries.slice(wal.lastBatch).filter((e) => e.type === WalType.SlotMove);
-    assert.ok(moves.length >= 8, `the last batch holds moves (${moves.length})`);
-    const lost = moves[moves.length >> 1]!;
-    assert.equal(lost.type, WalType.SlotMove);
-    const fd = openSync(join(image, 'vectors.dat'), 'r+');
-    try {
-      writeSync(fd, Buffer.alloc(DIM * 4, 0x5a), 0, DIM * 4, RECORDS_DATA_START + lost.to * DIM * 4);
-    } finally {
-      closeSync(fd);
-    }
-    const again = await openStore(image);
-    try {
-      expectStoreEquals(again, model, 'the image, its last moves dropped');
-      await verifyClean(again, 'the image');
-      await again.compact({ force: true });
-      expectStoreEquals(again, model, 'the image, compacted again');
-      await verifyClean(again, 'the image, compacted again');
-    } finally {
-      await again.close();
-    }
-  });
+        ),
+      );
+      await store.compact({ force: true });
+      await store.close();
+      assert.ok(copied, 'a relocation batch committed');
+      // The image's WAL ends with that batch. Its writer made the WAL entries durable while the
+      // copied vectors were being synced; a power cut may keep the first and lose the second. Wipe
+      // the target of a move in the middle of the batch, as such a cut would leave it.
+      const walNo = Math.max(...readdirSync(image).map((n) => parseWalFileName(n) ?? -1));
+      const wal = decodeWal(readFileSync(join(image, walFileName(walNo))), FILE_HEADER_BYTES, DIM, 0);
+      const moves = wal.entries.slice(wal.lastBatch).filter((e) => e.type === WalType.SlotMove);
+      assert.ok(moves.length >= 8, `the last batch holds moves (${moves.length})`);
+      const lost = moves[moves.length >> 1]!;
+      assert.equal(lost.type, WalType.SlotMove);
+      const fd = openSync(join(image, 'vectors.dat'), 'r+');
+      try {
+        writeSync(fd, Buffer.alloc(DIM * 4, 0x5a), 0, DIM * 4, RECORDS_DATA_START + lost.to * DIM * 4);
+      } finally {
+        closeSync(fd);
+      }
+      const again = await openStore(image, { durability });
+      try {
+        expectStoreEquals(again, model, 'the image, its last moves dropped');
+        await verifyClean(again, 'the image');
+        await again.compact({ force: true });
+        expectStoreEquals(again, model, 'the image, compacted again');
+        await verifyClean(again, 'the image, compacted again');
+      } finally {
+        await again.close();
+      }
+    });
+  }
 
   describe('power cut at each step', () => {
     for (const point of [
