@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { WarmStoreError, ioError } from '../errors.js';
+import { settleAll } from '../fs/io.js';
 import type { WsFileSystem } from '../fs/types.js';
 import type { ContentStorageStats } from '../types.js';
 import { Segment, parseSegmentFileName, segmentFileName } from './segment.js';
@@ -142,8 +143,8 @@ export class SegmentSet {
   async createDurable(): Promise<Segment> {
     const seg = this.#create();
     try {
-      await seg.file.sync();
-      await this.#fs.syncDir(this.dir);
+      // Together: each is a trip to the I/O pool, and each awaited one a turn of a busy loop.
+      await settleAll([seg.file.sync(), this.#fs.syncDir(this.dir)]);
       // Its header is durable; a checkpoint need not fsync it again for that (compaction's
       // output segments are fsynced by each chunk commit; puts mark what they write).
       seg.dirty = false;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { corruption, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader, registerMigration } from '../format/header.js';
-import { createReplacing, writeFully, writeFullyDurable } from '../fs/io.js';
+import { createReplacing, settleAll, writeFully, writeFullyDurable } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { WarmStoreLogger } from '../types.js';
 import { decodeWal, type WalEntry } from './entries.js';
@@ -149,8 +149,12 @@ export class WalLog {
       // A leftover of that number: a crash before the MANIFEST named it.
       file = await createReplacing(this.#fs, path);
       // Field 1 records the durability the file was written under (see readWalFile).
-      await writeFullyDurable(file, encodeHeader('WALG', [fileNo, this.#relaxed ? 1 : 0, 0, 0]), 0);
-      await this.#fs.syncDir(this.#dir);
+      // The header and the directory entry made durable together (each awaited trip to the I/O
+      // pool is a turn of a busy event loop).
+      await settleAll([
+        writeFullyDurable(file, encodeHeader('WALG', [fileNo, this.#relaxed ? 1 : 0, 0, 0]), 0),
+        this.#fs.syncDir(this.#dir),
+      ]);
     } catch (err) {
       await file?.close().catch(() => undefined);
       throw ioError('create WAL', path, err);
