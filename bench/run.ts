@@ -25,8 +25,22 @@ import { log } from './phases/context.ts';
 import { type BuildInfo, printReport, resultsDocument, summarize } from './report.ts';
 
 /** A build's commit, and whether its src/ had uncommitted changes (dist/ may include them). */
+/**
+ * The commit a build was made from: `dist/COMMIT` when the build wrote one (a side build:
+ * `npx tsc -p tsconfig.build.json --outDir DIR && git rev-parse --short HEAD > DIR/COMMIT`), else
+ * the tree's HEAD when `dist` is that tree's own build directory. A build anywhere else names no
+ * commit: the tree around it is not what it was built from.
+ */
 function gitInfo(build: WarmstoreBuild): BuildInfo['git'] {
-  const root = path.dirname(build.dist);
+  const dist = path.resolve(build.dist);
+  try {
+    const commit = fs.readFileSync(path.join(dist, 'COMMIT'), 'utf8').trim();
+    if (commit) return { commit, dirtySrc: false };
+  } catch {
+    // No marker: the tree's own build, or unknown.
+  }
+  const root = path.dirname(dist);
+  if (path.basename(dist) !== 'dist' || !fs.existsSync(path.join(root, 'src'))) return undefined;
   try {
     const git = (...args: string[]): string =>
       execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
@@ -83,7 +97,9 @@ async function main(): Promise<void> {
   );
   for (const b of builds) {
     const dirty = b.git?.dirtySrc ? ' + uncommitted changes in src/' : '';
-    log(`${b.label}: ${b.dist}${b.git ? `, commit ${b.git.commit}${dirty}` : ''}`);
+    log(
+      `${b.label}: ${b.dist}${b.git ? `, commit ${b.git.commit}${dirty}` : ', commit unknown (no COMMIT file)'}`,
+    );
   }
   log(
     `node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model}, ${fmtBytes(os.totalmem())} RAM, dir ${cfg.root}`,
