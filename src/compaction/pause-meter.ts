@@ -16,6 +16,9 @@ export class PauseMeter {
   max = 0;
   #last = performance.now();
   readonly #step = new FairStep(STEP_MS, BUSY_STEP_MS);
+  #probing = false;
+  /** The last two turns measured, oldest first (see loopBusy). */
+  readonly #turns = [0, 0];
   readonly #onPause: (ms: number) => void;
 
   constructor(onPause: (ms: number) => void) {
@@ -34,6 +37,7 @@ export class PauseMeter {
 
   async io<T>(p: Promise<T>): Promise<T> {
     this.stop();
+    this.#probe();
     try {
       return await p;
     } finally {
@@ -41,9 +45,42 @@ export class PauseMeter {
     }
   }
 
+  /**
+   * Whether other work holds the event loop for at least `ms` a turn: the last two turns measured
+   * (by a yield, or beside an awaited I/O) both took that long. Two, because one turn may be the
+   * run's own I/O callback (a chunk commit's apply) where busy readers hold every turn.
+   */
+  loopBusy(ms: number): boolean {
+    return this.#turns[0]! >= ms && this.#turns[1]! >= ms;
+  }
+
+  #noteTurn(ms: number): void {
+    this.#turns[0] = this.#turns[1]!;
+    this.#turns[1] = ms;
+  }
+
+  /**
+   * Measures the rest of the loop's turn beside an await (what runs before the check phase: other
+   * I/O callbacks, and other work's queued immediates), one probe at a time: how busy the loop is
+   * even when the run's own steps are too short to yield.
+   */
+  #probe(): void {
+    if (this.#probing) return;
+    this.#probing = true;
+    const t = performance.now();
+    setImmediate(() => {
+      this.#probing = false;
+      // Not the steps' budget (FairStep): a probed turn may include the run's own callbacks.
+      this.#noteTurn(performance.now() - t);
+    });
+  }
+
   /** Yields to the event loop if this stretch has run for a while. */
   async maybeYield(): Promise<void> {
-    if (performance.now() - this.#last >= this.#step.budgetMs) await this.io(this.#step.yield());
+    if (performance.now() - this.#last >= this.#step.budgetMs) {
+      await this.io(this.#step.yield());
+      this.#noteTurn(this.#step.othersMs);
+    }
   }
 
   /** Counts a pause measured elsewhere (the writer's apply of a chunk). */

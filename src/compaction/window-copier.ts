@@ -12,6 +12,11 @@ import type { OutputWriter } from './output.js';
 import type { PauseMeter } from './pause-meter.js';
 import type { ProgressReporter } from './progress.js';
 
+/** What other work held the loop in a turn for window reads to go synchronous (see #readWindowSync). */
+const BUSY_LOOP_MS = 4;
+/** A synchronous window read this slow sends the rest of the run's reads through the pool. */
+const SLOW_SYNC_READ_MS = 8;
+
 /** Packs (offset - lo, index) into one float64: exact, since a window spans at most 8 MiB. */
 const KEY_SHIFT = 1048576;
 
@@ -49,6 +54,8 @@ export class WindowCopier {
   readonly #candLsn: Float64Array;
   readonly #candSlot: Uint32Array;
   readonly #sortKeys: Float64Array;
+  /** Window reads may be synchronous (see #readWindowSync) until one is slow. */
+  #readSync = true;
 
   constructor(
     deps: {
@@ -160,7 +167,8 @@ export class WindowCopier {
       }
       if (off < bufStart || off + size > bufEnd) {
         const len = Math.min(window, v.end - off);
-        const got = await this.#meter.io(v.read(off, len, readBuf));
+        const got =
+          this.#readWindowSync(v, off, len, readBuf) ?? (await this.#meter.io(v.read(off, len, readBuf)));
         bufStart = off;
         bufEnd = off + got.length;
         if (off + size > bufEnd) {
@@ -194,6 +202,20 @@ export class WindowCopier {
       if (this.#committer.staged >= this.#maxRemaps) await this.#committer.flush([]);
       else await this.#meter.maybeYield();
     }
+  }
+
+  /**
+   * A window read on the event loop, when other work keeps the loop busy: then each await is a
+   * whole turn of theirs (16-20 ms behind 100 readers), where a page-cached read of a window (at
+   * most 8 MiB) takes 1-3 ms, and one from the disk about a turn. After one slow read the rest of
+   * the run reads through the pool. Undefined: read through the pool.
+   */
+  #readWindowSync(v: Segment, off: number, len: number, buf: Buffer): Buffer | undefined {
+    if (!this.#readSync || !this.#meter.loopBusy(BUSY_LOOP_MS)) return undefined;
+    const t0 = performance.now();
+    const got = v.readSync(off, len, buf);
+    if (performance.now() - t0 >= SLOW_SYNC_READ_MS) this.#readSync = false;
+    return got;
   }
 
   /** An entry too big for the buffers goes straight from victim to output, piece by piece. */
