@@ -28,6 +28,7 @@ import {
   versions,
   waitFor,
   type Model,
+  putHalfDeleted,
 } from './fixture.js';
 
 /**
@@ -110,12 +111,7 @@ describe('at most one chunk commit in flight', () => {
     t.after(() => store.close());
     const model: Model = new Map();
     const ids = idList(6000, 'p');
-    await putAll(store, model, versions(ids, 1), { min: 100, max: 400 });
-    await deleteAll(
-      store,
-      model,
-      ids.filter((_, i) => i % 2 === 0),
-    );
+    await putHalfDeleted(store, model, ids, { min: 100, max: 400 });
 
     let flushes = 0;
     let segmentsDone = 0;

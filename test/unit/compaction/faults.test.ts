@@ -25,6 +25,7 @@ import {
   stopwatch,
   versions,
   type Model,
+  putHalfDeleted,
 } from './fixture.js';
 
 /**
@@ -386,12 +387,7 @@ describe('a compaction cut off mid-way (the disk dies after a chunk commit)', ()
     );
     const model: Model = new Map();
     const ids = idList(6000, 'c');
-    await putAll(store, model, versions(ids, 1), { min: 100, max: 400 });
-    await deleteAll(
-      store,
-      model,
-      ids.filter((_, i) => i % 2 === 0),
-    );
+    await putHalfDeleted(store, model, ids, { min: 100, max: 400 });
     let runId = -1;
     store.on('compactionStart', (info) => {
       runId = info.runId;

@@ -174,6 +174,21 @@ export async function deleteAll(
   }
 }
 
+/** Puts version 1 of `ids` (content of `shape`), then deletes every other one: half dead. */
+export async function putHalfDeleted(
+  store: WarmStore,
+  model: Model,
+  ids: readonly string[],
+  shape: ContentShape,
+): Promise<void> {
+  await putAll(store, model, versions(ids, 1), shape);
+  await deleteAll(
+    store,
+    model,
+    ids.filter((_, i) => i % 2 === 0),
+  );
+}
+
 /** Asserts one stored memory against the model value, byte for byte. */
 export function expectValue(
   got: StoredMemory | undefined,

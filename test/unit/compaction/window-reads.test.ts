@@ -10,17 +10,7 @@ import { nodeFileSystem } from '../../../src/fs/node-fs.js';
 import type { WsFile, WsFileSystem } from '../../../src/fs/types.js';
 import { FaultyFileSystem } from '../../../src/testing/index.js';
 import { tempDir } from '../../helpers/tmp.js';
-import {
-  KiB,
-  MiB,
-  deleteAll,
-  expectStoreEquals,
-  idList,
-  openStore,
-  putAll,
-  versions,
-  type Model,
-} from './fixture.js';
+import { KiB, MiB, expectStoreEquals, idList, openStore, type Model, putHalfDeleted } from './fixture.js';
 
 /** The node file layer, counting synchronous reads of segment files. */
 function countingSegmentReads(): { fs: WsFileSystem; reads: { n: number } } {
@@ -84,12 +74,7 @@ describe('compaction window reads', () => {
       const model: Model = new Map();
       try {
         const ids = idList(3000, 'w');
-        await putAll(store, model, versions(ids, 1), { min: 200, max: 1200 });
-        await deleteAll(
-          store,
-          model,
-          ids.filter((_, i) => i % 2 === 0),
-        );
+        await putHalfDeleted(store, model, ids, { min: 200, max: 1200 });
         if (slowMs > 0) fs.slowSyncReads = { path: 'seg-', ms: slowMs };
         const stop = busyLoop(busyMs);
         const before = reads.n;
