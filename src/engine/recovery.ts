@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { SegmentSet } from '../content/segment-set.js';
-import { Segment, entryBytes, parseSegmentFileName } from '../content/segment.js';
+import { Segment, entryBytes, parseSegmentFileName, verifyEntry } from '../content/segment.js';
 import { WarmStoreError, corruption, invalid, ioError } from '../errors.js';
 import { crc32c } from '../format/crc.js';
 import { HEADER_BYTES, encodeHeader } from '../format/header.js';
@@ -177,6 +177,24 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
     }
     replay: for (const wal of wals) {
       for (let i = 0; i < wal.entries.length; i++) {
+        if (i === wal.lastBatch && !wal.relaxed) {
+          // Under synchronous durability a batch's WAL entries are written while its content and
+          // vectors are made durable (one wait a batch, not two), so a file's last batch (never
+          // acknowledged: the next batch starts only once all its writes are durable; a later
+          // file follows one whose cut back failed) may name bytes that did not land. Such a
+          // batch is dropped whole: none of its ops was acknowledged, and a memory it replaced is
+          // still whole in its old slot and content, which stay its own until the batch applies.
+          const lost = unlandedEntry(wal.entries, i, lastWriter, files, segments);
+          if (lost) {
+            logger?.warn(
+              { file: wal.path, lsn: lost.lsn, dropped: wal.entries.length - i },
+              'a write batch never acknowledged lost its content or embeddings in the crash; it is dropped',
+            );
+            // Their LSNs are not handed out again (see Writer: gaps are fine, reuse is not).
+            lastLsn = Math.max(lastLsn, wal.entries.at(-1)!.lsn);
+            continue replay;
+          }
+        }
         const e = wal.entries[i]!;
         if (wal.relaxed && e.type === WalType.Put && e.kind === ContentKind.Present) {
           const seg = segments.get(e.seg);
@@ -206,29 +224,19 @@ export async function recover(ctx: RecoveryContext): Promise<Recovered> {
           break replay;
         }
         if (
+          wal.relaxed &&
           e.type === WalType.SlotMove &&
           !e.embedding &&
-          (wal.relaxed || i >= wal.lastBatch) &&
           lastWriter.get(e.to) === e &&
           !vectorLanded(files, e.to, e.embCrc)
         ) {
-          // A relocation batch writes its WAL entries while its copied vectors are made durable
-          // (one wait fewer for each batch), so the moves of a file's last batch (never
-          // acknowledged: the next batch starts only once both are durable) may name a vector
-          // that did not land. The memory is still whole in `from`; the batch's remaining entries
-          // are moves that were never acknowledged either, and the next file (after a batch whose
-          // cut back failed) goes on. Under relaxed durability any batch may have lost its
-          // vectors: replay stops, as for a put.
+          // Under relaxed durability any relocation batch may have lost its copied vectors (the
+          // memory is still whole in `from`): replay stops, as for a put.
           logger?.warn(
             { file: wal.path, lsn: e.lsn, from: e.from, to: e.to },
-            wal.relaxed
-              ? 'relaxed durability: WAL entries past here lost a moved embedding in the crash; cut'
-              : 'a relocation batch never acknowledged lost its copied embeddings in the crash; its moves are dropped',
+            'relaxed durability: WAL entries past here lost a moved embedding in the crash; cut',
           );
-          if (wal.relaxed) break replay;
-          // Their LSNs are not handed out again (see Writer: gaps are fine, reuse is not).
-          lastLsn = Math.max(lastLsn, wal.entries.at(-1)!.lsn);
-          continue replay;
+          break replay;
         }
         transitions.apply(e);
         if (e.type === WalType.Put && e.kind === ContentKind.Present)
@@ -383,7 +391,55 @@ function writeCarriedVector(
 }
 
 /** Whether vectors.dat holds, at `slot`, the embedding whose CRC32C a WAL entry recorded. */
+/**
+ * The first entry of the batch starting at `from` whose content or vector is not on the disk, if
+ * any. A vector counts only where the entry is the last in the tail to write its slot (a later put
+ * into the freed slot replaced it); content, where its segment still exists (a segment goes only
+ * at a checkpoint past every entry naming it).
+ */
+function unlandedEntry(
+  entries: readonly WalEntry[],
+  from: number,
+  lastWriter: ReadonlyMap<number, WalEntry>,
+  files: RecordFiles,
+  segments: SegmentSet,
+): WalEntry | undefined {
+  for (let i = from; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.type === WalType.Put) {
+      if (!e.embedding && lastWriter.get(e.slot) === e && !vectorLanded(files, e.slot, e.embCrc)) return e;
+      if (e.kind === ContentKind.Present) {
+        const seg = segments.get(e.seg);
+        if (seg && !contentLanded(seg, e.off, e.idBytes, e.clen, e.id)) return e;
+      }
+    } else if (e.type === WalType.SlotMove) {
+      if (!e.embedding && lastWriter.get(e.to) === e && !vectorLanded(files, e.to, e.embCrc)) return e;
+    }
+  }
+  return undefined;
+}
+
+function contentLanded(seg: Segment, off: number, idBytes: Buffer, clen: number, id: string): boolean {
+  const size = entryBytes(idBytes.length, clen);
+  if (off < HEADER_BYTES || off + size > seg.end) return false;
+  // An I/O error reading it fails the open (never a reason to drop a batch); a mismatch is bytes
+  // that did not land.
+  const buf = seg.readSync(off, size);
+  try {
+    verifyEntry(buf, idBytes, clen, seg.path, id, off);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function vectorLanded(files: RecordFiles, slot: number, embCrc: number): boolean {
   const buf = Buffer.allocUnsafe(files.vectorBytes);
-  return files.readVectorSync(slot, buf, 0) === buf.length && crc32c(buf) === embCrc;
+  let got: number;
+  try {
+    got = files.readVectorSync(slot, buf, 0);
+  } catch (err) {
+    throw ioError('read', files.vectorsPath, err);
+  }
+  return got === buf.length && crc32c(buf) === embCrc;
 }

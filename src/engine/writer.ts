@@ -157,9 +157,10 @@ export interface WriterDeps {
 
 /**
  * The writer: a queue of mutations committed in groups. Everything issued in one tick shares one
- * commit (one fsync). A batch is laid out (slots, content offsets, LSNs), written (content, then
- * WAL), made durable (content before the WAL entry that points at it), and only then applied to
- * memory, in order, without awaiting. A batch that fails at any step changes nothing in memory:
+ * commit. A batch is laid out (slots, content offsets, LSNs), written and made durable (content,
+ * vectors and WAL entries at once under synchronous durability, recovery dropping a last batch
+ * whose bytes did not land; the data before the WAL under relaxed durability), and only then
+ * applied to memory, in order, without awaiting. A batch that fails at any step changes nothing in memory:
  * slots go back, both files are cut back, and every op of it rejects.
  *
  * Barriers run a function between two batches, with nothing else in flight (checkpoint rotation,
@@ -581,12 +582,14 @@ export class Writer {
         lsns.push(lsn);
         wpos += encodeWalEntry(walBuf, wpos, lsn, p.entry, wpos === 0);
       }
-      if (sync && batch.length === 1 && batch[0]!.t === 'relocate') {
-        // A relocation batch's WAL entries are written while its copied vectors are made durable:
-        // one wait fewer a batch (a turn of the event loop each, 16-20 ms behind busy readers).
-        // Recovery checks the moves of a file's last batch against the copied vectors' CRC and
-        // drops them if one did not land: the memories are still whole in their `from` slots,
-        // which stay theirs until the batch, both writes done, is applied.
+      if (sync) {
+        // The WAL entries are written while the content and vectors they point at are made
+        // durable: one wait a batch instead of two (behind busy readers each wait is a turn of
+        // the event loop, 16-20 ms; see tools/put-readers.ts). The batch is acknowledged only once all of it
+        // is durable, so only a WAL file's last batch can name bytes that did not land: recovery
+        // checks that batch's content and vectors against their CRCs and drops it whole if one is
+        // missing (a replaced memory is still whole in its old slot and content, which stay its
+        // own until the batch applies).
         await settleAll([
           (async () => {
             await settleAll(writes);
@@ -595,12 +598,9 @@ export class Writer {
           walBytes > 0 ? d.wal.write(walBuf) : Promise.resolve(),
         ]);
       } else {
+        // Relaxed durability: content and vectors are written before the WAL entries that point
+        // at them (recovery cuts the replay at an entry whose bytes are missing).
         await settleAll(writes);
-        // Content and vectors are durable before the WAL entry that points at them is even
-        // written: the kernel may flush a written page at any moment, so write order alone would
-        // not do.
-        if (sync && !vectorsDurable) await d.files.syncVectors();
-        // Durable when it resolves under synchronous durability (see WalLog.write).
         if (walBytes > 0) await d.wal.write(walBuf);
       }
       for (const part of parts) part.seg.end = part.start + part.len;
