@@ -9,9 +9,9 @@
  */
 import * as fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { loadWarmstore } from '../engines/warmstore.ts';
 import { halfDeletedScratch } from '../lib/fill.ts';
+import { busyReaders } from '../lib/readers.ts';
 
 const n = Number(process.argv[2] ?? 20_000);
 const readers = Number(process.argv[3] ?? 100);
@@ -34,35 +34,22 @@ async function run(withReaders: number): Promise<Run> {
     dim,
   );
   try {
-    let stop = false;
-    let reads = 0;
-    let readMaxMs = 0;
-    const loops = Array.from({ length: withReaders }, async (_, k) => {
-      let r = k + 1;
-      while (!stop) {
-        for (let i = 0; i < 20 && !stop; i++) {
-          r = (r * 1103515245 + 12345) % 2147483648;
-          const t = performance.now();
-          const m = await store.get(live[r % live.length]!);
-          readMaxMs = Math.max(readMaxMs, performance.now() - t);
-          if (m === undefined) throw new Error('a live memory read as absent');
-          reads++;
-        }
-        await yieldLoop();
-      }
-    });
+    const readers = busyReaders(store, live, withReaders);
     await new Promise((res) => setTimeout(res, 200));
-    reads = 0;
-    readMaxMs = 0;
+    readers.reset();
     const eld = monitorEventLoopDelay({ resolution: 1 });
     eld.enable();
     const t0 = performance.now();
     await store.compact({ force: true });
     const seconds = (performance.now() - t0) / 1000;
     eld.disable();
-    stop = true;
-    await Promise.all(loops);
-    return { seconds, loopMaxMs: eld.max / 1e6, reads: reads / seconds, readMaxMs };
+    await readers.stop();
+    return {
+      seconds,
+      loopMaxMs: eld.max / 1e6,
+      reads: readers.reads / seconds,
+      readMaxMs: readers.readMaxMs,
+    };
   } finally {
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -7,9 +7,9 @@
  *   node --import tsx tools/put-readers.ts [N=20000] [R=100] [B=100] [BATCHES=200] [DIST]
  */
 import * as fs from 'node:fs';
-import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { loadWarmstore } from '../engines/warmstore.ts';
 import { halfDeletedScratch } from '../lib/fill.ts';
+import { busyReaders } from '../lib/readers.ts';
 
 const n = Number(process.argv[2] ?? 20_000);
 const readers = Number(process.argv[3] ?? 100);
@@ -32,22 +32,9 @@ async function run(withReaders: number): Promise<string> {
     dim,
   );
   try {
-    let stop = false;
-    let reads = 0;
-    const loops = Array.from({ length: withReaders }, async (_, k) => {
-      let r = k + 1;
-      while (!stop) {
-        for (let i = 0; i < 20 && !stop; i++) {
-          r = (r * 1103515245 + 12345) % 2147483648;
-          if ((await store.get(live[r % live.length]!)) === undefined)
-            throw new Error('a live memory read as absent');
-          reads++;
-        }
-        await yieldLoop();
-      }
-    });
+    const readers = busyReaders(store, live, withReaders);
     await new Promise((res) => setTimeout(res, 200));
-    reads = 0;
+    readers.reset();
     let seed = 7;
     const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const lat: number[] = [];
@@ -64,8 +51,8 @@ async function run(withReaders: number): Promise<string> {
       lat.push(performance.now() - t);
     }
     const seconds = (performance.now() - t0) / 1000;
-    stop = true;
-    await Promise.all(loops);
+    await readers.stop();
+    const reads = readers.reads;
     return (
       `${withReaders} readers: batch of ${batchSize} p50 ${quantile(lat, 0.5).toFixed(1)} ms, p90 ` +
       `${quantile(lat, 0.9).toFixed(1)}, max ${Math.max(...lat).toFixed(1)}; ` +
