@@ -390,7 +390,6 @@ function writeCarriedVector(
   }
 }
 
-/** Whether vectors.dat holds, at `slot`, the embedding whose CRC32C a WAL entry recorded. */
 /**
  * The first entry of the batch starting at `from` whose content or vector is not on the disk, if
  * any. A vector counts only where the entry is the last in the tail to write its slot (a later put
@@ -419,6 +418,7 @@ function unlandedEntry(
   return undefined;
 }
 
+/** Whether `seg` holds, at `off`, the whole content entry a WAL entry names. */
 function contentLanded(seg: Segment, off: number, idBytes: Buffer, clen: number, id: string): boolean {
   const size = entryBytes(idBytes.length, clen);
   if (off < HEADER_BYTES || off + size > seg.end) return false;
@@ -433,6 +433,7 @@ function contentLanded(seg: Segment, off: number, idBytes: Buffer, clen: number,
   }
 }
 
+/** Whether vectors.dat holds, at `slot`, the embedding whose CRC32C a WAL entry recorded. */
 function vectorLanded(files: RecordFiles, slot: number, embCrc: number): boolean {
   const buf = Buffer.allocUnsafe(files.vectorBytes);
   let got: number;

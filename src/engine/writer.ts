@@ -160,8 +160,8 @@ export interface WriterDeps {
  * commit. A batch is laid out (slots, content offsets, LSNs), written and made durable (content,
  * vectors and WAL entries at once under synchronous durability, recovery dropping a last batch
  * whose bytes did not land; the data before the WAL under relaxed durability), and only then
- * applied to memory, in order, without awaiting. A batch that fails at any step changes nothing in memory:
- * slots go back, both files are cut back, and every op of it rejects.
+ * applied to memory, in order, without awaiting. A batch that fails at any step changes nothing
+ * in memory: slots go back, both files are cut back, and every op of it rejects.
  *
  * Barriers run a function between two batches, with nothing else in flight (checkpoint rotation,
  * sealing the active segment).
@@ -585,11 +585,11 @@ export class Writer {
       if (sync) {
         // The WAL entries are written while the content and vectors they point at are made
         // durable: one wait a batch instead of two (behind busy readers each wait is a turn of
-        // the event loop, 16-20 ms; see tools/put-readers.ts). The batch is acknowledged only once all of it
-        // is durable, so only a WAL file's last batch can name bytes that did not land: recovery
-        // checks that batch's content and vectors against their CRCs and drops it whole if one is
-        // missing (a replaced memory is still whole in its old slot and content, which stay its
-        // own until the batch applies).
+        // the event loop, 16-20 ms; see bench/tools/put-readers.ts). The batch is acknowledged
+        // only once all of it is durable, so only a WAL file's last batch can name bytes that
+        // did not land: recovery checks that batch's content and vectors against their CRCs and
+        // drops it whole if one is missing (a replaced memory is still whole in its old slot and
+        // content, which stay its own until the batch applies).
         await settleAll([
           (async () => {
             await settleAll(writes);
