@@ -16,6 +16,9 @@ export interface NormalizedRecord extends MemoryMetadata {
   idBytes: Buffer;
   /** The embedding's bytes (a copy, in a slab): what the writer puts in vectors.dat. */
   embeddingBytes: Uint8Array;
+  /** The slabs holding the copies (content's when it is in one), until `releaseCopies`. */
+  slab: Slab | null;
+  contentSlab: Slab | null;
   /** The embedding's L2 norm (as a float32) and CRC32C, computed once here. */
   norm: number;
   embCrc: number;
@@ -73,9 +76,9 @@ export function validateEmbedding(e: unknown, dimension: number, field = 'embedd
  * A put's embedding is copied into a slab of this size shared with the puts around it (the writer
  * gets a view of its bytes): the copy lives only until its batch has written it to vectors.dat. A buffer of its own
  * for each copy took a tenth of a put's main-thread time, and more in the collector (finalizing
- * 3 KB buffers by the thousand). A slab is freed with its last copy; the record table keeps no
- * embeddings, so no slab outlives the batches of its puts. (When the table held them, slabs carved
- * the same way stayed alive for one copy each and doubled the resident memory.)
+ * 3 KB buffers by the thousand). The record table keeps no embeddings, so no slab outlives the
+ * batches of its puts. (When the table held them, slabs carved the same way stayed alive for one
+ * copy each and doubled the resident memory.)
  *
  * The size stays below glibc's mmap threshold (128 KiB), so a slab comes from memory the heap
  * already has; a larger one came as fresh pages from the kernel, each faulted in on first write
@@ -83,10 +86,60 @@ export function validateEmbedding(e: unknown, dimension: number, field = 'embedd
  * medians of 9 runs of 20,000 copies of 768 floats).
  */
 const SLAB_BYTES = 120 << 10;
+
+/** A slab, and how many copies in it are still to be written. */
+export interface Slab {
+  readonly buf: ArrayBuffer;
+  /** Copies handed to the writer and not yet released (see `releaseCopies`). */
+  live: number;
+  /** No longer the slab copies go to. */
+  retired: boolean;
+}
+
+/**
+ * Slabs whose copies were all written, kept for the next ones (both kinds: they are one size).
+ * Freed slabs went back to the allocator, which gave the heap's top back to the kernel, so the
+ * next slabs came as fresh pages, each faulted in by the copy that first wrote it: a third of a
+ * bulk load's put time went to those faults (~12 us a 4 KiB page on this VM). At most KEEP_SLABS
+ * (7.5 MiB) are kept; a slab with a copy never released (a put refused after its copy, a batch
+ * that failed in an unexpected way) is simply left to the collector.
+ */
+const KEEP_SLABS = 64;
+const freeSlabs: ArrayBuffer[] = [];
+
+function newSlab(bytes: number): Slab {
+  const buf = (bytes === SLAB_BYTES ? freeSlabs.pop() : undefined) ?? Buffer.allocUnsafeSlow(bytes).buffer;
+  return { buf, live: 0, retired: false };
+}
+
+function retire(s: Slab): void {
+  s.retired = true;
+  if (s.live === 0) recycle(s);
+}
+
+function recycle(s: Slab): void {
+  if (s.buf.byteLength === SLAB_BYTES && freeSlabs.length < KEEP_SLABS) freeSlabs.push(s.buf);
+}
+
+/**
+ * The writer is done with a record's copies: every write of its batch has settled, landed or not.
+ * Only then may a slab be reused: a copy overwritten under a write in flight would put another
+ * memory's bytes on the disk. Idempotent.
+ */
+export function releaseCopies(r: NormalizedRecord): void {
+  for (const s of [r.slab, r.contentSlab]) {
+    if (s !== null && --s.live === 0 && s.retired) recycle(s);
+  }
+  r.slab = null;
+  r.contentSlab = null;
+}
+
 /** The current slab, as floats; `slabUsed` of them are taken. */
+let vecSlab: Slab = { buf: new ArrayBuffer(0), live: 0, retired: false };
 let slab = new Float32Array(0);
 let slabUsed = 0;
 
+let contentSlabOf: Slab = { buf: new ArrayBuffer(0), live: 0, retired: false };
 let contentSlab = Buffer.alloc(0);
 let contentUsed = 0;
 
@@ -102,7 +155,9 @@ function contentBytes(text: string): Buffer {
   if (text.length > SLAB_CONTENT_UNITS) return Buffer.from(text, 'utf8');
   // Room for the worst case, three bytes per UTF-16 unit: the encoding never stops short.
   if (contentUsed + text.length * 3 > contentSlab.length) {
-    contentSlab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    retire(contentSlabOf);
+    contentSlabOf = newSlab(SLAB_BYTES);
+    contentSlab = Buffer.from(contentSlabOf.buf);
     contentUsed = 0;
   }
   const at = contentUsed;
@@ -144,7 +199,9 @@ function copyToSlab(e: unknown, dimension: number, field: string): number {
   checkLength(e, dimension, field);
   if (slabUsed + dimension > slab.length) {
     // Uninitialized: every copy overwrites all of its floats before anything reads them.
-    slab = new Float32Array(Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, dimension * 4)).buffer);
+    retire(vecSlab);
+    vecSlab = newSlab(Math.max(SLAB_BYTES, dimension * 4));
+    slab = new Float32Array(vecSlab.buf);
     slabUsed = 0;
   }
   const at = slabUsed;
@@ -188,6 +245,7 @@ export function normalizeRecord(
   const space = checkSpace(rec.space);
   const at = copyToSlab(rec.embedding, dimension, 'embedding');
   const floats = slab; // the one the copy went to (copyToSlab may have begun a new one)
+  const inSlab = vecSlab;
   const norm = normOf(finiteSumOfSquares(floats, 'embedding', at, at + dimension));
   let kind: ContentKind;
   let content: Buffer | null = null;
@@ -221,6 +279,10 @@ export function normalizeRecord(
   if (!Number.isSafeInteger(accessCount) || accessCount < 0)
     throw invalid('accessCount', 'must be an integer >= 0');
   const embeddingBytes = new Uint8Array(floats.buffer, at * 4, dimension * 4);
+  // Counted once nothing can refuse the record: a refused copy is never released.
+  inSlab.live++;
+  const contentIn = content !== null && content.buffer === contentSlabOf.buf ? contentSlabOf : null;
+  if (contentIn) contentIn.live++;
   return {
     id: rec.id,
     space,
@@ -228,6 +290,8 @@ export function normalizeRecord(
     embeddingBytes,
     norm,
     embCrc: crc32c(embeddingBytes),
+    slab: inSlab,
+    contentSlab: contentIn,
     kind,
     content,
     confidence,

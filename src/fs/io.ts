@@ -84,6 +84,30 @@ export async function writeFullyDurable(file: WsFile, buf: Uint8Array, position:
   }
 }
 
+/**
+ * Writes `bufs` back to back from `position`, durable when it resolves if `durable` (as
+ * `writeFullyDurable`): one pwritev where the file layer has it, so the pieces need not be copied
+ * into one buffer first; the rest of a short write, and a layer without `writev`, take that copy.
+ */
+export async function writevFully(
+  file: WsFile,
+  bufs: readonly Uint8Array[],
+  position: number,
+  durable: boolean,
+): Promise<void> {
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  let done = 0;
+  if (file.writev) {
+    done = await file.writev(bufs, position, durable);
+    if (done === total) return;
+    if (done <= 0) throw shortWrite(done);
+  }
+  const rest = Buffer.concat(bufs, total).subarray(done);
+  if (durable) await writeFullyDurable(file, rest, position + done);
+  else await writeFully(file, rest, position + done);
+}
+
 export function writeFullySync(file: WsFile, buf: Uint8Array, position: number): void {
   let off = 0;
   while (off < buf.length) {

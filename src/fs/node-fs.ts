@@ -91,9 +91,14 @@ class NodeFile implements WsFile {
     });
   }
 
-  async writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  /** The O_DSYNC descriptor, opened on first use; undefined or null when there is none. */
+  #durableFd(): number | null | undefined {
     if (this.#dsyncFd === undefined && this.#writable) this.#dsyncFd = openDsync(this.path, this.#fd) ?? null;
-    const fd = this.#dsyncFd;
+    return this.#dsyncFd;
+  }
+
+  async writeDurable(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const fd = this.#durableFd();
     if (fd === undefined || fd === null) {
       // Read-only (the write fails as any write would) or no O_DSYNC here.
       const n = await this.write(buf, offset, length, position);
@@ -102,6 +107,22 @@ class NodeFile implements WsFile {
     }
     return new Promise((resolve, reject) => {
       fs.write(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+    });
+  }
+
+  async writev(bufs: readonly Uint8Array[], position: number, durable: boolean): Promise<number> {
+    let fd = this.#fd;
+    if (durable) {
+      const d = this.#durableFd();
+      if (d === undefined || d === null) {
+        const n = await this.writev(bufs, position, false);
+        await this.sync();
+        return n;
+      }
+      fd = d;
+    }
+    return new Promise((resolve, reject) => {
+      fs.writev(fd, bufs as NodeJS.ArrayBufferView[], position, (err, n) => (err ? reject(err) : resolve(n)));
     });
   }
 

@@ -21,6 +21,12 @@ export interface WsFile {
    * Optional: a file layer without it gets `write` then `sync` (see `writeDurable` in io.ts).
    */
   writeDurable?(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /**
+   * Writes `bufs` back to back from `position` in one call (pwritev), durable as `writeDurable`
+   * makes it when `durable`. Returns bytes written, which may be short. Optional: a file layer
+   * without it gets the pieces copied into one buffer (see `writevFully` in io.ts).
+   */
+  writev?(bufs: readonly Uint8Array[], position: number, durable: boolean): Promise<number>;
   /** fdatasync: data durable when it resolves. */
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { WarmStoreError, corruption, ioError } from '../errors.js';
 import { HEADER_BYTES, decodeHeader, encodeHeader } from '../format/header.js';
-import { readFully, readFullySync, writeFully, writeFullyDurable } from '../fs/io.js';
+import { readFully, readFullySync, writeFully, writeFullyDurable, writevFully } from '../fs/io.js';
 import type { WsFile, WsFileSystem } from '../fs/types.js';
 import type { WarmStoreLogger } from '../types.js';
 import type { VectorSource } from './table.js';
@@ -235,14 +235,21 @@ export class RecordFiles {
     await writeFully(this.#records, buf, headerOffset(first));
   }
 
-  /** `durable`: on stable storage when it resolves (these bytes only; see `writeFullyDurable`). */
-  async writeVectors(first: number, buf: Buffer, durable = false): Promise<void> {
+  /**
+   * Writes slots from `first`: one buffer, or pieces back to back (written with one pwritev, not
+   * copied together). `durable`: on stable storage when it resolves (these bytes only; see
+   * `writeFullyDurable`).
+   */
+  async writeVectors(first: number, buf: Uint8Array | readonly Uint8Array[], durable = false): Promise<void> {
+    const at = vectorOffset(first, this.dim);
     if (durable) {
-      await writeFullyDurable(this.#vectors, buf, vectorOffset(first, this.dim));
+      if (buf instanceof Uint8Array) await writeFullyDurable(this.#vectors, buf, at);
+      else await writevFully(this.#vectors, buf, at, true);
       return;
     }
     try {
-      await writeFully(this.#vectors, buf, vectorOffset(first, this.dim));
+      if (buf instanceof Uint8Array) await writeFully(this.#vectors, buf, at);
+      else await writevFully(this.#vectors, buf, at, false);
     } finally {
       // Counted once it has ended, landed or not: an fsync that began earlier need not cover it.
       this.#vectorWrites++;

@@ -9,7 +9,12 @@ import fc from 'fast-check';
 import { WarmStore, WarmStoreError } from '../../../src/index.js';
 import { crc32c } from '../../../src/format/crc.js';
 import { embeddingSummary } from '../../../src/format/embedding.js';
-import { normalizeRecord, validateEmbedding, type NormalizedRecord } from '../../../src/engine/validate.js';
+import {
+  normalizeRecord,
+  releaseCopies,
+  validateEmbedding,
+  type NormalizedRecord,
+} from '../../../src/engine/validate.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const f32 = (x: number): number => Math.fround(x);
@@ -198,4 +203,50 @@ test('puts of one batch, their arrays changed right after put(), store the value
   } finally {
     await again.close();
   }
+});
+
+test('slabs are reused once every copy in them is released, never before', () => {
+  const DIM = 768;
+  const put = (i: number): NormalizedRecord =>
+    normalizeRecord(
+      { id: `s${i}`, embedding: new Float32Array(DIM).fill(i), content: `c${i}` },
+      DIM,
+      1000,
+      0,
+    );
+  // Enough for many slabs; all kept (unreleased): later copies never go where they are.
+  const kept = Array.from({ length: 400 }, (_, i) => put(i));
+  const keptBuffers = new Set(kept.map((r) => r.embeddingBytes.buffer));
+  // A second group, released.
+  const done = Array.from({ length: 400 }, (_, i) => put(1000 + i));
+  const doneBuffers = new Set(done.map((r) => r.embeddingBytes.buffer));
+  for (const r of done) releaseCopies(r);
+  // In a slab of kept copies (one in the middle: the first may hold copies of earlier tests), every
+  // copy but its last is released, twice: a second release must not count again, or the slab would
+  // be reused under the copy still unreleased.
+  const inSlab = kept.filter((r) => r.embeddingBytes.buffer === kept[200]!.embeddingBytes.buffer);
+  assert.ok(inSlab.length > 2);
+  for (const r of inSlab.slice(0, -1)) {
+    releaseCopies(r);
+    releaseCopies(r);
+    assert.equal(r.slab, null);
+  }
+  const later = Array.from({ length: 400 }, (_, i) => put(2000 + i));
+  const laterBuffers = new Set(later.map((r) => r.embeddingBytes.buffer));
+  assert.ok(
+    [...laterBuffers].some((b) => doneBuffers.has(b)),
+    'the released slabs were reused (every one of them but the last, still current)',
+  );
+  for (const b of laterBuffers)
+    assert.ok(!keptBuffers.has(b), 'a slab with unreleased copies is never reused');
+  kept.forEach((r, i) => {
+    if (r.slab === null) return; // released above
+    assert.ok(
+      floatsOf(r).every((x) => x === i),
+      `kept copy ${i} unchanged`,
+    );
+    assert.equal(r.content?.toString(), `c${i}`);
+  });
+  later.forEach((r, i) => assert.ok(floatsOf(r).every((x) => x === 2000 + i)));
+  for (const r of [...kept, ...later]) releaseCopies(r);
 });

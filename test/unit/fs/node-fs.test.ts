@@ -119,3 +119,49 @@ test('a durable write is on the file when it resolves, through an O_DSYNC descri
     g.closeSync();
   }
 });
+
+test('writev writes its pieces back to back from the position, plain or durable', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'data.bin');
+  const fs = new NodeFileSystem();
+  const f = fs.open(path, 'create');
+  const linux = process.platform === 'linux';
+  const dsync = constants.O_DSYNC ?? 0;
+  // Views into one buffer and buffers of their own, of odd sizes.
+  const big = Buffer.alloc(5000);
+  for (let i = 0; i < big.length; i++) big[i] = i % 251;
+  try {
+    const pieces = [
+      big.subarray(10, 1010),
+      Buffer.from('hello'),
+      new Uint8Array(3).fill(200),
+      big.subarray(4000),
+    ];
+    assert.equal(await f.writev!(pieces, 100, false), 2008);
+    if (linux)
+      assert.deepEqual(
+        descriptorFlags(path).filter((x) => (x & dsync) !== 0),
+        [],
+        'a plain writev opens no durable descriptor',
+      );
+    assert.equal(await f.writev!([Buffer.from('ab'), Buffer.from('cd')], 2108, true), 4);
+    if (linux) assert.equal(descriptorFlags(path).filter((x) => (x & dsync) !== 0).length, 1);
+  } finally {
+    await f.close();
+  }
+  const back = readFileSync(path);
+  assert.equal(back.length, 2112);
+  assert.ok(back.subarray(0, 100).every((b) => b === 0));
+  assert.ok(back.subarray(100, 1100).equals(big.subarray(10, 1010)));
+  assert.equal(back.subarray(1100, 1105).toString(), 'hello');
+  assert.ok(back.subarray(1105, 1108).every((b) => b === 200));
+  assert.ok(back.subarray(1108, 2108).equals(big.subarray(4000)));
+  assert.equal(back.subarray(2108).toString(), 'abcd');
+  const g = fs.open(path, 'r');
+  try {
+    await assert.rejects(g.writev!([Buffer.from('x')], 0, false), { code: 'EBADF' });
+    await assert.rejects(g.writev!([Buffer.from('x')], 0, true), { code: 'EBADF' });
+  } finally {
+    g.closeSync();
+  }
+});
