@@ -206,6 +206,7 @@ export async function assemble(ctx: AssembleContext): Promise<Assembled> {
       journal: r.journal,
       manifest: r.manifest,
       walCheckpointBytes: o.walCheckpointBytes,
+      durableState: o.durability === 'sync',
       logger: o.logger,
       onNoSpace: (err) => space.onNoSpace(err),
       killPoint: o.onKillPoint,

@@ -65,6 +65,12 @@ export interface CheckpointerDeps {
   /** The MANIFEST as open found it; the checkpointer keeps it current. */
   manifest: Manifest;
   walCheckpointBytes: number;
+  /**
+   * Every state a live checkpoint can write names bytes already durable (synchronous durability:
+   * a batch applies once its content and vectors are, a compaction commits once its output is), so
+   * header runs may be durable writes, in any order with the fsyncs of what they point at.
+   */
+  durableState: boolean;
   logger: WarmStoreLogger | undefined;
   /** Gives the disk reserve back when a checkpoint meets a full disk (DiskSpace). */
   onNoSpace(err: unknown): Promise<void>;
@@ -196,7 +202,8 @@ export class Checkpointer {
       taken = d.keyspace.table.takeDirty();
     }
     try {
-      await this.#writeSlots(taken);
+      // Not the recovery checkpoint's: after a kill -9 what it replayed may be in the page cache only.
+      await this.#writeSlots(taken, rotateWal && d.durableState);
       // Everything a checkpointed slot may point at must be durable before records.dat is. One
       // after another: with the segments', the WAL's and the record files' fsyncs all at once,
       // readers' synchronous preads stalled 150-165 ms at 1M memories (two runs; 48-126 ms this
@@ -278,7 +285,14 @@ export class Checkpointer {
    * cache holds enough dirty pages the kernel throttles writers inside write(2) for 100 ms and
    * more, which a synchronous call would turn into an event-loop stall.
    */
-  async #writeSlots(taken: Uint8Array[]): Promise<void> {
+  /**
+   * `durable`: each run is a durable write. A plain run is dirty page cache until the fsync of
+   * records.dat after every run; at 1M memories a compaction's checkpoint left 170-320 MB of
+   * headers to that one fsync, which filled the disk's queue for 140-230 ms, and every read behind
+   * it (readers' preads, a put batch's writes) waited as long. Durable runs keep at most
+   * HEADER_RUNS_IN_FLIGHT of them (1.4 MB) queued.
+   */
+  async #writeSlots(taken: Uint8Array[], durable: boolean): Promise<void> {
     const d = this.#d;
     const pace = { work: 0, stepStart: performance.now(), step: new FairStep(STEP_MS, BUSY_STEP_MS) };
     // Runs in flight (HEADER_RUNS_IN_FLIGHT), each with a buffer of its own; runs never overlap.
@@ -300,7 +314,7 @@ export class Checkpointer {
       for (let x = 0; x < count; x++) {
         if (flags[first - base + x] !== 0) this.#encodeHeader(hbuf, x * SLOT_HEADER_BYTES, first + x);
       }
-      await d.files.writeHeaders(first, hbuf.subarray(0, bytes));
+      await d.files.writeHeaders(first, hbuf.subarray(0, bytes), durable);
       spare.push(hbuf);
     };
     try {

@@ -36,6 +36,9 @@ export class RecordFiles {
    */
   #vectorWrites = 1;
   #vectorWritesSynced = 0;
+  /** The same for records.dat's headers. */
+  #headerWrites = 1;
+  #headerWritesSynced = 0;
   /** records.dat's header names an older format whose body reads as the current one. */
   readonly olderHeader: boolean;
 
@@ -231,8 +234,17 @@ export class RecordFiles {
     this.#vectorWritesSynced = Math.max(this.#vectorWritesSynced, upTo);
   }
 
-  async writeHeaders(first: number, buf: Buffer): Promise<void> {
-    await writeFully(this.#records, buf, headerOffset(first));
+  /** `durable`: on stable storage when it resolves (these bytes only; see `writeFullyDurable`). */
+  async writeHeaders(first: number, buf: Buffer, durable = false): Promise<void> {
+    if (durable) {
+      await writeFullyDurable(this.#records, buf, headerOffset(first));
+      return;
+    }
+    try {
+      await writeFully(this.#records, buf, headerOffset(first));
+    } finally {
+      this.#headerWrites++;
+    }
   }
 
   /**
@@ -318,10 +330,16 @@ export class RecordFiles {
     return this.#records.size() + this.#vectors.size();
   }
 
-  /** Vectors first: a durable header must never describe a vector that is not. */
+  /**
+   * Vectors first: a durable header must never describe a vector that is not. Each file's fsync
+   * is skipped when every write to it since the last one was durable already.
+   */
   async sync(): Promise<void> {
     await this.syncVectors();
+    const upTo = this.#headerWrites;
+    if (upTo === this.#headerWritesSynced) return;
     await this.#records.sync();
+    this.#headerWritesSynced = Math.max(this.#headerWritesSynced, upTo);
   }
 
   async close(): Promise<void> {

@@ -2,8 +2,12 @@
  * What a checkpoint fsyncs: vectors.dat only when plain writes (relaxed durability, recovery) wait
  * for it; under synchronous durability every vector already was written durably, and the wasted
  * fsync cost a turn of a busy event loop. The first sync after open always covers vectors.dat.
+ * records.dat's headers are durable writes in a live checkpoint under synchronous durability (one
+ * fsync of hundreds of megabytes of them held every read behind it), plain ones otherwise.
  */
 import assert from 'node:assert/strict';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { FaultyFileSystem } from '../../../src/testing/index.js';
 import { WarmStore, WarmStoreError, type MemoryRecord, type WarmStoreOptions } from '../../../src/index.js';
@@ -72,6 +76,52 @@ describe('what a checkpoint fsyncs', () => {
         fs.reset();
         await store.close();
       }
+      await expectAll(dir, all);
+    });
+  }
+
+  for (const durability of ['sync', 'relaxed'] as const) {
+    const durable = durability === 'sync';
+    test(`${durability} durability: a live checkpoint writes records.dat's headers ${durable ? 'durably, a few runs in the queue at a time' : 'plainly, fsynced after what they point at'}; the recovery checkpoint plainly`, async (t) => {
+      const dir = await tempDir(t);
+      const image = join(await tempDir(t), 'image');
+      const all = recs(`h${durability}`, 300, 5);
+      const fs = new FaultyFileSystem();
+      const opts = { ...BASE, fileSystem: fs, durability, relaxedSyncIntervalMs: 3_600_000 };
+      const store = await WarmStore.open(dir, opts);
+      try {
+        await store.putMany(all.slice(0, 200));
+        fs.failAt({ op: 'durableWrite', nth: 1, error: 'EIO', pathIncludes: 'records.dat' });
+        if (durable) {
+          await assert.rejects(
+            store.checkpoint(),
+            (err: unknown) => WarmStoreError.is(err) && err.code === 'IO_ERROR',
+          );
+          assert.equal(fs.pendingFaults, 0, 'a header run was a durable write');
+        } else {
+          await store.checkpoint();
+          assert.equal(fs.pendingFaults, 1, 'no durable write of records.dat');
+        }
+        fs.reset();
+        await store.checkpoint();
+        await store.putMany(all.slice(200));
+        // What a kill -9 leaves: the last 100 in the WAL only, for the recovery checkpoint.
+        cpSync(dir, image, { recursive: true, filter: (src) => !src.endsWith('LOCK') });
+      } finally {
+        fs.reset();
+        await store.close();
+      }
+      const again = new FaultyFileSystem();
+      again.failAt({ op: 'durableWrite', nth: 1, error: 'EIO', pathIncludes: 'records.dat' });
+      const reopened = await WarmStore.open(image, { ...opts, fileSystem: again });
+      try {
+        assert.equal(reopened.size, 300);
+        assert.equal(again.pendingFaults, 1, 'the recovery checkpoint wrote no header durably');
+      } finally {
+        again.reset();
+        await reopened.close();
+      }
+      await expectAll(image, all);
       await expectAll(dir, all);
     });
   }
