@@ -2,7 +2,7 @@ import { ENTRY_HEADER_BYTES, entryBytes, verifyEntry, type Segment } from '../co
 import { writeFully } from '../fs/io.js';
 import { WarmStoreError } from '../errors.js';
 import { crc32c } from '../format/crc.js';
-import { CHUNK_SLOTS } from '../records/table.js';
+import { CHUNK_SLOTS, type Chunk } from '../records/table.js';
 import { ContentKind } from '../wal/entries.js';
 import type { BufferSizes } from './budget.js';
 import type { ChunkCommitter } from './committer.js';
@@ -19,6 +19,13 @@ const SLOW_SYNC_READ_MS = 8;
 
 /** Packs (offset - lo, index) into one float64: exact, since a window spans at most 8 MiB. */
 const KEY_SHIFT = 1048576;
+
+/** Whether the record in chunk `ch`'s index `li` still has its content at `seg`/`off`, as of `lsn`. */
+function stillLive(ch: Chunk, li: number, seg: number, off: number, lsn: number): boolean {
+  return (
+    ch.kind[li] === ContentKind.Present && ch.seg[li] === seg && ch.off[li] === off && ch.clsn[li] === lsn
+  );
+}
 
 /** A live entry too big for the buffers. */
 interface BigEntry {
@@ -150,18 +157,16 @@ export class WindowCopier {
       const expectedLsn = this.#candLsn[ci]!;
       const ch = this.#host.table().chunk(slot);
       const li = slot & (CHUNK_SLOTS - 1);
-      const stillLive = (): boolean =>
-        ch.kind[li] === ContentKind.Present &&
-        ch.seg[li] === v.id &&
-        ch.off[li] === off &&
-        ch.clsn[li] === expectedLsn;
-      if (!stillLive()) continue;
+      // Checked again after every await (no closure per entry: see PauseMeter.due).
+      if (!stillLive(ch, li, v.id, off, expectedLsn)) continue;
       const id = ch.ids[li]!;
       const idBytes = Buffer.from(id, 'utf8');
       const clen = ch.clen[li]!;
       const size = entryBytes(idBytes.length, clen);
       if (size > window) {
-        await this.#stream(v, { slot, off, expectedLsn, id, idBytes, clen, size }, stillLive);
+        await this.#stream(v, { slot, off, expectedLsn, id, idBytes, clen, size }, () =>
+          stillLive(ch, li, v.id, off, expectedLsn),
+        );
         bufEnd = 0;
         continue;
       }
@@ -182,25 +187,25 @@ export class WindowCopier {
           );
         }
         // The read yielded: the record may have changed meanwhile.
-        if (!stillLive()) continue;
+        if (!stillLive(ch, li, v.id, off, expectedLsn)) continue;
       }
       const entry = readBuf.subarray(off - bufStart, off - bufStart + size);
       verifyEntry(entry, idBytes, clen, v.path, id, off);
       if (!writer.fits(size)) {
         await writer.open();
         await writer.write();
-        if (!stillLive()) continue;
+        if (!stillLive(ch, li, v.id, off, expectedLsn)) continue;
       }
       if (!writer.segment) {
         await writer.open();
-        if (!stillLive()) continue;
+        if (!stillLive(ch, li, v.id, off, expectedLsn)) continue;
       }
       const newOff = writer.append(entry);
       this.#committer.stage({ slot, oldSeg: v.id, oldOff: off, expectedLsn, newOff });
       this.bytesCopied += size;
       this.#progress.state.bytesCopied = this.bytesCopied;
       if (this.#committer.staged >= this.#maxRemaps) await this.#committer.flush([]);
-      else await this.#meter.maybeYield();
+      else if (this.#meter.due) await this.#meter.maybeYield();
     }
   }
 
@@ -219,7 +224,7 @@ export class WindowCopier {
   }
 
   /** An entry too big for the buffers goes straight from victim to output, piece by piece. */
-  async #stream(v: Segment, e: BigEntry, stillLive: () => boolean): Promise<void> {
+  async #stream(v: Segment, e: BigEntry, live: () => boolean): Promise<void> {
     const window = this.#window;
     const { id, off, size } = e;
     const out = await this.#writer.open();
@@ -262,7 +267,7 @@ export class WindowCopier {
     }
     this.#writer.advance(size);
     this.bytesCopied += size;
-    if (stillLive()) {
+    if (live()) {
       this.#committer.stage({ slot: e.slot, oldSeg: v.id, oldOff: off, expectedLsn: e.expectedLsn, newOff });
     }
   }

@@ -212,7 +212,7 @@ describe('compaction with concurrent writers and deleters', () => {
       if (name !== 'copy-written' && name !== 'copy-synced') return;
       try {
         hookCalls++;
-        const victim = fs.lastAsyncSegmentRead;
+        const victim = fs.lastSegmentRead;
         assert.ok(victim !== undefined, 'a victim was read before its copy was written');
         // Live entries of the victim being copied: their (id, version) is the model's current one.
         const live = parseSegment(victim).filter((e) => {

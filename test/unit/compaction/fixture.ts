@@ -343,7 +343,12 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, every = 10
  * and (b) hold the next async read of a segment file at a gate until the test opens it.
  */
 export class ObservingFileSystem implements WsFileSystem {
-  lastAsyncSegmentRead: string | undefined;
+  /**
+   * The segment read last, by `read` or `readSync`: the copier reads a window on the event loop
+   * when other work keeps the loop busy (a loaded machine, the suite's other files), else through
+   * the pool.
+   */
+  lastSegmentRead: string | undefined;
   readonly #inner: WsFileSystem;
   #holdNext = false;
   held: { path: string; release: () => void }[] = [];
@@ -365,8 +370,12 @@ export class ObservingFileSystem implements WsFileSystem {
     const inner = this.#inner.open(path, mode);
     if (!/seg-\d+\.dat$/.test(path)) return inner;
     const wrapped = delegate(inner, {
+      readSync: (b, o, l, p) => {
+        this.lastSegmentRead = path;
+        return inner.readSync(b, o, l, p);
+      },
       read: (b, o, l, p) => {
-        this.lastAsyncSegmentRead = path;
+        this.lastSegmentRead = path;
         if (this.#holdNext) {
           this.#holdNext = false;
           return new Promise<void>((release) => this.held.push({ path, release })).then(() =>
