@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { NodeFileSystem } from '../../../src/fs/node-fs.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -64,13 +64,21 @@ function descriptorFlags(path: string): number[] {
   return flags;
 }
 
-test('a durable write is on the file when it resolves, through an O_DSYNC descriptor opened for it', async (t) => {
-  const dir = await tempDir(t);
-  const path = join(dir, 'data.bin');
+/** A new file through the real layer, and what the descriptor checks need. */
+async function freshFile(t: TestContext) {
+  const path = join(await tempDir(t), 'data.bin');
   const fs = new NodeFileSystem();
-  const f = fs.open(path, 'create');
-  const linux = process.platform === 'linux';
-  const dsync = constants.O_DSYNC ?? 0;
+  return {
+    path,
+    fs,
+    f: fs.open(path, 'create'),
+    linux: process.platform === 'linux',
+    dsync: constants.O_DSYNC ?? 0,
+  };
+}
+
+test('a durable write is on the file when it resolves, through an O_DSYNC descriptor opened for it', async (t) => {
+  const { path, fs, f, linux, dsync } = await freshFile(t);
   try {
     assert.equal(f.writeSync(Buffer.alloc(100, 1), 0, 100, 0), 100);
     if (linux)
@@ -121,12 +129,7 @@ test('a durable write is on the file when it resolves, through an O_DSYNC descri
 });
 
 test('writev writes its pieces back to back from the position, plain or durable', async (t) => {
-  const dir = await tempDir(t);
-  const path = join(dir, 'data.bin');
-  const fs = new NodeFileSystem();
-  const f = fs.open(path, 'create');
-  const linux = process.platform === 'linux';
-  const dsync = constants.O_DSYNC ?? 0;
+  const { path, fs, f, linux, dsync } = await freshFile(t);
   // Views into one buffer and buffers of their own, of odd sizes.
   const big = Buffer.alloc(5000);
   for (let i = 0; i < big.length; i++) big[i] = i % 251;
