@@ -127,11 +127,14 @@ function recycle(s: Slab): void {
  * memory's bytes on the disk. Idempotent.
  */
 export function releaseCopies(r: NormalizedRecord): void {
-  for (const s of [r.slab, r.contentSlab]) {
-    if (s !== null && --s.live === 0 && s.retired) recycle(s);
-  }
+  release(r.slab);
+  release(r.contentSlab);
   r.slab = null;
   r.contentSlab = null;
+}
+
+function release(s: Slab | null): void {
+  if (s !== null && --s.live === 0 && s.retired) recycle(s);
 }
 
 /** The current slab, as floats; `slabUsed` of them are taken. */
