@@ -284,8 +284,7 @@ export class Checkpointer {
    * WAL entry committed. Asynchronous pwrites: once the page
    * cache holds enough dirty pages the kernel throttles writers inside write(2) for 100 ms and
    * more, which a synchronous call would turn into an event-loop stall.
-   */
-  /**
+   *
    * `durable`: each run is a durable write. A plain run is dirty page cache until the fsync of
    * records.dat after every run; at 1M memories a compaction's checkpoint left 170-320 MB of
    * headers to that one fsync, which filled the disk's queue for 140-230 ms, and every read behind

@@ -29,16 +29,9 @@ export class RecordFiles {
   readonly vectorsPath: string;
   readonly #records: WsFile;
   readonly #vectors: WsFile;
-  /**
-   * Plain (not durable) writes of vectors.dat ended, and how many of them an fsync covered. One to
-   * begin with: the first sync after open covers whatever an earlier process left in the page
-   * cache (a kill -9 under relaxed durability) before a checkpoint names it.
-   */
-  #vectorWrites = 1;
-  #vectorWritesSynced = 0;
-  /** The same for records.dat's headers. */
-  #headerWrites = 1;
-  #headerWritesSynced = 0;
+  /** Plain writes of each file, for the fsyncs that can be skipped. */
+  readonly #vectorWrites = new PlainWrites();
+  readonly #headerWrites = new PlainWrites();
   /** records.dat's header names an older format whose body reads as the current one. */
   readonly olderHeader: boolean;
 
@@ -217,7 +210,7 @@ export class RecordFiles {
         done += n;
       }
     } finally {
-      this.#vectorWrites++;
+      this.#vectorWrites.ended();
     }
   }
 
@@ -228,10 +221,7 @@ export class RecordFiles {
    * the event loop, 16-20 ms behind busy readers).
    */
   async syncVectors(): Promise<void> {
-    const upTo = this.#vectorWrites;
-    if (upTo === this.#vectorWritesSynced) return;
-    await this.#vectors.sync();
-    this.#vectorWritesSynced = Math.max(this.#vectorWritesSynced, upTo);
+    await this.#vectorWrites.sync(this.#vectors);
   }
 
   /** `durable`: on stable storage when it resolves (these bytes only; see `writeFullyDurable`). */
@@ -243,7 +233,7 @@ export class RecordFiles {
     try {
       await writeFully(this.#records, buf, headerOffset(first));
     } finally {
-      this.#headerWrites++;
+      this.#headerWrites.ended();
     }
   }
 
@@ -263,8 +253,7 @@ export class RecordFiles {
       if (buf instanceof Uint8Array) await writeFully(this.#vectors, buf, at);
       else await writevFully(this.#vectors, buf, at, false);
     } finally {
-      // Counted once it has ended, landed or not: an fsync that began earlier need not cover it.
-      this.#vectorWrites++;
+      this.#vectorWrites.ended();
     }
   }
 
@@ -336,15 +325,35 @@ export class RecordFiles {
    */
   async sync(): Promise<void> {
     await this.syncVectors();
-    const upTo = this.#headerWrites;
-    if (upTo === this.#headerWritesSynced) return;
-    await this.#records.sync();
-    this.#headerWritesSynced = Math.max(this.#headerWritesSynced, upTo);
+    await this.#headerWrites.sync(this.#records);
   }
 
   async close(): Promise<void> {
     await this.#records.close().catch(() => undefined);
     await this.#vectors.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Plain (not durable) writes of one file that have ended, and how many of them an fsync covered.
+ * One to begin with: the first sync after open covers whatever an earlier process left in the page
+ * cache (a kill -9 under relaxed durability) before a checkpoint names it.
+ */
+class PlainWrites {
+  #ended = 1;
+  #synced = 0;
+
+  /** Counted once a write has ended, landed or not: an fsync that began earlier need not cover it. */
+  ended(): void {
+    this.#ended++;
+  }
+
+  /** fdatasync of `file`, unless every plain write it would cover already was. */
+  async sync(file: WsFile): Promise<void> {
+    const upTo = this.#ended;
+    if (upTo === this.#synced) return;
+    await file.sync();
+    this.#synced = Math.max(this.#synced, upTo);
   }
 }
 
