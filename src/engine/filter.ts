@@ -5,19 +5,33 @@ import { METADATA_FIELDS, type MemoryMetadata } from '../types.js';
 type Field = keyof MemoryMetadata;
 const RANGE_KEYS = ['gt', 'gte', 'lt', 'lte'] as const;
 
-/** One field's bounds, every one present (open ends are infinities). */
-interface Bounds {
+/**
+ * One field's bounds, both inclusive and always present (open ends are infinities; `gt v` is kept
+ * as `gte` the next double above v, `lt v` as `lte` the one below), so that a check is two
+ * comparisons wherever it runs: here, in the scan workers, in models.
+ */
+export interface Bounds {
   field: Field;
   lo: number;
-  loInclusive: boolean;
   hi: number;
-  hiInclusive: boolean;
 }
 
 /** A compiled filter: a predicate over one slot of a table chunk, and its parts for estimates. */
 export interface CompiledFilter {
   readonly bounds: readonly Bounds[];
   matches(c: Chunk, i: number): boolean;
+}
+
+const bits = new Float64Array(1);
+const word = new BigInt64Array(bits.buffer);
+
+/** The next double after finite `v` towards +Infinity (`up`) or -Infinity. */
+export function nextDouble(v: number, up: boolean): number {
+  if (v === 0) return up ? Number.MIN_VALUE : -Number.MIN_VALUE;
+  bits[0] = v;
+  // Away from zero the magnitude grows by one unit in the last place, towards zero it shrinks.
+  word[0]! += v > 0 === up ? 1n : -1n;
+  return bits[0]!;
 }
 
 /**
@@ -39,13 +53,7 @@ export function compileFilter(filter: unknown): CompiledFilter | undefined {
     if (typeof range !== 'object' || range === null || Array.isArray(range)) {
       throw invalid(`filter.${key}`, 'must be an object with gt, gte, lt or lte');
     }
-    const b: Bounds = {
-      field: key as Field,
-      lo: -Infinity,
-      loInclusive: true,
-      hi: Infinity,
-      hiInclusive: true,
-    };
+    const b: Bounds = { field: key as Field, lo: -Infinity, hi: Infinity };
     let any = false;
     for (const [rk, v] of Object.entries(range as Record<string, unknown>)) {
       if (!(RANGE_KEYS as readonly string[]).includes(rk)) {
@@ -56,19 +64,8 @@ export function compileFilter(filter: unknown): CompiledFilter | undefined {
         throw invalid(`filter.${key}.${rk}`, 'must be a finite number');
       any = true;
       // Two lower (or upper) bounds keep the tighter one.
-      if (rk === 'gt' || rk === 'gte') {
-        const inclusive = rk === 'gte';
-        if (v > b.lo || (v === b.lo && !inclusive)) {
-          b.lo = v;
-          b.loInclusive = inclusive;
-        }
-      } else {
-        const inclusive = rk === 'lte';
-        if (v < b.hi || (v === b.hi && !inclusive)) {
-          b.hi = v;
-          b.hiInclusive = inclusive;
-        }
-      }
+      if (rk === 'gt' || rk === 'gte') b.lo = Math.max(b.lo, rk === 'gt' ? nextDouble(v, true) : v);
+      else b.hi = Math.min(b.hi, rk === 'lt' ? nextDouble(v, false) : v);
     }
     if (any) bounds.push(b);
   }
@@ -78,8 +75,7 @@ export function compileFilter(filter: unknown): CompiledFilter | undefined {
     matches(c: Chunk, i: number): boolean {
       for (const b of bounds) {
         const x = c[b.field][i]!;
-        if (x < b.lo || (x === b.lo && !b.loInclusive)) return false;
-        if (x > b.hi || (x === b.hi && !b.hiInclusive)) return false;
+        if (!(x >= b.lo && x <= b.hi)) return false;
       }
       return true;
     },
@@ -91,8 +87,7 @@ export function matchesMetadata(f: CompiledFilter | undefined, m: MemoryMetadata
   if (!f) return true;
   for (const b of f.bounds) {
     const x = m[b.field];
-    if (x < b.lo || (x === b.lo && !b.loInclusive)) return false;
-    if (x > b.hi || (x === b.hi && !b.hiInclusive)) return false;
+    if (!(x >= b.lo && x <= b.hi)) return false;
   }
   return true;
 }

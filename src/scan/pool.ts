@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { CompiledFilter } from '../engine/filter.js';
 import { ioError } from '../errors.js';
 import { RECORDS_DATA_START } from '../records/slot-codec.js';
-import { CHUNK_SLOTS, SCAN_LANES, type RecordTable } from '../records/table.js';
+import { CHUNK_SLOTS, SCAN_LANES, type Chunk, type RecordTable } from '../records/table.js';
 import { scanKernelBytes } from './kernel.js';
 
 /** One candidate of a scan: its slot and its cosine as the scan computed it. */
@@ -74,7 +74,36 @@ const dots = (n) => {
   }
 };
 const rows = new Int32Array(${CHUNK_SLOTS});
+// The chunks this worker scans, by chunk index, as the pool sent them (once each).
+const chunks = [];
+// The rows of one chunk in the space and the filter, a column at a time: the first bound's column
+// in one tight pass, then the survivors checked against the rest (bounds are inclusive).
+const select = (c, n, sp, bounds) => {
+  const kind = c.kind, space = c.space;
+  let count = 0;
+  if (bounds.length === 0) {
+    for (let i = 0; i < n; i++) if (kind[i] !== 0 && space[i] === sp) rows[count++] = i;
+    return count;
+  }
+  const col = c.meta[bounds[0].field], lo = bounds[0].lo, hi = bounds[0].hi;
+  for (let i = 0; i < n; i++) {
+    const x = col[i];
+    if (x >= lo && x <= hi) rows[count++] = i;
+  }
+  let kept = 0;
+  outer: for (let j = 0; j < count; j++) {
+    const i = rows[j];
+    if (kind[i] === 0 || space[i] !== sp) continue;
+    for (let b = 1; b < bounds.length; b++) {
+      const x = c.meta[bounds[b].field][i];
+      if (!(x >= bounds[b].lo && x <= bounds[b].hi)) continue outer;
+    }
+    rows[kept++] = i;
+  }
+  return kept;
+};
 parentPort.on('message', (m) => {
+  for (const d of m.add) chunks[d.ci] = d;
   const k = m.k;
   const heapS = new Float64Array(k);
   const heapI = new Float64Array(k);
@@ -104,20 +133,12 @@ parentPort.on('message', (m) => {
   };
   qF32.set(m.q);
   try {
-    for (const c of m.chunks) {
-      const n = c.n;
-      const kind = c.kind, space = c.space, norm = c.norm, meta = c.meta;
-      // The rows in the space and the filter first: a selective recall (a small space, a narrow
-      // filter) reads and scores only those.
-      let count = 0;
-      outer: for (let i = 0; i < n; i++) {
-        if (kind[i] === 0 || space[i] !== m.space) continue;
-        for (const b of m.bounds) {
-          const x = meta[b.field][i];
-          if (x < b.lo || (x === b.lo && !b.loInclusive) || x > b.hi || (x === b.hi && !b.hiInclusive)) continue outer;
-        }
-        rows[count++] = i;
-      }
+    for (let ci = m.lane; ci * ${CHUNK_SLOTS} < m.slotLimit; ci += m.lanes) {
+      const c = chunks[ci];
+      const base = ci * ${CHUNK_SLOTS};
+      const n = Math.min(${CHUNK_SLOTS}, m.slotLimit - base);
+      const norm = c.norm;
+      const count = select(c, n, m.space, m.bounds);
       if (count === 0) continue;
       // A run of rows read in one pread: a broad scan bridges any gap within a block.
       const gap = count * 4 >= n ? BLOCK : GAP;
@@ -127,7 +148,7 @@ parentPort.on('message', (m) => {
         let e = j + 1;
         while (e < count && rows[e] - start < BLOCK && rows[e] - rows[e - 1] <= gap) e++;
         const len = rows[e - 1] - start + 1;
-        read(c.base + start, len);
+        read(base + start, len);
         dots(len);
         for (let x = j; x < e; x++) {
           const i = rows[x];
@@ -135,7 +156,7 @@ parentPort.on('message', (m) => {
           let s = nv > 0 ? outF32[i - start] / (nv * m.qn) : 0;
           s = s > 1 ? 1 : s < -1 ? -1 : s;
           if (s < m.minScore) continue;
-          push(s, c.base + i);
+          push(s, base + i);
         }
         j = e;
       }
@@ -165,6 +186,8 @@ export class ScanPool {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
   readonly #fd: number;
+  /** By lane, the chunk objects its worker holds, by chunk index. */
+  readonly #sent: Chunk[][] = [];
   #next = 0;
   #failed: unknown;
 
@@ -199,6 +222,7 @@ export class ScanPool {
       w.on('error', fail);
       w.on('exit', (code) => fail(new Error(`scan worker exited with code ${code}`)));
       this.#workers.push(w);
+      this.#sent.push([]);
     }
   }
 
@@ -227,35 +251,38 @@ export class ScanPool {
   ): Promise<ScanHit[]> {
     if (this.#failed !== undefined) throw this.#failed;
     const lanes = this.#workers.length;
-    const parts: object[][] = Array.from({ length: lanes }, () => []);
-    for (let ci = 0; ci < table.chunks.length; ci++) {
-      const base = ci * CHUNK_SLOTS;
-      const n = Math.min(CHUNK_SLOTS, slotLimit - base);
-      if (n <= 0) break;
-      const c = table.chunks[ci]!;
-      const meta: Record<string, Float64Array> = {};
-      for (const f of METADATA) meta[f] = c[f];
-      parts[ci % lanes]!.push({
-        base,
-        n,
-        kind: c.kind,
-        space: c.space,
-        norm: c.norm,
-        meta,
-      });
-    }
     const bounds = filter?.bounds ?? [];
+    const limit = Math.min(slotLimit, table.capacity);
     const results = await Promise.all(
       this.#workers.map(
         (w, lane) =>
           new Promise<ScanHit[]>((resolve, reject) => {
             const id = this.#next++;
             this.#pending.set(id, { resolve, reject });
-            w.postMessage({ id, q, qn, k, minScore, space, bounds, chunks: parts[lane] });
+            const add = this.#unsent(table, limit, lane, lanes);
+            w.postMessage({ id, q, qn, k, minScore, space, bounds, slotLimit: limit, lane, lanes, add });
           }),
       ),
     );
     return results.flat();
+  }
+
+  /**
+   * The chunks of `lane` below `slotLimit` its worker has not been sent yet (their arrays are
+   * shared, so each is sent once; a chunk object replaced at an index is sent again).
+   */
+  #unsent(table: RecordTable, slotLimit: number, lane: number, lanes: number): object[] {
+    const sent = this.#sent[lane]!;
+    const add: object[] = [];
+    for (let ci = lane; ci * CHUNK_SLOTS < slotLimit; ci += lanes) {
+      const c = table.chunks[ci]!;
+      if (sent[ci] === c) continue;
+      sent[ci] = c;
+      const meta: Record<string, Float64Array> = {};
+      for (const f of METADATA) meta[f] = c[f];
+      add.push({ ci, kind: c.kind, space: c.space, norm: c.norm, meta });
+    }
+    return add;
   }
 
   async close(): Promise<void> {

@@ -69,6 +69,31 @@ describe('scan workers', () => {
     for (const p of pools) await p.close();
   });
 
+  test('chunks reached as the table grows are sent to the workers when a scan first needs them', async () => {
+    const dim = 16;
+    const r = new Rng(99);
+    const slots = CHUNK_SLOTS * 3 + 77;
+    const t = table(dim, slots, r);
+    const pool = ScanPool.create(t);
+    assert.ok(pool);
+    pools.push(pool);
+    const q = new Float32Array(dim);
+    for (let d = 0; d < dim; d++) q[d] = r.next() * 2 - 1;
+    const filter = compileFilter({ activation: { gte: 3, lt: 4 } });
+    // Growing limits: each scan reaches chunks the one before did not.
+    for (const limit of [CHUNK_SLOTS + 10, CHUNK_SLOTS * 2 + 5, slots, CHUNK_SLOTS + 10, slots]) {
+      const inline = await exactTopK(t, limit, q, 25, -Infinity, 0, filter, yieldNow);
+      const pooled = await exactTopK(t, limit, q, 25, -Infinity, 0, filter, yieldNow, pool);
+      assert.ok(inline.length === 25);
+      assert.deepEqual(
+        pooled.map((h) => [h.id, h.score]),
+        inline.map((h) => [h.id, h.score]),
+        `limit ${limit}`,
+      );
+      for (const h of pooled) assert.ok(h.slot < limit);
+    }
+  });
+
   for (const dim of [16, 12]) {
     test(`dimension ${dim}: the workers return what the inline scan returns`, async () => {
       const r = new Rng(dim);
