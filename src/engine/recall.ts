@@ -25,6 +25,7 @@ export async function exactTopK(
   filter: CompiledFilter | undefined,
   yieldNow: () => Promise<void>,
   pool?: ScanPool,
+  gate?: () => Promise<void>,
 ): Promise<Hit[]> {
   const dim = table.dim;
   let qn = 0;
@@ -33,7 +34,7 @@ export async function exactTopK(
   // A store of more than one chunk is scanned off the event loop, by the workers.
   if (pool && slotLimit > CHUNK_SLOTS) {
     // A few more than k: rescoring below may reorder near-ties at the boundary.
-    const candidates = await pool.topK(table, slotLimit, query, qn, k + 8, minScore, space, filter);
+    const candidates = await pool.topK(table, slotLimit, query, qn, k + 8, minScore, space, filter, gate);
     const hits: Hit[] = [];
     for (const c of candidates) {
       const id = table.id(c.slot);

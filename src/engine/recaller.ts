@@ -1,4 +1,4 @@
-import { setImmediate as yieldImmediate } from 'node:timers/promises';
+import { setImmediate as yieldImmediate, setTimeout as sleep } from 'node:timers/promises';
 import type { AnnIndex } from '../ann/ann-index.js';
 import { baseCandidates, planRecall } from '../ann/planner.js';
 import { overlap } from '../ann/quality.js';
@@ -9,6 +9,11 @@ import { ScanPool } from '../scan/pool.js';
 import type { WarmStoreLogger } from '../types.js';
 import type { CompiledFilter } from './filter.js';
 import { exactTopK, type Hit } from './recall.js';
+
+/** Longest a background scan's slice waits for a pause in recalls. */
+const GATE_MAX_WAIT_MS = 50;
+/** A pause in recalls this long lets a background scan's slice run. */
+const QUIET_MS = 2;
 
 /** One recall's question, checked by the facade. */
 export interface RecallQuery {
@@ -32,6 +37,10 @@ export class Recaller {
   readonly #logger: WarmStoreLogger | undefined;
   /** null: not started yet; undefined: could not start (recall scans inline). */
   #pool: ScanPool | undefined | null = null;
+  /** Recalls in flight (a background scan waits for none). */
+  #active = 0;
+  #lastEnd = -Infinity;
+  #closed = false;
 
   constructor(annMinMemories: number, logger: WarmStoreLogger | undefined) {
     this.#annMinMemories = annMinMemories;
@@ -39,11 +48,32 @@ export class Recaller {
   }
 
   async topK(ks: Keyspace, ann: AnnIndex | undefined, r: RecallQuery): Promise<Hit[]> {
-    const viaIndex = r.exact ? undefined : await this.#indexTopK(ks, ann, r);
-    return viaIndex ?? this.#exactTopK(ks, r);
+    this.#active++;
+    try {
+      const viaIndex = r.exact ? undefined : await this.#indexTopK(ks, ann, r);
+      return viaIndex ?? (await this.#exactTopK(ks, r));
+    } finally {
+      this.#active--;
+      this.#lastEnd = performance.now();
+    }
   }
 
-  #exactTopK(ks: Keyspace, r: RecallQuery): Promise<Hit[]> {
+  /**
+   * Resolves once no recall has been in flight for QUIET_MS, or after GATE_MAX_WAIT_MS so that a
+   * steady stream of recalls cannot starve it. A quality sample's exact scan waits here before
+   * each slice: at a million memories it costs ~200 ms of both cores, which run all at once would
+   * slow a hundred callers' recalls; in slices behind this gate it delays at most one recall
+   * by a slice (a chunk a lane, ~3-5 ms) per GATE_MAX_WAIT_MS, and none where recalls leave gaps.
+   */
+  #gate = async (): Promise<void> => {
+    const deadline = performance.now() + GATE_MAX_WAIT_MS;
+    while (!this.#closed && performance.now() < deadline) {
+      if (this.#active === 0 && performance.now() - this.#lastEnd >= QUIET_MS) return;
+      await sleep(QUIET_MS, undefined, { ref: false });
+    }
+  };
+
+  #exactTopK(ks: Keyspace, r: RecallQuery, background = false): Promise<Hit[]> {
     const pool = ks.slotLimit > CHUNK_SLOTS ? this.#scanPool(ks) : undefined;
     return exactTopK(
       ks.table,
@@ -55,10 +85,12 @@ export class Recaller {
       r.filter,
       () => yieldImmediate(),
       pool,
+      background ? this.#gate : undefined,
     );
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#pool?.close().catch(() => undefined);
   }
 
@@ -108,7 +140,7 @@ export class Recaller {
     if (!hits || (hits.length < r.k && hits.length < matches)) return undefined;
     if (hits.length > 0 && quality.wantSample()) {
       // The exact answer beside the index's, off the caller's path (one at a time).
-      this.#exactTopK(ks, r).then(
+      this.#exactTopK(ks, r, true).then(
         (exact) => quality.done(overlap(hits, exact), exact.length),
         () => quality.done(0, 0),
       );

@@ -14,6 +14,8 @@ export interface ScanHit {
 
 /** Rows a worker reads from vectors.dat and scores at a time. */
 const BLOCK_ROWS = 256;
+/** Chunks a lane scans per slice of a background scan (8192 rows each: ~2-3 ms at 768 dimensions). */
+const BACKGROUND_CHUNKS = 1;
 /** Rows a selective scan reads past a match to reach the next one in the same pread. */
 const SELECTIVE_GAP = 4;
 
@@ -133,7 +135,8 @@ parentPort.on('message', (m) => {
   };
   qF32.set(m.q);
   try {
-    for (let ci = m.lane; ci * ${CHUNK_SLOTS} < m.slotLimit; ci += m.lanes) {
+    const first = m.from + ((m.lane - (m.from % m.lanes) + m.lanes) % m.lanes);
+    for (let ci = first; ci < m.to && ci * ${CHUNK_SLOTS} < m.slotLimit; ci += m.lanes) {
       const c = chunks[ci];
       const base = ci * ${CHUNK_SLOTS};
       const n = Math.min(${CHUNK_SLOTS}, m.slotLimit - base);
@@ -167,6 +170,13 @@ parentPort.on('message', (m) => {
   }
 });
 `;
+
+/** Keeps the `k` best hits of `hits` (by score), in place, unsorted beyond that. */
+function keepBest(hits: ScanHit[], k: number): void {
+  if (hits.length <= k) return;
+  hits.sort((a, b) => b.score - a.score);
+  hits.length = k;
+}
 
 interface Pending {
   resolve: (hits: ScanHit[]) => void;
@@ -237,7 +247,8 @@ export class ScanPool {
 
   /**
    * The best `k` slots of `space` (matching `filter`, scoring at least `minScore`) among the first
-   * `slotLimit` slots, by the scan's cosine, unsorted.
+   * `slotLimit` slots, by the scan's cosine, unsorted. With a `gate`, a background scan: in
+   * slices, each awaiting the gate first.
    */
   async topK(
     table: RecordTable,
@@ -248,19 +259,38 @@ export class ScanPool {
     minScore: number,
     space: number,
     filter: CompiledFilter | undefined,
+    gate?: () => Promise<void>,
   ): Promise<ScanHit[]> {
+    const limit = Math.min(slotLimit, table.capacity);
+    const chunks = Math.ceil(limit / CHUNK_SLOTS);
+    const ask = { q, qn, k, minScore, space, bounds: filter?.bounds ?? [], slotLimit: limit };
+    if (!gate) return this.#scan(table, ask, 0, chunks);
+    // A background scan: a few chunks a lane at a time, each slice waiting for the gate (no
+    // foreground work in flight), so it never holds both cores while a caller waits.
+    const hits: ScanHit[] = [];
+    const step = BACKGROUND_CHUNKS * this.#workers.length;
+    for (let from = 0; from < chunks; from += step) {
+      await gate();
+      hits.push(...(await this.#scan(table, ask, from, Math.min(chunks, from + step))));
+      if (hits.length > 4 * k) keepBest(hits, k);
+    }
+    keepBest(hits, k);
+    return hits;
+  }
+
+  /** Chunks `from` .. `to` (exclusive) of the scan `ask`, each lane scanning its own. */
+  async #scan(table: RecordTable, ask: object, from: number, to: number): Promise<ScanHit[]> {
     if (this.#failed !== undefined) throw this.#failed;
     const lanes = this.#workers.length;
-    const bounds = filter?.bounds ?? [];
-    const limit = Math.min(slotLimit, table.capacity);
+    const slotLimit = Math.min(to * CHUNK_SLOTS, table.capacity);
     const results = await Promise.all(
       this.#workers.map(
         (w, lane) =>
           new Promise<ScanHit[]>((resolve, reject) => {
             const id = this.#next++;
             this.#pending.set(id, { resolve, reject });
-            const add = this.#unsent(table, limit, lane, lanes);
-            w.postMessage({ id, q, qn, k, minScore, space, bounds, slotLimit: limit, lane, lanes, add });
+            const add = this.#unsent(table, slotLimit, lane, lanes);
+            w.postMessage({ ...ask, id, from, to, lane, lanes, add });
           }),
       ),
     );
@@ -286,6 +316,11 @@ export class ScanPool {
   }
 
   async close(): Promise<void> {
+    // A scan still waiting (a background one between slices) fails instead of hanging.
+    const closed = new Error('scan pool closed');
+    this.#failed ??= closed;
+    for (const p of this.#pending.values()) p.reject(closed);
+    this.#pending.clear();
     for (const w of this.#workers) {
       w.removeAllListeners('exit');
       await w.terminate();

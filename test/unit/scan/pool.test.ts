@@ -94,6 +94,54 @@ describe('scan workers', () => {
     }
   });
 
+  test('a background scan runs a slice at a time behind its gate and finds what a foreground one finds', async () => {
+    const dim = 16;
+    const r = new Rng(7);
+    const slots = CHUNK_SLOTS * 5 + 300;
+    const t = table(dim, slots, r);
+    const pool = ScanPool.create(t);
+    assert.ok(pool);
+    pools.push(pool);
+    const q = new Float32Array(dim);
+    for (let d = 0; d < dim; d++) q[d] = r.next() * 2 - 1;
+    const filter = compileFilter({ confidence: { lt: 0.5 } });
+    const fore = await exactTopK(t, slots, q, 30, -Infinity, 0, filter, yieldNow, pool);
+    // A gate held shut: the scan waits at it, then goes on a slice per opening.
+    let opened = 0;
+    let release: (() => void) | undefined;
+    const gate = (): Promise<void> =>
+      new Promise((resolve) => {
+        release = () => {
+          opened++;
+          resolve();
+        };
+      });
+    let done = false;
+    const back = exactTopK(t, slots, q, 30, -Infinity, 0, filter, yieldNow, pool, gate).then((h) => {
+      done = true;
+      return h;
+    });
+    for (let i = 0; i < 20 && !done; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (done) break;
+      assert.ok(release, 'waiting at the gate');
+      const before = opened;
+      const r0 = release;
+      release = undefined;
+      // While shut, nothing finishes.
+      assert.equal(done, false);
+      r0();
+      assert.equal(opened, before + 1);
+    }
+    const hits = await back;
+    // Six chunks, two lanes, one chunk a lane per slice: three slices.
+    assert.equal(opened, 3);
+    assert.deepEqual(
+      hits.map((h) => [h.id, h.score]),
+      fore.map((h) => [h.id, h.score]),
+    );
+  });
+
   for (const dim of [16, 12]) {
     test(`dimension ${dim}: the workers return what the inline scan returns`, async () => {
       const r = new Rng(dim);
