@@ -69,16 +69,21 @@ describe('scan workers', () => {
     for (const p of pools) await p.close();
   });
 
-  test('chunks reached as the table grows are sent to the workers when a scan first needs them', async () => {
-    const dim = 16;
-    const r = new Rng(99);
-    const slots = CHUNK_SLOTS * 3 + 77;
-    const t = table(dim, slots, r);
+  /** A table of `slots` 16-dimensional rows, a pool over it, and a random query. */
+  function setup(seed: number, slots: number): { t: RecordTable; pool: ScanPool; q: Float32Array } {
+    const r = new Rng(seed);
+    const t = table(16, slots, r);
     const pool = ScanPool.create(t);
     assert.ok(pool);
     pools.push(pool);
-    const q = new Float32Array(dim);
-    for (let d = 0; d < dim; d++) q[d] = r.next() * 2 - 1;
+    const q = new Float32Array(16);
+    for (let d = 0; d < 16; d++) q[d] = r.next() * 2 - 1;
+    return { t, pool, q };
+  }
+
+  test('chunks reached as the table grows are sent to the workers when a scan first needs them', async () => {
+    const slots = CHUNK_SLOTS * 3 + 77;
+    const { t, pool, q } = setup(99, slots);
     const filter = compileFilter({ activation: { gte: 3, lt: 4 } });
     // Growing limits: each scan reaches chunks the one before did not.
     for (const limit of [CHUNK_SLOTS + 10, CHUNK_SLOTS * 2 + 5, slots, CHUNK_SLOTS + 10, slots]) {
@@ -95,15 +100,8 @@ describe('scan workers', () => {
   });
 
   test('a background scan runs a slice at a time behind its gate and finds what a foreground one finds', async () => {
-    const dim = 16;
-    const r = new Rng(7);
     const slots = CHUNK_SLOTS * 5 + 300;
-    const t = table(dim, slots, r);
-    const pool = ScanPool.create(t);
-    assert.ok(pool);
-    pools.push(pool);
-    const q = new Float32Array(dim);
-    for (let d = 0; d < dim; d++) q[d] = r.next() * 2 - 1;
+    const { t, pool, q } = setup(7, slots);
     const filter = compileFilter({ confidence: { lt: 0.5 } });
     const fore = await exactTopK(t, slots, q, 30, -Infinity, 0, filter, yieldNow, pool);
     // A gate held shut: the scan waits at it, then goes on a slice per opening.
