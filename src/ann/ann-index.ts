@@ -901,11 +901,11 @@ export class AnnIndex {
       this.#resend.length === 0 &&
       !this.#sweep
     ) {
-      return Promise.resolve({ ...this.#saved, lsn });
+      return Promise.resolve(this.#withRecall({ ...this.#saved, lsn }));
     }
     // The last file stays valid (open catches up from its LSN): only its age makes it worth redoing.
     if (background && this.#saved && performance.now() - this.#lastSaveAt < SAVE_INTERVAL_MS) {
-      return Promise.resolve(this.#saved);
+      return Promise.resolve(this.#withRecall({ ...this.#saved }));
     }
     // Slots still pending are not in the file: it covers only LSNs below the oldest of their
     // writes, so the next open sends them again. (Slots in flight are in it: their messages reach
@@ -940,7 +940,7 @@ export class AnnIndex {
         if (r.dead) saved.dead = r.dead as IndexFile;
         if (r.alias) saved.alias = r.alias as IndexFile;
         this.#saved = saved;
-        return saved;
+        return this.#withRecall({ ...saved });
       },
       (err: unknown) => {
         this.#dirty = true;
@@ -965,6 +965,14 @@ export class AnnIndex {
     this.#call({ t: 'prune', dir: this.#d.dir, prefix: INDEX_FILE_PREFIX, keep }).catch((err: unknown) =>
       this.#d.logger?.warn({ err }, 'could not delete old recall index files'),
     );
+  }
+
+  /** `cov` with the index's sampled recall as of now (none yet: none recorded). */
+  #withRecall(cov: IndexCoverage): IndexCoverage {
+    const recall = this.quality.samples;
+    if (recall.length > 0) cov.recall = recall;
+    else delete cov.recall;
+    return cov;
   }
 
   /** Stops the worker once it has done what was sent before (after the last save). */
@@ -994,6 +1002,7 @@ export class AnnIndex {
     if (this.#closed) return;
     if (r.loaded === true && cov) {
       this.#loadAliases(r.alias as BigUint64Array | null);
+      this.quality.seed(cov.recall);
       if (cov.file) this.#base = { file: cov.file, bytes: cov.bytes, crc: cov.crc };
       this.#indexed = r.size as number;
       this.#resident = r.delta as number;

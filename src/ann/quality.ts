@@ -55,6 +55,22 @@ export class RecallQuality {
     return sum / this.#samples.length;
   }
 
+  /** The samples the estimate averages, oldest first (saved with the index). */
+  get samples(): number[] {
+    return [...this.#samples];
+  }
+
+  /**
+   * Samples saved with the index, so that a reopened store knows its index's quality without
+   * scanning exactly beside its first recalls. Anything but an array of shares in [0, 1] is
+   * ignored (the index files are derived data: a bad value costs only the samples).
+   */
+  seed(saved: unknown): void {
+    if (!Array.isArray(saved) || this.#samples.length > 0) return;
+    if (!saved.every((x) => typeof x === 'number' && x >= 0 && x <= 1)) return;
+    this.#samples.push(...(saved as number[]).slice(-WINDOW));
+  }
+
   /** Whether the index's answers are too poor to use (unknown counts as good enough). */
   get low(): boolean {
     const e = this.estimate;

@@ -34,6 +34,8 @@ export interface IndexCoverage extends IndexFile {
    * slot and key, as little-endian u64.
    */
   alias?: IndexFile;
+  /** The index's recall as last sampled (shares of the exact top k found, oldest first). */
+  recall?: number[];
 }
 
 export interface ManifestCompaction {

@@ -76,3 +76,24 @@ test('overlap counts the exact ids the approximate answer holds', () => {
   assert.equal(overlap(ids('a', 'b', 'c'), ids('c', 'd', 'a')), 2);
   assert.equal(overlap([], ids('a')), 0);
 });
+
+test('samples saved with the index seed a new estimate; anything malformed is ignored', () => {
+  for (const bad of [undefined, null, 'x', [0.9, 'a'], [0.9, 1.5], [Number.NaN], { 0: 0.9 }]) {
+    const q = new RecallQuality();
+    q.seed(bad);
+    assert.deepEqual(q.samples, [], JSON.stringify(bad));
+  }
+  const q = new RecallQuality(MIN_RECALL, { every: 1000, gapMs: 0 });
+  q.seed(Array.from({ length: 30 }, (_, i) => (i < 10 ? 0 : 0.9)));
+  assert.equal(q.samples.length, 20, 'the last twenty');
+  assert.ok(Math.abs(q.estimate! - 0.9) < 1e-9);
+  // A seeded estimate stands: the next sample waits for the slow cadence.
+  let first = 0;
+  for (let i = 1; i <= 1000 && first === 0; i++) if (q.wantSample()) first = i;
+  assert.equal(first, 1000);
+  // Samples of its own come first: a later seed does not replace them.
+  const own = new RecallQuality();
+  own.done(1, 10);
+  own.seed([0.9, 0.9, 0.9, 0.9, 0.9]);
+  assert.deepEqual(own.samples, [0.1]);
+});

@@ -41,6 +41,27 @@ test('clustered data: the sampled recall is high and recall stays on the index',
   assert.equal(store.indexStatus.searches, before + 10, 'answered by the index');
 });
 
+test('the sampled recall is saved with the index: a reopened store knows it before its first recall', async (t) => {
+  const dir = await tempDir(t);
+  const opts: WarmStoreOptions = { dimension: 32, maintenanceIntervalMs: false, annMinMemories: 100 };
+  const gen = new Clustered(32, 8, 11);
+  {
+    const store = await WarmStore.open(dir, opts);
+    await store.putMany(
+      Array.from({ length: 3000 }, (_, i) => ({ id: `m${i}`, embedding: gen.next(), content: null })),
+    );
+    await indexSettled(store);
+    await waitForEstimate(store, () => gen.next());
+    await store.checkpoint();
+    await store.close();
+  }
+  const store = await WarmStore.open(dir, opts);
+  t.after(() => store.close());
+  await indexSettled(store);
+  const estimate = store.indexStatus.recallEstimate;
+  assert.ok(estimate !== undefined && estimate >= 0.9, `estimate ${estimate} before any recall`);
+});
+
 test('data the index answers poorly: recall scans exactly', async (t) => {
   const dim = 256;
   const dir = await tempDir(t);
