@@ -66,7 +66,7 @@ for (const dist of dists) {
     const cpu = process.cpuUsage(c0);
     console.log(
       `${dist ?? 'dist'} ${below === undefined ? 'unfiltered' : `${below * 100}%`}: p50 ${median(ms).toFixed(2)} ms, ` +
-        `p99 ${p99(ms).toFixed(2)} ms, main-thread CPU ${((cpu.user + cpu.system) / 1000 / ms.length).toFixed(2)} ms a query`,
+        `p99 ${p99(ms).toFixed(2)} ms, process CPU (all threads) ${((cpu.user + cpu.system) / 1000 / ms.length).toFixed(2)} ms a query`,
     );
   }
   // The same answers from every build: a digest to compare.
