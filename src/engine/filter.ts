@@ -10,7 +10,7 @@ const RANGE_KEYS = ['gt', 'gte', 'lt', 'lte'] as const;
  * as `gte` the next double above v, `lt v` as `lte` the one below), so that a check is two
  * comparisons wherever it runs: here, in the scan workers, in models.
  */
-export interface Bounds {
+interface Bounds {
   field: Field;
   lo: number;
   hi: number;
