@@ -38,6 +38,8 @@ try {
   store.on('compactionPause', (ms: number) => {
     maxStep[phase] = Math.max(maxStep[phase] ?? 0, +ms.toFixed(1));
   });
+  /** Monotonic microseconds at each phase's start, the clock of a V8 .cpuprofile. */
+  const startsUs: Record<string, number> = {};
   const close = (): void => {
     phaseMs[phase] = Math.round((phaseMs[phase] ?? 0) + performance.now() - since);
     loopMax[phase] = Math.max(loopMax[phase] ?? 0, +(eld.max / 1e6).toFixed(1));
@@ -51,13 +53,15 @@ try {
       close();
       phase = p.phase;
       since = performance.now();
+      startsUs[phase] = Number(process.hrtime.bigint() / 1000n);
     },
   });
   close();
+  startsUs['end'] = Number(process.hrtime.bigint() / 1000n);
   console.log(
     `N=${n}: compaction ${(performance.now() - t).toFixed(0)} ms, slots moved ${st.slotsMoved}\n` +
       `  ms by phase ${JSON.stringify(phaseMs)}\n  longest step ${JSON.stringify(maxStep)}\n` +
-      `  event loop max ${JSON.stringify(loopMax)}`,
+      `  event loop max ${JSON.stringify(loopMax)}\n  phase starts (monotonic us) ${JSON.stringify(startsUs)}`,
   );
 } finally {
   await store.close();
