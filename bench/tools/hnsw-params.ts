@@ -69,33 +69,30 @@ const truthSets = Array.from(
 const keys = new BigUint64Array(n);
 for (let i = 0; i < n; i++) keys[i] = BigInt(i);
 
-for (const add of addArg.split(',').map(Number)) {
-  const index = new usearch.Index({
+/** An index with the store's settings (src/ann/worker-source.ts) at the given expansions. */
+const newIndex = (add: number, search: number): import('usearch').Index =>
+  new usearch.Index({
     dimensions: dim,
     metric: 'cos' as never,
     quantization: 'i8' as never,
     connectivity: 16,
     expansion_add: add,
-    expansion_search: 64,
+    expansion_search: search,
     multi: false,
   });
+
+for (const add of addArg.split(',').map(Number)) {
+  const index = newIndex(add, 64);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   index.add(keys, data, cpus().length);
   const build = (performance.now() - t0) / 1000;
-  const cpu = (process.cpuUsage(c0).user + process.cpuUsage(c0).system) / 1e6;
+  const used = process.cpuUsage(c0);
+  const cpu = (used.user + used.system) / 1e6;
   const file = `/tmp/hnsw-params-${process.pid}.usearch`;
   index.save(file);
   for (const search of searchArg.split(',').map(Number)) {
-    const view = new usearch.Index({
-      dimensions: dim,
-      metric: 'cos' as never,
-      quantization: 'i8' as never,
-      connectivity: 16,
-      expansion_add: add,
-      expansion_search: search,
-      multi: false,
-    });
+    const view = newIndex(add, search);
     view.view(file);
     const hits = kPrimes.map(() => 0);
     const times: number[] = [];
